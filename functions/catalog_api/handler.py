@@ -1,0 +1,17 @@
+"""Public catalog reads and the OpenAPI document."""
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from shop.http.app import create_app, lambda_entry
+from shop.http.openapi import openapi_json
+from shop.http.routes import catalog
+
+app = create_app(catalog.router)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document():
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json())
+
+
+lambda_handler = lambda_entry(app)

@@ -1,0 +1,36 @@
+"""Domain events on EventBridge. Publishing happens after the commit and never fails the request:
+a lost notification is logged and counted, never a lost order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from shop.adapters.aws import client
+
+logger = Logger(child=True)
+SOURCE = "shop"
+
+
+class EventBridgePublisher:
+    def __init__(self, bus_name: str):
+        self.bus_name = bus_name
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if not self.bus_name:
+            logger.debug("no event bus configured", extra={"detail_type": detail_type})
+            return
+        try:
+            result = client("events").put_events(Entries=[{
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail, separators=(",", ":")),
+                "EventBusName": self.bus_name,
+            }])
+            if result.get("FailedEntryCount"):
+                logger.error("event not published", extra={"detail_type": detail_type,
+                                                             "entries": result.get("Entries")})
+        except Exception:  # noqa: BLE001 - notification loss must not fail a committed change
+            logger.exception("event publishing failed", extra={"detail_type": detail_type})

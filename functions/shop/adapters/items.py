@@ -1,0 +1,187 @@
+"""Mapping between domain objects and DynamoDB items (plain dicts, before type encoding)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from shop.domain.money import Money
+from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
+from shop.domain.skus import Sku, StockLevels, StockPolicy
+from shop.domain.stock import StockMovement
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def encode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def decode(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def sku_key(code: str) -> dict[str, str]:
+    return {"pk": f"SKU#{code}", "sk": "SKU"}
+
+
+def ledger_key(code: str, seq: int) -> dict[str, str]:
+    return {"pk": f"SKU#{code}", "sk": f"LEDGER#{seq:012d}"}
+
+
+def order_key(order_id: str) -> dict[str, str]:
+    return {"pk": f"ORDER#{order_id}", "sk": "ORDER"}
+
+
+def order_number_key(order_number: str) -> dict[str, str]:
+    return {"pk": f"ORDERNO#{order_number}", "sk": "ORDERNO"}
+
+
+def idempotency_key(customer_id: str, key: str) -> dict[str, str]:
+    return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
+
+
+def levels_to_item(levels: StockLevels) -> dict[str, int]:
+    return levels.to_dict()
+
+
+def sku_to_item(sku: Sku) -> dict[str, Any]:
+    return {
+        **sku_key(sku.sku),
+        "entity": "SKU",
+        "sku": sku.sku,
+        "name": sku.name,
+        "price_amount": sku.price.amount,
+        "currency": sku.price.currency,
+        "active": sku.active,
+        "stock_policy": sku.stock_policy.value,
+        "max_per_order": sku.max_per_order,
+        "low_stock_threshold": sku.low_stock_threshold,
+        **levels_to_item(sku.levels),
+        "stock_seq": sku.stock_seq,
+        "created_at": sku.created_at,
+        "updated_at": sku.updated_at,
+    }
+
+
+def sku_from_item(item: dict[str, Any]) -> Sku:
+    return Sku(
+        sku=item["sku"],
+        name=item["name"],
+        price=Money(item["price_amount"], item["currency"]),
+        active=bool(item.get("active", True)),
+        stock_policy=StockPolicy(item.get("stock_policy", StockPolicy.RESERVE_ON_ORDER.value)),
+        max_per_order=item.get("max_per_order"),
+        low_stock_threshold=item.get("low_stock_threshold"),
+        levels=StockLevels(item["on_hand"], item["available"], item["reserved"], item["sold"]),
+        stock_seq=item["stock_seq"],
+        created_at=item.get("created_at", ""),
+        updated_at=item.get("updated_at", ""),
+    )
+
+
+def movement_to_item(movement: StockMovement) -> dict[str, Any]:
+    return {
+        **ledger_key(movement.sku, movement.seq),
+        "entity": "LEDGER",
+        **movement.to_dict(),
+    }
+
+
+def movement_from_item(item: dict[str, Any]) -> StockMovement:
+    return StockMovement(
+        sku=item["sku"],
+        seq=item["seq"],
+        at=item["at"],
+        actor=item["actor"],
+        reason=item["reason"],
+        order_id=item.get("order_id"),
+        delta=StockLevels(**item["delta"]),
+        levels=StockLevels(**item["levels"]),
+    )
+
+
+def order_to_item(order: Order) -> dict[str, Any]:
+    sort = f"{order.created_at}#{order.order_id}"
+    return {
+        **order_key(order.order_id),
+        "entity": "ORDER",
+        "order_id": order.order_id,
+        "order_number": order.order_number,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "payment_status": order.payment_status,
+        "fulfillment_status": order.fulfillment_status,
+        "currency": order.currency,
+        "total_amount": order.total.amount,
+        "lines": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_price.amount,
+                "stock_policy": line.stock_policy.value,
+            }
+            for line in order.lines
+        ],
+        "payment_provider": order.payment_provider,
+        "shipping_address": order.shipping_address,
+        "payment": order.payment or None,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "expires_at": order.expires_at,
+        "history": [h.to_dict() for h in order.history],
+        "version": order.version,
+        "gsi1pk": f"CUSTOMER#{order.customer_id}",
+        "gsi1sk": sort,
+        "gsi2pk": f"STATUS#{order.status.value}",
+        "gsi2sk": sort,
+        "gsi3pk": "ORDERS",
+        "gsi3sk": sort,
+    }
+
+
+def order_from_item(item: dict[str, Any]) -> Order:
+    currency = item["currency"]
+    return Order(
+        order_id=item["order_id"],
+        order_number=item["order_number"],
+        customer_id=item["customer_id"],
+        status=OrderStatus(item["status"]),
+        lines=tuple(
+            OrderLine(
+                sku=line["sku"],
+                name=line["name"],
+                quantity=line["quantity"],
+                unit_price=Money(line["unit_amount"], currency),
+                stock_policy=StockPolicy(line.get("stock_policy", StockPolicy.RESERVE_ON_ORDER.value)),
+            )
+            for line in item["lines"]
+        ),
+        currency=currency,
+        payment_provider=item["payment_provider"],
+        shipping_address=item.get("shipping_address", {}),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        expires_at=item["expires_at"],
+        payment_status=item.get("payment_status", "unpaid"),
+        fulfillment_status=item.get("fulfillment_status", "unfulfilled"),
+        history=tuple(
+            HistoryEntry(h["at"], h["actor"], h.get("from"), h["to"], h["reason"]) for h in item.get("history", [])
+        ),
+        payment=item.get("payment") or {},
+        version=item["version"],
+    )

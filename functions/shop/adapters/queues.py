@@ -1,0 +1,18 @@
+"""SQS producers."""
+
+from __future__ import annotations
+
+import json
+
+from shop.adapters.aws import client
+
+
+class SqsReleaseQueue:
+    def __init__(self, queue_url: str):
+        self.queue_url = queue_url
+
+    def request_release(self, order_id: str, reason: str) -> None:
+        client("sqs").send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps({"order_id": order_id, "reason": reason}),
+        )

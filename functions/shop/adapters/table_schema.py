@@ -1,0 +1,52 @@
+"""The single DynamoDB table: its keys and indexes, used by CDK and the local run.
+
+Items (pk / sk):
+- SKU#{sku} / SKU                        catalog entry and stock levels
+- SKU#{sku} / LEDGER#{seq:012d}          one stock change, seq = the SKU's stock_seq after it
+- ORDER#{order_id} / ORDER               an order (gsi1: customer, gsi2: status, gsi3: all orders)
+- ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
+- IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
+- EVENT#{provider}#{event_id} / EVENT    a processed provider or queue message (ttl)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+TTL_ATTRIBUTE = "ttl"
+
+# name -> (partition key attribute, sort key attribute); all are strings, all project ALL.
+GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str]] = {
+    "gsi1": ("gsi1pk", "gsi1sk"),  # CUSTOMER#{sub} / {created_at}#{order_id}
+    "gsi2": ("gsi2pk", "gsi2sk"),  # STATUS#{status} / {created_at}#{order_id}
+    "gsi3": ("gsi3pk", "gsi3sk"),  # ORDERS / {created_at}#{order_id}
+}
+
+
+def create_table_kwargs(table_name: str) -> dict[str, Any]:
+    """Arguments for DynamoDB CreateTable, matching what CDK deploys."""
+    attrs = {PARTITION_KEY, SORT_KEY}
+    for pk, sk in GLOBAL_SECONDARY_INDEXES.values():
+        attrs.update((pk, sk))
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attrs)],
+        "KeySchema": [
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name, (pk, sk) in GLOBAL_SECONDARY_INDEXES.items()
+        ],
+    }

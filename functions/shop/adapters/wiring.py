@@ -1,0 +1,28 @@
+"""Build the real adapters from settings, once per container."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shop.adapters.dynamo_store import DynamoShopStore
+from shop.adapters.events import EventBridgePublisher
+from shop.adapters.queues import SqsReleaseQueue
+from shop.adapters.workflows import StepFunctionsPaymentWindows
+from shop.services.ports import Ports
+from shop.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def default_ports() -> Ports:
+    settings = get_settings()
+    return Ports(
+        store=DynamoShopStore(settings.table_name),
+        events=EventBridgePublisher(settings.event_bus_name),
+        windows=StepFunctionsPaymentWindows(settings.state_machine_arn),
+        release_queue=SqsReleaseQueue(settings.stock_release_queue_url) if settings.stock_release_queue_url else None,
+    )
+
+
+def reset() -> None:
+    default_ports.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,125 @@
+"""Orders, their lines and their lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from shop.domain.errors import InvalidTransition
+from shop.domain.money import Money
+from shop.domain.skus import StockPolicy
+
+
+class OrderStatus(str, Enum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    ON_HOLD = "ON_HOLD"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+S = OrderStatus
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.ON_HOLD, S.CANCELLED, S.EXPIRED}),
+    S.PAID: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED, S.ON_HOLD}),
+    S.ON_HOLD: frozenset({S.PAID, S.CANCELLED}),
+    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    # A payment that arrives after expiry re-reserves stock if it can.
+    S.EXPIRED: frozenset({S.PAID}),
+}
+
+# Statuses in which the order's reserve_on_order lines hold reserved (not yet sold) units.
+HOLDS_RESERVATION = frozenset({S.PENDING_PAYMENT})
+
+MAX_LINES_PER_ORDER = 50
+# Each distinct SKU costs two items (SKU update + ledger entry) of a 100-item transaction,
+# and the order, its number and its idempotency record take three more.
+MAX_DISTINCT_SKUS_PER_ORDER = 48
+MAX_QUANTITY_PER_LINE = 100
+MAX_UNITS_PER_ORDER = 1000
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+    stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
+
+    @property
+    def line_total(self) -> Money:
+        return self.unit_price.times(self.quantity)
+
+    @property
+    def reserves_stock(self) -> bool:
+        return self.stock_policy is StockPolicy.RESERVE_ON_ORDER
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    actor: str
+    from_status: str | None
+    to_status: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"at": self.at, "actor": self.actor, "from": self.from_status, "to": self.to_status, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    order_number: str
+    customer_id: str
+    status: OrderStatus
+    lines: tuple[OrderLine, ...]
+    currency: str
+    payment_provider: str
+    shipping_address: dict
+    created_at: str
+    updated_at: str
+    expires_at: str
+    payment_status: str = "unpaid"
+    fulfillment_status: str = "unfulfilled"
+    history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
+    payment: dict = field(default_factory=dict)  # what the client needs to pay, per provider
+    version: int = 1
+
+    @property
+    def total(self) -> Money:
+        total = Money.zero(self.currency)
+        for line in self.lines:
+            total = total + line.line_total
+        return total
+
+    def reserved_quantities(self) -> dict[str, int]:
+        """Units this order holds in reservation per SKU, in its current status."""
+        if self.status not in HOLDS_RESERVATION:
+            return {}
+        return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
+
+    def transition(self, to: OrderStatus, *, at: str, actor: str, reason: str, **changes) -> Order:
+        if to not in ALLOWED_TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                f"order {self.order_id} is {self.status.value}; it cannot become {to.value}",
+                {"order_id": self.order_id, "status": self.status.value, "requested": to.value},
+            )
+        entry = HistoryEntry(at, actor, self.status.value, to.value, reason)
+        return replace(
+            self,
+            status=to,
+            updated_at=at,
+            history=self.history + (entry,),
+            version=self.version + 1,
+            **changes,
+        )

@@ -1,0 +1,75 @@
+"""Catalog entries (SKUs) and their stock levels."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from shop.domain.money import Money
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_SKU_RE = re.compile(SKU_PATTERN)
+
+
+def is_valid_sku_code(code: str) -> bool:
+    return bool(_SKU_RE.match(code))
+
+
+class StockPolicy(str, Enum):
+    RESERVE_ON_ORDER = "reserve_on_order"
+    DEDUCT_ON_PAYMENT = "deduct_on_payment"
+
+
+@dataclass(frozen=True)
+class StockLevels:
+    """on_hand = available + reserved; sold counts units that left on_hand through sales."""
+
+    on_hand: int = 0
+    available: int = 0
+    reserved: int = 0
+    sold: int = 0
+
+    def __add__(self, delta: StockLevels) -> StockLevels:
+        return StockLevels(
+            self.on_hand + delta.on_hand,
+            self.available + delta.available,
+            self.reserved + delta.reserved,
+            self.sold + delta.sold,
+        )
+
+    @property
+    def is_consistent(self) -> bool:
+        return (
+            self.on_hand == self.available + self.reserved
+            and min(self.on_hand, self.available, self.reserved, self.sold) >= 0
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {"on_hand": self.on_hand, "available": self.available, "reserved": self.reserved, "sold": self.sold}
+
+
+@dataclass(frozen=True)
+class Sku:
+    sku: str
+    name: str
+    price: Money
+    active: bool = True
+    stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
+    max_per_order: int | None = None
+    low_stock_threshold: int | None = None
+    levels: StockLevels = StockLevels()
+    stock_seq: int = 0  # number of stock movements so far; the ledger's last seq
+    created_at: str = ""
+    updated_at: str = ""
+
+    def availability(self) -> str:
+        available = self.levels.available
+        if available <= 0:
+            return "sold_out"
+        if self.low_stock_threshold is not None and available <= self.low_stock_threshold:
+            return "low_stock"
+        return "in_stock"
+
+    def with_levels(self, levels: StockLevels, stock_seq: int, at: str) -> Sku:
+        return replace(self, levels=levels, stock_seq=stock_seq, updated_at=at)

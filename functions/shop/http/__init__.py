@@ -1,0 +1,1 @@
+"""REST layer: routers per function, request schemas, problem+json errors, caller identity."""

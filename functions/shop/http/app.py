@@ -1,0 +1,82 @@
+"""A Powertools resolver with the project's error mapping, logging, metrics and size limits."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.router import Router
+from aws_lambda_powertools.logging import correlation_paths
+
+from shop.domain.errors import DomainError
+from shop.http.problems import problem, problem_response
+
+logger = Logger()
+metrics = Metrics()
+
+MAX_BODY_BYTES = 64 * 1024
+API_TITLE = "Shop transaction core"
+API_VERSION = "1.0.0"
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without echoing the (hostile) input back."""
+    cleaned = []
+    for error in list(errors)[:50]:
+        loc = [str(part) for part in error.get("loc", ())]
+        cleaned.append({"field": ".".join(loc[1:]) or ".".join(loc), "location": loc[0] if loc else "",
+                        "message": str(error.get("msg", ""))[:300], "type": error.get("type", "")})
+    return cleaned
+
+
+def create_app(*routers: Router) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
+
+    @app.exception_handler(DomainError)
+    def domain_error(error: DomainError):
+        headers = {"Retry-After": str(error.extra.get("retry_after", 1))} if error.status == 503 else None
+        if error.status >= 500:
+            logger.warning("temporarily unavailable", extra={"detail": error.detail})
+        return problem(error.status, error.slug, error.title, error.detail, headers,
+                       **{k: v for k, v in error.extra.items() if k != "retry_after"})
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(error: RequestValidationError):
+        return problem(422, "validation-error", "Invalid request", "the request does not match the schema",
+                       errors=_clean_errors(error.errors()))
+
+    @app.exception_handler(NotFoundError)
+    def no_route(_error: NotFoundError):
+        return problem(404, "not-found", "Not found", "no such resource")
+
+    @app.not_found
+    def not_found(_error: Exception):
+        return problem(404, "not-found", "Not found", "no such resource")
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception):
+        logger.exception("unhandled error")
+        return problem(500, "internal-error", "Internal error",
+                       "something went wrong on our side; nothing was charged twice, retry with the same Idempotency-Key")
+
+    return app
+
+
+def lambda_entry(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
+    """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @metrics.log_metrics
+    def handler(event: dict, context: Any) -> dict:
+        body = event.get("body") or ""
+        if len(body) > MAX_BODY_BYTES:
+            return problem_response(413, "payload-too-large", "Payload too large",
+                                    f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return app.resolve(event, context)
+
+    return handler

@@ -1,0 +1,1 @@
+"""One router per function; /openapi.json is generated from all of them."""

@@ -1,0 +1,93 @@
+"""Operator routes (group admin): SKUs, stock adjustments, the ledger, orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from shop.adapters.wiring import default_ports
+from shop.domain.money import Money
+from shop.domain.orders import OrderStatus
+from shop.http.auth import admin
+from shop.http.routes.common import DEFAULT_PAGE, checked_sku, json_response, page
+from shop.http.schemas import AdjustmentIn, SkuIn
+from shop.services import catalog
+from shop.services import orders as order_service
+from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
+
+router = APIGatewayRouter()
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=1024)]
+IsoTime = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$")]
+
+
+@router.put("/admin/skus/<sku>", summary="Create or replace a SKU (name, price, policy, thresholds, on_hand)")
+def put_sku(sku: str, body: SkuIn):
+    who = admin(router)
+    details = catalog.SkuDetails(
+        name=body.name,
+        price=Money(body.price.amount, body.price.currency),
+        active=body.active,
+        stock_policy=body.stock_policy,
+        max_per_order=body.max_per_order,
+        low_stock_threshold=body.low_stock_threshold,
+        on_hand=body.on_hand,
+    )
+    saved, created = catalog.upsert_sku(default_ports(), checked_sku(sku), details, actor=who.actor)
+    return json_response(201 if created else 200, admin_sku_view(saved))
+
+
+@router.post("/admin/skus/<sku>/adjustments", summary="Change on_hand by delta, with a reason")
+def adjust(sku: str, body: AdjustmentIn):
+    who = admin(router)
+    saved, movement = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
+                                           actor=who.actor)
+    return json_response(201, {"sku": admin_sku_view(saved), "ledger_entry": movement_view(movement)})
+
+
+@router.get("/admin/skus/<sku>", summary="A SKU with its stock levels")
+def read_sku(sku: str):
+    admin(router)
+    return json_response(200, admin_sku_view(catalog.get_sku(default_ports(), checked_sku(sku))))
+
+
+@router.get("/admin/skus/<sku>/ledger", summary="The SKU's stock movements, oldest first")
+def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
+    admin(router)
+    ports = default_ports()
+    catalog.get_sku(ports, checked_sku(sku))
+    entries, next_cursor = ports.store.ledger(sku, limit, cursor)
+    return json_response(200, page([movement_view(e) for e in entries], next_cursor))
+
+
+@router.get("/admin/orders", summary="Orders, newest first, filtered")
+def list_orders(
+    status: Annotated[OrderStatus | None, Query()] = None,
+    customer: Annotated[str | None, Query(max_length=128)] = None,
+    created_from: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}")] = None,
+    created_to: Annotated[str | None, Query(alias="to", pattern=r"^\d{4}-\d{2}-\d{2}")] = None,
+    order_number: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+):
+    admin(router)
+    ports = default_ports()
+    if order_number:
+        order_id = ports.store.order_id_by_number(order_number)
+        order = ports.store.get_order(order_id) if order_id else None
+        return json_response(200, page([admin_order_view(order)] if order else [], None))
+    found, next_cursor = ports.store.orders(
+        status=status.value if status else None, customer_id=customer, created_from=created_from,
+        created_to=created_to, limit=limit, cursor=cursor,
+    )
+    return json_response(200, page([admin_order_view(o) for o in found], next_cursor))
+
+
+@router.post("/admin/orders/<order_id>/cancel", summary="Cancel an unpaid order as an operator")
+def cancel(order_id: str):
+    who = admin(router)
+    order = order_service.cancel_order(default_ports(), order_id, actor=who.actor, reason="cancelled_by_operator")
+    return json_response(200, admin_order_view(order))

@@ -1,0 +1,21 @@
+"""GET /skus/{sku}: price and availability."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from shop.adapters.wiring import default_ports
+from shop.domain.errors import NotFound
+from shop.http.routes.common import checked_sku, json_response
+from shop.services.catalog import get_sku
+from shop.services.presenters import public_sku_view
+
+router = APIGatewayRouter()
+
+
+@router.get("/skus/<sku>", summary="Price and availability of a SKU")
+def read_sku(sku: str):
+    found = get_sku(default_ports(), checked_sku(sku))
+    if not found.active:
+        raise NotFound(f"no SKU {sku}", {"sku": sku})
+    return json_response(200, public_sku_view(found))

@@ -1,0 +1,72 @@
+"""POST /orders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from shop.adapters.wiring import default_ports
+from shop.domain.errors import InsufficientStock, Unprocessable
+from shop.http.auth import caller
+from shop.http.routes.common import json_response
+from shop.http.schemas import CreateOrderIn
+from shop.payments.registry import payment_details
+from shop.services.orders import OrderRequest, place_order, request_fingerprint
+from shop.settings import get_settings
+
+router = APIGatewayRouter()
+logger = Logger(child=True)
+metrics = Metrics()
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Required. A unique key per intended order (1-255 characters)."),
+]
+
+
+def validated_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise _MissingKey("the Idempotency-Key header is required")
+    if len(key) > 255 or not key.isprintable() or "#" in key:
+        raise Unprocessable("Idempotency-Key must be 1-255 printable characters without '#'",
+                            {"fields": ["Idempotency-Key"]})
+    return key
+
+
+class _MissingKey(Unprocessable):
+    status, slug, title = 400, "idempotency-key-missing", "Idempotency-Key header missing"
+
+
+@router.post("/orders", summary="Place an order", responses={201: {"description": "Order placed"}})
+def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
+    who = caller(router)
+    key = validated_key(idempotency_key)
+    settings = get_settings()
+    request = OrderRequest(
+        items=[(line.sku, line.quantity) for line in order.items],
+        shipping_address=order.shipping_address.model_dump(exclude_none=True),
+        payment_provider=order.payment_provider,
+    )
+    try:
+        placed = place_order(
+            default_ports(),
+            customer_id=who.sub,
+            idempotency_key=key,
+            request=request,
+            fingerprint=request_fingerprint(router.current_event.json_body),
+            window_seconds=settings.payment_window_seconds,
+            idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            payment_details=payment_details,
+        )
+    except InsufficientStock:
+        metrics.add_metric(name="OrdersRejectedForStock", unit=MetricUnit.Count, value=1)
+        raise
+    if placed.replayed:
+        return json_response(placed.status_code, placed.body, {"Idempotent-Replayed": "true"})
+    metrics.add_metric(name="OrdersCreated", unit=MetricUnit.Count, value=1)
+    logger.info("order placed", extra={"order_id": placed.order_id, "lines": len(request.items)})
+    return json_response(placed.status_code, placed.body, {"Location": f"/orders/{placed.order_id}"})

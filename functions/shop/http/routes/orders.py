@@ -1,0 +1,79 @@
+"""Customer order routes: list, read, cancel, reorder."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from shop.adapters.wiring import default_ports
+from shop.domain.errors import Unprocessable
+from shop.http.auth import caller
+from shop.http.routes.common import DEFAULT_PAGE, json_response, page
+from shop.http.schemas import ReorderIn
+from shop.payments.registry import payment_details
+from shop.services import orders as order_service
+from shop.services.presenters import order_view
+from shop.settings import get_settings
+
+router = APIGatewayRouter()
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=1024)]
+
+
+@router.get("/orders", summary="The caller's orders, newest first")
+def list_orders(limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
+    who = caller(router)
+    found, next_cursor = default_ports().store.customer_orders(who.sub, limit, cursor)
+    return json_response(200, page([order_view(o) for o in found], next_cursor))
+
+
+@router.get("/orders/<order_id>", summary="One of the caller's orders")
+def get_order(order_id: str):
+    who = caller(router)
+    return json_response(200, order_view(order_service.get_order_for(default_ports(), order_id, who.sub)))
+
+
+@router.post("/orders/<order_id>/cancel", summary="Cancel an unpaid order; its stock is released at once")
+def cancel_order(order_id: str):
+    who = caller(router)
+    order = order_service.cancel_order(default_ports(), order_id, actor=who.actor, reason="cancelled_by_customer",
+                                       customer_id=who.sub)
+    return json_response(200, order_view(order))
+
+
+@router.post("/orders/<order_id>/reorder", summary="A new order with the same lines, checked again")
+def reorder(
+    order_id: str,
+    body: ReorderIn | None = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+):
+    who = caller(router)
+    ports = default_ports()
+    original = order_service.get_order_for(ports, order_id, who.sub)
+    if idempotency_key is not None and (len(idempotency_key) > 255 or "#" in idempotency_key or not idempotency_key):
+        raise Unprocessable("Idempotency-Key must be 1-255 characters without '#'", {"fields": ["Idempotency-Key"]})
+    # Without a key a retry may place a second order; storefronts should send one.
+    key = idempotency_key or f"reorder-{secrets.token_hex(12)}"
+    body = body or ReorderIn()
+    request = order_service.OrderRequest(
+        items=[(line.sku, line.quantity) for line in original.lines],
+        shipping_address=body.shipping_address.model_dump(exclude_none=True) if body.shipping_address
+        else original.shipping_address,
+        payment_provider=body.payment_provider or original.payment_provider,
+    )
+    settings = get_settings()
+    placed = order_service.place_order(
+        ports,
+        customer_id=who.sub,
+        idempotency_key=key,
+        request=request,
+        fingerprint=order_service.request_fingerprint({"reorder_of": order_id, **body.model_dump()}),
+        window_seconds=settings.payment_window_seconds,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        payment_details=payment_details,
+    )
+    return json_response(placed.status_code, placed.body, {"Location": f"/orders/{placed.order_id}"})

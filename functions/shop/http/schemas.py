@@ -1,0 +1,68 @@
+"""Request bodies. Unknown fields are rejected, so a client can never send a price, total or status."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
+from shop.domain.skus import SKU_PATTERN, StockPolicy
+
+SkuCode = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+PaymentProvider = Literal["sandbox", "stripe", "alipay", "wechatpay"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors; integers must be JSON integers (no "2", 2.0 or true)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrderItemIn(Strict):
+    sku: SkuCode
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY_PER_LINE)
+
+
+class ShippingAddress(Strict):
+    name: ShortText
+    line1: ShortText
+    line2: Annotated[str, StringConstraints(max_length=200)] | None = None
+    city: ShortText
+    region: Annotated[str, StringConstraints(max_length=100)] | None = None
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9+() .-]*$")] | None = None
+
+
+class CreateOrderIn(Strict):
+    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
+    shipping_address: ShippingAddress
+    payment_provider: PaymentProvider = "sandbox"
+
+
+class ReorderIn(Strict):
+    shipping_address: ShippingAddress | None = None
+    payment_provider: PaymentProvider | None = None
+
+
+class MoneyIn(Strict):
+    amount: StrictInt = Field(ge=0, le=10**12)
+    currency: Currency
+
+
+class SkuIn(Strict):
+    name: ShortText
+    price: MoneyIn
+    active: StrictBool = True
+    stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
+    max_per_order: StrictInt | None = Field(default=None, ge=1, le=MAX_QUANTITY_PER_LINE)
+    low_stock_threshold: StrictInt | None = Field(default=None, ge=0, le=10**9)
+    on_hand: StrictInt | None = Field(default=None, ge=0, le=10**9)
+
+
+class AdjustmentIn(Strict):
+    delta: StrictInt = Field(ge=-(10**9), le=10**9)
+    reason: ShortText

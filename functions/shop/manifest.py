@@ -1,0 +1,91 @@
+"""The one list of functions, routes and queues.
+
+CDK (infra/) builds API Gateway, Lambdas and queues from it; the local run
+(localrun/) dispatches HTTP requests and queue batches with it. Neither keeps a
+second copy, so the two runtimes cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Auth = Literal["public", "customer", "admin", "webhook"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str  # folder under functions/
+    memory_mb: int = 256
+    timeout_s: int = 10
+    description: str = ""
+    reserved_concurrency: int | None = None
+
+    @property
+    def handler(self) -> str:
+        return f"{self.name}.handler.lambda_handler"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway template, e.g. /orders/{order_id}
+    function: str
+    auth: Auth
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str  # logical name; env var <NAME>_QUEUE_URL points at it
+    consumer: str  # function name
+    batch_size: int = 10
+    visibility_timeout_s: int = 60
+    max_receive_count: int = 5  # deliveries before the message goes to the DLQ
+
+    @property
+    def env_var(self) -> str:
+        return f"{self.name.upper()}_QUEUE_URL"
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    f.name: f
+    for f in (
+        FunctionSpec("create_order", 512, 15, "POST /orders: reserve stock and open the payment window"),
+        FunctionSpec("orders_api", 256, 15, "Customer order reads, cancel and reorder"),
+        FunctionSpec("catalog_api", 256, 10, "Public SKU availability and the OpenAPI document"),
+        FunctionSpec("admin_api", 256, 15, "Operator routes: SKUs, stock adjustments, ledger, orders"),
+        FunctionSpec(
+            "payment_webhook", 256, 20, "Verified payment provider webhooks", reserved_concurrency=20
+        ),
+        FunctionSpec("stock_release", 256, 30, "SQS: expire unpaid orders and release their stock"),
+        FunctionSpec("restock", 256, 30, "SQS: apply stock returns idempotently"),
+        FunctionSpec(
+            "expiry_sweeper", 256, 60, "Schedule: re-queue overdue unpaid orders", reserved_concurrency=1
+        ),
+    )
+}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/openapi.json", "catalog_api", "public"),
+    Route("GET", "/skus/{sku}", "catalog_api", "public"),
+    Route("POST", "/orders", "create_order", "customer"),
+    Route("GET", "/orders", "orders_api", "customer"),
+    Route("GET", "/orders/{order_id}", "orders_api", "customer"),
+    Route("POST", "/orders/{order_id}/cancel", "orders_api", "customer"),
+    Route("POST", "/orders/{order_id}/reorder", "orders_api", "customer"),
+    Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
+    Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),
+    Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),
+    Route("GET", "/admin/skus/{sku}", "admin_api", "admin"),
+    Route("GET", "/admin/skus/{sku}/ledger", "admin_api", "admin"),
+    Route("GET", "/admin/orders", "admin_api", "admin"),
+    Route("POST", "/admin/orders/{order_id}/cancel", "admin_api", "admin"),
+)
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("stock_release", consumer="stock_release"),
+    QueueSpec("restock", consumer="restock"),
+)
+
+# The sweeper runs on this schedule (EventBridge rule deployed, a timer locally).
+SWEEP_INTERVAL_SECONDS = 60

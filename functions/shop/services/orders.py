@@ -1,0 +1,308 @@
+"""Order use cases: place, read, cancel, expire, mark paid."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from shop.domain import clock, stock
+from shop.domain.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    Unprocessable,
+)
+from shop.domain.ids import new_order_id, new_order_number
+from shop.domain.orders import (
+    HistoryEntry,
+    MAX_DISTINCT_SKUS_PER_ORDER,
+    MAX_QUANTITY_PER_LINE,
+    MAX_UNITS_PER_ORDER,
+    Order,
+    OrderLine,
+    OrderStatus,
+)
+from shop.domain.skus import Sku
+from shop.services.ports import Commit, CommitRejected, Ports
+from shop.services.presenters import order_view
+from shop.services.retry import with_retries
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    items: list[tuple[str, int]]  # (sku, quantity) as sent
+    shipping_address: dict[str, Any]
+    payment_provider: str
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+    order_id: str
+
+
+def request_fingerprint(payload: Any) -> str:
+    """Same key + same body (as parsed JSON, key order ignored) = same request."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def merge_lines(items: list[tuple[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for code, quantity in items:
+        merged[code] = merged.get(code, 0) + quantity
+    too_many = [code for code, q in merged.items() if q > MAX_QUANTITY_PER_LINE]
+    if too_many:
+        raise Unprocessable(
+            f"at most {MAX_QUANTITY_PER_LINE} units of one SKU per order", {"skus": too_many}
+        )
+    if len(merged) > MAX_DISTINCT_SKUS_PER_ORDER:
+        raise Unprocessable(f"at most {MAX_DISTINCT_SKUS_PER_ORDER} different SKUs per order", {"fields": ["items"]})
+    if sum(merged.values()) > MAX_UNITS_PER_ORDER:
+        raise Unprocessable(f"at most {MAX_UNITS_PER_ORDER} units per order", {"fields": ["items"]})
+    return merged
+
+
+def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
+    """Every line must name an active SKU in one currency, within its per-order limit, with stock."""
+    unknown = [code for code in wanted if code not in skus]
+    if unknown:
+        raise Unprocessable("unknown SKU", {"skus": [{"sku": c, "reason": "unknown"} for c in unknown]})
+    inactive = [code for code in wanted if not skus[code].active]
+    if inactive:
+        raise Unprocessable("SKU not for sale", {"skus": [{"sku": c, "reason": "inactive"} for c in inactive]})
+    currencies = sorted({skus[code].price.currency for code in wanted})
+    if len(currencies) > 1:
+        raise Unprocessable("all lines of an order must share one currency", {"currencies": currencies})
+    over = [
+        {"sku": c, "reason": "max_per_order", "max_per_order": skus[c].max_per_order, "requested": q}
+        for c, q in wanted.items()
+        if skus[c].max_per_order is not None and q > skus[c].max_per_order
+    ]
+    if over:
+        raise Unprocessable("quantity above the per-order limit", {"skus": over})
+    short = [
+        {"sku": c, "requested": q, "available": max(0, skus[c].levels.available)}
+        for c, q in wanted.items()
+        if skus[c].levels.available < q
+    ]
+    if short:
+        names = ", ".join(f"{s['sku']} ({s['available']} available)" for s in short)
+        raise InsufficientStock(f"not enough stock: {names}", {"shortages": short})
+
+
+def _idempotency_record_key(customer_id: str, key: str) -> dict[str, str]:
+    return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
+
+
+def _replay(record: dict[str, Any], fingerprint: str) -> PlacedOrder:
+    if record.get("request_hash") != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body; use a new key",
+            {"order_id": record.get("order_id")},
+        )
+    return PlacedOrder(int(record["status_code"]), json.loads(record["response"]), True, record["order_id"])
+
+
+def place_order(
+    ports: Ports,
+    *,
+    customer_id: str,
+    idempotency_key: str,
+    request: OrderRequest,
+    fingerprint: str,
+    window_seconds: int,
+    idempotency_ttl_seconds: int,
+    payment_details: Callable[[Order], dict[str, Any]],
+) -> PlacedOrder:
+    """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
+    record_key = _idempotency_record_key(customer_id, idempotency_key)
+    wanted = merge_lines(request.items)
+
+    def attempt() -> PlacedOrder:
+        skus = ports.store.get_skus(list(wanted))
+        check_catalog(wanted, skus)
+        created = clock.now()
+        at = clock.iso(created)
+        order_id = new_order_id()
+        lines = tuple(
+            OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
+            for code, qty in wanted.items()
+        )
+        order = Order(
+            order_id=order_id,
+            order_number=new_order_number(customer_id, at),
+            customer_id=customer_id,
+            status=OrderStatus.PENDING_PAYMENT,
+            lines=lines,
+            currency=lines[0].unit_price.currency,
+            payment_provider=request.payment_provider,
+            shipping_address=request.shipping_address,
+            created_at=at,
+            updated_at=at,
+            expires_at=clock.iso_after(created, window_seconds),
+            history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
+        )
+        order = replace(order, payment=payment_details(order))
+        movements = [
+            stock.allocate(skus[line.sku], line.quantity, at=at, actor=f"customer:{customer_id}", order_id=order_id)
+            for line in lines
+            if line.reserves_stock
+        ]
+        body = order_view(order)
+        record = {
+            **record_key,
+            "entity": "IDEMPOTENCY",
+            "request_hash": fingerprint,
+            "status_code": 201,
+            "response": json.dumps(body, separators=(",", ":")),
+            "order_id": order_id,
+            "created_at": at,
+            "ttl": int(created.timestamp()) + idempotency_ttl_seconds,
+        }
+        number = {"pk": f"ORDERNO#{order.order_number}", "sk": "ORDERNO", "entity": "ORDERNO", "order_id": order_id}
+        ports.store.commit(Commit(
+            movements=movements,
+            new_order=order,
+            unique_puts=[("idempotency", record), ("order_number", number)],
+        ))
+        return PlacedOrder(201, body, False, order_id)
+
+    def attempt_or_replay() -> PlacedOrder:
+        try:
+            return attempt()
+        except CommitRejected as rejected:
+            if "idempotency" in rejected.labels:
+                stored = rejected.existing.get("idempotency") or ports.store.get_item(record_key)
+                if stored:
+                    return _replay(stored, fingerprint)
+            raise  # an order-number collision: the retry below draws a new number
+        except DomainError:
+            # A retry of an accepted request must replay it, even if stock has run out since.
+            stored = ports.store.get_item(record_key)
+            if stored:
+                return _replay(stored, fingerprint)
+            raise
+
+    for _ in range(3):
+        try:
+            placed = with_retries(attempt_or_replay)
+            break
+        except CommitRejected:
+            continue
+    else:
+        raise Unprocessable("could not allocate a unique order number; retry")
+
+    if not placed.replayed:
+        ports.windows.open(placed.order_id, placed.body["expires_at"])
+        ports.events.publish("order.created", {"order_id": placed.order_id, "order_number": placed.body["order_number"],
+                                               "total": placed.body["total"], "customer_id": customer_id})
+    return placed
+
+
+def get_order_for(ports: Ports, order_id: str, customer_id: str | None) -> Order:
+    """The order, if it exists and (for a customer) is theirs; otherwise 404 either way."""
+    order = ports.store.get_order(order_id) if order_id.startswith("ord_") and len(order_id) < 64 else None
+    if order is None or (customer_id is not None and order.customer_id != customer_id):
+        raise NotFound(f"no order {order_id}")
+    return order
+
+
+def end_reservation(
+    ports: Ports,
+    order_id: str,
+    *,
+    to: OrderStatus,
+    actor: str,
+    reason: str,
+    customer_id: str | None = None,
+    only_if_overdue: bool = False,
+) -> Order | None:
+    """Cancel or expire an unpaid order and release its reserved units, in one transaction.
+
+    Returns the updated order, or None when an expiry finds nothing to do (paid, already
+    ended, or not yet due), so redelivered expiry messages are harmless.
+    """
+
+    def attempt() -> Order | None:
+        order = get_order_for(ports, order_id, customer_id)
+        if to is OrderStatus.EXPIRED:
+            if order.status is not OrderStatus.PENDING_PAYMENT:
+                return None
+            if only_if_overdue and clock.parse_iso(order.expires_at) > clock.now():
+                return None
+        at = clock.iso(clock.now())
+        updated = order.transition(to, at=at, actor=actor, reason=reason)
+        held = order.reserved_quantities()
+        skus = ports.store.get_skus(list(held)) if held else {}
+        movements = [
+            stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order_id, reason=reason)
+            for code, qty in held.items()
+        ]
+        ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+        return updated
+
+    updated = with_retries(attempt)
+    if updated is not None:
+        event = "order.expired" if to is OrderStatus.EXPIRED else "order.cancelled"
+        ports.events.publish(event, {"order_id": order_id, "reason": reason,
+                                     "released": [{"sku": l.sku, "quantity": l.quantity} for l in updated.lines]})
+    return updated
+
+
+def cancel_order(ports: Ports, order_id: str, *, actor: str, reason: str, customer_id: str | None = None) -> Order:
+    order = get_order_for(ports, order_id, customer_id)
+    if order.status is not OrderStatus.PENDING_PAYMENT:
+        if order.status in (OrderStatus.PAID, OrderStatus.ON_HOLD):
+            raise InvalidTransition(
+                "paid orders are cancelled with a refund, which needs the payments module",
+                {"order_id": order_id, "status": order.status.value},
+            )
+        order.transition(OrderStatus.CANCELLED, at="", actor=actor, reason=reason)  # raises the 409
+    updated = end_reservation(ports, order_id, to=OrderStatus.CANCELLED, actor=actor, reason=reason,
+                              customer_id=customer_id)
+    assert updated is not None
+    return updated
+
+
+def expire_order(ports: Ports, order_id: str, *, reason: str = "payment_window_expired") -> Order | None:
+    return end_reservation(ports, order_id, to=OrderStatus.EXPIRED, actor="system:payment_window",
+                           reason=reason, only_if_overdue=True)
+
+
+def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment_received") -> Order | None:
+    """PENDING_PAYMENT (or EXPIRED, if stock allows) -> PAID, turning the order's units into sales.
+
+    Returns None if the order was already paid (a duplicate), raises InsufficientStock when a late
+    payment finds no stock left (the caller refunds), InvalidTransition for other states.
+    """
+
+    def attempt() -> Order | None:
+        order = get_order_for(ports, order_id, None)
+        if order.payment_status == "paid" or order.status is OrderStatus.PAID:
+            return None
+        at = clock.iso(clock.now())
+        updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status="paid")
+        skus = ports.store.get_skus([line.sku for line in order.lines])
+        held = order.reserved_quantities()
+        movements = []
+        for line in order.lines:
+            if line.sku in held:
+                movements.append(stock.sell_allocated(skus[line.sku], line.quantity, at=at, actor=actor,
+                                                      order_id=order_id))
+            else:
+                movements.append(stock.sell_unallocated(skus[line.sku], line.quantity, at=at, actor=actor,
+                                                        order_id=order_id))
+        ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+        return updated
+
+    updated = with_retries(attempt)
+    if updated is not None:
+        ports.events.publish("order.paid", {"order_id": order_id, "total": updated.total.to_dict()})
+    return updated

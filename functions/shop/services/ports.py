@@ -1,0 +1,65 @@
+"""What the use cases need from the outside world. Adapters implement these; tests may fake them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shop.domain.orders import Order
+from shop.domain.skus import Sku
+from shop.domain.stock import StockMovement
+
+
+class StaleWrite(Exception):
+    """A condition on state we read failed, or a concurrent transaction conflicted: re-read and retry."""
+
+
+class Throttled(Exception):
+    """The database is throttling: back off and retry."""
+
+
+@dataclass
+class CommitRejected(Exception):
+    """A uniqueness condition failed (idempotency record, order number, dedupe record)."""
+
+    labels: set[str]
+    existing: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Commit:
+    """Everything one use case writes, applied atomically or not at all."""
+
+    movements: list[StockMovement] = field(default_factory=list)
+    new_order: Order | None = None
+    order_update: tuple[Order, Order] | None = None  # (as read, as it becomes)
+    sku_put: tuple[Sku, int | None] | None = None  # (full SKU, expected stock_seq, None if new)
+    unique_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, item)
+
+
+class Store(Protocol):
+    def get_sku(self, code: str) -> Sku | None: ...
+    def get_skus(self, codes: list[str]) -> dict[str, Sku]: ...
+    def get_order(self, order_id: str) -> Order | None: ...
+    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None: ...
+    def commit(self, commit: Commit) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+class PaymentWindows(Protocol):
+    def open(self, order_id: str, expires_at: str) -> None: ...
+
+
+class ReleaseQueue(Protocol):
+    def request_release(self, order_id: str, reason: str) -> None: ...
+
+
+@dataclass
+class Ports:
+    store: Store
+    events: EventPublisher
+    windows: PaymentWindows
+    release_queue: ReleaseQueue | None = None
