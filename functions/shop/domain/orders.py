@@ -112,7 +112,7 @@ class Order:
         if to not in ALLOWED_TRANSITIONS[self.status]:
             raise InvalidTransition(
                 f"order {self.order_id} is {self.status.value}; it cannot become {to.value}",
-                {"order_id": self.order_id, "status": self.status.value, "requested": to.value},
+                {"order_id": self.order_id, "current_status": self.status.value, "requested_status": to.value},
             )
         entry = HistoryEntry(at, actor, self.status.value, to.value, reason)
         return replace(

@@ -43,12 +43,12 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
         if error.status >= 500:
             logger.warning("temporarily unavailable", extra={"detail": error.detail})
         return problem(error.status, error.slug, error.title, error.detail, headers,
-                       **{k: v for k, v in error.extra.items() if k != "retry_after"})
+                       {k: v for k, v in error.extra.items() if k != "retry_after"})
 
     @app.exception_handler(RequestValidationError)
     def validation_error(error: RequestValidationError):
         return problem(422, "validation-error", "Invalid request", "the request does not match the schema",
-                       errors=_clean_errors(error.errors()))
+                       extra={"errors": _clean_errors(error.errors())})
 
     @app.exception_handler(NotFoundError)
     def no_route(_error: NotFoundError):

@@ -11,8 +11,9 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> Response:
-    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
+            extra: dict[str, Any] | None = None) -> Response:
+    """Extension members (offending fields, SKUs...) never override the standard ones."""
+    body = {**(extra or {}), "type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
     return Response(
         status_code=status,
         content_type=PROBLEM_JSON,

@@ -124,13 +124,15 @@ def place_order(
     """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
     record_key = _idempotency_record_key(customer_id, idempotency_key)
     wanted = merge_lines(request.items)
+    # One id for every attempt of this request, so a provider call keyed on it happens once.
+    order_id = new_order_id()
+    payment_cache: dict[str, dict[str, Any]] = {}
 
     def attempt() -> PlacedOrder:
         skus = ports.store.get_skus(list(wanted))
         check_catalog(wanted, skus)
         created = clock.now()
         at = clock.iso(created)
-        order_id = new_order_id()
         lines = tuple(
             OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
             for code, qty in wanted.items()
@@ -149,7 +151,9 @@ def place_order(
             expires_at=clock.iso_after(created, window_seconds),
             history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
         )
-        order = replace(order, payment=payment_details(order))
+        if "details" not in payment_cache:
+            payment_cache["details"] = payment_details(order)
+        order = replace(order, payment=payment_cache["details"])
         movements = [
             stock.allocate(skus[line.sku], line.quantity, at=at, actor=f"customer:{customer_id}", order_id=order_id)
             for line in lines
@@ -262,7 +266,7 @@ def cancel_order(ports: Ports, order_id: str, *, actor: str, reason: str, custom
         if order.status in (OrderStatus.PAID, OrderStatus.ON_HOLD):
             raise InvalidTransition(
                 "paid orders are cancelled with a refund, which needs the payments module",
-                {"order_id": order_id, "status": order.status.value},
+                {"order_id": order_id, "current_status": order.status.value},
             )
         order.transition(OrderStatus.CANCELLED, at="", actor=actor, reason=reason)  # raises the 409
     updated = end_reservation(ports, order_id, to=OrderStatus.CANCELLED, actor=actor, reason=reason,

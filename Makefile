@@ -1,0 +1,47 @@
+# Everything a newcomer needs: `make run` serves the API locally, `make test` runs the suite.
+# Each target installs what it needs first (Python venv, DynamoDB Local, the CDK CLI).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DDB_JAR := .local/dynamodb/DynamoDBLocal.jar
+PORT ?= 8000
+export PORT
+
+.PHONY: install run test bench soak synth deploy lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(DDB_JAR): scripts/install-dynamodb-local.sh
+	bash scripts/install-dynamodb-local.sh
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(VENV)/.installed $(DDB_JAR)
+
+run: install
+	$(PY) -m localrun
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/flash_sale.py
+
+soak: install
+	SOAK=1 $(PY) -m pytest tests -m soak -p no:cacheprovider
+
+synth: $(VENV)/.installed node_modules/.installed
+	npx cdk synth --quiet
+
+deploy: $(VENV)/.installed node_modules/.installed
+	npx cdk deploy
+
+clean:
+	rm -rf $(VENV) .local node_modules cdk.out .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+from localrun.server import main
+
+main()

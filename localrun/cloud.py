@@ -1,0 +1,128 @@
+"""The AWS stand-ins: DynamoDB Local for the table, a moto server for Step Functions, SQS,
+EventBridge and Secrets Manager. Resources are created from the same definitions CDK deploys."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from localrun.call_counter import CountingProxy
+from localrun.dynamodb_local import DynamoDBLocal
+from shop.adapters.table_schema import create_table_kwargs
+from shop.manifest import QUEUES
+from shop.workflows import PAYMENT_WINDOW_ASL, render
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TABLE_NAME = "shop-local"
+EVENT_BUS_NAME = "shop-events"
+EVENTS_TAP_QUEUE = "shop-events-tap"  # a copy of every domain event, for curl and tests to read
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalCloud:
+    payment_window_seconds: int = 900
+    dynamodb: DynamoDBLocal | None = None
+    moto: ThreadedMotoServer | None = None
+    moto_url: str = ""
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    dlq_urls: dict[str, str] = field(default_factory=dict)
+    events_tap_url: str = ""
+    state_machine_arn: str = ""
+    counter: CountingProxy | None = None
+
+    def start(self) -> dict[str, str]:
+        """Start the stand-ins, create the resources, return the environment the functions need."""
+        base_env = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        os.environ.update(base_env)
+        self.dynamodb = DynamoDBLocal()
+        self.dynamodb.start()
+        port = free_port()
+        # The Step Functions executor runs inside this process and sends its SQS calls to MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(port)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.moto.start()
+        self.moto_url = f"http://127.0.0.1:{port}"
+        requests.post(f"{self.moto_url}/moto-api/config",
+                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+        self._create_resources()
+        dynamodb_url = self.dynamodb.endpoint_url
+        if os.environ.get("LOCAL_COUNT_DYNAMODB_CALLS") == "1":
+            self.counter = CountingProxy(dynamodb_url)
+            dynamodb_url = self.counter.url
+        env = {
+            **base_env,
+            "MOTO_PORT": str(port),
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+            "TABLE_NAME": TABLE_NAME,
+            "EVENT_BUS_NAME": EVENT_BUS_NAME,
+            "PAYMENT_WINDOW_STATE_MACHINE_ARN": self.state_machine_arn,
+            "PAYMENT_WINDOW_SECONDS": str(self.payment_window_seconds),
+            "POWERTOOLS_METRICS_NAMESPACE": "shop-local",
+            **{spec.env_var: self.queue_urls[spec.name] for spec in QUEUES},
+        }
+        os.environ.update(env)
+        return env
+
+    def client(self, service: str):
+        endpoint = self.dynamodb.endpoint_url if service == "dynamodb" else self.moto_url
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    def _create_resources(self) -> None:
+        self.client("dynamodb").create_table(**create_table_kwargs(TABLE_NAME))
+        sqs = self.client("sqs")
+        for spec in QUEUES:
+            dlq_url = sqs.create_queue(QueueName=f"shop-{spec.name}-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.dlq_urls[spec.name] = dlq_url
+            self.queue_urls[spec.name] = sqs.create_queue(
+                QueueName=f"shop-{spec.name}",
+                Attributes={
+                    "VisibilityTimeout": str(spec.visibility_timeout_s),
+                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                                 "maxReceiveCount": str(spec.max_receive_count)}),
+                },
+            )["QueueUrl"]
+        definition = render(PAYMENT_WINDOW_ASL, {"StockReleaseQueueUrl": self.queue_urls["stock_release"]})
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name="shop-payment-window",
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/shop-payment-window",
+            type="STANDARD",
+        )["stateMachineArn"]
+        events = self.client("events")
+        events.create_event_bus(Name=EVENT_BUS_NAME)
+        self.events_tap_url = sqs.create_queue(QueueName=EVENTS_TAP_QUEUE)["QueueUrl"]
+        tap_arn = sqs.get_queue_attributes(QueueUrl=self.events_tap_url,
+                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all-domain-events", EventBusName=EVENT_BUS_NAME,
+                        EventPattern=json.dumps({"source": ["shop"]}))
+        events.put_targets(Rule="all-domain-events", EventBusName=EVENT_BUS_NAME,
+                           Targets=[{"Id": "tap", "Arn": tap_arn}])
+
+    def stop(self) -> None:
+        if self.counter:
+            self.counter.stop()
+        if self.moto:
+            self.moto.stop()
+        if self.dynamodb:
+            self.dynamodb.stop()

@@ -1,0 +1,185 @@
+"""`make run`: the whole API on http://127.0.0.1:$PORT against local stand-ins for AWS.
+
+Binds to 127.0.0.1 only; never deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "functions"))
+
+from localrun import gateway  # noqa: E402
+from localrun.cloud import LocalCloud  # noqa: E402
+from localrun.lambdas import LambdaRuntime  # noqa: E402
+from localrun.workers import QueuePoller, Schedule, make_sqs_client  # noqa: E402
+from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS  # noqa: E402
+
+log = logging.getLogger("localrun")
+MAX_REQUEST_BYTES = 1024 * 1024
+_LOCAL_PAY = re.compile(r"^/_local/pay/(?P<order_id>[A-Za-z0-9_-]{1,64})$")
+
+
+def _env_int(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+class LocalServer:
+    def __init__(self, port: int, workers: int, window_seconds: int, sweep_interval_s: float, retry_delay_s: int):
+        self.port = port
+        self.cloud = LocalCloud(payment_window_seconds=window_seconds)
+        self.env = self.cloud.start()
+        self.runtime = LambdaRuntime(workers)
+        self.runtime.warm_up()
+        sqs = make_sqs_client(self.cloud.moto_url)
+        self.threads: list[Any] = [
+            QueuePoller(spec, self.cloud.queue_urls[spec.name], self.runtime.invoke, sqs, retry_delay_s)
+            for spec in QUEUES
+        ]
+        self.threads.append(Schedule("expiry_sweeper", sweep_interval_s, self.runtime.invoke))
+        for thread in self.threads:
+            thread.start()
+        self.sqs = sqs
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self.httpd.daemon_threads = True
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # access log on stderr, one line
+                sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+            def _respond(self, response: gateway.HttpResponse) -> None:
+                self.send_response(response.status)
+                for name, value in response.headers:
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            def _dispatch(self) -> None:
+                length = self.headers.get("Content-Length")
+                if self.headers.get("Transfer-Encoding"):
+                    self.close_connection = True
+                    return self._respond(gateway.problem(411, "Length Required", "send a Content-Length"))
+                try:
+                    size = int(length or 0)
+                except ValueError:
+                    size = -1
+                if size < 0 or size > MAX_REQUEST_BYTES:
+                    self.close_connection = True
+                    return self._respond(gateway.problem(413, "Payload Too Large", "request body too large"))
+                body = self.rfile.read(size) if size else b""
+                try:
+                    response = server.route(self.command, self.path, list(self.headers.items()), body,
+                                            self.client_address[0])
+                except Exception:  # noqa: BLE001
+                    log.exception("local server error")
+                    response = gateway.problem(502, "Bad Gateway", "the local server failed; see its log")
+                self._respond(response)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+        return Handler
+
+    def route(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
+              source_ip: str) -> gateway.HttpResponse:
+        path = raw_path.split("?", 1)[0]
+        if path.startswith("/_local/"):
+            return self.local_route(method, path)
+        return gateway.handle(self.runtime.invoke, method, raw_path, headers, body, source_ip)
+
+    def local_route(self, method: str, path: str) -> gateway.HttpResponse:
+        """Developer helpers that exist only in the local run."""
+        if method == "GET" and path == "/_local/health":
+            return _json(200, {"status": "ok"})
+        if method == "GET" and path == "/_local/stats":
+            counts = self.cloud.counter.snapshot() if self.cloud.counter else None
+            return _json(200, {"dynamodb_calls": counts})
+        if method == "GET" and path == "/_local/events":
+            return _json(200, {"events": self.drain_events()})
+        pay = _LOCAL_PAY.match(path)
+        if method == "POST" and pay:
+            return self.local_pay(pay.group("order_id"))
+        return gateway.problem(404, "Not Found", f"no local route {method} {path}")
+
+    def local_pay(self, order_id: str) -> gateway.HttpResponse:
+        from shop.adapters.wiring import default_ports
+        from shop.domain.errors import DomainError
+        from shop.services.orders import mark_paid
+
+        try:
+            paid = mark_paid(default_ports(), order_id, actor="provider:sandbox", reason="payment_received")
+        except DomainError as error:
+            return _json(error.status, {"type": f"/problems/{error.slug}", "title": error.title,
+                                        "status": error.status, "detail": error.detail},
+                         "application/problem+json")
+        return _json(200, {"order_id": order_id, "paid": paid is not None})
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        events = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.cloud.events_tap_url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=0)
+            messages = got.get("Messages", [])
+            if not messages:
+                return events
+            for m in messages:
+                events.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.cloud.events_tap_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def serve(self) -> None:
+        print(f"Shop API listening on http://127.0.0.1:{self.port} (Ctrl-C stops it)", flush=True)
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.stopping.set()
+        self.httpd.server_close()
+        self.runtime.close()
+        self.cloud.stop()
+
+
+def _json(status: int, body: Any, content_type: str = "application/json") -> gateway.HttpResponse:
+    return gateway.HttpResponse(status, [("Content-Type", content_type)], json.dumps(body).encode())
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = LocalServer(
+        port=int(os.environ.get("PORT", "8000")),
+        workers=int(os.environ.get("LOCAL_LAMBDA_WORKERS", "4")),
+        window_seconds=int(os.environ.get("PAYMENT_WINDOW_SECONDS", "900")),
+        sweep_interval_s=_env_int("SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_SECONDS),
+        retry_delay_s=int(os.environ.get("LOCAL_SQS_RETRY_DELAY_SECONDS", "2")),
+    )
+
+    def shutdown(*_: Any) -> None:
+        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        server.serve()
+    finally:
+        server.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

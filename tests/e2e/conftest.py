@@ -1,0 +1,65 @@
+"""Start the local server exactly as `make run` does (python -m localrun) and talk HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from localrun.cloud import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Api:
+    def __init__(self, base: str):
+        self.base = base
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, user: str | None = "alice", groups: str | None = None,
+             headers: dict | None = None, **kwargs) -> requests.Response:
+        sent = dict(headers or {})
+        if user:
+            sent["X-Local-User"] = user
+        if groups:
+            sent["X-Local-Groups"] = groups
+        return self.http.request(method, self.base + path, headers=sent, timeout=30, **kwargs)
+
+    def admin(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.call(method, path, user="operator", groups="admin", **kwargs)
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2",
+           "LOCAL_LAMBDA_WORKERS": "3"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "localrun"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(base + "/_local/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("local server did not start:\n" + log.read_text()[-4000:])
+        time.sleep(0.3)
+    yield Api(base)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("local server did not stop on Ctrl-C")

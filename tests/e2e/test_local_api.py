@@ -1,0 +1,106 @@
+"""The storefront and operator flows of the README, over HTTP against `python -m localrun`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ADDRESS = {"name": "Ada Lovelace", "line1": "12 Analytical St", "city": "London", "postal_code": "N1 1AA",
+           "country": "GB"}
+
+
+def new_sku(api, on_hand=5, **extra):
+    code = f"SKU-{uuid.uuid4().hex[:8]}"
+    body = {"name": "Tee", "price": {"amount": 1999, "currency": "EUR"}, "on_hand": on_hand, **extra}
+    created = api.admin("PUT", f"/admin/skus/{code}", json=body)
+    assert created.status_code == 201, created.text
+    return code
+
+
+def place(api, code, quantity=1, user="alice", key=None, **extra):
+    body = {"items": [{"sku": code, "quantity": quantity}], "shipping_address": ADDRESS,
+            "payment_provider": "sandbox", **extra}
+    return api.call("POST", "/orders", user=user, json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+
+def levels(api, code):
+    return api.admin("GET", f"/admin/skus/{code}").json()["levels"]
+
+
+def test_order_lifecycle_over_http(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=5, low_stock_threshold=2)
+    sku = api.call("GET", f"/skus/{code}").json()
+    assert (sku["available"], sku["availability"], sku["price"]) == (5, "in_stock", {"amount": 1999, "currency": "EUR"})
+
+    placed = place(api, code, quantity=3)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["status"] == "PENDING_PAYMENT" and order["total"] == {"amount": 5997, "currency": "EUR"}
+    assert order["lines"][0]["unit_price"] == {"amount": 1999, "currency": "EUR"}
+    assert order["order_id"] and order["order_number"] and order["expires_at"].endswith("Z")
+    low = api.call("GET", f"/skus/{code}").json()
+    assert (low["available"], low["availability"]) == (2, "low_stock")
+
+    assert api.call("GET", f"/orders/{order['order_id']}").json()["order_id"] == order["order_id"]
+    assert api.call("GET", f"/orders/{order['order_id']}", user="mallory").status_code == 404
+    mine = api.call("GET", "/orders").json()["items"]
+    assert order["order_id"] in [o["order_id"] for o in mine]
+
+    cancelled = api.call("POST", f"/orders/{order['order_id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert levels(api, code) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+    again = api.call("POST", f"/orders/{order['order_id']}/cancel")
+    assert again.status_code == 409 and again.headers["Content-Type"] == "application/problem+json"
+
+    ledger = api.admin("GET", f"/admin/skus/{code}/ledger").json()["items"]
+    assert [e["reason"] for e in ledger] == ["initial_stock", "order_placed", "cancelled_by_customer"]
+
+
+def test_idempotency_and_errors_over_http(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=2)
+    first = place(api, code, key="retry-me")
+    second = place(api, code, key="retry-me")
+    assert (first.status_code, second.status_code) == (201, 201) and first.json() == second.json()
+    assert place(api, code, quantity=2, key="retry-me").status_code == 422
+
+    short = place(api, code, quantity=2)
+    assert short.status_code == 409
+    assert short.json()["shortages"] == [{"sku": code, "requested": 2, "available": 1}]
+
+    body = {"items": [{"sku": code, "quantity": 1, "unit_price": 1}], "shipping_address": ADDRESS}
+    assert api.call("POST", "/orders", json=body, headers={"Idempotency-Key": "p"}).status_code == 422
+    body = {"items": [{"sku": code, "quantity": 1}], "shipping_address": ADDRESS, "total": 1}
+    assert api.call("POST", "/orders", json=body, headers={"Idempotency-Key": "t"}).status_code == 422
+    missing = api.call("POST", "/orders", json={"items": [{"sku": code, "quantity": 1}], "shipping_address": ADDRESS})
+    assert missing.status_code == 400 and missing.headers["Content-Type"] == "application/problem+json"
+    assert place(api, "NO-SUCH-SKU").status_code == 422
+    assert api.call("PUT", f"/admin/skus/{code}", json={"name": "x", "price": {"amount": 1, "currency": "EUR"}}
+                    ).status_code == 403
+    assert api.call("GET", "/orders", user=None).status_code == 401
+    garbage = api.call("POST", "/orders", data=b"{not json", headers={"Idempotency-Key": "g",
+                                                                      "Content-Type": "application/json"})
+    assert garbage.status_code in (400, 422) and "Traceback" not in garbage.text
+    assert api.call("GET", "/openapi.json", user=None).json()["paths"]["/orders"]["post"]
+
+
+def test_unpaid_order_expires_and_paid_order_does_not(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=4)
+    unpaid = place(api, code, quantity=1).json()
+    paid = place(api, code, quantity=2).json()
+    assert api.call("POST", f"/_local/pay/{paid['order_id']}", user=None).status_code == 200
+    deadline = time.monotonic() + 30
+    while api.call("GET", f"/orders/{unpaid['order_id']}").json()["status"] != "EXPIRED":
+        assert time.monotonic() < deadline, "the unpaid order did not expire"
+        time.sleep(0.5)
+    time.sleep(1)
+    assert api.call("GET", f"/orders/{paid['order_id']}").json()["status"] == "PAID"
+    assert levels(api, code) == {"on_hand": 2, "available": 2, "reserved": 0, "sold": 2}
+    reasons = [e["reason"] for e in api.admin("GET", f"/admin/skus/{code}/ledger").json()["items"]]
+    assert reasons.count("payment_window_expired") == 1
