@@ -81,5 +81,8 @@ class LambdaRuntime:
 
 def _import_all(names: list[str]) -> None:
     for name in names:
-        importlib.import_module(f"{name}.handler")
+        try:
+            importlib.import_module(f"{name}.handler")
+        except ImportError as error:  # reported again, as a function error, when it is invoked
+            print(f"localrun: cannot import {name}.handler: {error}", file=sys.stderr, flush=True)
     time.sleep(0.2)  # keep this worker busy so the next warm-up task lands on another
