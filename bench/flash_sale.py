@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 from localrun.cloud import free_port  # noqa: E402
 
 ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", "1000"))

@@ -51,8 +51,7 @@ class LocalServer:
         for thread in self.threads:
             thread.start()
         self.sqs = sqs
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", port), self._handler_class())
 
     def _handler_class(self):
         server = self
@@ -153,6 +152,11 @@ class LocalServer:
         self.httpd.server_close()
         self.runtime.close()
         self.cloud.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a flash sale opens many connections at once
 
 
 def _json(status: int, body: Any, content_type: str = "application/json") -> gateway.HttpResponse:

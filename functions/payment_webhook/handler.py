@@ -11,4 +11,4 @@ def webhook(provider: str):
     return problem(501, "not-implemented", "Not implemented", "payment webhooks are not available yet")
 
 
-lambda_handler = lambda_entry(app)
+lambda_handler = lambda_entry(app, json_only=False)

@@ -63,19 +63,29 @@ class DynamoShopStore:
         return it.sku_from_item(it.decode(got["Item"])) if "Item" in got else None
 
     def get_skus(self, codes: list[str]) -> dict[str, Sku]:
-        """One BatchGetItem (plus re-requests of unprocessed keys)."""
+        return self.get_skus_and_item(codes, None)[0]
+
+    def get_skus_and_item(self, codes: list[str], key: dict[str, str] | None
+                          ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+        """SKUs plus one other item in one BatchGetItem (plus re-requests of unprocessed keys)."""
         found: dict[str, Sku] = {}
+        other: dict[str, Any] | None = None
         keys = [it.encode(it.sku_key(c)) for c in dict.fromkeys(codes)]
+        if key:
+            keys.append(it.encode(key))
         while keys:
             batch, keys = keys[:100], keys[100:]
             request = {self.table: {"Keys": batch, "ConsistentRead": True}}
             while request:
                 got = self.db.batch_get_item(RequestItems=request)
                 for raw in got["Responses"].get(self.table, []):
-                    sku = it.sku_from_item(it.decode(raw))
-                    found[sku.sku] = sku
+                    item = it.decode(raw)
+                    if item.get("entity") == "SKU":
+                        found[item["sku"]] = it.sku_from_item(item)
+                    else:
+                        other = item
                 request = got.get("UnprocessedKeys") or {}
-        return found
+        return found, other
 
     def get_order(self, order_id: str) -> Order | None:
         got = self.db.get_item(TableName=self.table, Key=it.encode(it.order_key(order_id)), ConsistentRead=True)

@@ -67,7 +67,19 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
     return app
 
 
-def lambda_entry(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
+def _as_json_request(event: dict) -> None:
+    """This API speaks JSON only: a body sent as form data or with no type (curl -d) is read as JSON."""
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field) or {}
+        for name in [n for n in headers if n.lower() == "content-type"]:
+            del headers[name]
+    event.setdefault("headers", {})
+    event["headers"] = {**(event["headers"] or {}), "Content-Type": "application/json"}
+    if event.get("multiValueHeaders") is not None:
+        event["multiValueHeaders"]["Content-Type"] = ["application/json"]
+
+
+def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callable[[dict, Any], dict]:
     """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -77,6 +89,8 @@ def lambda_entry(app: APIGatewayRestResolver) -> Callable[[dict, Any], dict]:
         if len(body) > MAX_BODY_BYTES:
             return problem_response(413, "payload-too-large", "Payload too large",
                                     f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        if json_only and body:
+            _as_json_request(event)
         return app.resolve(event, context)
 
     return handler

@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 from shop.domain import clock, stock
 from shop.domain.errors import (
-    DomainError,
     IdempotencyKeyReused,
     InsufficientStock,
     InvalidTransition,
@@ -129,7 +128,10 @@ def place_order(
     payment_cache: dict[str, dict[str, Any]] = {}
 
     def attempt() -> PlacedOrder:
-        skus = ports.store.get_skus(list(wanted))
+        # The idempotency record rides along in the same read: a replay costs no extra request.
+        skus, stored = ports.store.get_skus_and_item(list(wanted), record_key)
+        if stored:
+            return _replay(stored, fingerprint)
         check_catalog(wanted, skus)
         created = clock.now()
         at = clock.iso(created)
@@ -182,17 +184,11 @@ def place_order(
         try:
             return attempt()
         except CommitRejected as rejected:
-            if "idempotency" in rejected.labels:
+            if "idempotency" in rejected.labels:  # the same request committed concurrently
                 stored = rejected.existing.get("idempotency") or ports.store.get_item(record_key)
                 if stored:
                     return _replay(stored, fingerprint)
             raise  # an order-number collision: the retry below draws a new number
-        except DomainError:
-            # A retry of an accepted request must replay it, even if stock has run out since.
-            stored = ports.store.get_item(record_key)
-            if stored:
-                return _replay(stored, fingerprint)
-            raise
 
     for _ in range(3):
         try:
