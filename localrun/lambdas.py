@@ -49,10 +49,10 @@ def invoke_in_this_process(function_name: str, event: dict[str, Any]) -> dict[st
     from shop.manifest import FUNCTIONS
 
     spec = FUNCTIONS[function_name]
-    module = importlib.import_module(f"{function_name}.handler")
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function_name
     os.environ["POWERTOOLS_SERVICE_NAME"] = function_name
     try:
+        module = importlib.import_module(f"{function_name}.handler")
         return module.lambda_handler(event, LocalContext(function_name, spec.timeout_s))
     except Exception as error:  # noqa: BLE001 - the Lambda runtime reports this as a function error
         return {"__function_error__": f"{type(error).__name__}: {error}"}

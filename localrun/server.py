@@ -165,6 +165,7 @@ def _json(status: int, body: Any, content_type: str = "application/json") -> gat
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's access log
     server = LocalServer(
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("LOCAL_LAMBDA_WORKERS", "4")),
