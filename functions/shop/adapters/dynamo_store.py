@@ -108,7 +108,7 @@ class DynamoShopStore:
         low, high = sk_range
         if low or high:
             names["#sk"] = sk_attr
-            values[":lo"] = low or ""
+            values[":lo"] = low or "0000"
             values[":hi"] = (high or "9999") + "\uffff"
             condition += " AND #sk BETWEEN :lo AND :hi"
         kwargs: dict[str, Any] = {

@@ -1,19 +1,79 @@
-"""The OpenAPI document of the whole API, generated from every function's routes."""
+"""The OpenAPI document of the whole API, generated from every function's routes.
+
+Powertools derives paths, parameters and request bodies from the routes; this module adds
+what it cannot know: our response bodies and the problem+json error responses.
+"""
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Any
 
+from pydantic import BaseModel
+
+from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
 from shop.http.routes import admin, catalog, create_order, orders
+
+PROBLEM_JSON = "application/problem+json"
+
+# (method, path) -> (success status, response model)
+SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
+    ("get", "/skus/{sku}"): (200, r.SkuOut),
+    ("post", "/orders"): (201, r.OrderOut),
+    ("get", "/orders"): (200, r.OrderPage),
+    ("get", "/orders/{order_id}"): (200, r.OrderOut),
+    ("post", "/orders/{order_id}/cancel"): (200, r.OrderOut),
+    ("post", "/orders/{order_id}/reorder"): (201, r.OrderOut),
+    ("put", "/admin/skus/{sku}"): (200, r.AdminSkuOut),
+    ("get", "/admin/skus/{sku}"): (200, r.AdminSkuOut),
+    ("post", "/admin/skus/{sku}/adjustments"): (201, r.AdjustmentOut),
+    ("get", "/admin/skus/{sku}/ledger"): (200, r.LedgerPage),
+    ("get", "/admin/orders"): (200, r.AdminOrderPage),
+    ("post", "/admin/orders/{order_id}/cancel"): (200, r.AdminOrderOut),
+}
+ALSO_CREATED = {("put", "/admin/skus/{sku}")}  # 201 when created, 200 when replaced
+ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
+          413: "Payload too large", 422: "Invalid request", 503: "Busy, retry"}
+
+
+def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    problem = _schema_ref(r.Problem, components)
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            documented: dict[str, Any] = {}
+            if (method, path) in SUCCESS:
+                status, model = SUCCESS[(method, path)]
+                ok = {"description": "OK", "content": {"application/json": {"schema": _schema_ref(model, components)}}}
+                documented[str(status)] = ok
+                if (method, path) in ALSO_CREATED:
+                    documented["201"] = ok
+            for status, description in ERRORS.items():
+                documented[str(status)] = {"description": description,
+                                           "content": {PROBLEM_JSON: {"schema": problem}}}
+            operation["responses"] = documented
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return doc
 
 
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
     everything = create_app(catalog.router, create_order.router, orders.router, admin.router)
-    return everything.get_openapi_json_schema(
+    generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,
         description="Orders, payments and inventory. Errors are application/problem+json (RFC 9457).",
-    )
+    ))
+    return json.dumps(document_responses(generated), separators=(",", ":"))

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
+from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import admin
@@ -21,7 +22,9 @@ router = APIGatewayRouter()
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1024)]
-IsoTime = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.]+Z?)?$")]
+# A date or an ISO 8601 UTC time; compared with created_at as text, which sorts chronologically.
+ISO_TIME = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?Z?)?$"
+IsoTime = Annotated[str | None, Query(pattern=ISO_TIME)]
 
 
 @router.put("/admin/skus/<sku>", summary="Create or replace a SKU (name, price, policy, thresholds, on_hand)")
@@ -67,14 +70,16 @@ def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
 def list_orders(
     status: Annotated[OrderStatus | None, Query()] = None,
     customer: Annotated[str | None, Query(max_length=128)] = None,
-    created_from: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}")] = None,
-    created_to: Annotated[str | None, Query(alias="to", pattern=r"^\d{4}-\d{2}-\d{2}")] = None,
+    created_from: Annotated[str | None, Query(alias="from", pattern=ISO_TIME)] = None,
+    created_to: Annotated[str | None, Query(alias="to", pattern=ISO_TIME)] = None,
     order_number: Annotated[str | None, Query(max_length=40)] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ):
     admin(router)
     ports = default_ports()
+    if created_from and created_to and created_from > created_to:
+        raise Unprocessable("'from' must not be after 'to'", {"fields": ["from", "to"]})
     if order_number:
         order_id = ports.store.order_id_by_number(order_number)
         order = ports.store.get_order(order_id) if order_id else None

@@ -1,0 +1,111 @@
+"""Response shapes, for the OpenAPI document (the presenters in services/presenters.py build them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class MoneyOut(BaseModel):
+    amount: int
+    currency: str
+
+
+class OrderLineOut(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    order_number: str
+    status: Literal["PENDING_PAYMENT", "PAID", "ON_HOLD", "PARTIALLY_SHIPPED", "SHIPPED", "DELIVERED", "COMPLETED",
+                    "CANCELLED", "EXPIRED"]
+    payment_status: str
+    fulfillment_status: str
+    currency: str
+    lines: list[OrderLineOut]
+    total: MoneyOut
+    payment_provider: str
+    payment: dict[str, Any]
+    shipping_address: dict[str, Any]
+    created_at: str
+    updated_at: str
+    expires_at: str
+    history: list[dict[str, Any]]
+
+
+class AdminOrderOut(OrderOut):
+    customer_id: str
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class AdminOrderPage(BaseModel):
+    items: list[AdminOrderOut]
+    next_cursor: str | None
+
+
+class SkuOut(BaseModel):
+    sku: str
+    name: str
+    price: MoneyOut
+    available: int
+    availability: Literal["in_stock", "low_stock", "sold_out"]
+    stock_policy: Literal["reserve_on_order", "deduct_on_payment"]
+    max_per_order: int | None
+
+
+class LevelsOut(BaseModel):
+    on_hand: int
+    available: int
+    reserved: int
+    sold: int
+
+
+class AdminSkuOut(SkuOut):
+    active: bool
+    low_stock_threshold: int | None
+    levels: LevelsOut
+    stock_seq: int
+    created_at: str
+    updated_at: str
+
+
+class LedgerEntryOut(BaseModel):
+    sku: str
+    seq: int
+    at: str
+    actor: str
+    reason: str
+    order_id: str | None
+    delta: LevelsOut
+    levels: LevelsOut
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None
+
+
+class AdjustmentOut(BaseModel):
+    sku: AdminSkuOut
+    ledger_entry: LedgerEntryOut
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extension members (fields, skus, shortages...) may follow."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+    model_config = {"extra": "allow"}
