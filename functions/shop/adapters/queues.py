@@ -16,3 +16,15 @@ class SqsReleaseQueue:
             QueueUrl=self.queue_url,
             MessageBody=json.dumps({"order_id": order_id, "reason": reason}),
         )
+
+
+class SqsRestockQueue:
+    def __init__(self, queue_url: str):
+        self.queue_url = queue_url
+
+    def request_restock(self, message_id: str, sku: str, quantity: int, order_id: str | None, reason: str) -> None:
+        client("sqs").send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps({"message_id": message_id, "sku": sku, "quantity": quantity,
+                                    "order_id": order_id, "reason": reason}),
+        )

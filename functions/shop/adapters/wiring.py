@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from shop.adapters.dynamo_store import DynamoShopStore
 from shop.adapters.events import EventBridgePublisher
-from shop.adapters.queues import SqsReleaseQueue
+from shop.adapters.queues import SqsReleaseQueue, SqsRestockQueue
 from shop.adapters.workflows import StepFunctionsPaymentWindows
 from shop.services.ports import Ports
 from shop.settings import get_settings
@@ -20,6 +20,7 @@ def default_ports() -> Ports:
         events=EventBridgePublisher(settings.event_bus_name),
         windows=StepFunctionsPaymentWindows(settings.state_machine_arn),
         release_queue=SqsReleaseQueue(settings.stock_release_queue_url) if settings.stock_release_queue_url else None,
+        restock_queue=SqsRestockQueue(settings.restock_queue_url) if settings.restock_queue_url else None,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from shop.domain import clock, stock
 from shop.domain.errors import (
+    Conflict,
     IdempotencyKeyReused,
     InsufficientStock,
     InvalidTransition,
@@ -29,6 +30,12 @@ from shop.domain.skus import Sku
 from shop.services.ports import Commit, CommitRejected, Ports
 from shop.services.presenters import order_view
 from shop.services.retry import with_retries
+
+
+class NotYetDue(Conflict):
+    """An expiry request arrived before the window ended: ask again later."""
+
+    slug, title = "not-yet-due", "Payment window still open"
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,7 @@ def end_reservation(
             if order.status is not OrderStatus.PENDING_PAYMENT:
                 return None
             if only_if_overdue and clock.parse_iso(order.expires_at) > clock.now():
-                return None
+                raise NotYetDue(f"order {order_id} expires at {order.expires_at}", {"order_id": order_id})
         at = clock.iso(clock.now())
         updated = order.transition(to, at=at, actor=actor, reason=reason)
         held = order.reserved_quantities()

@@ -59,9 +59,15 @@ class ReleaseQueue(Protocol):
     def request_release(self, order_id: str, reason: str) -> None: ...
 
 
+class RestockQueue(Protocol):
+    def request_restock(self, message_id: str, sku: str, quantity: int, order_id: str | None,
+                        reason: str) -> None: ...
+
+
 @dataclass
 class Ports:
     store: Store
     events: EventPublisher
     windows: PaymentWindows
     release_queue: ReleaseQueue | None = None
+    restock_queue: RestockQueue | None = None

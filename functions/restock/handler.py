@@ -1,0 +1,43 @@
+"""SQS: apply stock returns (refunds with restock, customer returns) exactly once per message id."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict, Field
+
+from shop.adapters.sqs_batch import PoisonMessage, consume, parse_message
+from shop.adapters.wiring import default_ports
+from shop.domain.errors import Conflict, NotFound
+from shop.domain.skus import SKU_PATTERN
+from shop.services.restock import RestockRequest, apply_restock
+
+logger = Logger()
+metrics = Metrics()
+
+
+class RestockMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:_.-]+$")
+    sku: str = Field(pattern=SKU_PATTERN)
+    quantity: int = Field(ge=1, le=100_000, strict=True)
+    order_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(min_length=1, max_length=100)
+
+
+def restock(record: SQSRecord) -> None:
+    message = parse_message(record, RestockMessage)
+    try:
+        applied = apply_restock(default_ports(), RestockRequest(**message.model_dump()))
+    except (NotFound, Conflict) as error:  # unknown SKU, or more returned than was ever sold
+        raise PoisonMessage(str(error)) from None
+    if applied:
+        metrics.add_metric(name="UnitsRestocked", unit=MetricUnit.Count, value=message.quantity)
+    logger.info("restock", extra={"message_id": message.message_id, "applied": applied})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    return consume(event, context, restock, logger)
