@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 DDB_JAR := .local/dynamodb/DynamoDBLocal.jar
 PORT ?= 8000
 export PORT
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install run test bench soak synth deploy lint clean
 
@@ -38,7 +40,7 @@ soak: install
 	SOAK=1 $(PY) -m pytest tests -m soak -p no:cacheprovider
 
 synth: $(VENV)/.installed node_modules/.installed
-	npx cdk synth --quiet
+	npx cdk synth --quiet --no-notices
 
 deploy: $(VENV)/.installed node_modules/.installed
 	npx cdk deploy

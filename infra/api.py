@@ -1,0 +1,81 @@
+"""The REST API, built from the manifest's routes: Cognito for shoppers and operators, none for webhooks."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from shop.http.auth import ADMIN_GROUP
+from shop.manifest import ROUTES
+
+STAGE = "v1"
+
+
+class Api(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.Function],
+                 throttle_rate: int, throttle_burst: int, domain_name: str = "", certificate_arn: str = ""):
+        super().__init__(scope, construct_id)
+        self.user_pool = cognito.UserPool(
+            self, "Customers",
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            password_policy=cognito.PasswordPolicy(min_length=12, require_digits=True, require_lowercase=True,
+                                                   require_uppercase=True, require_symbols=True),
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            feature_plan=cognito.FeaturePlan.PLUS,
+            standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        cognito.CfnUserPoolGroup(self, "AdminGroup", user_pool_id=self.user_pool.user_pool_id, group_name=ADMIN_GROUP,
+                                 description="Operators: catalog, stock, orders, refunds")
+        self.user_pool.add_client("Storefront", auth_flows=cognito.AuthFlow(user_srp=True))
+        authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[self.user_pool])
+
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH,
+                                    removal_policy=RemovalPolicy.DESTROY)
+        self.rest_api = apigw.RestApi(
+            self, "RestApi",
+            description="Shop transaction core: orders, payments, inventory",
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies carry addresses: never log them
+                metrics_enabled=True,
+                throttling_rate_limit=throttle_rate,
+                throttling_burst_limit=throttle_burst,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True),
+            ),
+        )
+        validator = self.rest_api.add_request_validator("Validator", validate_request_body=True,
+                                                        validate_request_parameters=True)
+        integrations = {name: apigw.LambdaIntegration(fn, proxy=True) for name, fn in functions.items()}
+        for route in ROUTES:
+            resource = self.rest_api.root.resource_for_path(route.path)
+            options: dict = {"request_validator": validator}
+            if route.auth in ("customer", "admin"):
+                options.update(authorizer=authorizer, authorization_type=apigw.AuthorizationType.COGNITO)
+            resource.add_method(route.method, integrations[route.function], **options)
+
+        plan = self.rest_api.add_usage_plan("UsagePlan", name="storefront",
+                                            throttle=apigw.ThrottleSettings(rate_limit=throttle_rate,
+                                                                            burst_limit=throttle_burst))
+        plan.add_api_stage(stage=self.rest_api.deployment_stage)
+        if domain_name and certificate_arn:
+            domain = apigw.DomainName(
+                self, "Domain", domain_name=domain_name, security_policy=apigw.SecurityPolicy.TLS_1_2,
+                certificate=acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn))
+            domain.add_base_path_mapping(self.rest_api, base_path=STAGE, stage=self.rest_api.deployment_stage)

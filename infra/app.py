@@ -1,0 +1,28 @@
+"""The CDK app: one stack with everything (`make synth`, `make deploy`). Synthesizes offline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+import aws_cdk as cdk  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.stack import ShopStack  # noqa: E402
+
+
+def build_app(outdir: str | None = None) -> tuple[cdk.App, ShopStack]:
+    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    stack = ShopStack(app, "ShopStack", env=env, description="Orders, payments and inventory (shop-core)")
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return app, stack
+
+
+if __name__ == "__main__":
+    build_app()[0].synth()

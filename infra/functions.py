@@ -1,0 +1,51 @@
+"""Every Lambda of the manifest: one code asset from functions/, dependencies from the Powertools layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from shop.manifest import FUNCTIONS
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache"]
+
+
+def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
+    # The public layer carries Powertools v3 with pydantic and the X-Ray SDK; boto3 is in the runtime.
+    python = RUNTIME.name.replace(".", "")  # python3.14 -> python314
+    arn = (f"arn:{Stack.of(scope).partition}:lambda:{Stack.of(scope).region}:017000801446:layer:"
+           f"AWSLambdaPowertoolsPythonV3-{python}-arm64:{version}")
+    return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
+
+
+class Functions(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int):
+        super().__init__(scope, construct_id)
+        code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
+        layer = powertools_layer(self, layer_version)
+        self.by_name: dict[str, lambda_.Function] = {}
+        for spec in FUNCTIONS.values():
+            log_group = logs.LogGroup(self, f"{spec.name}-logs", retention=logs.RetentionDays.ONE_MONTH,
+                                      removal_policy=RemovalPolicy.DESTROY)
+            self.by_name[spec.name] = lambda_.Function(
+                self, spec.name,
+                description=spec.description,
+                runtime=RUNTIME,
+                architecture=lambda_.Architecture.ARM_64,
+                code=code,
+                handler=spec.handler,
+                layers=[layer],
+                memory_size=spec.memory_mb,
+                timeout=Duration.seconds(spec.timeout_s),
+                reserved_concurrent_executions=spec.reserved_concurrency,
+                tracing=lambda_.Tracing.ACTIVE,
+                logging_format=lambda_.LoggingFormat.JSON,
+                log_group=log_group,
+                environment={**environment, "POWERTOOLS_SERVICE_NAME": spec.name},
+            )

@@ -1,0 +1,56 @@
+"""Queues (with dead-letter queues), the domain event bus and the payment-window state machine."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from shop.manifest import QUEUES, QueueSpec
+from shop.workflows import PAYMENT_WINDOW_ASL, PAYMENT_WINDOW_SUBSTITUTIONS
+
+DLQ_RETENTION = Duration.days(14)
+
+
+class Messaging(Construct):
+    def __init__(self, scope: Construct, construct_id: str):
+        super().__init__(scope, construct_id)
+        self.queues: dict[str, sqs.Queue] = {}
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        for spec in QUEUES:
+            self._queue(spec)
+        self.bus = events.EventBus(self, "DomainEvents", event_bus_name=None)
+        self.state_machine = self._payment_window()
+
+    def _queue(self, spec: QueueSpec) -> None:
+        dlq = sqs.Queue(self, f"{spec.name}-dlq", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                        retention_period=DLQ_RETENTION)
+        queue = sqs.Queue(
+            self, spec.name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(spec.visibility_timeout_s),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=spec.max_receive_count),
+        )
+        self.queues[spec.name], self.dead_letter_queues[spec.name] = queue, dlq
+
+    def _payment_window(self) -> sfn.StateMachine:
+        release_queue = self.queues["stock_release"]
+        substitutions = {"StockReleaseQueueUrl": release_queue.queue_url}
+        assert set(substitutions) == set(PAYMENT_WINDOW_SUBSTITUTIONS)
+        log_group = logs.LogGroup(self, "PaymentWindowLogs", retention=logs.RetentionDays.ONE_MONTH,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        machine = sfn.StateMachine(
+            self, "PaymentWindow",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            # The very file the local run executes; only the queue URL is filled in.
+            definition_body=sfn.DefinitionBody.from_file(str(PAYMENT_WINDOW_ASL)),
+            definition_substitutions=substitutions,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        release_queue.grant_send_messages(machine)
+        return machine
