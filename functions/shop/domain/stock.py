@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shop.domain.errors import Conflict, InsufficientStock, Unprocessable
+
+
+class InconsistentLevels(Conflict):
+    """The change does not fit the levels read: either a bug, or (usually) a read taken while a
+    concurrent writer moved the order and the SKU between our two reads."""
+
+    slug, title = "inconsistent-stock", "Stock levels changed meanwhile"
 from shop.domain.skus import Sku, StockLevels
 
 
@@ -43,7 +50,7 @@ class StockMovement:
 def _move(sku: Sku, delta: StockLevels, *, at: str, actor: str, reason: str, order_id: str | None) -> StockMovement:
     levels = sku.levels + delta
     if not levels.is_consistent:
-        raise Conflict(
+        raise InconsistentLevels(
             f"stock change on {sku.sku} would leave inconsistent levels",
             {"sku": sku.sku, "levels": sku.levels.to_dict(), "delta": delta.to_dict()},
         )

@@ -27,7 +27,7 @@ from shop.domain.orders import (
     OrderStatus,
 )
 from shop.domain.skus import Sku
-from shop.services.ports import Commit, CommitRejected, Ports
+from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite
 from shop.services.presenters import order_view
 from shop.services.retry import with_retries
 
@@ -248,10 +248,13 @@ def end_reservation(
         updated = order.transition(to, at=at, actor=actor, reason=reason)
         held = order.reserved_quantities()
         skus = ports.store.get_skus(list(held)) if held else {}
-        movements = [
-            stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order_id, reason=reason)
-            for code, qty in held.items()
-        ]
+        try:
+            movements = [
+                stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order_id, reason=reason)
+                for code, qty in held.items()
+            ]
+        except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
+            raise StaleWrite(str(stale)) from None
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 
@@ -299,13 +302,16 @@ def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment
         skus = ports.store.get_skus([line.sku for line in order.lines])
         held = order.reserved_quantities()
         movements = []
-        for line in order.lines:
-            if line.sku in held:
-                movements.append(stock.sell_allocated(skus[line.sku], line.quantity, at=at, actor=actor,
-                                                      order_id=order_id))
-            else:
-                movements.append(stock.sell_unallocated(skus[line.sku], line.quantity, at=at, actor=actor,
-                                                        order_id=order_id))
+        try:
+            for line in order.lines:
+                if line.sku in held:
+                    movements.append(stock.sell_allocated(skus[line.sku], line.quantity, at=at, actor=actor,
+                                                          order_id=order_id))
+                else:
+                    movements.append(stock.sell_unallocated(skus[line.sku], line.quantity, at=at, actor=actor,
+                                                            order_id=order_id))
+        except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
+            raise StaleWrite(str(stale)) from None
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 
