@@ -1,14 +1,58 @@
-"""POST /webhooks/{provider}. Until the payments module lands, every provider answers 501."""
+"""POST /webhooks/{provider}: verify the provider's signature on the raw body, then settle exactly once."""
 
+from __future__ import annotations
+
+import base64
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from shop.adapters.wiring import default_ports
 from shop.http.app import create_app, lambda_entry
 from shop.http.problems import problem
+from shop.payments import registry
+from shop.payments.base import MAX_WEBHOOK_BYTES, InvalidWebhook, ProviderError
+from shop.services.payments import process_payment_event
 
+logger = Logger(child=True)
+metrics = Metrics()
 app = create_app()
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.raw_event.get("body") or ""
+    return base64.b64decode(body) if event.raw_event.get("isBase64Encoded") else body.encode("utf-8")
 
 
 @app.post("/webhooks/<provider>", include_in_schema=False)
 def webhook(provider: str):
-    return problem(501, "not-implemented", "Not implemented", "payment webhooks are not available yet")
+    if provider not in registry.PROVIDERS or provider not in registry.enabled():
+        return problem(404, "not-found", "Not found", "no such payment provider")
+    metrics.add_dimension(name="provider", value=provider)
+    body = _raw_body()
+    if len(body) > MAX_WEBHOOK_BYTES:
+        return problem(413, "payload-too-large", "Payload too large", "webhook body too large")
+    handler = registry.PROVIDERS[provider]
+    try:
+        event = handler.parse_webhook(app.current_event.headers or {}, body)
+    except InvalidWebhook as invalid:
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook rejected", extra={"provider": provider, "reason": str(invalid)})
+        return problem(invalid.status, "invalid-webhook", "Webhook rejected", str(invalid))
+    try:
+        outcome = process_payment_event(default_ports(), handler, event)
+    except ProviderError as error:  # an automatic refund could not be made: let the provider retry
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        logger.error("provider call failed while settling", extra={"provider": provider, "error": str(error)})
+        return problem(503, "provider-unavailable", "Provider unavailable", "retry later", {"Retry-After": "30"})
+    metrics.add_metric(name="OrdersPaid" if outcome.startswith("paid") else "WebhookEventsRecorded",
+                       unit=MetricUnit.Count, value=1)
+    logger.info("webhook processed", extra={"provider": provider, "event_id": event.event_id,
+                                            "order_id": event.order_id, "outcome": outcome})
+    status, content_type, text = handler.acknowledge()
+    return Response(status_code=status, content_type=content_type, body=text)
 
 
 lambda_handler = lambda_entry(app, json_only=False)

@@ -36,8 +36,9 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.EXPIRED: frozenset({S.PAID}),
 }
 
-# Statuses in which the order's reserve_on_order lines hold reserved (not yet sold) units.
-HOLDS_RESERVATION = frozenset({S.PENDING_PAYMENT})
+# Statuses in which the order's reserve_on_order lines hold reserved (not yet sold) units
+# (an unpaid ON_HOLD order, held because the amount received was wrong, keeps its reservation).
+HOLDS_RESERVATION = frozenset({S.PENDING_PAYMENT, S.ON_HOLD})
 
 MAX_LINES_PER_ORDER = 50
 # Each distinct SKU costs two items (SKU update + ledger entry) of a 100-item transaction,
@@ -93,6 +94,12 @@ class Order:
     fulfillment_status: str = "unfulfilled"
     history: tuple[HistoryEntry, ...] = field(default_factory=tuple)
     payment: dict = field(default_factory=dict)  # what the client needs to pay, per provider
+    amount_paid: int = 0  # minor units received from the provider
+    amount_refunded: int = 0
+    provider_payment_id: str | None = None
+    refunds: tuple[dict, ...] = field(default_factory=tuple)
+    hold_reason: str | None = None
+    client_ip: str | None = None
     version: int = 1
 
     @property
@@ -104,9 +111,13 @@ class Order:
 
     def reserved_quantities(self) -> dict[str, int]:
         """Units this order holds in reservation per SKU, in its current status."""
-        if self.status not in HOLDS_RESERVATION:
+        if self.status not in HOLDS_RESERVATION or self.payment_status != "unpaid":
             return {}
         return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
+
+    @property
+    def refundable(self) -> int:
+        return self.amount_paid - self.amount_refunded
 
     def transition(self, to: OrderStatus, *, at: str, actor: str, reason: str, **changes) -> Order:
         if to not in ALLOWED_TRANSITIONS[self.status]:

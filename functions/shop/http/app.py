@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from shop.domain.errors import DomainError
 from shop.http.problems import problem, problem_response
+from shop.payments.base import ProviderError
 
 logger = Logger()
 metrics = Metrics()
@@ -44,6 +45,12 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
             logger.warning("temporarily unavailable", extra={"detail": error.detail})
         return problem(error.status, error.slug, error.title, error.detail, headers,
                        {k: v for k, v in error.extra.items() if k != "retry_after"})
+
+    @app.exception_handler(ProviderError)
+    def provider_error(error: ProviderError):
+        logger.error("payment provider call failed", extra={"error": str(error)})
+        return problem(502, "provider-error", "Payment provider error",
+                       "the payment provider did not complete the call; retrying with the same request is safe")
 
     @app.exception_handler(RequestValidationError)
     def validation_error(error: RequestValidationError):

@@ -32,10 +32,14 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/admin/skus/{sku}/ledger"): (200, r.LedgerPage),
     ("get", "/admin/orders"): (200, r.AdminOrderPage),
     ("post", "/admin/orders/{order_id}/cancel"): (200, r.AdminOrderOut),
+    ("post", "/admin/orders/{order_id}/refunds"): (201, r.AdminOrderOut),
+    ("post", "/admin/orders/{order_id}/approve"): (200, r.AdminOrderOut),
+    ("post", "/admin/orders/{order_id}/reject"): (200, r.AdminOrderOut),
 }
 ALSO_CREATED = {("put", "/admin/skus/{sku}")}  # 201 when created, 200 when replaced
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
-          413: "Payload too large", 422: "Invalid request", 503: "Busy, retry"}
+          413: "Payload too large", 422: "Invalid request", 502: "Payment provider error",
+          503: "Busy or provider unavailable, retry"}
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:

@@ -37,6 +37,10 @@ class OrderOut(BaseModel):
     updated_at: str
     expires_at: str
     history: list[dict[str, Any]]
+    amount_paid: MoneyOut
+    amount_refunded: MoneyOut
+    refunds: list[dict[str, Any]]
+    hold_reason: str | None
 
 
 class AdminOrderOut(OrderOut):

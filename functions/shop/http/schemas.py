@@ -66,3 +66,17 @@ class SkuIn(Strict):
 class AdjustmentIn(Strict):
     delta: StrictInt = Field(ge=-(10**9), le=10**9)
     reason: ShortText
+
+
+class RefundLineIn(Strict):
+    sku: SkuCode
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY_PER_LINE)
+
+
+class RefundIn(Strict):
+    """Full refund when neither amount nor lines is given; by lines, the amount is their catalog price."""
+
+    amount: MoneyIn | None = None
+    lines: list[RefundLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES_PER_ORDER)
+    restock: StrictBool = False
+    reason: ShortText = "refund"

@@ -213,6 +213,28 @@ def place_order(
     return placed
 
 
+def sell_order_lines(order: Order, skus: dict[str, Sku], at: str, actor: str) -> list[stock.StockMovement]:
+    """The order's units become sales: reserved ones from the reservation, the rest from available."""
+    held = order.reserved_quantities()
+    try:
+        return [stock.sell_allocated(skus[l.sku], l.quantity, at=at, actor=actor, order_id=order.order_id)
+                if l.sku in held else
+                stock.sell_unallocated(skus[l.sku], l.quantity, at=at, actor=actor, order_id=order.order_id)
+                for l in order.lines]
+    except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
+        raise StaleWrite(str(stale)) from None
+
+
+def release_order_lines(order: Order, skus: dict[str, Sku], at: str, actor: str,
+                        reason: str) -> list[stock.StockMovement]:
+    """The order's reservation goes back to available."""
+    try:
+        return [stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order.order_id, reason=reason)
+                for code, qty in order.reserved_quantities().items()]
+    except stock.InconsistentLevels as stale:
+        raise StaleWrite(str(stale)) from None
+
+
 def get_order_for(ports: Ports, order_id: str, customer_id: str | None) -> Order:
     """The order, if it exists and (for a customer) is theirs; otherwise 404 either way."""
     order = ports.store.get_order(order_id) if order_id.startswith("ord_") and len(order_id) < 64 else None
@@ -248,13 +270,7 @@ def end_reservation(
         updated = order.transition(to, at=at, actor=actor, reason=reason)
         held = order.reserved_quantities()
         skus = ports.store.get_skus(list(held)) if held else {}
-        try:
-            movements = [
-                stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order_id, reason=reason)
-                for code, qty in held.items()
-            ]
-        except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
-            raise StaleWrite(str(stale)) from None
+        movements = release_order_lines(order, skus, at, actor, reason)
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 
@@ -269,12 +285,9 @@ def end_reservation(
 def cancel_order(ports: Ports, order_id: str, *, actor: str, reason: str, customer_id: str | None = None) -> Order:
     order = get_order_for(ports, order_id, customer_id)
     if order.status is not OrderStatus.PENDING_PAYMENT:
-        if order.status in (OrderStatus.PAID, OrderStatus.ON_HOLD):
-            raise InvalidTransition(
-                "paid orders are cancelled with a refund, which needs the payments module",
-                {"order_id": order_id, "current_status": order.status.value},
-            )
-        order.transition(OrderStatus.CANCELLED, at="", actor=actor, reason=reason)  # raises the 409
+        # Paid orders are cancelled by services.payments.cancel (with a refund); held ones by an operator.
+        raise InvalidTransition(f"order {order_id} is {order.status.value}; it cannot be cancelled here",
+                                {"order_id": order_id, "current_status": order.status.value})
     updated = end_reservation(ports, order_id, to=OrderStatus.CANCELLED, actor=actor, reason=reason,
                               customer_id=customer_id)
     assert updated is not None
@@ -300,18 +313,7 @@ def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment
         at = clock.iso(clock.now())
         updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status="paid")
         skus = ports.store.get_skus([line.sku for line in order.lines])
-        held = order.reserved_quantities()
-        movements = []
-        try:
-            for line in order.lines:
-                if line.sku in held:
-                    movements.append(stock.sell_allocated(skus[line.sku], line.quantity, at=at, actor=actor,
-                                                          order_id=order_id))
-                else:
-                    movements.append(stock.sell_unallocated(skus[line.sku], line.quantity, at=at, actor=actor,
-                                                            order_id=order_id))
-        except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
-            raise StaleWrite(str(stale)) from None
+        movements = sell_order_lines(order, skus, at, actor)
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 

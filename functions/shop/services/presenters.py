@@ -35,6 +35,10 @@ def order_view(order: Order) -> dict[str, Any]:
         "updated_at": order.updated_at,
         "expires_at": order.expires_at,
         "history": [entry.to_dict() for entry in order.history],
+        "amount_paid": {"amount": order.amount_paid, "currency": order.currency},
+        "amount_refunded": {"amount": order.amount_refunded, "currency": order.currency},
+        "refunds": list(order.refunds),
+        "hold_reason": order.hold_reason,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
@@ -13,9 +13,11 @@ from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import admin
 from shop.http.routes.common import DEFAULT_PAGE, checked_sku, json_response, page
-from shop.http.schemas import AdjustmentIn, SkuIn
+from shop.http.schemas import AdjustmentIn, RefundIn, SkuIn
+from shop.payments import registry
 from shop.services import catalog
 from shop.services import orders as order_service
+from shop.services import payments
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
 
 router = APIGatewayRouter()
@@ -91,8 +93,42 @@ def list_orders(
     return json_response(200, page([admin_order_view(o) for o in found], next_cursor))
 
 
-@router.post("/admin/orders/<order_id>/cancel", summary="Cancel an unpaid order as an operator")
+@router.post("/admin/orders/<order_id>/cancel", summary="Cancel an order before shipment (paid: refunded in full)")
 def cancel(order_id: str):
     who = admin(router)
-    order = order_service.cancel_order(default_ports(), order_id, actor=who.actor, reason="cancelled_by_operator")
+    order = payments.cancel(default_ports(), registry.provider, order_id, actor=who.actor,
+                            reason="cancelled_by_operator")
     return json_response(200, admin_order_view(order))
+
+
+@router.post("/admin/orders/<order_id>/refunds", summary="Refund all or part of a paid order, optionally restocking")
+def refund(order_id: str, body: RefundIn,
+           idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
+    who = admin(router)
+    ports = default_ports()
+    order = order_service.get_order_for(ports, order_id, None)
+    if body.amount and body.amount.currency != order.currency:
+        raise Unprocessable("refund currency must be the order's", {"fields": ["amount.currency"]})
+    # Without a key, the refund is keyed on its content: an identical retry cannot refund twice.
+    key = idempotency_key or order_service.request_fingerprint(body.model_dump())
+    updated = payments.refund_order(
+        ports, registry.provider(order.payment_provider), order_id,
+        amount=body.amount.amount if body.amount else None,
+        lines=[(l.sku, l.quantity) for l in body.lines] if body.lines else None,
+        restock=body.restock, reason=body.reason, key=key, actor=who.actor)
+    return json_response(201, admin_order_view(updated))
+
+
+@router.post("/admin/orders/<order_id>/approve", summary="Release a held order for fulfilment")
+def approve(order_id: str):
+    who = admin(router)
+    return json_response(200, admin_order_view(payments.approve_held(default_ports(), order_id, actor=who.actor)))
+
+
+@router.post("/admin/orders/<order_id>/reject", summary="Reject a held order: refund and cancel")
+def reject(order_id: str):
+    who = admin(router)
+    ports = default_ports()
+    order = order_service.get_order_for(ports, order_id, None)
+    rejected = payments.reject_held(ports, registry.provider(order.payment_provider), order_id, actor=who.actor)
+    return json_response(200, admin_order_view(rejected))

@@ -13,8 +13,10 @@ from shop.domain.errors import Unprocessable
 from shop.http.auth import caller
 from shop.http.routes.common import DEFAULT_PAGE, json_response, page
 from shop.http.schemas import ReorderIn
+from shop.payments import registry
 from shop.payments.registry import payment_details
 from shop.services import orders as order_service
+from shop.services import payments
 from shop.services.presenters import order_view
 from shop.settings import get_settings
 
@@ -40,8 +42,8 @@ def get_order(order_id: str):
 @router.post("/orders/<order_id>/cancel", summary="Cancel an unpaid order; its stock is released at once")
 def cancel_order(order_id: str):
     who = caller(router)
-    order = order_service.cancel_order(default_ports(), order_id, actor=who.actor, reason="cancelled_by_customer",
-                                       customer_id=who.sub)
+    order = payments.cancel(default_ports(), registry.provider, order_id, actor=who.actor,
+                            reason="cancelled_by_customer", customer_id=who.sub)
     return json_response(200, order_view(order))
 
 

@@ -1,0 +1,81 @@
+"""The provider interface: create a payment, verify and normalize a webhook, refund."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Mapping, Protocol
+
+from shop.domain.money import Money
+from shop.domain.orders import Order
+
+EventKind = Literal["payment_succeeded", "payment_failed", "refund_succeeded", "ignored"]
+MAX_WEBHOOK_BYTES = 64 * 1024
+# ISO 4217 minor-unit exponents that are not 2.
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
+
+
+class InvalidWebhook(Exception):
+    """Missing, malformed or unverifiable: answered 4xx, nothing changes."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+class ProviderError(Exception):
+    """The provider could not be reached or refused; callers retry or answer 502/503."""
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    provider: str
+    event_id: str
+    kind: EventKind
+    order_id: str | None
+    amount: Money | None
+    provider_payment_id: str | None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_id: str
+    provider_refund_id: str
+    status: str
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def create_payment(self, order: Order) -> dict[str, Any]: ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent: ...
+
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult: ...
+
+    def acknowledge(self) -> tuple[int, str, str]: ...
+
+
+def minor_units(decimal_text: str, currency: str) -> int:
+    """'12.34' CNY -> 1234, exactly (no float ever touches money)."""
+    try:
+        value = Decimal(decimal_text)
+    except InvalidOperation:
+        raise InvalidWebhook("amount is not a decimal") from None
+    scaled = value.scaleb(_EXPONENTS.get(currency, 2))
+    if scaled != scaled.to_integral_value() or scaled < 0:
+        raise InvalidWebhook("amount has too many decimals")
+    return int(scaled)
+
+
+def decimal_text(money: Money) -> str:
+    exponent = _EXPONENTS.get(money.currency, 2)
+    return str(Decimal(money.amount).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None

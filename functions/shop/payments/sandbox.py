@@ -1,0 +1,46 @@
+"""The sandbox provider: a local pay URL and HMAC-signed JSON webhooks (Stripe's scheme)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Mapping
+
+from shop.domain.money import Money
+from shop.domain.orders import Order
+from shop.payments.base import InvalidWebhook, PaymentEvent, RefundResult, header
+from shop.payments.secrets import provider_secret
+from shop.payments.signing import verify_hmac_header
+
+SIGNATURE_HEADER = "Sandbox-Signature"
+DEFAULT_SECRET = "sandbox_local_secret"
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def secret(self) -> str:
+        return provider_secret(self.name, "SANDBOX_WEBHOOK_SECRET", DEFAULT_SECRET)
+
+    def create_payment(self, order: Order) -> dict[str, Any]:
+        return {"provider": self.name, "amount": order.total.to_dict(), "pay_url": f"/_local/pay/{order.order_id}"}
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+        verify_hmac_header(header(headers, SIGNATURE_HEADER), body, self.secret())
+        try:
+            data = json.loads(body)
+            kind = {"payment.succeeded": "payment_succeeded", "payment.failed": "payment_failed"}.get(
+                data["type"], "ignored")
+            amount = data.get("amount")
+            return PaymentEvent(self.name, str(data["id"])[:128], kind, str(data.get("order_id") or "")[:64] or None,
+                                Money(int(amount["amount"]), str(amount["currency"])) if amount else None,
+                                str(data.get("payment_id") or data["id"])[:128])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidWebhook("malformed sandbox event") from None
+
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+        # Nothing to call: the sandbox keeps no money. The id is stable so retries stay idempotent.
+        return RefundResult(refund_id, f"sbx_re_{uuid.uuid5(uuid.NAMESPACE_URL, refund_id).hex[:16]}", "succeeded")
+
+    def acknowledge(self) -> tuple[int, str, str]:
+        return 200, "application/json", '{"received":true}'

@@ -1,0 +1,98 @@
+"""WeChat Pay API v3: Native (QR) payments, signed and encrypted notifications, refunds. Base: WECHATPAY_API_BASE."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from typing import Any, Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shop.domain.money import Money
+from shop.domain.orders import Order
+from shop.payments import http_client
+from shop.payments.base import InvalidWebhook, PaymentEvent, ProviderError, RefundResult, header
+from shop.payments.secrets import provider_secret
+from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
+
+KINDS = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
+
+
+def decrypt_resource(resource: Mapping[str, str], api_v3_key: str) -> dict[str, Any]:
+    try:
+        plain = AESGCM(api_v3_key.encode()).decrypt(resource["nonce"].encode(),
+                                                     base64.b64decode(resource["ciphertext"]),
+                                                     resource.get("associated_data", "").encode())
+        return json.loads(plain)
+    except (InvalidTag, KeyError, ValueError, TypeError):
+        raise InvalidWebhook("resource does not decrypt", 401) from None
+
+
+class WechatPayProvider:
+    name = "wechatpay"
+
+    def _secret(self, key: str, default: str | None = None) -> str:
+        return provider_secret(self.name, key, default)
+
+    def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        message = f"POST\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
+        signature = rsa_sign(self._secret("WECHATPAY_MERCHANT_PRIVATE_KEY"), message)
+        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", "1900000001")}",'
+                         f'nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
+                         f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL", "LOCALMERCHANT")}"')
+        base = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
+        status, answer = http_client.request("POST", base + path, body=body.encode(), headers={
+            "Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
+        if status >= 300:
+            raise ProviderError(f"wechatpay {path} answered {status}")
+        return json.loads(answer or b"{}")
+
+    def create_payment(self, order: Order) -> dict[str, Any]:
+        answer = self._call("/v3/pay/transactions/native", {
+            "appid": self._secret("WECHATPAY_APP_ID", "wxlocal0000000000"),
+            "mchid": self._secret("WECHATPAY_MCH_ID", "1900000001"),
+            "description": f"Order {order.order_number}", "out_trade_no": order.order_id,
+            "notify_url": os.environ.get("WECHATPAY_NOTIFY_URL", "https://example.invalid/webhooks/wechatpay"),
+            "amount": {"total": order.total.amount, "currency": order.currency},
+        })
+        return {"provider": self.name, "amount": order.total.to_dict(), "code_url": answer["code_url"]}
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+        timestamp, nonce = header(headers, "Wechatpay-Timestamp"), header(headers, "Wechatpay-Nonce")
+        signature, serial = header(headers, "Wechatpay-Signature"), header(headers, "Wechatpay-Serial")
+        if not (timestamp and nonce and signature and serial):
+            raise InvalidWebhook("Wechatpay-* signature headers missing", 401)
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_S:
+            raise InvalidWebhook("signature timestamp outside the tolerance", 401)
+        if serial != self._secret("WECHATPAY_PLATFORM_SERIAL"):
+            raise InvalidWebhook("unknown platform certificate serial", 401)
+        rsa_verify(self._secret("WECHATPAY_PLATFORM_PUBLIC_KEY"), f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
+                   signature)
+        try:
+            notification = json.loads(body)
+            transaction = decrypt_resource(notification["resource"], self._secret("WECHATPAY_APIV3_KEY"))
+            kind = KINDS.get(notification["event_type"], "ignored")
+            if kind == "payment_succeeded" and transaction.get("trade_state") != "SUCCESS":
+                kind = "ignored"
+            amount = transaction.get("amount") or {}
+            money = Money(int(amount["total"]), str(amount.get("currency", "CNY"))) if "total" in amount else None
+            return PaymentEvent(self.name, str(notification["id"])[:128], kind,
+                                str(transaction.get("out_trade_no", ""))[:64] or None, money,
+                                str(transaction.get("transaction_id", ""))[:64] or None)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InvalidWebhook("malformed wechatpay notification") from None
+
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+        answer = self._call("/v3/refund/domestic/refunds", {
+            "out_trade_no": order_id, "out_refund_no": refund_id,
+            "amount": {"refund": amount.amount, "total": amount.amount, "currency": amount.currency}})
+        return RefundResult(refund_id, answer.get("refund_id", refund_id), answer.get("status", "PROCESSING"))
+
+    def acknowledge(self) -> tuple[int, str, str]:
+        return 200, "application/json", '{"code":"SUCCESS","message":"OK"}'

@@ -1,0 +1,304 @@
+"""Payment use cases: settle a verified provider event exactly once, refund, approve or reject held orders.
+
+Rules: never a paid order without stock, never money kept without an order. A payment that
+cannot become a sale (no stock left, order cancelled, a second payment) is refunded through
+the provider, and the webhook record says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from shop.domain import clock
+from shop.domain.errors import Conflict, InsufficientStock, InvalidTransition, NotFound, Unprocessable
+from shop.domain.money import Money
+from shop.domain.orders import Order, OrderStatus
+from shop.domain.stock import StockMovement
+from shop.payments.base import PaymentEvent, PaymentProvider
+from shop.services.orders import release_order_lines, sell_order_lines
+from shop.services.ports import Commit, CommitRejected, Ports
+from shop.services.retry import with_retries
+
+RECORD_TTL_SECONDS = 180 * 24 * 3600
+SETTLED = ("paid", "partially_refunded", "refunded")
+
+
+@dataclass(frozen=True)
+class RiskRules:
+    """Hold (ON_HOLD, for an operator) instead of fulfilling when a customer pays large amounts often."""
+
+    large_amount: int  # minor units
+    max_large_payments: int
+    window_seconds: int
+
+    @classmethod
+    def from_env(cls) -> RiskRules:
+        return cls(int(os.environ.get("RISK_LARGE_AMOUNT", "100000")),
+                   int(os.environ.get("RISK_MAX_LARGE_PAYMENTS", "3")),
+                   int(os.environ.get("RISK_WINDOW_SECONDS", "3600")))
+
+    def hold_reason(self, ports: Ports, order: Order) -> str | None:
+        if order.total.amount < self.large_amount:
+            return None
+        since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
+        recent, _ = ports.store.customer_orders(order.customer_id, 100, None)
+        large_paid = [o for o in recent if o.order_id != order.order_id and o.created_at >= since
+                      and o.payment_status in SETTLED and o.total.amount >= self.large_amount]
+        if len(large_paid) + 1 >= self.max_large_payments:
+            return (f"risk: {len(large_paid) + 1} payments of at least {self.large_amount} minor units "
+                    f"within {self.window_seconds} s by the same customer")
+        return None
+
+
+def _record_key(event: PaymentEvent) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{event.provider}#{event.event_id}", "sk": "WEBHOOK"}
+
+
+def _record(event: PaymentEvent, outcome: str, **detail: Any) -> dict[str, Any]:
+    now = clock.now()
+    return {**_record_key(event), "entity": "WEBHOOK", "provider": event.provider, "event_id": event.event_id,
+            "kind": event.kind, "order_id": event.order_id, "outcome": outcome,
+            "amount": event.amount.to_dict() if event.amount else None, "received_at": clock.iso(now),
+            "ttl": int(now.timestamp()) + RECORD_TTL_SECONDS, **detail}
+
+
+def _record_only(ports: Ports, event: PaymentEvent, outcome: str, **detail: Any) -> str:
+    try:
+        ports.store.commit(Commit(unique_puts=[("webhook", _record(event, outcome, **detail))]))
+    except CommitRejected:
+        return "duplicate"
+    return outcome
+
+
+def _stable_id(*parts: str) -> str:
+    return "rf_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def process_payment_event(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
+                          risk: RiskRules | None = None) -> str:
+    """Apply a verified event once. Returns the outcome recorded (or "duplicate")."""
+    if ports.store.get_item(_record_key(event)):
+        return "duplicate"
+    if event.kind != "payment_succeeded":
+        return _record_only(ports, event, "ignored")
+    order = ports.store.get_order(event.order_id) if event.order_id and event.order_id.startswith("ord_") else None
+    if order is None:
+        return _record_only(ports, event, "unknown_order")
+    if event.amount != order.total:
+        return _hold_for_mismatch(ports, event)
+    return _settle(ports, provider, event, risk or RiskRules.from_env())
+
+
+def _hold_for_mismatch(ports: Ports, event: PaymentEvent) -> str:
+    def attempt() -> str:
+        order = ports.store.get_order(event.order_id)
+        received = event.amount.to_dict() if event.amount else None
+        detail = {"expected": order.total.to_dict(), "received": received}
+        if order.status is not OrderStatus.PENDING_PAYMENT:
+            return _record_only(ports, event, "amount_mismatch_recorded", **detail)
+        at = clock.iso(clock.now())
+        reason = f"amount mismatch: expected {order.total.amount} {order.currency}, received " \
+                 f"{event.amount.amount if event.amount else '?'} {event.amount.currency if event.amount else ''}"
+        held = order.transition(OrderStatus.ON_HOLD, at=at, actor=f"provider:{event.provider}", reason=reason,
+                                hold_reason=reason, provider_payment_id=event.provider_payment_id,
+                                amount_paid=event.amount.amount if event.amount and
+                                event.amount.currency == order.currency else 0)
+        try:
+            ports.store.commit(Commit(order_update=(order, held),
+                                      unique_puts=[("webhook", _record(event, "amount_mismatch_held", **detail))]))
+        except CommitRejected:
+            return "duplicate"
+        return "amount_mismatch_held"
+
+    return with_retries(attempt)
+
+
+def _settle(ports: Ports, provider: PaymentProvider, event: PaymentEvent, risk: RiskRules) -> str:
+    actor = f"provider:{event.provider}"
+
+    def attempt() -> str:
+        order = ports.store.get_order(event.order_id)
+        if order.payment_status in SETTLED or order.status not in (
+                OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+            if order.provider_payment_id == event.provider_payment_id:
+                return _record_only(ports, event, "already_paid")
+            return _auto_refund(ports, provider, event, order, "second payment for an already paid order")
+        if order.status is OrderStatus.CANCELLED:
+            return _auto_refund(ports, provider, event, order, "payment for a cancelled order")
+        at = clock.iso(clock.now())
+        skus = ports.store.get_skus([line.sku for line in order.lines])
+        try:
+            movements = sell_order_lines(order, skus, at, actor)
+        except InsufficientStock:
+            return _auto_refund(ports, provider, event, order, "no stock left for this payment")
+        hold = risk.hold_reason(ports, order)
+        target = OrderStatus.ON_HOLD if hold else OrderStatus.PAID
+        reason = hold or ("late payment, stock taken again" if order.status is OrderStatus.EXPIRED
+                          else "payment_received")
+        updated = order.transition(target, at=at, actor=actor, reason=reason, payment_status="paid",
+                                   amount_paid=event.amount.amount, provider_payment_id=event.provider_payment_id,
+                                   hold_reason=hold)
+        outcome = "paid_on_hold" if hold else "paid"
+        try:
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated),
+                                      unique_puts=[("webhook", _record(event, outcome))]))
+        except CommitRejected:
+            return "duplicate"
+        ports.events.publish("order.paid", {"order_id": order.order_id, "total": order.total.to_dict(),
+                                            "on_hold": bool(hold)})
+        return outcome
+
+    return with_retries(attempt)
+
+
+def _auto_refund(ports: Ports, provider: PaymentProvider, event: PaymentEvent, order: Order, why: str) -> str:
+    """Give the money back (idempotently, keyed on the event), and end an unpaid order's reservation."""
+    refund_id = _stable_id("auto", event.provider, event.event_id)
+    result = provider.refund(order_id=order.order_id, provider_payment_id=event.provider_payment_id or "",
+                             amount=event.amount, refund_id=refund_id)
+    record = _record(event, "refunded", refund_reason=why, refund_id=refund_id,
+                     provider_refund_id=result.provider_refund_id)
+    commit = Commit(unique_puts=[("webhook", record)])
+    if order.status is OrderStatus.PENDING_PAYMENT:
+        at = clock.iso(clock.now())
+        skus = ports.store.get_skus(list(order.reserved_quantities()))
+        actor = f"provider:{event.provider}"
+        commit.movements = release_order_lines(order, skus, at, actor, "paid_without_stock_refunded")
+        commit.order_update = (order, order.transition(OrderStatus.CANCELLED, at=at, actor=actor,
+                                                       reason=f"refunded: {why}"))
+    try:
+        ports.store.commit(commit)
+    except CommitRejected:
+        return "duplicate"
+    ports.events.publish("order.refunded", {"order_id": order.order_id, "amount": event.amount.to_dict(),
+                                            "reason": why, "automatic": True})
+    return "refunded"
+
+
+def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amount: int | None,
+                 lines: list[tuple[str, int]] | None, restock: bool, reason: str, key: str, actor: str,
+                 cancel: bool = False) -> Order:
+    """Refund all or part of a paid order; with restock, the units go back through the restock queue."""
+    refund_id = _stable_id(order_id, key)
+    order = ports.store.get_order(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if any(r["refund_id"] == refund_id for r in order.refunds):
+        return order  # a retry of a refund already made
+    if order.payment_status not in ("paid", "partially_refunded"):
+        raise InvalidTransition("only paid orders can be refunded", {"payment_status": order.payment_status})
+    units = _refund_units(order, lines, restock)
+    due = amount if amount is not None else (
+        sum(l.unit_price.amount * units.get(l.sku, 0) for l in order.lines) if lines else order.refundable)
+    if due <= 0 or due > order.refundable:
+        raise Unprocessable(f"refund amount must be between 1 and {order.refundable}", {"fields": ["amount"]})
+    result = provider.refund(order_id=order_id, provider_payment_id=order.provider_payment_id or "",
+                             amount=Money(due, order.currency), refund_id=refund_id)
+
+    def attempt() -> Order:
+        current = ports.store.get_order(order_id)
+        if any(r["refund_id"] == refund_id for r in current.refunds):
+            return current
+        at = clock.iso(clock.now())
+        entry = {"refund_id": refund_id, "amount": due, "lines": [{"sku": s, "quantity": q} for s, q in units.items()],
+                 "restock": restock, "reason": reason, "at": at, "actor": actor,
+                 "provider_refund_id": result.provider_refund_id}
+        refunded = current.amount_refunded + due
+        changes = {"refunds": current.refunds + (entry,), "amount_refunded": refunded,
+                   "payment_status": "refunded" if refunded >= current.amount_paid else "partially_refunded"}
+        if cancel:
+            updated = current.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason, **changes)
+        else:
+            updated = replace(current, updated_at=at, version=current.version + 1, **changes)
+        ports.store.commit(Commit(order_update=(current, updated)))
+        return updated
+
+    updated = with_retries(attempt)
+    if restock and ports.restock_queue:
+        for sku, quantity in units.items():
+            ports.restock_queue.request_restock(f"{refund_id}-{sku}", sku, quantity, order_id, "refund_restock")
+    ports.events.publish("order.refunded", {"order_id": order_id, "amount": {"amount": due, "currency": order.currency},
+                                            "restock": restock})
+    return updated
+
+
+def _refund_units(order: Order, lines: list[tuple[str, int]] | None, restock: bool) -> dict[str, int]:
+    """Units being returned: the given lines, or every line when restocking a full refund."""
+    ordered = {l.sku: l.quantity for l in order.lines}
+    already: dict[str, int] = {}
+    for r in order.refunds:
+        for l in r.get("lines", []):
+            already[l["sku"]] = already.get(l["sku"], 0) + l["quantity"]
+    if lines is None:
+        lines = [(sku, qty - already.get(sku, 0)) for sku, qty in ordered.items()] if restock else []
+    units: dict[str, int] = {}
+    for sku, qty in lines:
+        units[sku] = units.get(sku, 0) + qty
+    for sku, qty in units.items():
+        if sku not in ordered or qty < 0 or qty + already.get(sku, 0) > ordered[sku]:
+            raise Unprocessable(f"cannot refund {qty} of {sku}", {"skus": [sku]})
+    return {s: q for s, q in units.items() if q > 0}
+
+
+def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
+    def attempt() -> Order:
+        order = ports.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        if order.status is not OrderStatus.ON_HOLD:
+            raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
+        at = clock.iso(clock.now())
+        movements: list[StockMovement] = []
+        if order.payment_status == "unpaid":  # held for a wrong amount: accepting it sells the reservation
+            movements = sell_order_lines(order, ports.store.get_skus([l.sku for l in order.lines]), at, actor)
+        updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
+                                   payment_status="paid", hold_reason=None)
+        ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+        return updated
+
+    return with_retries(attempt)
+
+
+def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor: str) -> Order:
+    order = ports.store.get_order(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    if order.status is not OrderStatus.ON_HOLD:
+        raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
+    if order.payment_status == "paid":
+        return refund_order(ports, provider, order_id, amount=None, lines=None, restock=True,
+                            reason="rejected by operator", key="reject", actor=actor, cancel=True)
+    if order.amount_paid:
+        provider.refund(order_id=order_id, provider_payment_id=order.provider_payment_id or "",
+                        amount=Money(order.amount_paid, order.currency), refund_id=_stable_id(order_id, "reject"))
+
+    def attempt() -> Order:
+        current = ports.store.get_order(order_id)
+        if current.status is not OrderStatus.ON_HOLD:
+            raise Conflict("order changed meanwhile", {"order_id": order_id})
+        at = clock.iso(clock.now())
+        skus = ports.store.get_skus(list(current.reserved_quantities()))
+        updated = current.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason="rejected by operator",
+                                     amount_refunded=current.amount_paid)
+        ports.store.commit(Commit(movements=release_order_lines(current, skus, at, actor, "cancelled_by_operator"),
+                                  order_update=(current, updated)))
+        return updated
+
+    return with_retries(attempt)
+
+
+def cancel(ports: Ports, provider_for, order_id: str, *, actor: str, reason: str,
+           customer_id: str | None = None) -> Order:
+    """Cancel before shipment: an unpaid order releases its stock; a paid one is refunded in full and restocked."""
+    from shop.services.orders import cancel_order, get_order_for
+
+    order = get_order_for(ports, order_id, customer_id)
+    paid = order.payment_status in ("paid", "partially_refunded")
+    if paid and order.status in (OrderStatus.PAID, OrderStatus.ON_HOLD) and order.fulfillment_status == "unfulfilled":
+        return refund_order(ports, provider_for(order.payment_provider), order_id, amount=None, lines=None,
+                            restock=True, reason=reason, key="cancel", actor=actor, cancel=True)
+    return cancel_order(ports, order_id, actor=actor, reason=reason, customer_id=customer_id)
