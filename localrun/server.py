@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "functions"))
 
 from localrun import gateway  # noqa: E402
 from localrun.cloud import LocalCloud  # noqa: E402
+from localrun.fake_providers import FakeProviders, signed_webhook  # noqa: E402
 from localrun.lambdas import LambdaRuntime  # noqa: E402
 from localrun.workers import QueuePoller, Schedule, make_sqs_client  # noqa: E402
 from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS  # noqa: E402
@@ -40,6 +41,9 @@ class LocalServer:
         self.port = port
         self.cloud = LocalCloud(payment_window_seconds=window_seconds)
         self.env = self.cloud.start()
+        # Provider fakes answer on this same server; the workers must know their URLs and keys before they start.
+        self.fakes = FakeProviders(f"http://127.0.0.1:{port}")
+        os.environ.update(self.fakes.function_env())
         self.runtime = LambdaRuntime(workers)
         self.runtime.warm_up()
         sqs = make_sqs_client(self.cloud.moto_url)
@@ -99,11 +103,14 @@ class LocalServer:
     def route(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
               source_ip: str) -> gateway.HttpResponse:
         path = raw_path.split("?", 1)[0]
+        if path.startswith("/_fake/"):
+            status, content_type, payload = self.fakes.handle(method, path, dict(headers), body)
+            return gateway.HttpResponse(status, [("Content-Type", content_type)], payload)
         if path.startswith("/_local/"):
-            return self.local_route(method, path)
+            return self.local_route(method, path, body)
         return gateway.handle(self.runtime.invoke, method, raw_path, headers, body, source_ip)
 
-    def local_route(self, method: str, path: str) -> gateway.HttpResponse:
+    def local_route(self, method: str, path: str, body: bytes = b"") -> gateway.HttpResponse:
         """Developer helpers that exist only in the local run."""
         if method == "GET" and path == "/_local/health":
             return _json(200, {"status": "ok"})
@@ -114,21 +121,34 @@ class LocalServer:
             return _json(200, {"events": self.drain_events()})
         pay = _LOCAL_PAY.match(path)
         if method == "POST" and pay:
-            return self.local_pay(pay.group("order_id"))
+            return self.local_pay(pay.group("order_id"), body)
         return gateway.problem(404, "Not Found", f"no local route {method} {path}")
 
-    def local_pay(self, order_id: str) -> gateway.HttpResponse:
-        from shop.adapters.wiring import default_ports
-        from shop.domain.errors import DomainError
-        from shop.services.orders import mark_paid
+    def local_pay(self, order_id: str, body: bytes) -> gateway.HttpResponse:
+        """The order's provider 'pays' it: its own signed webhook goes to /webhooks/{provider}.
 
+        Optional JSON body: {"amount": {"amount": 1, "currency": "EUR"}} to pay a wrong amount,
+        {"event_id": "..."} to send the same event twice."""
+        from shop.adapters.wiring import default_ports
+        from shop.domain.money import Money
+
+        order = default_ports().store.get_order(order_id)
+        if order is None:
+            return _json(404, {"type": "/problems/not-found", "title": "Not found", "status": 404,
+                               "detail": f"no order {order_id}"}, "application/problem+json")
         try:
-            paid = mark_paid(default_ports(), order_id, actor="provider:sandbox", reason="payment_received")
-        except DomainError as error:
-            return _json(error.status, {"type": f"/problems/{error.slug}", "title": error.title,
-                                        "status": error.status, "detail": error.detail},
+            options = json.loads(body) if body else {}
+            amount = Money(**options["amount"]) if "amount" in options else order.total
+        except (ValueError, TypeError, KeyError):
+            return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
+                               "detail": "body must be JSON like {\"amount\": {\"amount\": 1999, \"currency\": \"EUR\"}}"},
                          "application/problem+json")
-        return _json(200, {"order_id": order_id, "paid": paid is not None})
+        headers, payload = signed_webhook(self.fakes.keys, order.payment_provider, order_id, amount,
+                                          event_id=options.get("event_id"))
+        answer = self.route("POST", f"/webhooks/{order.payment_provider}", headers, payload, "127.0.0.1")
+        return _json(200 if answer.status < 300 else answer.status, {
+            "order_id": order_id, "provider": order.payment_provider,
+            "webhook": {"status": answer.status, "body": answer.body.decode(errors="replace")}})
 
     def drain_events(self) -> list[dict[str, Any]]:
         events = []

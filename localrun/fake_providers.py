@@ -1,0 +1,210 @@
+"""Offline fakes of each provider's few endpoints, with their documented request and response shapes,
+and the providers' own signed webhooks for `POST /_local/pay/{order_id}` (and for tests).
+
+Keys are generated at start; the functions get the matching halves through environment variables,
+exactly as they would read them from Secrets Manager when deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shop.domain.money import Money
+from shop.payments.alipay import CHINA, signing_content
+from shop.payments.base import decimal_text
+from shop.payments.signing import hmac_header, new_rsa_keypair, rsa_sign, rsa_verify
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass
+class ProviderKeys:
+    stripe_secret_key: str = "sk_test_local"
+    stripe_webhook_secret: str = "whsec_local_dev_secret"
+    sandbox_webhook_secret: str = "sandbox_local_secret"
+    alipay_platform: tuple[str, str] = field(default_factory=new_rsa_keypair)  # Alipay's own key pair
+    alipay_app: tuple[str, str] = field(default_factory=new_rsa_keypair)  # the merchant app's key pair
+    wechat_platform: tuple[str, str] = field(default_factory=new_rsa_keypair)
+    wechat_merchant: tuple[str, str] = field(default_factory=new_rsa_keypair)
+    wechat_platform_serial: str = "5157F09EFDC096DE15EBE81A47057A72"
+    wechat_apiv3_key: str = field(default_factory=lambda: secrets.token_hex(16))  # 32 characters
+
+    def function_env(self) -> dict[str, str]:
+        """What the functions read (from Secrets Manager when deployed): never the providers' private halves."""
+        return {
+            "STRIPE_SECRET_KEY": self.stripe_secret_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+            "SANDBOX_WEBHOOK_SECRET": self.sandbox_webhook_secret,
+            "ALIPAY_APP_PRIVATE_KEY": self.alipay_app[0],
+            "ALIPAY_PUBLIC_KEY": self.alipay_platform[1],
+            "WECHATPAY_MERCHANT_PRIVATE_KEY": self.wechat_merchant[0],
+            "WECHATPAY_PLATFORM_PUBLIC_KEY": self.wechat_platform[1],
+            "WECHATPAY_PLATFORM_SERIAL": self.wechat_platform_serial,
+            "WECHATPAY_APIV3_KEY": self.wechat_apiv3_key,
+        }
+
+
+def signed_webhook(keys: ProviderKeys, provider: str, order_id: str, amount: Money, *,
+                   event_id: str | None = None, payment_id: str | None = None,
+                   timestamp: int | None = None) -> tuple[Headers, bytes]:
+    """A 'payment succeeded' notification exactly as `provider` would send it."""
+    now = int(time.time()) if timestamp is None else timestamp
+    if provider == "sandbox":
+        body = json.dumps({"id": event_id or f"evt_sbx_{uuid.uuid4().hex[:16]}", "type": "payment.succeeded",
+                           "order_id": order_id, "amount": amount.to_dict(),
+                           "payment_id": payment_id or f"sbx_pay_{order_id}"}).encode()
+        return [("Content-Type", "application/json"),
+                ("Sandbox-Signature", hmac_header(keys.sandbox_webhook_secret, body, now))], body
+    if provider == "stripe":
+        intent = {"id": payment_id or f"pi_{uuid.uuid4().hex[:24]}", "object": "payment_intent",
+                  "amount": amount.amount, "amount_received": amount.amount, "currency": amount.currency.lower(),
+                  "status": "succeeded", "metadata": {"order_id": order_id}}
+        body = json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "api_version":
+                           "2024-06-20", "created": now, "type": "payment_intent.succeeded", "livemode": False,
+                           "data": {"object": intent}}).encode()
+        return [("Content-Type", "application/json"),
+                ("Stripe-Signature", hmac_header(keys.stripe_webhook_secret, body, now))], body
+    if provider == "alipay":
+        params = {"notify_time": datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"), "notify_type": "trade_status_sync",
+                  "notify_id": event_id or uuid.uuid4().hex, "app_id": "2021000000000000", "charset": "utf-8",
+                  "version": "1.0", "sign_type": "RSA2", "trade_no": payment_id or f"2026{uuid.uuid4().int % 10**20}",
+                  "out_trade_no": order_id, "trade_status": "TRADE_SUCCESS", "total_amount": decimal_text(amount)}
+        if amount.currency != "CNY":
+            params["trans_currency"] = amount.currency
+        params["sign"] = rsa_sign(keys.alipay_platform[0], signing_content(params))
+        return [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], \
+            urllib.parse.urlencode(params).encode()
+    if provider == "wechatpay":
+        transaction = {"out_trade_no": order_id, "transaction_id": payment_id or f"4200{uuid.uuid4().int % 10**24}",
+                       "trade_state": "SUCCESS", "trade_type": "NATIVE",
+                       "amount": {"total": amount.amount, "payer_total": amount.amount, "currency": amount.currency}}
+        nonce = secrets.token_hex(6)
+        ciphertext = AESGCM(keys.wechat_apiv3_key.encode()).encrypt(nonce.encode(), json.dumps(transaction).encode(),
+                                                                     b"transaction")
+        body = json.dumps({"id": event_id or str(uuid.uuid4()), "create_time": datetime.now(CHINA).isoformat(),
+                           "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS",
+                           "summary": "payment succeeded",
+                           "resource": {"algorithm": "AEAD_AES_256_GCM", "ciphertext": base64.b64encode(ciphertext)
+                                        .decode(), "associated_data": "transaction", "nonce": nonce,
+                                        "original_type": "transaction"}}).encode()
+        header_nonce = secrets.token_hex(16)
+        signature = rsa_sign(keys.wechat_platform[0], f"{now}\n{header_nonce}\n".encode() + body + b"\n")
+        return [("Content-Type", "application/json"), ("Wechatpay-Timestamp", str(now)),
+                ("Wechatpay-Nonce", header_nonce), ("Wechatpay-Signature", signature),
+                ("Wechatpay-Serial", keys.wechat_platform_serial)], body
+    raise ValueError(f"no fake for provider {provider}")
+
+
+class FakeProviders:
+    """Serves /_fake/{stripe,alipay,wechatpay}/...; answers are remembered per idempotency key."""
+
+    def __init__(self, base_url: str, keys: ProviderKeys | None = None):
+        self.base_url = base_url
+        self.keys = keys or ProviderKeys()
+        self.lock = threading.Lock()
+        self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def function_env(self) -> dict[str, str]:
+        return {**self.keys.function_env(),
+                "STRIPE_API_BASE": f"{self.base_url}/_fake/stripe",
+                "ALIPAY_GATEWAY": f"{self.base_url}/_fake/alipay/gateway.do",
+                "WECHATPAY_API_BASE": f"{self.base_url}/_fake/wechatpay"}
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        with self.lock:
+            self.calls.append((method, path))
+        if method == "POST" and path.startswith("/_fake/stripe/v1/"):
+            return self._stripe(path.removeprefix("/_fake/stripe"), lowered, body)
+        if method == "POST" and path == "/_fake/alipay/gateway.do":
+            return self._alipay(body)
+        if method == "POST" and path.startswith("/_fake/wechatpay/v3/"):
+            return self._wechat(path.removeprefix("/_fake/wechatpay"), lowered, body)
+        return _json(404, {"error": "no such fake endpoint"})
+
+    def _once(self, key: str, make) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            if key not in self.answers:
+                self.answers[key] = make()
+            return self.answers[key]
+
+    def _stripe(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        if headers.get("authorization") != f"Bearer {self.keys.stripe_secret_key}":
+            return _json(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}})
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        key = f"stripe:{path}:{headers.get('idempotency-key') or uuid.uuid4()}"
+        if path == "/v1/payment_intents":
+            def make():
+                pid = f"pi_{uuid.uuid4().hex[:24]}"
+                return 200, {"id": pid, "object": "payment_intent", "amount": int(form["amount"]),
+                             "currency": form["currency"], "status": "requires_payment_method",
+                             "client_secret": f"{pid}_secret_{uuid.uuid4().hex[:24]}",
+                             "metadata": {"order_id": form.get("metadata[order_id]")}}
+        elif path == "/v1/refunds":
+            def make():
+                return 200, {"id": f"re_{uuid.uuid4().hex[:24]}", "object": "refund", "amount": int(form["amount"]),
+                             "payment_intent": form.get("payment_intent"), "status": "succeeded"}
+        else:
+            return _json(404, {"error": {"message": "Unrecognized request URL"}})
+        return _json(*self._once(key, make))
+
+    def _alipay(self, body: bytes) -> tuple[int, str, bytes]:
+        params = dict(urllib.parse.parse_qsl(body.decode()))
+        try:
+            rsa_verify(self.keys.alipay_app[1], signing_content(params), params.get("sign", ""))
+        except Exception:  # noqa: BLE001 - Alipay answers an invalid signature with a business error
+            return _json(200, {"error_response": {"code": "40002", "sub_code": "isv.invalid-signature"}})
+        biz = json.loads(params.get("biz_content") or "{}")
+        method = params.get("method", "")
+        if method == "alipay.trade.precreate":
+            answer = {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
+                      "qr_code": f"https://qr.alipay.com/fake{uuid.uuid4().hex[:12]}"}
+            key = f"alipay:pre:{biz['out_trade_no']}"
+        elif method == "alipay.trade.refund":
+            answer = {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
+                      "refund_fee": biz["refund_amount"], "fund_change": "Y", "trade_no": uuid.uuid4().hex[:20]}
+            key = f"alipay:refund:{biz['out_request_no']}"
+        else:
+            return _json(200, {"error_response": {"code": "40004", "sub_code": "isv.method-not-supported"}})
+        response_name = method.replace(".", "_") + "_response"
+        status, stored = self._once(key, lambda: (200, {response_name: answer}))
+        stored = {**stored, "sign": rsa_sign(self.keys.alipay_platform[0], json.dumps(stored[response_name]).encode())}
+        return _json(status, stored)
+
+    def _wechat(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        auth = headers.get("authorization", "")
+        fields = dict(part.split("=", 1) for part in auth.removeprefix("WECHATPAY2-SHA256-RSA2048 ").split(",")
+                      if "=" in part)
+        fields = {k: v.strip('"') for k, v in fields.items()}
+        try:
+            message = f"POST\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode()
+            rsa_verify(self.keys.wechat_merchant[1], message + body + b"\n", fields["signature"])
+        except Exception:  # noqa: BLE001
+            return _json(401, {"code": "SIGN_ERROR", "message": "signature verification failed"})
+        payload = json.loads(body)
+        if path == "/v3/pay/transactions/native":
+            return _json(*self._once(f"wx:pay:{payload['out_trade_no']}", lambda: (
+                200, {"code_url": f"weixin://wxpay/bizpayurl?pr={uuid.uuid4().hex[:10]}"})))
+        if path == "/v3/refund/domestic/refunds":
+            return _json(*self._once(f"wx:refund:{payload['out_refund_no']}", lambda: (
+                200, {"refund_id": f"5030{uuid.uuid4().int % 10**20}", "out_refund_no": payload["out_refund_no"],
+                      "status": "SUCCESS", "amount": payload["amount"]})))
+        return _json(404, {"code": "NOT_FOUND", "message": "no such fake endpoint"})
+
+
+def _json(status: int, body: dict[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(body).encode()
+
+

@@ -1,0 +1,93 @@
+"""Every provider's flow over HTTP against the local server and its provider fakes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.test_local_api import levels, new_sku, place
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(check, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("provider, field", [("sandbox", "pay_url"), ("stripe", "client_secret"),
+                                             ("alipay", "qr_code"), ("wechatpay", "code_url")])
+def test_pay_with_each_provider(local_server, provider, field):
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    placed = place(api, code, quantity=2, payment_provider=provider)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["payment"]["provider"] == provider and order["payment"][field]
+    paid = api.call("POST", f"/_local/pay/{order['order_id']}", user=None)
+    assert paid.status_code == 200 and paid.json()["webhook"]["status"] == 200, paid.text
+    if provider == "alipay":
+        assert paid.json()["webhook"]["body"] == "success"
+    got = api.call("GET", f"/orders/{order['order_id']}").json()
+    assert (got["status"], got["payment_status"]) == ("PAID", "paid")
+    assert levels(api, code) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 2}
+
+
+def test_duplicate_webhook_and_refund_with_restock(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    order = place(api, code, quantity=3, payment_provider="stripe").json()
+    event = {"event_id": f"evt_{uuid.uuid4().hex}"}
+    for _ in range(2):
+        assert api.call("POST", f"/_local/pay/{order['order_id']}", user=None, json=event).status_code == 200
+    assert levels(api, code)["sold"] == 3
+    refund = api.admin("POST", f"/admin/orders/{order['order_id']}/refunds", headers={"Idempotency-Key": "r1"},
+                       json={"lines": [{"sku": code, "quantity": 2}], "restock": True, "reason": "damaged box"})
+    assert refund.status_code == 201, refund.text
+    body = refund.json()
+    assert body["payment_status"] == "partially_refunded"
+    assert body["amount_refunded"] == {"amount": 2 * 1999, "currency": "EUR"}
+    again = api.admin("POST", f"/admin/orders/{order['order_id']}/refunds", headers={"Idempotency-Key": "r1"},
+                      json={"lines": [{"sku": code, "quantity": 2}], "restock": True, "reason": "damaged box"})
+    assert again.json()["amount_refunded"] == body["amount_refunded"]
+    wait_for(lambda: levels(api, code) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 1})
+
+
+def test_wrong_amount_holds_the_order_and_reject_refunds(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    order = place(api, code, quantity=1, payment_provider="wechatpay").json()
+    api.call("POST", f"/_local/pay/{order['order_id']}", user=None, json={"amount": {"amount": 1, "currency": "EUR"}})
+    held = api.call("GET", f"/orders/{order['order_id']}").json()
+    assert held["status"] == "ON_HOLD" and "amount mismatch" in held["hold_reason"]
+    assert levels(api, code)["reserved"] == 1
+    rejected = api.admin("POST", f"/admin/orders/{order['order_id']}/reject")
+    assert rejected.status_code == 200 and rejected.json()["status"] == "CANCELLED"
+    assert levels(api, code) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+
+
+def test_customer_cancel_of_a_paid_order_refunds_and_restocks(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=3)
+    order = place(api, code, quantity=2, payment_provider="alipay").json()
+    api.call("POST", f"/_local/pay/{order['order_id']}", user=None)
+    cancelled = api.call("POST", f"/orders/{order['order_id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["payment_status"]) == ("CANCELLED", "refunded")
+    wait_for(lambda: levels(api, code) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0})
+
+
+def test_tampered_webhooks_change_nothing(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=2)
+    order = place(api, code, quantity=1, payment_provider="stripe").json()
+    body = b'{"id":"evt_x","type":"payment_intent.succeeded","data":{"object":{"id":"pi","amount":1999,"currency":"eur","metadata":{"order_id":"%s"}}}}' % order["order_id"].encode()
+    for headers in ({}, {"Stripe-Signature": "t=1,v1=00"}, {"Stripe-Signature": "garbage"}):
+        answer = api.call("POST", "/webhooks/stripe", user=None, data=body, headers=headers)
+        assert answer.status_code in (400, 401) and "Traceback" not in answer.text
+    assert api.call("POST", "/webhooks/paypal", user=None, data=b"{}").status_code == 404
+    assert api.call("GET", f"/orders/{order['order_id']}").json()["status"] == "PENDING_PAYMENT"
