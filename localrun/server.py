@@ -114,6 +114,10 @@ class LocalServer:
         """Developer helpers that exist only in the local run."""
         if method == "GET" and path == "/_local/health":
             return _json(200, {"status": "ok"})
+        if method == "GET" and path == "/_local/resources":
+            return _json(200, {"aws_endpoint": self.cloud.moto_url, "dynamodb_endpoint": self.cloud.dynamodb.endpoint_url,
+                               "queues": self.cloud.queue_urls, "dead_letter_queues": self.cloud.dlq_urls,
+                               "state_machine_arn": self.cloud.state_machine_arn})
         if method == "GET" and path == "/_local/stats":
             counts = self.cloud.counter.snapshot() if self.cloud.counter else None
             return _json(200, {"dynamodb_calls": counts})

@@ -39,7 +39,7 @@ class Api:
 def local_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2",
+    env = {**os.environ, "PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2", "LOCAL_SQS_RETRY_DELAY_SECONDS": "1",
            "LOCAL_LAMBDA_WORKERS": "3"}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "localrun"], cwd=ROOT, env=env, stdout=out,

@@ -104,3 +104,21 @@ def test_unpaid_order_expires_and_paid_order_does_not(local_server):
     assert levels(api, code) == {"on_hand": 2, "available": 2, "reserved": 0, "sold": 2}
     reasons = [e["reason"] for e in api.admin("GET", f"/admin/skus/{code}/ledger").json()["items"]]
     assert reasons.count("payment_window_expired") == 1
+
+
+def test_poison_message_reaches_the_dead_letter_queue(local_server):
+    import boto3
+
+    api = local_server
+    resources = api.call("GET", "/_local/resources", user=None).json()
+    sqs = boto3.client("sqs", endpoint_url=resources["aws_endpoint"], region_name="us-east-1",
+                       aws_access_key_id="local", aws_secret_access_key="local")
+    sqs.send_message(QueueUrl=resources["queues"]["stock_release"], MessageBody="{not json")
+    dlq = resources["dead_letter_queues"]["stock_release"]
+    deadline = time.monotonic() + 60
+    while True:
+        got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+        if got:
+            assert got[0]["Body"] == "{not json"
+            break
+        assert time.monotonic() < deadline, "poison message never reached the DLQ"
