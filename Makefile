@@ -37,7 +37,7 @@ bench: install
 	$(PY) bench/flash_sale.py
 
 soak: install
-	SOAK=1 $(PY) -m pytest tests -m soak -p no:cacheprovider
+	SOAK=1 $(PY) -m pytest -s tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py
 
 synth: $(VENV)/.installed node_modules/.installed
 	npx cdk synth --quiet --no-notices

@@ -43,3 +43,41 @@ def ddb_ports(dynamodb_local, monkeypatch) -> Ports:
     yield Ports(store=DynamoShopStore(table), events=recorder, windows=recorder, release_queue=recorder)
     aws.reset_clients()
     wiring.reset()
+
+
+@pytest.fixture(scope="session")
+def provider_fakes():
+    """The local run's provider fakes on their own loopback port, with the functions' env pointing at them."""
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from localrun.fake_providers import FakeProviders
+
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, content_type, payload = holder["fakes"].handle("POST", self.path, dict(self.headers), body)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fakes = holder["fakes"] = FakeProviders(f"http://127.0.0.1:{server.server_address[1]}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = {k: os.environ.get(k) for k in fakes.function_env()}
+    os.environ.update(fakes.function_env())
+    yield fakes
+    server.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -89,17 +89,17 @@ def process_payment_event(ports: Ports, provider: PaymentProvider, event: Paymen
     if order is None:
         return _record_only(ports, event, "unknown_order")
     if event.amount != order.total:
-        return _hold_for_mismatch(ports, event)
+        return _hold_for_mismatch(ports, provider, event)
     return _settle(ports, provider, event, risk or RiskRules.from_env())
 
 
-def _hold_for_mismatch(ports: Ports, event: PaymentEvent) -> str:
+def _hold_for_mismatch(ports: Ports, provider: PaymentProvider, event: PaymentEvent) -> str:
     def attempt() -> str:
         order = ports.store.get_order(event.order_id)
         received = event.amount.to_dict() if event.amount else None
         detail = {"expected": order.total.to_dict(), "received": received}
-        if order.status is not OrderStatus.PENDING_PAYMENT:
-            return _record_only(ports, event, "amount_mismatch_recorded", **detail)
+        if order.status is not OrderStatus.PENDING_PAYMENT:  # nothing to hold: give the money back
+            return _auto_refund(ports, provider, event, order, f"wrong amount for a {order.status.value} order")
         at = clock.iso(clock.now())
         reason = f"amount mismatch: expected {order.total.amount} {order.currency}, received " \
                  f"{event.amount.amount if event.amount else '?'} {event.amount.currency if event.amount else ''}"
@@ -218,7 +218,9 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
         return updated
 
     updated = with_retries(attempt)
-    if restock and ports.restock_queue:
+    if restock and units:
+        if ports.restock_queue is None:
+            raise RuntimeError("RESTOCK_QUEUE_URL is not configured: refunded units could not be restocked")
         for sku, quantity in units.items():
             ports.restock_queue.request_restock(f"{refund_id}-{sku}", sku, quantity, order_id, "refund_restock")
     ports.events.publish("order.refunded", {"order_id": order_id, "amount": {"amount": due, "currency": order.currency},

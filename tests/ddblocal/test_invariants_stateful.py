@@ -1,0 +1,225 @@
+"""Model-based test: random sequences of shop operations on DynamoDB Local, every SPEC invariant after each step.
+
+Steps: create (shared SKUs, each provider), duplicate create, pay (each provider's signed webhook,
+sometimes twice, sometimes with a wrong amount), expire, cancel, refund (with or without restock),
+operator adjustment, delivery of queued restocks (sometimes twice). `make test` runs a bounded
+number of examples; `make soak` (SOAK=1) runs the long profile.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from localrun.fake_providers import signed_webhook
+from shop.domain.errors import DomainError
+from shop.domain.money import Money
+from shop.domain.orders import OrderStatus
+from shop.payments.registry import PROVIDERS
+from shop.services import catalog, payments
+from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
+from shop.services.restock import RestockRequest, apply_restock
+
+pytestmark = pytest.mark.ddblocal
+SKUS = ["INV-A", "INV-B", "INV-C"]
+ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
+SOAK = bool(os.environ.get("SOAK"))
+CHECKS = Counter()  # invariant checks run, for the closing figures
+NO_RISK = payments.RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+
+
+class QueuedRestocks:
+    def __init__(self):
+        self.messages: list[RestockRequest] = []
+
+    def request_restock(self, message_id, sku, quantity, order_id, reason):
+        self.messages.append(RestockRequest(message_id, sku, quantity, order_id, reason))
+
+
+def build_machine(ports_factory, fakes):
+    class ShopMachine(RuleBasedStateMachine):
+        orders = Bundle("orders")
+
+        @initialize()
+        def setup(self):
+            self.ports = ports_factory()
+            self.ports.restock_queue = self.queue = QueuedRestocks()
+            self.received = 0  # money the providers delivered for accepted events
+            self.event_ids: set[str] = set()
+            self.placed: dict[str, tuple] = {}
+            self.n = 0
+            for code in SKUS:
+                policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
+                catalog.upsert_sku(self.ports, code, catalog.SkuDetails(
+                    name=code, price=Money(700, "USD"), on_hand=6, stock_policy=catalog.StockPolicy(policy)),
+                    actor="admin:t")
+
+        def _place(self, customer, key, items, provider):
+            request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider)
+            return place_order(self.ports, customer_id=customer, idempotency_key=key, request=request,
+                               fingerprint=request_fingerprint({"items": items, "p": provider}), window_seconds=0,
+                               idempotency_ttl_seconds=3600,
+                               payment_details=lambda o: PROVIDERS[o.payment_provider].create_payment(o))
+
+        @rule(target=orders, items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1,
+                                            max_size=3, unique_by=lambda t: t[0]),
+              provider=st.sampled_from(sorted(PROVIDERS)))
+        def create(self, items, provider):
+            self.n += 1
+            key, customer = f"k{self.n}", f"c{self.n % 3}"
+            try:
+                placed = self._place(customer, key, items, provider)
+            except DomainError:
+                return None
+            self.placed[placed.order_id] = (customer, key, items, provider, placed.body)
+            return placed.order_id
+
+        @rule(order_id=orders)
+        def duplicate_create(self, order_id):
+            if order_id is None:
+                return
+            customer, key, items, provider, body = self.placed[order_id]
+            again = self._place(customer, key, items, provider)
+            assert again.order_id == order_id and again.body == body
+
+        @rule(order_id=orders, twice=st.booleans(), wrong_amount=st.booleans())
+        def pay(self, order_id, twice, wrong_amount):
+            if order_id is None:
+                return
+            order = self.ports.store.get_order(order_id)
+            amount = Money(order.total.amount + (1 if wrong_amount else 0), order.currency)
+            self.n += 1
+            headers, body = signed_webhook(fakes.keys, order.payment_provider, order_id, amount,
+                                           event_id=f"evt{self.n}", payment_id=f"pay{self.n}")
+            provider = PROVIDERS[order.payment_provider]
+            for _ in range(2 if twice else 1):
+                event = provider.parse_webhook(dict(headers), body)
+                outcome = payments.process_payment_event(self.ports, provider, event, NO_RISK)
+                if event.event_id not in self.event_ids and outcome != "duplicate":
+                    self.event_ids.add(event.event_id)
+                    self.received += amount.amount
+
+        @rule(order_id=orders)
+        def expire(self, order_id):
+            if order_id is not None:
+                expire_order(self.ports, order_id)
+
+        @rule(order_id=orders)
+        def cancel(self, order_id):
+            if order_id is None:
+                return
+            customer = self.placed[order_id][0]
+            try:
+                payments.cancel(self.ports, lambda name: PROVIDERS[name], order_id, actor="customer:t",
+                                reason="cancelled_by_customer", customer_id=customer)
+            except DomainError:
+                pass
+
+        @rule(order_id=orders, restock=st.booleans(), partial=st.booleans())
+        def refund(self, order_id, restock, partial):
+            if order_id is None:
+                return
+            order = self.ports.store.get_order(order_id)
+            self.n += 1
+            lines = [(order.lines[0].sku, 1)] if partial else None
+            try:
+                payments.refund_order(self.ports, PROVIDERS[order.payment_provider], order_id, amount=None,
+                                      lines=lines, restock=restock, reason="t", key=f"rf{self.n}", actor="admin:t")
+            except DomainError:
+                pass
+
+        @rule(sku=st.sampled_from(SKUS), delta=st.integers(-3, 4).filter(bool))
+        def adjust(self, sku, delta):
+            try:
+                catalog.adjust_stock(self.ports, sku, delta, reason="count", actor="admin:t")
+            except DomainError:
+                pass
+
+        @precondition(lambda self: self.queue.messages)
+        @rule(twice=st.booleans())
+        def deliver_restocks(self, twice):
+            pending, self.queue.messages = self.queue.messages, []
+            for message in pending + (pending if twice else []):
+                apply_restock(self.ports, message)
+
+        @invariant()
+        def stock_and_money_reconcile(self):
+            if not hasattr(self, "ports"):
+                return
+            CHECKS["checks"] += 1
+            store = self.ports.store
+            per_order: dict[str, Counter] = {}
+            for code in SKUS:
+                sku = store.get_sku(code)
+                assert sku.levels.is_consistent, sku.levels
+                entries, cursor, totals = [], None, Counter()
+                while True:
+                    page, cursor = store.ledger(code, 100, cursor)
+                    entries += page
+                    if not cursor:
+                        break
+                assert [e.seq for e in entries] == list(range(1, sku.stock_seq + 1))
+                for e in entries:
+                    totals.update(e.delta.to_dict())
+                    if e.order_id:
+                        per_order.setdefault(e.order_id, Counter()).update(
+                            {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
+                assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.levels.to_dict()
+            kept = refunded = 0
+            for order_id in self.placed:
+                order = store.get_order(order_id)
+                moves = per_order.get(order_id, Counter())
+                held = order.reserved_quantities()
+                settled = order.payment_status in ("paid", "partially_refunded", "refunded")
+                for line in order.lines:
+                    # Each reservation ends exactly once; expired or cancelled orders hold none.
+                    assert moves[f"{line.sku}.reserved"] == held.get(line.sku, 0), (order.status, line)
+                    returned = sum(l["quantity"] for r in order.refunds if r["restock"] for l in r["lines"]
+                                   if l["sku"] == line.sku)
+                    delivered = not any(m.order_id == order_id for m in self.queue.messages)
+                    expected_sold = (line.quantity if settled else 0) - (returned if delivered else 0)
+                    if delivered:
+                        assert moves[f"{line.sku}.sold"] == expected_sold, (order.status, line, moves)
+                if order.status is OrderStatus.PAID:
+                    assert settled  # every paid order holds its stock (sold above)
+                if order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+                    assert not held
+                kept += order.amount_paid - order.amount_refunded
+                refunded += order.amount_refunded
+            auto = store.db.scan(TableName=store.table, FilterExpression="outcome = :r",
+                                 ExpressionAttributeValues={":r": {"S": "refunded"}}).get("Items", [])
+            refunded += sum(int(item["amount"]["M"]["amount"]["N"]) for item in auto)
+            assert self.received == kept + refunded, (self.received, kept, refunded)
+
+    return ShopMachine
+
+
+def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
+    from tests.ddblocal.conftest import Recorder
+    from shop.services.ports import Ports
+
+    def fresh_ports():
+        # One table per test run; each example starts from its own SKUs and orders on it.
+        import uuid
+
+        import boto3
+
+        from shop.adapters.dynamo_store import DynamoShopStore
+        from shop.adapters.table_schema import create_table_kwargs
+
+        table = f"inv-{uuid.uuid4().hex[:10]}"
+        boto3.client("dynamodb").create_table(**create_table_kwargs(table))
+        recorder = Recorder()
+        return Ports(store=DynamoShopStore(table), events=recorder, windows=recorder, release_queue=recorder)
+
+    machine = build_machine(fresh_ports, provider_fakes)
+    machine.TestCase.settings = settings(
+        max_examples=200 if SOAK else 8, stateful_step_count=40 if SOAK else 15, deadline=None,
+        derandomize=not SOAK, database=None, suppress_health_check=list(HealthCheck))
+    machine.TestCase().runTest()
+    print(f"stateful: {CHECKS['checks']} invariant checks, {CHECKS['checks'] and 'all held'}")
