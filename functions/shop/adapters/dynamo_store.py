@@ -12,7 +12,7 @@ import binascii
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from shop.adapters import items as it
 from shop.adapters.aws import client
@@ -259,10 +259,14 @@ class DynamoShopStore:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "TransactionCanceledException":
                 self._raise_for_cancellation(operations, error.response.get("CancellationReasons", []))
-            if code in {"ThrottlingException", "ProvisionedThroughputExceededException",
-                        "RequestLimitExceeded", "TransactionInProgressException"}:
+            if code in {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                        "TransactionInProgressException", "InternalServerError", "ServiceUnavailable"}:
+                # Safe to redo: a transaction that did commit fails its conditions on the retry, and
+                # a placed order is then found through its idempotency record.
                 raise Throttled(code) from error
             raise
+        except (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError) as error:
+            raise Throttled(type(error).__name__) from error
 
     @staticmethod
     def _raise_for_cancellation(operations: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]]) -> None:

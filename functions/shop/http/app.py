@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics
+from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -51,6 +52,14 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
         logger.error("payment provider call failed", extra={"error": str(error)})
         return problem(502, "provider-error", "Payment provider error",
                        "the payment provider did not complete the call; retrying with the same request is safe")
+
+    @app.exception_handler((ClientError, BotoCoreError))
+    def aws_unavailable(error: Exception):
+        # A dependency failed after its own retries; every write is conditional and every create is
+        # keyed, so the client can safely retry the same request.
+        logger.exception("AWS call failed")
+        return problem(503, "temporarily-unavailable", "Temporarily unavailable",
+                       "a backing service did not answer; retry the same request shortly", {"Retry-After": "2"})
 
     @app.exception_handler(RequestValidationError)
     def validation_error(error: RequestValidationError):

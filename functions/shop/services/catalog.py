@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 
 from shop.domain import clock, stock
@@ -22,6 +23,13 @@ class SkuDetails:
     max_per_order: int | None = None
     low_stock_threshold: int | None = None
     on_hand: int | None = None  # when given, stock is set to it through a ledgered adjustment
+
+
+def _movement_at(ports: Ports, code: str, seq: int) -> StockMovement:
+    item = ports.store.get_item({"pk": f"SKU#{code}", "sk": f"LEDGER#{seq:012d}"})
+    return StockMovement(sku=code, seq=seq, at=item["at"], actor=item["actor"], reason=item["reason"],
+                         order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
+                         levels=StockLevels(**item["levels"]))
 
 
 def get_sku(ports: Ports, code: str) -> Sku:
@@ -72,12 +80,25 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
     return with_retries(attempt_handling_create_race)
 
 
-def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str) -> tuple[Sku, StockMovement]:
+def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str,
+                 request_id: str | None = None) -> tuple[Sku, StockMovement]:
+    """One adjustment per request id: a retry after a commit whose answer was lost applies nothing twice."""
+    marker_key = {"pk": f"ADJUSTMENT#{code}#{request_id or uuid.uuid4().hex}", "sk": "ADJUSTMENT"}
+
     def attempt() -> tuple[Sku, StockMovement]:
         sku = get_sku(ports, code)
         at = clock.iso(clock.now())
         movement = stock.adjust(sku, delta, at=at, actor=actor, reason=reason)
-        ports.store.commit(Commit(movements=[movement]))
+        marker = {**marker_key, "entity": "ADJUSTMENT", "seq": movement.seq,
+                  "ttl": int(clock.now().timestamp()) + 7 * 24 * 3600}
+        try:
+            ports.store.commit(Commit(movements=[movement], unique_puts=[("adjustment", marker)]))
+        except CommitRejected as rejected:
+            if "adjustment" not in rejected.labels:
+                raise
+            done = rejected.existing.get("adjustment") or ports.store.get_item(marker_key)
+            current = get_sku(ports, code)
+            return current, _movement_at(ports, code, int(done["seq"]))
         return sku.with_levels(movement.levels, movement.seq, at), movement
 
     sku, movement = with_retries(attempt)

@@ -261,6 +261,9 @@ def end_reservation(
 
     def attempt() -> Order | None:
         order = get_order_for(ports, order_id, customer_id)
+        last = order.history[-1] if order.history else None
+        if order.status is to and last and (last.actor, last.reason) == (actor, reason):
+            return order  # our own earlier attempt committed (its answer was lost): done
         if to is OrderStatus.EXPIRED:
             if order.status is not OrderStatus.PENDING_PAYMENT:
                 return None

@@ -187,8 +187,10 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
     order = ports.store.get_order(order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
-    if any(r["refund_id"] == refund_id for r in order.refunds):
-        return order  # a retry of a refund already made
+    for entry in order.refunds:
+        if entry["refund_id"] == refund_id:  # a retry: the refund is made; make sure its units are on their way
+            _send_restocks(ports, order_id, entry)
+            return order
     if order.payment_status not in ("paid", "partially_refunded"):
         raise InvalidTransition("only paid orders can be refunded", {"payment_status": order.payment_status})
     units = _refund_units(order, lines, restock)
@@ -218,14 +220,22 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
         return updated
 
     updated = with_retries(attempt)
-    if restock and units:
-        if ports.restock_queue is None:
-            raise RuntimeError("RESTOCK_QUEUE_URL is not configured: refunded units could not be restocked")
-        for sku, quantity in units.items():
-            ports.restock_queue.request_restock(f"{refund_id}-{sku}", sku, quantity, order_id, "refund_restock")
+    # After the commit: if sending fails, the caller's retry (same key) sends again; the restock
+    # consumer applies each message id once, so sending twice is harmless.
+    _send_restocks(ports, order_id, next(r for r in updated.refunds if r["refund_id"] == refund_id))
     ports.events.publish("order.refunded", {"order_id": order_id, "amount": {"amount": due, "currency": order.currency},
                                             "restock": restock})
     return updated
+
+
+def _send_restocks(ports: Ports, order_id: str, entry: dict[str, Any]) -> None:
+    if not entry.get("restock") or not entry.get("lines"):
+        return
+    if ports.restock_queue is None:
+        raise RuntimeError("RESTOCK_QUEUE_URL is not configured: refunded units cannot be restocked")
+    for line in entry["lines"]:
+        ports.restock_queue.request_restock(f"{entry['refund_id']}-{line['sku']}", line["sku"], line["quantity"],
+                                            order_id, "refund_restock")
 
 
 def _refund_units(order: Order, lines: list[tuple[str, int]] | None, restock: bool) -> dict[str, int]:
@@ -299,6 +309,10 @@ def cancel(ports: Ports, provider_for, order_id: str, *, actor: str, reason: str
     from shop.services.orders import cancel_order, get_order_for
 
     order = get_order_for(ports, order_id, customer_id)
+    cancel_refund = _stable_id(order_id, "cancel")
+    if order.status is OrderStatus.CANCELLED and any(r["refund_id"] == cancel_refund for r in order.refunds):
+        return refund_order(ports, provider_for(order.payment_provider), order_id, amount=None, lines=None,
+                            restock=True, reason=reason, key="cancel", actor=actor, cancel=True)  # a retry
     paid = order.payment_status in ("paid", "partially_refunded")
     if paid and order.status in (OrderStatus.PAID, OrderStatus.ON_HOLD) and order.fulfillment_status == "unfulfilled":
         return refund_order(ports, provider_for(order.payment_provider), order_id, amount=None, lines=None,

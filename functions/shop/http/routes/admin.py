@@ -46,10 +46,12 @@ def put_sku(sku: str, body: SkuIn):
 
 
 @router.post("/admin/skus/<sku>/adjustments", summary="Change on_hand by delta, with a reason")
-def adjust(sku: str, body: AdjustmentIn):
+def adjust(sku: str, body: AdjustmentIn,
+           idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None):
     who = admin(router)
+    request_id = order_service.request_fingerprint([who.sub, idempotency_key]) if idempotency_key else None
     saved, movement = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
-                                           actor=who.actor)
+                                           actor=who.actor, request_id=request_id)
     return json_response(201, {"sku": admin_sku_view(saved), "ledger_entry": movement_view(movement)})
 
 
