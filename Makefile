@@ -35,6 +35,7 @@ test: install
 
 bench: install
 	$(PY) bench/flash_sale.py
+	$(PY) bench/load_without_loss.py
 
 soak: install
 	SOAK=1 $(PY) -m pytest -s tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py

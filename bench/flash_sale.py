@@ -32,8 +32,8 @@ READS = {"GetItem", "BatchGetItem", "Query", "Scan"}
 WRITES = {"TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
 
 
-def start_server(port: int) -> subprocess.Popen:
-    env = {**os.environ, "PORT": str(port), "LOCAL_COUNT_DYNAMODB_CALLS": "1",
+def start_server(port: int, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, "PORT": str(port), "LOCAL_COUNT_DYNAMODB_CALLS": "1",
            "LOCAL_LAMBDA_WORKERS": os.environ.get("LOCAL_LAMBDA_WORKERS", "4")}
     proc = subprocess.Popen([sys.executable, "-m", "localrun"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
