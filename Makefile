@@ -10,7 +10,7 @@ export PORT
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install run test bench soak synth deploy lint clean
+.PHONY: install run test bench soak synth deploy layer clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ soak: install
 synth: $(VENV)/.installed node_modules/.installed
 	npx cdk synth --quiet --no-notices
 
-deploy: $(VENV)/.installed node_modules/.installed
+layer: requirements-layer.txt
+	rm -rf build/layer && mkdir -p build/layer/python
+	$(PY) -m pip install --quiet --target build/layer/python --platform manylinux2014_aarch64 \
+	  --implementation cp --python-version 3.14 --only-binary=:all: -r requirements-layer.txt
+
+deploy: $(VENV)/.installed node_modules/.installed layer
 	npx cdk deploy
 
 clean:
-	rm -rf $(VENV) .local node_modules cdk.out .pytest_cache .hypothesis
+	rm -rf $(VENV) .local node_modules cdk.out build .pytest_cache .hypothesis

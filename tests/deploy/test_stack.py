@@ -83,7 +83,7 @@ def test_functions_arm64_newest_python_traced_json_logs_one_asset(resources):
         assert props["Runtime"] == "python3.14"
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
-        assert "Powertools" in json.dumps(props["Layers"])
+        assert "Powertools" in json.dumps(props["Layers"]) and len(props["Layers"]) == 2  # + our dependency layer
         keys.add(json.dumps(props["Code"]["S3Key"]))
     assert len(keys) == 1, "all handlers share one code asset"
     groups = of_type(resources, "AWS::Logs::LogGroup").values()
