@@ -141,3 +141,17 @@ def test_reorder_checks_stock_again(api):
     again = api.request("POST", f"/orders/{order['order_id']}/reorder", headers={"Idempotency-Key": "re"})
     assert again.status == 201 and again.json()["order_id"] != order["order_id"]
     assert again.json()["lines"][0]["quantity"] == 2
+
+
+def test_low_stock_and_sold_out_events(api, monkeypatch):
+    from shop.adapters import wiring
+    from tests.ddblocal.conftest import Recorder
+
+    make_sku(api, "TEE", on_hand=4, low_stock_threshold=2)
+    recorder = Recorder()
+    ports = wiring.default_ports()
+    monkeypatch.setattr(ports, "events", recorder)
+    place(api, ("TEE", 2), key="a")
+    place(api, ("TEE", 2), key="b")
+    published = [t for t, _ in recorder.calls]
+    assert published == ["stock.low", "order.created", "stock.sold_out", "order.created"]

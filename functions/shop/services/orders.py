@@ -103,6 +103,20 @@ def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
         raise InsufficientStock(f"not enough stock: {names}", {"shortages": short})
 
 
+def stock_events(skus: dict[str, Sku], movements: list[stock.StockMovement]) -> list[tuple[str, dict[str, Any]]]:
+    """stock.sold_out / stock.low when a movement takes a SKU across zero or its threshold."""
+    events = []
+    for movement in movements:
+        sku, before, after = skus[movement.sku], movement.levels.available - movement.delta.available, \
+            movement.levels.available
+        threshold = sku.low_stock_threshold
+        if after <= 0 < before:
+            events.append(("stock.sold_out", {"sku": sku.sku}))
+        elif threshold is not None and after <= threshold < before:
+            events.append(("stock.low", {"sku": sku.sku, "available": after}))
+    return events
+
+
 def _idempotency_record_key(customer_id: str, key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
 
@@ -133,6 +147,7 @@ def place_order(
     # One id for every attempt of this request, so a provider call keyed on it happens once.
     order_id = new_order_id()
     payment_cache: dict[str, dict[str, Any]] = {}
+    stock_signals: list[tuple[str, dict[str, Any]]] = []
 
     def attempt() -> PlacedOrder:
         # The idempotency record rides along in the same read: a replay costs no extra request.
@@ -185,6 +200,7 @@ def place_order(
             new_order=order,
             unique_puts=[("idempotency", record), ("order_number", number)],
         ))
+        stock_signals.extend(stock_events(skus, movements))
         return PlacedOrder(201, body, False, order_id)
 
     def attempt_or_replay() -> PlacedOrder:
@@ -208,6 +224,8 @@ def place_order(
 
     if not placed.replayed:
         ports.windows.open(placed.order_id, placed.body["expires_at"])
+        for detail_type, detail in stock_signals:
+            ports.events.publish(detail_type, detail)
         ports.events.publish("order.created", {"order_id": placed.order_id, "order_number": placed.body["order_number"],
                                                "total": placed.body["total"], "customer_id": customer_id})
     return placed
