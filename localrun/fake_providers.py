@@ -115,6 +115,11 @@ class FakeProviders:
         self.lock = threading.Lock()
         self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
         self.calls: list[tuple[str, str]] = []
+        self.paid: set[str] = set()  # order ids whose payment the fake has "received"
+
+    def mark_paid(self, order_id: str) -> None:
+        with self.lock:
+            self.paid.add(order_id)
 
     def function_env(self) -> dict[str, str]:
         return {**self.keys.function_env(),
@@ -126,6 +131,10 @@ class FakeProviders:
         lowered = {k.lower(): v for k, v in headers.items()}
         with self.lock:
             self.calls.append((method, path))
+        if method == "GET" and path.startswith("/_fake/stripe/v1/payment_intents/"):
+            return self._stripe_intent(path.rsplit("/", 1)[-1], lowered)
+        if method == "GET" and path.startswith("/_fake/wechatpay/v3/"):
+            return self._wechat(path.removeprefix("/_fake/wechatpay"), lowered, body, "GET")
         if method == "POST" and path.startswith("/_fake/stripe/v1/"):
             return self._stripe(path.removeprefix("/_fake/stripe"), lowered, body)
         if method == "POST" and path == "/_fake/alipay/gateway.do":
@@ -160,6 +169,17 @@ class FakeProviders:
             return _json(404, {"error": {"message": "Unrecognized request URL"}})
         return _json(*self._once(key, make))
 
+    def _stripe_intent(self, intent_id: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        if headers.get("authorization") != f"Bearer {self.keys.stripe_secret_key}":
+            return _json(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}})
+        with self.lock:
+            intent = next((a for k, (_, a) in self.answers.items()
+                           if k.startswith("stripe:/v1/payment_intents:") and a.get("id") == intent_id), None)
+            if intent is None:
+                return _json(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}})
+            paid = intent["metadata"].get("order_id") in self.paid
+        return _json(200, {**intent, "status": "succeeded" if paid else intent["status"]})
+
     def _alipay(self, body: bytes) -> tuple[int, str, bytes]:
         params = dict(urllib.parse.parse_qsl(body.decode()))
         try:
@@ -176,6 +196,14 @@ class FakeProviders:
             answer = {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
                       "refund_fee": biz["refund_amount"], "fund_change": "Y", "trade_no": uuid.uuid4().hex[:20]}
             key = f"alipay:refund:{biz['out_request_no']}"
+        elif method == "alipay.trade.query":
+            if f"alipay:pre:{biz['out_trade_no']}" not in self.answers:
+                return _json(200, {"alipay_trade_query_response": {"code": "40004", "msg": "Business Failed",
+                                                                   "sub_code": "ACQ.TRADE_NOT_EXIST"}})
+            state = "TRADE_SUCCESS" if biz["out_trade_no"] in self.paid else "WAIT_BUYER_PAY"
+            return _json(200, {"alipay_trade_query_response": {"code": "10000", "msg": "Success",
+                                                               "out_trade_no": biz["out_trade_no"],
+                                                               "trade_status": state}})
         else:
             return _json(200, {"error_response": {"code": "40004", "sub_code": "isv.method-not-supported"}})
         response_name = method.replace(".", "_") + "_response"
@@ -183,16 +211,23 @@ class FakeProviders:
         stored = {**stored, "sign": rsa_sign(self.keys.alipay_platform[0], json.dumps(stored[response_name]).encode())}
         return _json(status, stored)
 
-    def _wechat(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+    def _wechat(self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"
+                ) -> tuple[int, str, bytes]:
         auth = headers.get("authorization", "")
         fields = dict(part.split("=", 1) for part in auth.removeprefix("WECHATPAY2-SHA256-RSA2048 ").split(",")
                       if "=" in part)
         fields = {k: v.strip('"') for k, v in fields.items()}
         try:
-            message = f"POST\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode()
+            message = f"{method}\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode()
             rsa_verify(self.keys.wechat_merchant[1], message + body + b"\n", fields["signature"])
         except Exception:  # noqa: BLE001
             return _json(401, {"code": "SIGN_ERROR", "message": "signature verification failed"})
+        if method == "GET" and path.startswith("/v3/pay/transactions/out-trade-no/"):
+            order_id = path.split("?")[0].rsplit("/", 1)[-1]
+            if f"wx:pay:{order_id}" not in self.answers:
+                return _json(404, {"code": "ORDER_NOT_EXIST", "message": "order does not exist"})
+            return _json(200, {"out_trade_no": order_id,
+                               "trade_state": "SUCCESS" if order_id in self.paid else "NOTPAY"})
         payload = json.loads(body)
         if path == "/v3/pay/transactions/native":
             return _json(*self._once(f"wx:pay:{payload['out_trade_no']}", lambda: (

@@ -104,7 +104,7 @@ class LocalServer:
               source_ip: str) -> gateway.HttpResponse:
         path = raw_path.split("?", 1)[0]
         if path.startswith("/_fake/"):
-            status, content_type, payload = self.fakes.handle(method, path, dict(headers), body)
+            status, content_type, payload = self.fakes.handle(method, raw_path, dict(headers), body)
             return gateway.HttpResponse(status, [("Content-Type", content_type)], payload)
         if path.startswith("/_local/"):
             return self.local_route(method, path, body)
@@ -147,6 +147,7 @@ class LocalServer:
             return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
                                "detail": "body must be JSON like {\"amount\": {\"amount\": 1999, \"currency\": \"EUR\"}}"},
                          "application/problem+json")
+        self.fakes.mark_paid(order_id)
         headers, payload = signed_webhook(self.fakes.keys, order.payment_provider, order_id, amount,
                                           event_id=options.get("event_id"))
         answer = self.route("POST", f"/webhooks/{order.payment_provider}", headers, payload, "127.0.0.1")

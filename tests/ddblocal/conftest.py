@@ -62,12 +62,14 @@ def provider_fakes():
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, content_type, payload = holder["fakes"].handle("POST", self.path, dict(self.headers), body)
+            status, content_type, payload = holder["fakes"].handle(self.command, self.path, dict(self.headers), body)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        do_GET = do_POST
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fakes = holder["fakes"] = FakeProviders(f"http://127.0.0.1:{server.server_address[1]}")

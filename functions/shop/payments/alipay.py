@@ -88,5 +88,15 @@ class AlipayProvider:
                                                     "out_request_no": refund_id})
         return RefundResult(refund_id, answer.get("trade_no", refund_id), "succeeded")
 
+    def query(self, order: Order) -> str:
+        try:
+            answer = self._call("alipay.trade.query", {"out_trade_no": order.order_id})
+        except ProviderError as error:
+            if "TRADE_NOT_EXIST" in str(error):
+                return "pending"
+            raise
+        return {"TRADE_SUCCESS": "succeeded", "TRADE_FINISHED": "succeeded", "TRADE_CLOSED": "failed"}.get(
+            answer.get("trade_status", ""), "pending")
+
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "text/plain", "success"

@@ -9,6 +9,7 @@ from typing import Any, Literal, Mapping, Protocol
 from shop.domain.money import Money
 from shop.domain.orders import Order
 
+PaymentState = Literal["succeeded", "pending", "failed", "unknown"]
 EventKind = Literal["payment_succeeded", "payment_failed", "refund_succeeded", "ignored"]
 MAX_WEBHOOK_BYTES = 64 * 1024
 # ISO 4217 minor-unit exponents that are not 2.
@@ -52,6 +53,8 @@ class PaymentProvider(Protocol):
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent: ...
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult: ...
+
+    def query(self, order: Order) -> PaymentState: ...
 
     def acknowledge(self) -> tuple[int, str, str]: ...
 

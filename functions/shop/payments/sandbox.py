@@ -42,5 +42,8 @@ class SandboxProvider:
         # Nothing to call: the sandbox keeps no money. The id is stable so retries stay idempotent.
         return RefundResult(refund_id, f"sbx_re_{uuid.uuid5(uuid.NAMESPACE_URL, refund_id).hex[:16]}", "succeeded")
 
+    def query(self, order: Order) -> str:
+        return "unknown"  # the sandbox keeps no state; its webhook is the only truth
+
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"received":true}'

@@ -24,6 +24,9 @@ class StripeProvider:
     def _base(self) -> str:
         return os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY', 'sk_test_local')}"}
+
     def _call(self, path: str, params: dict[str, str], idempotency_key: str) -> dict[str, Any]:
         status, body = http_client.request(
             "POST", f"{self._base()}{path}", body=urllib.parse.urlencode(params).encode(),
@@ -59,6 +62,17 @@ class StripeProvider:
         refund = self._call("/v1/refunds", {"payment_intent": provider_payment_id, "amount": str(amount.amount),
                                             "metadata[order_id]": order_id}, idempotency_key=refund_id)
         return RefundResult(refund_id, refund["id"], refund.get("status", "pending"))
+
+    def query(self, order: Order) -> str:
+        intent_id = order.payment.get("payment_intent_id")
+        if not intent_id:
+            return "unknown"
+        status, body = http_client.request("GET", f"{self._base()}/v1/payment_intents/{intent_id}",
+                                           headers=self._auth())
+        if status >= 300:
+            raise ProviderError(f"stripe payment_intents/{intent_id} answered {status}")
+        state = json.loads(body).get("status")
+        return {"succeeded": "succeeded", "canceled": "failed"}.get(state, "pending")
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"received":true}'

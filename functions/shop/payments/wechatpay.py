@@ -38,16 +38,16 @@ class WechatPayProvider:
     def _secret(self, key: str, default: str | None = None) -> str:
         return provider_secret(self.name, key, default)
 
-    def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    def _call(self, path: str, payload: dict[str, Any] | None, method: str = "POST") -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False) if payload is not None else ""
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
-        message = f"POST\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
+        message = f"{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
         signature = rsa_sign(self._secret("WECHATPAY_MERCHANT_PRIVATE_KEY"), message)
         authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", "1900000001")}",'
                          f'nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
                          f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL", "LOCALMERCHANT")}"')
         base = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
-        status, answer = http_client.request("POST", base + path, body=body.encode(), headers={
+        status, answer = http_client.request(method, base + path, body=body.encode() or None, headers={
             "Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
         if status >= 300:
             raise ProviderError(f"wechatpay {path} answered {status}")
@@ -93,6 +93,12 @@ class WechatPayProvider:
             "out_trade_no": order_id, "out_refund_no": refund_id,
             "amount": {"refund": amount.amount, "total": amount.amount, "currency": amount.currency}})
         return RefundResult(refund_id, answer.get("refund_id", refund_id), answer.get("status", "PROCESSING"))
+
+    def query(self, order: Order) -> str:
+        mchid = self._secret("WECHATPAY_MCH_ID", "1900000001")
+        answer = self._call(f"/v3/pay/transactions/out-trade-no/{order.order_id}?mchid={mchid}", None, "GET")
+        return {"SUCCESS": "succeeded", "CLOSED": "failed", "PAYERROR": "failed"}.get(
+            answer.get("trade_state", ""), "pending")
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"code":"SUCCESS","message":"OK"}'
