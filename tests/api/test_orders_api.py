@@ -155,3 +155,20 @@ def test_low_stock_and_sold_out_events(api, monkeypatch):
     place(api, ("TEE", 2), key="b")
     published = [t for t, _ in recorder.calls]
     assert published == ["stock.low", "order.created", "stock.sold_out", "order.created"]
+
+
+def test_a_failing_database_answers_503_problem_not_a_stack_trace(api, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from shop.adapters import wiring
+
+    make_sku(api, "TEE")
+    store = wiring.default_ports().store
+
+    def broken(*args, **kwargs):
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchGetItem")
+
+    monkeypatch.setattr(store, "get_skus_and_item", broken)
+    result = place(api, ("TEE", 1), key="down")
+    assert result.status == 503 and result.headers["content-type"] == "application/problem+json"
+    assert result.headers.get("retry-after") == "2" and "Traceback" not in result.text and "boom" not in result.text

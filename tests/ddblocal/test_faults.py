@@ -127,3 +127,49 @@ def test_payment_refund_and_restock_survive(faulty, fault, after, provider_fakes
 
 def test_faults_were_injected():
     print("faults injected:", dict(INJECTED), "total", sum(INJECTED.values()))
+
+
+def test_send_message_failure_after_a_refund_is_repaired_by_the_retry(ddb_ports):
+    stock_up(ddb_ports, ["F-4"], on_hand=5)
+    placed = order(ddb_ports, "alice", "k1", [("F-4", 2)])
+    event = PaymentEvent("sandbox", "evt-1", "payment_succeeded", placed.order_id, Money(3000, "USD"), "pay-1")
+    payments.process_payment_event(ddb_ports, SandboxProvider(), event, NO_RISK)
+    sent: list[tuple] = []
+
+    class FlakyQueue:
+        failures = 1
+
+        def request_restock(self, *args):
+            if self.failures:
+                self.failures -= 1
+                INJECTED["send_message"] += 1
+                raise client_error("ServiceUnavailable")
+            sent.append(args)
+
+    ddb_ports.restock_queue = FlakyQueue()
+    with pytest.raises(ClientError):  # the client sees 503 and retries with the same key
+        payments.refund_order(ddb_ports, SandboxProvider(), placed.order_id, amount=None, lines=None, restock=True,
+                              reason="t", key="r1", actor="admin:t")
+    again = payments.refund_order(ddb_ports, SandboxProvider(), placed.order_id, amount=None, lines=None,
+                                  restock=True, reason="t", key="r1", actor="admin:t")
+    assert again.amount_refunded == 3000 and len(again.refunds) == 1 and len(sent) == 1
+    for args in sent:
+        apply_restock(ddb_ports, RestockRequest(*args))
+    assert assert_ledger_matches(ddb_ports, "F-4").levels.to_dict() == {"on_hand": 5, "available": 5, "reserved": 0,
+                                                                         "sold": 0}
+
+
+def test_event_publishing_failure_never_fails_a_committed_order(ddb_ports, monkeypatch):
+    from shop.adapters import events
+
+    class DownEventBridge:
+        def put_events(self, **kwargs):
+            INJECTED["put_events"] += 1
+            raise client_error("InternalFailure")
+
+    monkeypatch.setattr(events, "client", lambda service: DownEventBridge())
+    stock_up(ddb_ports, ["F-5"], on_hand=5)
+    ddb_ports.events = events.EventBridgePublisher("shop-events")
+    placed = order(ddb_ports, "alice", "k1", [("F-5", 1)])
+    assert placed.status_code == 201 and ddb_ports.store.get_order(placed.order_id) is not None
+    assert INJECTED["put_events"] >= 1

@@ -53,7 +53,7 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
         return problem(502, "provider-error", "Payment provider error",
                        "the payment provider did not complete the call; retrying with the same request is safe")
 
-    @app.exception_handler((ClientError, BotoCoreError))
+    @app.exception_handler([ClientError, BotoCoreError])
     def aws_unavailable(error: Exception):
         # A dependency failed after its own retries; every write is conditional and every create is
         # keyed, so the client can safely retry the same request.
