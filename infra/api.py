@@ -74,6 +74,8 @@ class Api(Construct):
                                             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate,
                                                                             burst_limit=throttle_burst))
         plan.add_api_stage(stage=self.rest_api.deployment_stage)
+        if bool(domain_name) != bool(certificate_arn):
+            raise ValueError("context domain_name and certificate_arn go together: give both or neither")
         if domain_name and certificate_arn:
             domain = apigw.DomainName(
                 self, "Domain", domain_name=domain_name, security_policy=apigw.SecurityPolicy.TLS_1_2,

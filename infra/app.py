@@ -16,8 +16,9 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 from infra.stack import ShopStack  # noqa: E402
 
 
-def build_app(outdir: str | None = None) -> tuple[cdk.App, ShopStack]:
-    app = cdk.App(outdir=outdir) if outdir else cdk.App()
+def build_app(outdir: str | None = None, context: dict | None = None) -> tuple[cdk.App, ShopStack]:
+    """The app; tests pass `outdir` and extra `context` (cdk.json's defaults are read by the CLI only)."""
+    app = cdk.App(outdir=outdir, context=context) if outdir else cdk.App(context=context)
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     stack = ShopStack(app, "ShopStack", env=env, description="Orders, payments and inventory (shop-core)")
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

@@ -14,7 +14,7 @@ from shop.manifest import FUNCTIONS
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 DEPENDENCY_LAYER_DIR = Path(__file__).resolve().parent.parent / "build" / "layer"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache"]
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/tests"]
 
 
 def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:

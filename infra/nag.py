@@ -15,7 +15,7 @@ def acknowledge_findings(stack: Stack) -> None:
             "function's own logs) and AmazonAPIGatewayPushToCloudWatchLogs for the API Gateway account role.")),
         NagPackSuppression(id="AwsSolutions-IAM5", applies_to=["Resource::*"], reason=(
             "X-Ray PutTraceSegments/PutTelemetryRecords and the Step Functions log-delivery actions only "
-            "accept Resource '*'; tests/infra asserts that no other action has a '*' resource.")),
+            "accept Resource '*'; tests/deploy asserts that no other action has a '*' resource.")),
         NagPackSuppression(id="AwsSolutions-IAM5", applies_to=[{"regex": "/^Resource::<Table[A-Z0-9]*\\.Arn>\\/index\\/\\*$/"}], reason=(
             "Queries on the table's own global secondary indexes (customer, status, all orders); scoped to this "
             "table's ARN.")),

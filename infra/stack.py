@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -21,30 +21,55 @@ READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "sto
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock")
 RESTOCK_PRODUCERS = ("orders_api", "admin_api", "payment_webhook")
 PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook")
+WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
+
+# Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
+DEFAULT_CONTEXT: dict[str, object] = {
+    "payment_window_seconds": 900,
+    "max_payment_window_seconds": 3600,
+    "alarm_email": "",
+    "powertools_layer_version": 27,
+    "enabled_payment_providers": "sandbox,stripe,alipay,wechatpay",
+    "payment_secret_prefix": "shop/payments/",
+    "domain_name": "",
+    "certificate_arn": "",
+    "api_throttle_rate": 100,
+    "api_throttle_burst": 200,
+    "table_deletion_protection": True,
+}
+
+
+def _flag(value: object) -> bool:
+    # `-c name=false` arrives as the string "false".
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 class ShopStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        ctx = self.node.try_get_context
-        table = shop_table(self, deletion_protection=bool(ctx("table_deletion_protection")))
+
+        def ctx(name: str):
+            value = self.node.try_get_context(name)
+            return DEFAULT_CONTEXT[name] if value is None else value
+
+        table = shop_table(self, deletion_protection=_flag(ctx("table_deletion_protection")))
         messaging = Messaging(self, "Messaging")
-        secret_prefix = str(ctx("payment_secret_prefix") or "shop/payments/")
+        secret_prefix = str(ctx("payment_secret_prefix"))
         environment = {
             "TABLE_NAME": table.table_name,
-            "PAYMENT_WINDOW_SECONDS": str(ctx("payment_window_seconds") or 900),
-            "MAX_PAYMENT_WINDOW_SECONDS": str(ctx("max_payment_window_seconds") or 3600),
+            "PAYMENT_WINDOW_SECONDS": str(int(ctx("payment_window_seconds"))),
+            "MAX_PAYMENT_WINDOW_SECONDS": str(int(ctx("max_payment_window_seconds"))),
             "PAYMENT_WINDOW_STATE_MACHINE_ARN": messaging.state_machine.state_machine_arn,
             "EVENT_BUS_NAME": messaging.bus.event_bus_name,
             "POWERTOOLS_METRICS_NAMESPACE": "shop",
             "LOG_LEVEL": "INFO",
-            "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers") or "sandbox"),
+            "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers")),
             "PAYMENT_SECRET_PREFIX": secret_prefix,
             "PAYMENT_SECRETS_SOURCE": "secretsmanager",
             **{spec.env_var: messaging.queues[spec.name].queue_url for spec in QUEUES},
         }
         fns = Functions(self, "Functions", environment=environment,
-                        layer_version=int(ctx("powertools_layer_version") or 27)).by_name
+                        layer_version=int(ctx("powertools_layer_version"))).by_name
 
         for name in READ_WRITE:
             table.grant_read_write_data(fns[name])
@@ -55,10 +80,11 @@ class ShopStack(Stack):
         for name in RESTOCK_PRODUCERS:
             messaging.queues["restock"].grant_send_messages(fns[name])
         messaging.queues["stock_release"].grant_send_messages(fns["expiry_sweeper"])
-        messaging.state_machine.grant_start_execution(fns["create_order"])
+        for name in WINDOW_OPENERS:
+            messaging.state_machine.grant_start_execution(fns[name])
         secrets_arn = self.format_arn(service="secretsmanager", resource="secret",
                                       resource_name=f"{secret_prefix}*",
-                                      arn_format=__import__("aws_cdk").ArnFormat.COLON_RESOURCE_NAME)
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
         for name in PAYMENT_CALLERS:
             fns[name].add_to_role_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                                              resources=[secrets_arn]))
@@ -69,11 +95,11 @@ class ShopStack(Stack):
         events.Rule(self, "SweepSchedule", schedule=events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)),
                     targets=[targets.LambdaFunction(fns["expiry_sweeper"])])
 
-        api = Api(self, "Api", functions=fns, throttle_rate=int(ctx("api_throttle_rate") or 100),
-                  throttle_burst=int(ctx("api_throttle_burst") or 200), domain_name=str(ctx("domain_name") or ""),
-                  certificate_arn=str(ctx("certificate_arn") or ""))
+        api = Api(self, "Api", functions=fns, throttle_rate=int(ctx("api_throttle_rate")),
+                  throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
+                  certificate_arn=str(ctx("certificate_arn")))
         Observability(self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
                       dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
-                      alarm_email=str(ctx("alarm_email") or ""))
+                      alarm_email=str(ctx("alarm_email")))
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
         acknowledge_findings(self)

@@ -8,6 +8,7 @@ exactly as they would read them from Secrets Manager when deployed.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import secrets
 import threading
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shop.domain.money import Money
 from shop.payments.alipay import CHINA, signing_content
-from shop.payments.base import decimal_text
+from shop.payments.base import decimal_text, minor_units
 from shop.payments.signing import hmac_header, new_rsa_keypair, rsa_sign, rsa_verify
 
 Headers = list[tuple[str, str]]
@@ -39,6 +40,9 @@ class ProviderKeys:
     wechat_merchant: tuple[str, str] = field(default_factory=new_rsa_keypair)
     wechat_platform_serial: str = "5157F09EFDC096DE15EBE81A47057A72"
     wechat_apiv3_key: str = field(default_factory=lambda: secrets.token_hex(16))  # 32 characters
+    alipay_app_id: str = "2021000000000000"
+    wechat_mch_id: str = "1900000001"
+    wechat_app_id: str = "wxlocal0000000000"
 
     def function_env(self) -> dict[str, str]:
         """What the functions read (from Secrets Manager when deployed): never the providers' private halves."""
@@ -46,12 +50,15 @@ class ProviderKeys:
             "STRIPE_SECRET_KEY": self.stripe_secret_key,
             "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "SANDBOX_WEBHOOK_SECRET": self.sandbox_webhook_secret,
+            "ALIPAY_APP_ID": self.alipay_app_id,
             "ALIPAY_APP_PRIVATE_KEY": self.alipay_app[0],
             "ALIPAY_PUBLIC_KEY": self.alipay_platform[1],
             "WECHATPAY_MERCHANT_PRIVATE_KEY": self.wechat_merchant[0],
             "WECHATPAY_PLATFORM_PUBLIC_KEY": self.wechat_platform[1],
             "WECHATPAY_PLATFORM_SERIAL": self.wechat_platform_serial,
             "WECHATPAY_APIV3_KEY": self.wechat_apiv3_key,
+            "WECHATPAY_MCH_ID": self.wechat_mch_id,
+            "WECHATPAY_APP_ID": self.wechat_app_id,
         }
 
 
@@ -77,7 +84,7 @@ def signed_webhook(keys: ProviderKeys, provider: str, order_id: str, amount: Mon
                 ("Stripe-Signature", hmac_header(keys.stripe_webhook_secret, body, now))], body
     if provider == "alipay":
         params = {"notify_time": datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"), "notify_type": "trade_status_sync",
-                  "notify_id": event_id or uuid.uuid4().hex, "app_id": "2021000000000000", "charset": "utf-8",
+                  "notify_id": event_id or uuid.uuid4().hex, "app_id": keys.alipay_app_id, "charset": "utf-8",
                   "version": "1.0", "sign_type": "RSA2", "trade_no": payment_id or f"2026{uuid.uuid4().int % 10**20}",
                   "out_trade_no": order_id, "trade_status": "TRADE_SUCCESS", "total_amount": decimal_text(amount)}
         if amount.currency != "CNY":
@@ -86,7 +93,7 @@ def signed_webhook(keys: ProviderKeys, provider: str, order_id: str, amount: Mon
         return [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], \
             urllib.parse.urlencode(params).encode()
     if provider == "wechatpay":
-        transaction = {"out_trade_no": order_id, "transaction_id": payment_id or f"4200{uuid.uuid4().int % 10**24}",
+        transaction = {"appid": keys.wechat_app_id, "mchid": keys.wechat_mch_id, "out_trade_no": order_id, "transaction_id": payment_id or f"4200{uuid.uuid4().int % 10**24}",
                        "trade_state": "SUCCESS", "trade_type": "NATIVE",
                        "amount": {"total": amount.amount, "payer_total": amount.amount, "currency": amount.currency}}
         nonce = secrets.token_hex(6)
@@ -115,17 +122,54 @@ class FakeProviders:
         self.lock = threading.Lock()
         self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
         self.calls: list[tuple[str, str]] = []
-        self.paid: set[str] = set()  # order ids whose payment the fake has "received"
+        self.paid: dict[str, Money | None] = {}  # order id -> what the fake's payment took (None: unknown)
+        self.refunded: dict[str, int] = {}  # order id -> minor units refunded so far
 
-    def mark_paid(self, order_id: str) -> None:
+    def mark_paid(self, order_id: str, amount: Money | None = None) -> None:
         with self.lock:
-            self.paid.add(order_id)
+            self.paid[order_id] = amount
+
+    def payment_id(self, provider: str, order_id: str) -> str | None:
+        """The provider's id for the order's payment: for Stripe, the PaymentIntent the order created."""
+        if provider != "stripe":
+            return None
+        with self.lock:
+            return next((a["id"] for k, (_, a) in self.answers.items() if k.startswith("stripe:/v1/payment_intents:")
+                         and a.get("metadata", {}).get("order_id") == order_id), None)
+
+    def _refund_problem(self, order_id: str | None, amount: int, total: int | None = None) -> str | None:
+        """Why the provider would refuse this refund, if the fake knows the payment (else None: accepted)."""
+        captured = self.paid.get(order_id or "")
+        if captured is None:
+            return None
+        if total is not None and total != captured.amount:
+            return f"total {total} is not the transaction's {captured.amount}"
+        if amount <= 0 or self.refunded.get(order_id, 0) + amount > captured.amount:
+            return f"refund of {amount} exceeds what is left of {captured.amount}"
+        return None
+
+    def _refund_made(self, order_id: str | None, amount: int) -> None:
+        if order_id:
+            self.refunded[order_id] = self.refunded.get(order_id, 0) + amount
 
     def function_env(self) -> dict[str, str]:
         return {**self.keys.function_env(),
                 "STRIPE_API_BASE": f"{self.base_url}/_fake/stripe",
+                "PAYMENT_WEBHOOK_BASE_URL": self.base_url,  # Alipay and WeChat Pay notify_url
                 "ALIPAY_GATEWAY": f"{self.base_url}/_fake/alipay/gateway.do",
                 "WECHATPAY_API_BASE": f"{self.base_url}/_fake/wechatpay"}
+
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes
+                ) -> tuple[int, Headers, bytes]:
+        """(status, headers, body); WeChat Pay's answers carry its Wechatpay-* signature headers."""
+        status, content_type, payload = self.handle(method, path, headers, body)
+        sent: Headers = [("Content-Type", content_type)]
+        if path.startswith("/_fake/wechatpay/"):
+            timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+            signature = rsa_sign(self.keys.wechat_platform[0], f"{timestamp}\n{nonce}\n".encode() + payload + b"\n")
+            sent += [("Wechatpay-Timestamp", timestamp), ("Wechatpay-Nonce", nonce),
+                     ("Wechatpay-Signature", signature), ("Wechatpay-Serial", self.keys.wechat_platform_serial)]
+        return status, sent, payload
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -137,6 +181,8 @@ class FakeProviders:
             return self._wechat(path.removeprefix("/_fake/wechatpay"), lowered, body, "GET")
         if method == "POST" and path.startswith("/_fake/stripe/v1/"):
             return self._stripe(path.removeprefix("/_fake/stripe"), lowered, body)
+        if method == "GET" and path.startswith("/_fake/alipay/gateway.do"):
+            return self._alipay_page(path)
         if method == "POST" and path == "/_fake/alipay/gateway.do":
             return self._alipay(body)
         if method == "POST" and path.startswith("/_fake/wechatpay/v3/"):
@@ -144,6 +190,7 @@ class FakeProviders:
         return _json(404, {"error": "no such fake endpoint"})
 
     def _once(self, key: str, make) -> tuple[int, dict[str, Any]]:
+        """The first answer for an idempotency key is the answer for every retry (as Stripe documents)."""
         with self.lock:
             if key not in self.answers:
                 self.answers[key] = make()
@@ -163,7 +210,13 @@ class FakeProviders:
                              "metadata": {"order_id": form.get("metadata[order_id]")}}
         elif path == "/v1/refunds":
             def make():
-                return 200, {"id": f"re_{uuid.uuid4().hex[:24]}", "object": "refund", "amount": int(form["amount"]),
+                order_id, amount = form.get("metadata[order_id]"), int(form["amount"])
+                problem = self._refund_problem(order_id, amount)
+                if problem:
+                    return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large",
+                                           "message": problem}}
+                self._refund_made(order_id, amount)
+                return 200, {"id": f"re_{uuid.uuid4().hex[:24]}", "object": "refund", "amount": amount,
                              "payment_intent": form.get("payment_intent"), "status": "succeeded"}
         else:
             return _json(404, {"error": {"message": "Unrecognized request URL"}})
@@ -193,23 +246,52 @@ class FakeProviders:
                       "qr_code": f"https://qr.alipay.com/fake{uuid.uuid4().hex[:12]}"}
             key = f"alipay:pre:{biz['out_trade_no']}"
         elif method == "alipay.trade.refund":
-            answer = {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
-                      "refund_fee": biz["refund_amount"], "fund_change": "Y", "trade_no": uuid.uuid4().hex[:20]}
             key = f"alipay:refund:{biz['out_request_no']}"
+            with self.lock:
+                if key not in self.answers:  # a retry with the same out_request_no is the same refund
+                    captured = self.paid.get(biz["out_trade_no"])
+                    amount = minor_units(biz["refund_amount"], captured.currency if captured else "CNY")
+                    if self._refund_problem(biz["out_trade_no"], amount):
+                        return _json(200, {"alipay_trade_refund_response": {
+                            "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"}})
+                    self._refund_made(biz["out_trade_no"], amount)
+                    self.answers[key] = (200, {"alipay_trade_refund_response": {
+                        "code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
+                        "refund_fee": biz["refund_amount"], "fund_change": "Y", "trade_no": uuid.uuid4().hex[:20]}})
+            answer = {}  # remembered above
         elif method == "alipay.trade.query":
             if f"alipay:pre:{biz['out_trade_no']}" not in self.answers:
                 return _json(200, {"alipay_trade_query_response": {"code": "40004", "msg": "Business Failed",
                                                                    "sub_code": "ACQ.TRADE_NOT_EXIST"}})
             state = "TRADE_SUCCESS" if biz["out_trade_no"] in self.paid else "WAIT_BUYER_PAY"
-            return _json(200, {"alipay_trade_query_response": {"code": "10000", "msg": "Success",
-                                                               "out_trade_no": biz["out_trade_no"],
-                                                               "trade_status": state}})
+            return self._alipay_signed("alipay_trade_query_response", {
+                "code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"], "trade_status": state})
         else:
             return _json(200, {"error_response": {"code": "40004", "sub_code": "isv.method-not-supported"}})
         response_name = method.replace(".", "_") + "_response"
-        status, stored = self._once(key, lambda: (200, {response_name: answer}))
-        stored = {**stored, "sign": rsa_sign(self.keys.alipay_platform[0], json.dumps(stored[response_name]).encode())}
-        return _json(status, stored)
+        _, stored = self._once(key, lambda: (200, {response_name: answer}))
+        return self._alipay_signed(response_name, stored[response_name])
+
+    def _alipay_signed(self, name: str, answer: dict[str, Any]) -> tuple[int, str, bytes]:
+        """Alipay's answer shape: {"<method>_response": {...}, "sign": RSA2 over that object's exact text}."""
+        text = json.dumps(answer, ensure_ascii=False)
+        sign = rsa_sign(self.keys.alipay_platform[0], text.encode())
+        return 200, "application/json;charset=utf-8", \
+            f'{{"{name}":{text},"sign":{json.dumps(sign)}}}'.encode()
+
+    def _alipay_page(self, raw_path: str) -> tuple[int, str, bytes]:
+        """The cashier page a browser reaches with a signed alipay.trade.page.pay request (GET)."""
+        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(raw_path).query))
+        try:
+            rsa_verify(self.keys.alipay_app[1], signing_content(params), params.get("sign", ""))
+            biz = json.loads(params["biz_content"])
+        except Exception:  # noqa: BLE001
+            return 400, "text/plain; charset=utf-8", b"invalid-signature"
+        order_id = html.escape(str(biz.get("out_trade_no")))
+        page = (f"<!doctype html><title>Alipay (local fake)</title><p>Order {order_id}: "
+                f"{html.escape(str(biz.get('total_amount')))} {html.escape(str(biz.get('trans_currency', 'CNY')))}"
+                f"</p><p>Locally, <code>POST /_local/pay/{order_id}</code> pays it.</p>")
+        return 200, "text/html; charset=utf-8", page.encode()
 
     def _wechat(self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"
                 ) -> tuple[int, str, bytes]:
@@ -233,9 +315,15 @@ class FakeProviders:
             return _json(*self._once(f"wx:pay:{payload['out_trade_no']}", lambda: (
                 200, {"code_url": f"weixin://wxpay/bizpayurl?pr={uuid.uuid4().hex[:10]}"})))
         if path == "/v3/refund/domestic/refunds":
-            return _json(*self._once(f"wx:refund:{payload['out_refund_no']}", lambda: (
-                200, {"refund_id": f"5030{uuid.uuid4().int % 10**20}", "out_refund_no": payload["out_refund_no"],
-                      "status": "SUCCESS", "amount": payload["amount"]})))
+            def make():
+                order_id, amount = payload["out_trade_no"], payload["amount"]
+                problem = self._refund_problem(order_id, int(amount["refund"]), int(amount["total"]))
+                if problem:
+                    return 400, {"code": "PARAM_ERROR", "message": problem}
+                self._refund_made(order_id, int(amount["refund"]))
+                return 200, {"refund_id": f"5030{uuid.uuid4().int % 10**20}", "out_refund_no": payload["out_refund_no"],
+                             "out_trade_no": order_id, "status": "SUCCESS", "amount": amount}
+            return _json(*self._once(f"wx:refund:{payload['out_refund_no']}", make))
         return _json(404, {"code": "NOT_FOUND", "message": "no such fake endpoint"})
 
 

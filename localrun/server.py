@@ -104,8 +104,8 @@ class LocalServer:
               source_ip: str) -> gateway.HttpResponse:
         path = raw_path.split("?", 1)[0]
         if path.startswith("/_fake/"):
-            status, content_type, payload = self.fakes.handle(method, raw_path, dict(headers), body)
-            return gateway.HttpResponse(status, [("Content-Type", content_type)], payload)
+            status, sent, payload = self.fakes.respond(method, raw_path, dict(headers), body)
+            return gateway.HttpResponse(status, sent, payload)
         if path.startswith("/_local/"):
             return self.local_route(method, path, body)
         return gateway.handle(self.runtime.invoke, method, raw_path, headers, body, source_ip)
@@ -142,14 +142,17 @@ class LocalServer:
                                "detail": f"no order {order_id}"}, "application/problem+json")
         try:
             options = json.loads(body) if body else {}
+            if not isinstance(options, dict):
+                raise TypeError("not an object")
             amount = Money(**options["amount"]) if "amount" in options else order.total
         except (ValueError, TypeError, KeyError):
             return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
                                "detail": "body must be JSON like {\"amount\": {\"amount\": 1999, \"currency\": \"EUR\"}}"},
                          "application/problem+json")
-        self.fakes.mark_paid(order_id)
+        self.fakes.mark_paid(order_id, amount)
         headers, payload = signed_webhook(self.fakes.keys, order.payment_provider, order_id, amount,
-                                          event_id=options.get("event_id"))
+                                          event_id=options.get("event_id"),
+                                          payment_id=self.fakes.payment_id(order.payment_provider, order_id))
         answer = self.route("POST", f"/webhooks/{order.payment_provider}", headers, payload, "127.0.0.1")
         return _json(200 if answer.status < 300 else answer.status, {
             "order_id": order_id, "provider": order.payment_provider,

@@ -23,6 +23,12 @@ os.environ.update({
 })
 for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
     os.environ.pop(_var, None)
+# Nor to a real payment provider: unless a test points them at the fakes, provider calls fail fast.
+os.environ.update({
+    "STRIPE_API_BASE": "http://127.0.0.1:9/no-real-stripe",
+    "ALIPAY_GATEWAY": "http://127.0.0.1:9/no-real-alipay",
+    "WECHATPAY_API_BASE": "http://127.0.0.1:9/no-real-wechatpay",
+})
 
 
 def pytest_collection_modifyitems(config, items):

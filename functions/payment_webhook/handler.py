@@ -33,6 +33,7 @@ def webhook(provider: str):
     metrics.add_dimension(name="provider", value=provider)
     body = _raw_body()
     if len(body) > MAX_WEBHOOK_BYTES:
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
         return problem(413, "payload-too-large", "Payload too large", "webhook body too large")
     handler = registry.PROVIDERS[provider]
     try:
@@ -41,14 +42,25 @@ def webhook(provider: str):
         metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
         logger.warning("webhook rejected", extra={"provider": provider, "reason": str(invalid)})
         return problem(invalid.status, "invalid-webhook", "Webhook rejected", str(invalid))
+    except ProviderError as error:  # a setting or key is missing: nothing verified, so nothing changes
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        logger.error("webhook not verifiable", extra={"provider": provider, "error": str(error)})
+        return problem(503, "provider-unavailable", "Provider unavailable", "retry later", {"Retry-After": "30"})
+    except Exception:  # e.g. Secrets Manager not answering: 503 from the app's handlers, counted here
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        raise
     try:
         outcome = process_payment_event(default_ports(), handler, event)
     except ProviderError as error:  # an automatic refund could not be made: let the provider retry
         metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
         logger.error("provider call failed while settling", extra={"provider": provider, "error": str(error)})
         return problem(503, "provider-unavailable", "Provider unavailable", "retry later", {"Retry-After": "30"})
-    metrics.add_metric(name="OrdersPaid" if outcome.startswith("paid") else "WebhookEventsRecorded",
-                       unit=MetricUnit.Count, value=1)
+    except Exception:  # answered 503/500 by the app's handlers; counted here, with the provider dimension
+        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        raise
+    name = "OrdersPaid" if outcome.startswith("paid") else (
+        "AutomaticRefunds" if outcome == "refunded" else "WebhookEventsRecorded")
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info("webhook processed", extra={"provider": provider, "event_id": event.event_id,
                                             "order_id": event.order_id, "outcome": outcome})
     status, content_type, text = handler.acknowledge()

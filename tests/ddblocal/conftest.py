@@ -62,9 +62,10 @@ def provider_fakes():
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, content_type, payload = holder["fakes"].handle(self.command, self.path, dict(self.headers), body)
+            status, headers, payload = holder["fakes"].respond(self.command, self.path, dict(self.headers), body)
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            for name, value in headers:
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

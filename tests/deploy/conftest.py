@@ -1,23 +1,28 @@
-"""Synthesize the CDK app once per test session (offline, no AWS credentials)."""
+"""Synthesize the CDK app once per test session (offline, no AWS credentials).
+
+The app gets cdk.json's context, as `cdk synth` gives it, so the tests check what `make deploy` deploys.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+ROOT = Path(__file__).resolve().parents[2]
+CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory):
+
+def synthesize(outdir: Path, **overrides) -> dict:
     from aws_cdk.assertions import Template
 
     from infra.app import build_app
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app, stack = build_app(str(outdir))
+    app, stack = build_app(str(outdir), context={**CDK_CONTEXT, **overrides})
     assembly = app.synth()
     template_path = outdir / f"{stack.artifact_id}.template.json"
     return {
@@ -30,6 +35,11 @@ def synthesized(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synthesized(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
 def template(synthesized):
     return synthesized["template"]
 
@@ -37,6 +47,14 @@ def template(synthesized):
 @pytest.fixture(scope="session")
 def resources(synthesized):
     return synthesized["json"]["Resources"]
+
+
+@pytest.fixture(scope="session")
+def synthesized_with_domain(tmp_path_factory):
+    """The optional parts switched on: custom domain and alarm e-mail (a second synth, a few seconds)."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.domain"), domain_name="api.shop.example",
+                      certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d",
+                      alarm_email="oncall@shop.example")
 
 
 def of_type(resources, kind):

@@ -91,3 +91,36 @@ def test_tampered_webhooks_change_nothing(local_server):
         assert answer.status_code in (400, 401) and "Traceback" not in answer.text
     assert api.call("POST", "/webhooks/paypal", user=None, data=b"{}").status_code == 404
     assert api.call("GET", f"/orders/{order['order_id']}").json()["status"] == "PENDING_PAYMENT"
+
+
+def test_partial_refunds_through_wechat_pay_carry_the_transaction_total(local_server):
+    # The WeChat Pay fake, like WeChat Pay, refuses a refund whose amount.total is not the transaction's.
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    order = place(api, code, quantity=2, payment_provider="wechatpay").json()
+    assert api.call("POST", f"/_local/pay/{order['order_id']}", user=None).json()["webhook"]["status"] == 200
+    path = f"/admin/orders/{order['order_id']}/refunds"
+    first = api.admin("POST", path, headers={"Idempotency-Key": "w1"}, json={"amount": {"amount": 500, "currency": "EUR"}})
+    assert first.status_code == 201, first.text
+    rest = api.admin("POST", path, headers={"Idempotency-Key": "w2"}, json={})
+    assert rest.status_code == 201, rest.text
+    assert (rest.json()["payment_status"], rest.json()["amount_refunded"]["amount"]) == ("refunded", 2 * 1999)
+    assert api.admin("POST", path, headers={"Idempotency-Key": "w3"}, json={}).status_code == 409
+
+
+def test_late_stripe_payment_without_stock_is_refunded_over_http(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=1)
+    late = place(api, code, quantity=1, payment_provider="stripe").json()
+    wait_for(lambda: api.call("GET", f"/orders/{late['order_id']}").json()["status"] == "EXPIRED", timeout=30)
+    wait_for(lambda: levels(api, code)["available"] == 1)
+    taken = place(api, code, quantity=1, user="bob")  # the unit went to someone else meanwhile
+    assert taken.status_code == 201, taken.text
+    paid = api.call("POST", f"/_local/pay/{late['order_id']}", user=None)
+    assert paid.json()["webhook"]["status"] == 200, paid.text
+    got = api.call("GET", f"/orders/{late['order_id']}").json()
+    assert (got["status"], got["payment_status"]) == ("EXPIRED", "unpaid")  # money given back, never kept
+    assert levels(api, code) == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 0}
+    refunded = [e for e in api.call("GET", "/_local/events", user=None).json()["events"]
+                if e.get("detail-type") == "order.refunded" and e["detail"]["order_id"] == late["order_id"]]
+    assert refunded and refunded[0]["detail"]["automatic"] is True

@@ -63,11 +63,29 @@ def test_wrong_secret_or_key_is_rejected(name):
 
 
 @pytest.mark.parametrize("name", ["sandbox", "stripe", "wechatpay"])
-@pytest.mark.parametrize("skew", [-301, 301])
+@pytest.mark.parametrize("skew", [-302, 302, -3600, 3600])
 def test_stale_and_future_timestamps_are_rejected(name, skew):
+    # 302, not 301: the whole-second timestamp plus the time the test takes must stay beyond 300 s.
     headers, body = signed_webhook(KEYS, name, "ord_abc", AMOUNT, timestamp=int(time.time()) + skew)
     with pytest.raises(InvalidWebhook, match="tolerance"):
         PROVIDERS[name].parse_webhook(as_dict(headers), body)
+
+
+@pytest.mark.parametrize("name", ["sandbox", "stripe", "wechatpay"])
+@pytest.mark.parametrize("skew", [-290, 290])
+def test_timestamps_within_the_tolerance_are_accepted(name, skew):
+    headers, body = signed_webhook(KEYS, name, "ord_abc", AMOUNT, timestamp=int(time.time()) + skew)
+    assert PROVIDERS[name].parse_webhook(as_dict(headers), body).order_id == "ord_abc"
+
+
+def test_hmac_tolerance_is_300_seconds_both_ways():
+    body, t = b"{}", 1_800_000_000
+    header = hmac_header("whsec_x", body, t)
+    for now in (t - 300, t + 300):
+        verify_hmac_header(header, body, "whsec_x", now=now)
+    for now in (t - 301, t + 301):
+        with pytest.raises(InvalidWebhook, match="tolerance"):
+            verify_hmac_header(header, body, "whsec_x", now=now)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)

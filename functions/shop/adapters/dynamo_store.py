@@ -95,6 +95,21 @@ class DynamoShopStore:
         got = self.db.get_item(TableName=self.table, Key=it.encode(key), ConsistentRead=True)
         return it.decode(got["Item"]) if "Item" in got else None
 
+    def count_items(self, pk: str, sk_from: str) -> int:
+        """How many items under `pk` sort at or after `sk_from` (a key-only count query)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "Select": "COUNT", "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND sk >= :from",
+            "ExpressionAttributeValues": it.encode({":pk": pk, ":from": sk_from}),
+        }
+        count = 0
+        while True:
+            got = self.db.query(**kwargs)
+            count += got.get("Count", 0)
+            if "LastEvaluatedKey" not in got:
+                return count
+            kwargs["ExclusiveStartKey"] = got["LastEvaluatedKey"]
+
     def order_id_by_number(self, order_number: str) -> str | None:
         item = self.get_item(it.order_number_key(order_number))
         return item["order_id"] if item else None

@@ -150,6 +150,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "refunds": list(order.refunds) or None,
         "hold_reason": order.hold_reason,
         "client_ip": order.client_ip,
+        "held_payment": order.held_payment,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -195,5 +196,6 @@ def order_from_item(item: dict[str, Any]) -> Order:
         refunds=tuple(item.get("refunds") or ()),
         hold_reason=item.get("hold_reason"),
         client_ip=item.get("client_ip"),
+        held_payment=item.get("held_payment"),
         version=item["version"],
     )

@@ -7,6 +7,8 @@ Items (pk / sk):
 - ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
 - EVENT#{provider}#{event_id} / EVENT    a processed provider or queue message (ttl)
+- WEBHOOK#{provider}#{event_id} / WEBHOOK   a settled provider event and its outcome (ttl)
+- RISKIP#{sha256(ip)} / {paid_at}#{order_id}   a paid order per client address (ttl; risk rule)
 """
 
 from __future__ import annotations

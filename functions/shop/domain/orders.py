@@ -100,6 +100,9 @@ class Order:
     refunds: tuple[dict, ...] = field(default_factory=tuple)
     hold_reason: str | None = None
     client_ip: str | None = None
+    # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
+    # {"amount": {"amount", "currency"}, "provider_payment_id"}.
+    held_payment: dict | None = None
     version: int = 1
 
     @property

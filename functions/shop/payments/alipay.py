@@ -18,12 +18,14 @@ from shop.payments.base import (
     RefundResult,
     decimal_text,
     minor_units,
+    notify_url,
 )
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import rsa_sign, rsa_verify
 
 KINDS = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded", "TRADE_CLOSED": "payment_failed"}
 CHINA = timezone(timedelta(hours=8))
+DEFAULT_APP_ID = "2021000000000000"  # local runs only; deployed, ALIPAY_APP_ID comes from the secret
 
 
 def signing_content(params: Mapping[str, str]) -> bytes:
@@ -32,27 +34,54 @@ def signing_content(params: Mapping[str, str]) -> bytes:
                     ).encode()
 
 
+def verify_response(text: str, name: str, sign: str | None, alipay_public_key: str) -> None:
+    """Alipay signs the exact text of `{name}` in its answer: verify that substring, as its SDKs do."""
+    try:
+        start = text.index("{", text.index(f'"{name}"') + len(name) + 2)
+        end = text.rindex("}", 0, text.rindex('"sign"')) + 1
+    except ValueError:
+        raise ProviderError(f"alipay answer to {name} is not signed") from None
+    try:
+        rsa_verify(alipay_public_key, text[start:end].encode(), sign or "")
+    except InvalidWebhook:
+        raise ProviderError(f"alipay answer to {name} does not verify") from None
+
+
 class AlipayProvider:
     name = "alipay"
 
     def _secret(self, key: str) -> str:
         return provider_secret(self.name, key)
 
-    def _call(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
+    def _gateway(self) -> str:
+        return os.environ.get("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
+
+    def _signed_params(self, method: str, biz: dict[str, Any], **extra: str) -> dict[str, str]:
+        """The common request parameters, signed RSA2 with the app's private key."""
         params = {
-            "app_id": provider_secret(self.name, "ALIPAY_APP_ID", "2021000000000000"),
+            "app_id": provider_secret(self.name, "ALIPAY_APP_ID", DEFAULT_APP_ID),
             "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2", "version": "1.0",
             "timestamp": datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
-            "notify_url": os.environ.get("ALIPAY_NOTIFY_URL", ""),
-            "biz_content": json.dumps(biz, separators=(",", ":"), ensure_ascii=False),
+            "notify_url": notify_url(self.name),
+            "biz_content": json.dumps(biz, separators=(",", ":"), ensure_ascii=False), **extra,
         }
         params["sign"] = rsa_sign(self._secret("ALIPAY_APP_PRIVATE_KEY"), signing_content(params))
-        gateway = os.environ.get("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
-        status, body = http_client.request("POST", gateway, body=urllib.parse.urlencode(params).encode(),
+        return params
+
+    def _call(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
+        params = self._signed_params(method, biz)
+        status, body = http_client.request("POST", self._gateway(), body=urllib.parse.urlencode(params).encode(),
                                            headers={"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"})
-        answer = json.loads(body).get(method.replace(".", "_") + "_response", {}) if status < 300 else {}
-        if answer.get("code") != "10000":
+        name = method.replace(".", "_") + "_response"
+        try:
+            text = body.decode("utf-8")
+            parsed = json.loads(text)
+            answer = parsed.get(name) or {}
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            raise ProviderError(f"alipay {method} answered {status} without JSON") from None
+        if status >= 300 or answer.get("code") != "10000":
             raise ProviderError(f"alipay {method} failed: {answer.get('sub_code') or status}")
+        verify_response(text, name, parsed.get("sign"), self._secret("ALIPAY_PUBLIC_KEY"))
         return answer
 
     def create_payment(self, order: Order) -> dict[str, Any]:
@@ -61,8 +90,13 @@ class AlipayProvider:
         if order.currency != "CNY":
             biz["trans_currency"] = order.currency
         answer = self._call("alipay.trade.precreate", biz)
+        # Desktop web: a signed alipay.trade.page.pay request the browser is sent to (no server call needed).
+        page = self._signed_params("alipay.trade.page.pay", {**biz, "product_code": "FAST_INSTANT_TRADE_PAY"},
+                                   **({"return_url": os.environ["ALIPAY_RETURN_URL"]}
+                                      if os.environ.get("ALIPAY_RETURN_URL") else {}))
         return {"provider": self.name, "amount": order.total.to_dict(), "qr_code": answer["qr_code"],
-                "out_trade_no": order.order_id}
+                "out_trade_no": order.order_id,
+                "page_pay_url": f"{self._gateway()}?{urllib.parse.urlencode(page)}"}
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
         try:
@@ -75,6 +109,9 @@ class AlipayProvider:
         if params.get("sign_type", "RSA2") != "RSA2":
             raise InvalidWebhook("only RSA2 notifications are accepted", 401)
         rsa_verify(self._secret("ALIPAY_PUBLIC_KEY"), signing_content(params), params["sign"])
+        # Alipay: after the signature, check the notification is for this app (else ignore it).
+        if params.get("app_id") != provider_secret(self.name, "ALIPAY_APP_ID", DEFAULT_APP_ID):
+            raise InvalidWebhook("notification is for another app_id", 401)
         try:
             currency = params.get("trans_currency") or params.get("currency") or "CNY"
             amount = Money(minor_units(params["total_amount"], currency), currency)
@@ -83,7 +120,8 @@ class AlipayProvider:
         except KeyError as missing:
             raise InvalidWebhook(f"notification lacks {missing}") from None
 
-    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
+               captured: Money | None = None) -> RefundResult:
         answer = self._call("alipay.trade.refund", {"out_trade_no": order_id, "refund_amount": decimal_text(amount),
                                                     "out_request_no": refund_id})
         return RefundResult(refund_id, answer.get("trade_no", refund_id), "succeeded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Mapping, Protocol
@@ -52,7 +53,13 @@ class PaymentProvider(Protocol):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent: ...
 
-    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult: ...
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
+               captured: Money | None = None) -> RefundResult:
+        """Refund `amount` of the payment; `refund_id` is the provider's idempotency key (same id, one refund).
+
+        `captured` is what the original payment took (WeChat Pay requires it with every refund);
+        None means `amount` is the whole payment."""
+        ...
 
     def query(self, order: Order) -> PaymentState: ...
 
@@ -74,6 +81,20 @@ def minor_units(decimal_text: str, currency: str) -> int:
 def decimal_text(money: Money) -> str:
     exponent = _EXPONENTS.get(money.currency, 2)
     return str(Decimal(money.amount).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
+
+
+def notify_url(provider: str) -> str:
+    """Where the provider sends its notifications: `{PROVIDER}_NOTIFY_URL`, else
+    `{PAYMENT_WEBHOOK_BASE_URL}/webhooks/{provider}`. Never guessed: a payment whose notification
+    would go nowhere is not created."""
+    explicit = os.environ.get(f"{provider.upper()}_NOTIFY_URL")
+    if explicit:
+        return explicit
+    base = os.environ.get("PAYMENT_WEBHOOK_BASE_URL", "").rstrip("/")
+    if not base:
+        raise ProviderError(f"payment setting PAYMENT_WEBHOOK_BASE_URL (or {provider.upper()}_NOTIFY_URL) "
+                            "is not configured")
+    return f"{base}/webhooks/{provider}"
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -35,10 +35,11 @@ class SandboxProvider:
             return PaymentEvent(self.name, str(data["id"])[:128], kind, str(data.get("order_id") or "")[:64] or None,
                                 Money(int(amount["amount"]), str(amount["currency"])) if amount else None,
                                 str(data.get("payment_id") or data["id"])[:128])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidWebhook("malformed sandbox event") from None
 
-    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
+               captured: Money | None = None) -> RefundResult:
         # Nothing to call: the sandbox keeps no money. The id is stable so retries stay idempotent.
         return RefundResult(refund_id, f"sbx_re_{uuid.uuid5(uuid.NAMESPACE_URL, refund_id).hex[:16]}", "succeeded")
 

@@ -11,20 +11,22 @@ import os
 import threading
 import time
 
+from shop.payments.base import ProviderError
+
 _cache: dict[str, tuple[float, dict[str, str]]] = {}
 _lock = threading.Lock()
 CACHE_SECONDS = 300
 
 
 def provider_secret(provider: str, key: str, default: str | None = None) -> str:
+    """`default` is a local-run value only: from Secrets Manager every key must be present, so a
+    deployment can never fall back to a publicly documented development secret."""
     if os.environ.get("PAYMENT_SECRETS_SOURCE") == "secretsmanager":
         value = _from_secrets_manager(provider).get(key)
     else:
-        value = os.environ.get(key)
-    if value is None:
-        value = default
-    if value is None:
-        raise LookupError(f"payment setting {key} is not configured")
+        value = os.environ.get(key, default)
+    if not value:
+        raise ProviderError(f"payment setting {key} is not configured")  # 5xx: the provider retries later
     return value
 
 

@@ -53,12 +53,16 @@ class StripeProvider:
             kind = KINDS.get(event["type"], "ignored")
             order_id = (obj.get("metadata") or {}).get("order_id")
             payment_id = obj.get("payment_intent") if kind == "refund_succeeded" else obj.get("id")
-            amount = Money(int(obj["amount"]), str(obj["currency"]).upper()) if "amount" in obj else None
+            # A succeeded PaymentIntent: what was received is the truth; other objects carry `amount`.
+            received = obj.get("amount_received") if kind == "payment_succeeded" else None
+            received = obj.get("amount") if received is None else received
+            amount = Money(int(received), str(obj["currency"]).upper()) if received is not None else None
             return PaymentEvent(self.name, str(event["id"])[:128], kind, order_id, amount, payment_id)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidWebhook("malformed stripe event") from None
 
-    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
+               captured: Money | None = None) -> RefundResult:
         refund = self._call("/v1/refunds", {"payment_intent": provider_payment_id, "amount": str(amount.amount),
                                             "metadata[order_id]": order_id}, idempotency_key=refund_id)
         return RefundResult(refund_id, refund["id"], refund.get("status", "pending"))

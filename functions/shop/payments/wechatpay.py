@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
-from shop.payments.base import InvalidWebhook, PaymentEvent, ProviderError, RefundResult, header
+from shop.payments.base import InvalidWebhook, PaymentEvent, ProviderError, RefundResult, header, notify_url
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
 
 KINDS = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
+DEFAULT_MCH_ID = "1900000001"  # local runs only; deployed, WECHATPAY_MCH_ID comes from the secret
 
 
 def decrypt_resource(resource: Mapping[str, str], api_v3_key: str) -> dict[str, Any]:
@@ -43,27 +44,23 @@ class WechatPayProvider:
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
         message = f"{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
         signature = rsa_sign(self._secret("WECHATPAY_MERCHANT_PRIVATE_KEY"), message)
-        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", "1900000001")}",'
+        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)}",'
                          f'nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
                          f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL", "LOCALMERCHANT")}"')
         base = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
-        status, answer = http_client.request(method, base + path, body=body.encode() or None, headers={
-            "Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
+        status, answer_headers, answer = http_client.exchange(
+            method, base + path, body=body.encode() or None,
+            headers={"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
         if status >= 300:
-            raise ProviderError(f"wechatpay {path} answered {status}")
-        return json.loads(answer or b"{}")
+            raise ProviderError(f"wechatpay {path.split('?')[0]} answered {status}")
+        try:  # WeChat Pay signs its answers as it signs notifications: check before trusting a code_url
+            self._verify_signature(answer_headers, answer)
+            return json.loads(answer or b"{}")
+        except (InvalidWebhook, ValueError) as error:
+            raise ProviderError(f"wechatpay {path.split('?')[0]} answer rejected: {error}") from None
 
-    def create_payment(self, order: Order) -> dict[str, Any]:
-        answer = self._call("/v3/pay/transactions/native", {
-            "appid": self._secret("WECHATPAY_APP_ID", "wxlocal0000000000"),
-            "mchid": self._secret("WECHATPAY_MCH_ID", "1900000001"),
-            "description": f"Order {order.order_number}", "out_trade_no": order.order_id,
-            "notify_url": os.environ.get("WECHATPAY_NOTIFY_URL", "https://example.invalid/webhooks/wechatpay"),
-            "amount": {"total": order.total.amount, "currency": order.currency},
-        })
-        return {"provider": self.name, "amount": order.total.to_dict(), "code_url": answer["code_url"]}
-
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+    def _verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Wechatpay-Signature: RSA-SHA256 over "{timestamp}\\n{nonce}\\n{body}\\n", platform key of that serial."""
         timestamp, nonce = header(headers, "Wechatpay-Timestamp"), header(headers, "Wechatpay-Nonce")
         signature, serial = header(headers, "Wechatpay-Signature"), header(headers, "Wechatpay-Serial")
         if not (timestamp and nonce and signature and serial):
@@ -74,9 +71,25 @@ class WechatPayProvider:
             raise InvalidWebhook("unknown platform certificate serial", 401)
         rsa_verify(self._secret("WECHATPAY_PLATFORM_PUBLIC_KEY"), f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
                    signature)
+
+    def create_payment(self, order: Order) -> dict[str, Any]:
+        answer = self._call("/v3/pay/transactions/native", {
+            "appid": self._secret("WECHATPAY_APP_ID", "wxlocal0000000000"),
+            "mchid": self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID),
+            "description": f"Order {order.order_number}", "out_trade_no": order.order_id,
+            "notify_url": notify_url(self.name),
+            "amount": {"total": order.total.amount, "currency": order.currency},
+        })
+        return {"provider": self.name, "amount": order.total.to_dict(), "code_url": answer["code_url"]}
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+        self._verify_signature(headers, body)
         try:
             notification = json.loads(body)
             transaction = decrypt_resource(notification["resource"], self._secret("WECHATPAY_APIV3_KEY"))
+            mchid = self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)
+            if str(transaction.get("mchid", mchid)) != mchid:
+                raise InvalidWebhook("notification is for another mchid", 401)
             kind = KINDS.get(notification["event_type"], "ignored")
             if kind == "payment_succeeded" and transaction.get("trade_state") != "SUCCESS":
                 kind = "ignored"
@@ -88,14 +101,16 @@ class WechatPayProvider:
         except (ValueError, KeyError, TypeError, AttributeError):
             raise InvalidWebhook("malformed wechatpay notification") from None
 
-    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str) -> RefundResult:
+    def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
+               captured: Money | None = None) -> RefundResult:
         answer = self._call("/v3/refund/domestic/refunds", {
             "out_trade_no": order_id, "out_refund_no": refund_id,
-            "amount": {"refund": amount.amount, "total": amount.amount, "currency": amount.currency}})
+            # amount.total is the original transaction's amount (WeChat rejects a partial refund otherwise).
+            "amount": {"refund": amount.amount, "total": (captured or amount).amount, "currency": amount.currency}})
         return RefundResult(refund_id, answer.get("refund_id", refund_id), answer.get("status", "PROCESSING"))
 
     def query(self, order: Order) -> str:
-        mchid = self._secret("WECHATPAY_MCH_ID", "1900000001")
+        mchid = self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)
         answer = self._call(f"/v3/pay/transactions/out-trade-no/{order.order_id}?mchid={mchid}", None, "GET")
         return {"SUCCESS": "succeeded", "CLOSED": "failed", "PAYERROR": "failed"}.get(
             answer.get("trade_state", ""), "pending")

@@ -43,6 +43,7 @@ class OrderRequest:
     items: list[tuple[str, int]]  # (sku, quantity) as sent
     shipping_address: dict[str, Any]
     payment_provider: str
+    client_ip: str | None = None  # the caller's address (API Gateway sourceIp), for risk rules only
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def place_order(
             updated_at=at,
             expires_at=clock.iso_after(created, window_seconds),
             history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
+            client_ip=request.client_ip,
         )
         if "details" not in payment_cache:
             payment_cache["details"] = payment_details(order)

@@ -29,19 +29,42 @@ SETTLED = ("paid", "partially_refunded", "refunded")
 
 @dataclass(frozen=True)
 class RiskRules:
-    """Hold (ON_HOLD, for an operator) instead of fulfilling when a customer pays large amounts often."""
+    """Hold (ON_HOLD, for an operator) instead of fulfilling when a customer pays large amounts often,
+    or when more than `max_payments_per_ip` orders placed from one address are paid within the window."""
 
     large_amount: int  # minor units
     max_large_payments: int
     window_seconds: int
+    max_payments_per_ip: int = 0  # 0: no per-address rule
 
     @classmethod
     def from_env(cls) -> RiskRules:
         return cls(int(os.environ.get("RISK_LARGE_AMOUNT", "100000")),
                    int(os.environ.get("RISK_MAX_LARGE_PAYMENTS", "3")),
-                   int(os.environ.get("RISK_WINDOW_SECONDS", "3600")))
+                   int(os.environ.get("RISK_WINDOW_SECONDS", "3600")),
+                   int(os.environ.get("RISK_MAX_PAYMENTS_PER_IP", "0")))
+
+    def _ip_partition(self, order: Order) -> str | None:
+        if self.max_payments_per_ip <= 0 or not order.client_ip:
+            return None
+        return "RISKIP#" + hashlib.sha256(order.client_ip.encode()).hexdigest()[:32]  # no address in keys
+
+    def ip_payment_record(self, order: Order, at: str) -> tuple[str, dict[str, Any]] | None:
+        """Written with the payment: one item per paid order under its address, kept for the window."""
+        partition = self._ip_partition(order)
+        if partition is None:
+            return None
+        return ("risk_ip", {"pk": partition, "sk": f"{at}#{order.order_id}", "entity": "RISK_IP",
+                            "order_id": order.order_id,
+                            "ttl": int(clock.now().timestamp()) + self.window_seconds + 3600})
 
     def hold_reason(self, ports: Ports, order: Order) -> str | None:
+        partition = self._ip_partition(order)
+        if partition is not None:
+            since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
+            if ports.store.count_items(partition, since) >= self.max_payments_per_ip:
+                return (f"risk: more than {self.max_payments_per_ip} paid orders from one address "
+                        f"within {self.window_seconds} s")
         if order.total.amount < self.large_amount:
             return None
         since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
@@ -88,6 +111,9 @@ def process_payment_event(ports: Ports, provider: PaymentProvider, event: Paymen
     order = ports.store.get_order(event.order_id) if event.order_id and event.order_id.startswith("ord_") else None
     if order is None:
         return _record_only(ports, event, "unknown_order")
+    if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
+        return _auto_refund(ports, provider, event, order, f"paid through {event.provider}, the order chose "
+                            f"{order.payment_provider}", end_order=False)
     if event.amount != order.total:
         return _hold_for_mismatch(ports, provider, event)
     return _settle(ports, provider, event, risk or RiskRules.from_env())
@@ -103,10 +129,12 @@ def _hold_for_mismatch(ports: Ports, provider: PaymentProvider, event: PaymentEv
         at = clock.iso(clock.now())
         reason = f"amount mismatch: expected {order.total.amount} {order.currency}, received " \
                  f"{event.amount.amount if event.amount else '?'} {event.amount.currency if event.amount else ''}"
+        same_currency = bool(event.amount) and event.amount.currency == order.currency
         held = order.transition(OrderStatus.ON_HOLD, at=at, actor=f"provider:{event.provider}", reason=reason,
                                 hold_reason=reason, provider_payment_id=event.provider_payment_id,
-                                amount_paid=event.amount.amount if event.amount and
-                                event.amount.currency == order.currency else 0)
+                                amount_paid=event.amount.amount if same_currency else 0,
+                                held_payment={"amount": received, "provider_payment_id": event.provider_payment_id}
+                                if received else None)
         try:
             ports.store.commit(Commit(order_update=(order, held),
                                       unique_puts=[("webhook", _record(event, "amount_mismatch_held", **detail))]))
@@ -126,7 +154,7 @@ def _settle(ports: Ports, provider: PaymentProvider, event: PaymentEvent, risk: 
                 OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
             if order.provider_payment_id == event.provider_payment_id:
                 return _record_only(ports, event, "already_paid")
-            return _auto_refund(ports, provider, event, order, "second payment for an already paid order")
+            return _auto_refund(ports, provider, event, order, "second payment for an order already paid or on hold")
         if order.status is OrderStatus.CANCELLED:
             return _auto_refund(ports, provider, event, order, "payment for a cancelled order")
         at = clock.iso(clock.now())
@@ -143,9 +171,11 @@ def _settle(ports: Ports, provider: PaymentProvider, event: PaymentEvent, risk: 
                                    amount_paid=event.amount.amount, provider_payment_id=event.provider_payment_id,
                                    hold_reason=hold)
         outcome = "paid_on_hold" if hold else "paid"
+        ip_record = risk.ip_payment_record(order, at)
         try:
             ports.store.commit(Commit(movements=movements, order_update=(order, updated),
-                                      unique_puts=[("webhook", _record(event, outcome))]))
+                                      unique_puts=[("webhook", _record(event, outcome))] + ([ip_record] if ip_record
+                                                                                             else [])))
         except CommitRejected:
             return "duplicate"
         ports.events.publish("order.paid", {"order_id": order.order_id, "total": order.total.to_dict(),
@@ -155,7 +185,8 @@ def _settle(ports: Ports, provider: PaymentProvider, event: PaymentEvent, risk: 
     return with_retries(attempt)
 
 
-def _auto_refund(ports: Ports, provider: PaymentProvider, event: PaymentEvent, order: Order, why: str) -> str:
+def _auto_refund(ports: Ports, provider: PaymentProvider, event: PaymentEvent, order: Order, why: str,
+                 end_order: bool = True) -> str:
     """Give the money back (idempotently, keyed on the event), and end an unpaid order's reservation."""
     refund_id = _stable_id("auto", event.provider, event.event_id)
     result = provider.refund(order_id=order.order_id, provider_payment_id=event.provider_payment_id or "",
@@ -163,7 +194,7 @@ def _auto_refund(ports: Ports, provider: PaymentProvider, event: PaymentEvent, o
     record = _record(event, "refunded", refund_reason=why, refund_id=refund_id,
                      provider_refund_id=result.provider_refund_id)
     commit = Commit(unique_puts=[("webhook", record)])
-    if order.status is OrderStatus.PENDING_PAYMENT:
+    if end_order and order.status is OrderStatus.PENDING_PAYMENT:
         at = clock.iso(clock.now())
         skus = ports.store.get_skus(list(order.reserved_quantities()))
         actor = f"provider:{event.provider}"
@@ -199,7 +230,8 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
     if due <= 0 or due > order.refundable:
         raise Unprocessable(f"refund amount must be between 1 and {order.refundable}", {"fields": ["amount"]})
     result = provider.refund(order_id=order_id, provider_payment_id=order.provider_payment_id or "",
-                             amount=Money(due, order.currency), refund_id=refund_id)
+                             amount=Money(due, order.currency), refund_id=refund_id,
+                             captured=Money(order.amount_paid, order.currency))
 
     def attempt() -> Order:
         current = ports.store.get_order(order_id)
@@ -263,12 +295,16 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
             raise NotFound(f"no order {order_id}")
         if order.status is not OrderStatus.ON_HOLD:
             raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
+        held = (order.held_payment or {}).get("amount")
+        if order.payment_status == "unpaid" and held and held["currency"] != order.currency:
+            raise InvalidTransition(f"the payment was made in {held['currency']}, the order is in {order.currency}; "
+                                    "reject it to refund the payment", {"order_id": order_id})
         at = clock.iso(clock.now())
         movements: list[StockMovement] = []
         if order.payment_status == "unpaid":  # held for a wrong amount: accepting it sells the reservation
             movements = sell_order_lines(order, ports.store.get_skus([l.sku for l in order.lines]), at, actor)
         updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
-                                   payment_status="paid", hold_reason=None)
+                                   payment_status="paid", hold_reason=None, held_payment=None)
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 
@@ -284,9 +320,13 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
     if order.payment_status == "paid":
         return refund_order(ports, provider, order_id, amount=None, lines=None, restock=True,
                             reason="rejected by operator", key="reject", actor=actor, cancel=True)
-    if order.amount_paid:
-        provider.refund(order_id=order_id, provider_payment_id=order.provider_payment_id or "",
-                        amount=Money(order.amount_paid, order.currency), refund_id=_stable_id(order_id, "reject"))
+    held = (order.held_payment or {}).get("amount")
+    received = Money(held["amount"], held["currency"]) if held else (
+        Money(order.amount_paid, order.currency) if order.amount_paid else None)
+    refund = None
+    if received and received.amount > 0:  # held unpaid for a wrong amount or currency: give it all back
+        refund = provider.refund(order_id=order_id, provider_payment_id=order.provider_payment_id or "",
+                                 amount=received, refund_id=_stable_id(order_id, "reject"), captured=received)
 
     def attempt() -> Order:
         current = ports.store.get_order(order_id)
@@ -294,8 +334,13 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
             raise Conflict("order changed meanwhile", {"order_id": order_id})
         at = clock.iso(clock.now())
         skus = ports.store.get_skus(list(current.reserved_quantities()))
+        refunds = current.refunds
+        if refund is not None:
+            refunds += ({"refund_id": refund.refund_id, "amount": received.amount, "currency": received.currency,
+                         "lines": [], "restock": False, "reason": "rejected by operator", "at": at, "actor": actor,
+                         "provider_refund_id": refund.provider_refund_id},)
         updated = current.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason="rejected by operator",
-                                     amount_refunded=current.amount_paid)
+                                     amount_refunded=current.amount_paid, refunds=refunds)
         ports.store.commit(Commit(movements=release_order_lines(current, skus, at, actor, "cancelled_by_operator"),
                                   order_update=(current, updated)))
         return updated

@@ -50,6 +50,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         items=[(line.sku, line.quantity) for line in order.items],
         shipping_address=order.shipping_address.model_dump(exclude_none=True),
         payment_provider=order.payment_provider,
+        client_ip=router.current_event.request_context.identity.source_ip,
     )
     try:
         placed = place_order(

@@ -66,6 +66,7 @@ def reorder(
         shipping_address=body.shipping_address.model_dump(exclude_none=True) if body.shipping_address
         else original.shipping_address,
         payment_provider=body.payment_provider or original.payment_provider,
+        client_ip=router.current_event.request_context.identity.source_ip,
     )
     settings = get_settings()
     placed = order_service.place_order(
