@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from infra.api import Api
+from infra.api import STAGE, Api
 from infra.data import shop_table
 from infra.functions import Functions
 from infra.messaging import Messaging
@@ -36,6 +36,11 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "api_throttle_rate": 100,
     "api_throttle_burst": 200,
     "table_deletion_protection": True,
+    "payment_webhook_base_url": "",
+    "risk_large_amount": 100000,
+    "risk_max_large_payments": 3,
+    "risk_max_payments_per_ip": 0,
+    "risk_window_seconds": 3600,
 }
 
 
@@ -66,6 +71,10 @@ class ShopStack(Stack):
             "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers")),
             "PAYMENT_SECRET_PREFIX": secret_prefix,
             "PAYMENT_SECRETS_SOURCE": "secretsmanager",
+            "RISK_LARGE_AMOUNT": str(int(ctx("risk_large_amount"))),
+            "RISK_MAX_LARGE_PAYMENTS": str(int(ctx("risk_max_large_payments"))),
+            "RISK_MAX_PAYMENTS_PER_IP": str(int(ctx("risk_max_payments_per_ip"))),
+            "RISK_WINDOW_SECONDS": str(int(ctx("risk_window_seconds"))),
             **{spec.env_var: messaging.queues[spec.name].queue_url for spec in QUEUES},
         }
         fns = Functions(self, "Functions", environment=environment,
@@ -98,6 +107,13 @@ class ShopStack(Stack):
         api = Api(self, "Api", functions=fns, throttle_rate=int(ctx("api_throttle_rate")),
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
                   certificate_arn=str(ctx("certificate_arn")))
+        # Alipay and WeChat Pay take the notification URL in each request (Alipay: refunds and queries too). Built from the API id
+        # (not `api.url`, whose stage depends on the functions) so the functions may read it without a cycle.
+        webhook_base = str(ctx("payment_webhook_base_url")).rstrip("/") or (
+            f"https://{domain}/{STAGE}" if (domain := str(ctx("domain_name"))) else
+            f"https://{api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{STAGE}")
+        for name in PAYMENT_CALLERS:
+            fns[name].add_environment("PAYMENT_WEBHOOK_BASE_URL", webhook_base)
         Observability(self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
                       dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
                       alarm_email=str(ctx("alarm_email")))

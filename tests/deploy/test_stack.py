@@ -244,6 +244,22 @@ def test_functions_get_the_settings_they_read(resources):
         assert env["MAX_PAYMENT_WINDOW_SECONDS"] == str(CDK_CONTEXT["max_payment_window_seconds"])
         assert env["PAYMENT_PROVIDERS_ENABLED"] == CDK_CONTEXT["enabled_payment_providers"]
         assert env["PAYMENT_SECRET_PREFIX"] == CDK_CONTEXT["payment_secret_prefix"]
+        assert env["RISK_MAX_PAYMENTS_PER_IP"] == str(CDK_CONTEXT["risk_max_payments_per_ip"])
+        assert env["RISK_LARGE_AMOUNT"] == str(CDK_CONTEXT["risk_large_amount"])
+
+
+def test_functions_that_call_providers_know_the_webhook_url_of_this_api(resources):
+    """Alipay and WeChat Pay need `notify_url` in each request: the stage URL of the API itself."""
+    api_id = next(iter(of_type(resources, "AWS::ApiGateway::RestApi")))
+    callers = {"create_order", "orders_api", "admin_api", "payment_webhook"}
+    for name, (_, props) in functions_by_name(resources).items():
+        url = props["Environment"]["Variables"].get("PAYMENT_WEBHOOK_BASE_URL")
+        if name not in callers:
+            assert url is None, name
+            continue
+        parts = url["Fn::Join"][1]
+        assert parts[0] == "https://" and {"Ref": api_id} in parts, name
+        assert str(parts[-1]).endswith("/v1"), name
 
 
 def test_each_function_role_allows_exactly_its_calls_on_this_stacks_resources(resources):
@@ -326,6 +342,8 @@ def test_custom_domain_and_alarm_email_from_context(synthesized_with_domain):
         "DomainName": "api.shop.example", "SecurityPolicy": "TLS_1_2",
         "RegionalCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"})
     template.has_resource_properties("AWS::ApiGateway::BasePathMapping", {"BasePath": "v1"})
+    template.has_resource_properties("AWS::Lambda::Function", {"Environment": {"Variables": Match.object_like(
+        {"PAYMENT_WEBHOOK_BASE_URL": "https://api.shop.example/v1"})}})
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email",
                                                                 "Endpoint": "oncall@shop.example"})
     annotations = Annotations.from_stack(synthesized_with_domain["stack"])
