@@ -26,6 +26,10 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.raw_event.get("isBase64Encoded") else body.encode("utf-8")
 
 
+def _count_failure() -> None:
+    metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+
+
 @app.post("/webhooks/<provider>", include_in_schema=False)
 def webhook(provider: str):
     if provider not in registry.PROVIDERS or provider not in registry.enabled():
@@ -33,30 +37,30 @@ def webhook(provider: str):
     metrics.add_dimension(name="provider", value=provider)
     body = _raw_body()
     if len(body) > MAX_WEBHOOK_BYTES:
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         return problem(413, "payload-too-large", "Payload too large", "webhook body too large")
     handler = registry.PROVIDERS[provider]
     try:
         event = handler.parse_webhook(app.current_event.headers or {}, body)
     except InvalidWebhook as invalid:
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         logger.warning("webhook rejected", extra={"provider": provider, "reason": str(invalid)})
         return problem(invalid.status, "invalid-webhook", "Webhook rejected", str(invalid))
     except ProviderError as error:  # a setting or key is missing: nothing verified, so nothing changes
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         logger.error("webhook not verifiable", extra={"provider": provider, "error": str(error)})
         return problem(503, "provider-unavailable", "Provider unavailable", "retry later", {"Retry-After": "30"})
     except Exception:  # e.g. Secrets Manager not answering: 503 from the app's handlers, counted here
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         raise
     try:
         outcome = process_payment_event(default_ports(), handler, event)
     except ProviderError as error:  # an automatic refund could not be made: let the provider retry
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         logger.error("provider call failed while settling", extra={"provider": provider, "error": str(error)})
         return problem(503, "provider-unavailable", "Provider unavailable", "retry later", {"Retry-After": "30"})
     except Exception:  # answered 503/500 by the app's handlers; counted here, with the provider dimension
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
+        _count_failure()
         raise
     name = "OrdersPaid" if outcome.startswith("paid") else (
         "AutomaticRefunds" if outcome == "refunded" else "WebhookEventsRecorded")

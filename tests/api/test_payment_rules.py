@@ -10,31 +10,15 @@ import json
 import boto3
 import pytest
 
-from localrun.fake_providers import ProviderKeys, signed_webhook
+from localrun.fake_providers import signed_webhook
 from localrun.gateway import match, proxy_event
 from localrun.lambdas import LocalContext
 from shop.domain.money import Money
-from shop.payments import secrets as payment_secrets
 from shop.payments.signing import hmac_header
 from tests.api.conftest import Result
 from tests.api.test_expiry_and_restock import deliver, levels, queues  # noqa: F401 - fixture
 from tests.api.test_orders_api import make_sku, order_body, place
-from tests.api.test_payment_webhooks import get, pay, records
-
-KEYS = ProviderKeys()
-
-
-@pytest.fixture(autouse=True)
-def provider_env(monkeypatch):
-    for key, value in KEYS.function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("RISK_LARGE_AMOUNT", "10000000")
-    monkeypatch.delenv("RISK_MAX_PAYMENTS_PER_IP", raising=False)
-    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
-    payment_secrets._cache.clear()
-    yield
-    payment_secrets._cache.clear()
-
+from tests.api.test_payment_webhooks import KEYS, get, pay, provider_env, records  # noqa: F401 - fixture
 
 @pytest.fixture(autouse=True)
 def stripe_offline(monkeypatch):

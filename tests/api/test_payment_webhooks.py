@@ -10,6 +10,7 @@ import pytest
 from localrun.fake_providers import ProviderKeys, signed_webhook
 from shop.adapters import wiring
 from shop.domain.money import Money
+from shop.payments import secrets as payment_secrets
 from shop.payments.signing import hmac_header
 from tests.api.test_expiry_and_restock import deliver, levels, queues  # noqa: F401 - fixture
 from tests.api.test_orders_api import make_sku, place
@@ -22,6 +23,11 @@ def provider_env(monkeypatch):
     for key, value in KEYS.function_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RISK_LARGE_AMOUNT", "10000000")
+    monkeypatch.delenv("RISK_MAX_PAYMENTS_PER_IP", raising=False)
+    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
+    payment_secrets._cache.clear()
+    yield
+    payment_secrets._cache.clear()
 
 
 def pay(api, order, amount=None, event_id=None, provider="sandbox"):
