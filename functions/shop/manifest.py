@@ -80,6 +80,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/admin/skus/{sku}/ledger", "admin_api", "admin"),
     Route("GET", "/admin/orders", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/cancel", "admin_api", "admin"),
+    Route("POST", "/admin/orders/{order_id}/shipments", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/refunds", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/approve", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/reject", "admin_api", "admin"),

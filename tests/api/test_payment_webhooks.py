@@ -74,7 +74,17 @@ def test_unknown_order_is_recorded_and_acknowledged(api):
     assert len(records("unknown_order")) == 1
 
 
-def test_amount_mismatch_holds_and_marks_nothing_paid(api):
+def published(monkeypatch):
+    """Records the domain events the handlers publish, in order."""
+    from tests.ddblocal.conftest import Recorder
+
+    recorder = Recorder()
+    monkeypatch.setattr(wiring.default_ports(), "events", recorder)
+    return recorder.calls
+
+
+def test_amount_mismatch_holds_and_marks_nothing_paid(api, monkeypatch):
+    events = published(monkeypatch)
     make_sku(api, "TEE", on_hand=5)
     order = place(api, ("TEE", 1)).json()
     assert pay(api, order, amount=Money(1, "USD")).status == 200
@@ -84,6 +94,7 @@ def test_amount_mismatch_holds_and_marks_nothing_paid(api):
     approved = api.admin("POST", f"/admin/orders/{order['order_id']}/approve")
     assert approved.status == 200 and approved.json()["status"] == "PAID"
     assert levels(api)["sold"] == 1
+    assert [t for t, _ in events if t.startswith("order.")] == ["order.created", "order.on_hold", "order.approved"]
 
 
 def test_late_payment_takes_stock_again_when_there_is_some(api, monkeypatch):
@@ -127,6 +138,7 @@ def test_deduct_on_payment_takes_stock_at_payment_or_refunds(api):
 
 
 def test_risk_rule_holds_repeated_large_payments(api, queues, monkeypatch):  # noqa: F811
+    events = published(monkeypatch)
     monkeypatch.setenv("RISK_LARGE_AMOUNT", "1000")
     monkeypatch.setenv("RISK_MAX_LARGE_PAYMENTS", "2")
     make_sku(api, "TV", on_hand=5, amount=5000)
@@ -139,6 +151,8 @@ def test_risk_rule_holds_repeated_large_payments(api, queues, monkeypatch):  # n
     assert held["status"] == "ON_HOLD" and held["payment_status"] == "paid" and "risk" in held["hold_reason"]
     rejected = api.admin("POST", f"/admin/orders/{second['order_id']}/reject")
     assert rejected.status == 200 and rejected.json()["payment_status"] == "refunded"
+    assert [t for t, d in events if d.get("order_id") == second["order_id"]] == [
+        "order.created", "order.paid", "order.refunded", "order.cancelled"]
     messages = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
     assert deliver("restock", *[m["Body"] for m in messages])["batchItemFailures"] == []
     assert levels(api, "TV") == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 1}

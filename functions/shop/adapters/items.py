@@ -151,6 +151,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "hold_reason": order.hold_reason,
         "client_ip": order.client_ip,
         "held_payment": order.held_payment,
+        "shipments": list(order.shipments) or None,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -197,5 +198,6 @@ def order_from_item(item: dict[str, Any]) -> Order:
         hold_reason=item.get("hold_reason"),
         client_ip=item.get("client_ip"),
         held_payment=item.get("held_payment"),
+        shipments=tuple(item.get("shipments") or ()),
         version=item["version"],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from shop.domain.errors import InvalidTransition
+from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
 from shop.domain.skus import StockPolicy
 
@@ -27,7 +27,8 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING_PAYMENT: frozenset({S.PAID, S.ON_HOLD, S.CANCELLED, S.EXPIRED}),
     S.PAID: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED, S.CANCELLED, S.ON_HOLD}),
     S.ON_HOLD: frozenset({S.PAID, S.CANCELLED}),
-    S.PARTIALLY_SHIPPED: frozenset({S.SHIPPED}),
+    # Each further parcel of a partly shipped order is a transition too (it appends to the history).
+    S.PARTIALLY_SHIPPED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED}),
     S.SHIPPED: frozenset({S.DELIVERED}),
     S.DELIVERED: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
@@ -103,6 +104,8 @@ class Order:
     # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
     # {"amount": {"amount", "currency"}, "provider_payment_id"}.
     held_payment: dict | None = None
+    # Parcels sent: {"shipment_id", "lines": [{"sku", "quantity"}], "carrier", "tracking_number", "at", "actor"}.
+    shipments: tuple[dict, ...] = field(default_factory=tuple)
     version: int = 1
 
     @property
@@ -117,6 +120,43 @@ class Order:
         if self.status not in HOLDS_RESERVATION or self.payment_status != "unpaid":
             return {}
         return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
+
+    def refunded_units(self) -> dict[str, int]:
+        """Units per SKU that refunds by line took back."""
+        return _sum_lines(line for refund in self.refunds for line in refund.get("lines", []))
+
+    def unshipped_units(self) -> dict[str, int]:
+        """Units per SKU still to ship: ordered, less shipped, less refunded by line."""
+        shipped = _sum_lines(line for shipment in self.shipments for line in shipment["lines"])
+        refunded = self.refunded_units()
+        left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
+        return {sku: qty for sku, qty in left.items() if qty > 0}
+
+    def ship(self, shipment_id: str, units: dict[str, int] | None, *, carrier: str | None,
+             tracking_number: str | None, at: str, actor: str) -> Order:
+        """Record a parcel (every unshipped unit when `units` is None): PAID or PARTIALLY_SHIPPED ->
+        PARTIALLY_SHIPPED, or SHIPPED once nothing is left."""
+        if self.status not in (S.PAID, S.PARTIALLY_SHIPPED):
+            raise InvalidTransition(f"order {self.order_id} is {self.status.value}; it cannot be shipped",
+                                    {"order_id": self.order_id, "current_status": self.status.value})
+        unknown = sorted(set(units or ()) - {line.sku for line in self.lines})
+        if unknown:
+            raise Unprocessable("these SKUs are not in the order", {"skus": unknown})
+        left = self.unshipped_units()
+        parcel = dict(units) if units is not None else dict(left)
+        if not parcel:
+            raise InvalidTransition(f"order {self.order_id} has nothing left to ship", {"order_id": self.order_id})
+        short = [{"sku": sku, "requested": qty, "unshipped": left.get(sku, 0)}
+                 for sku, qty in parcel.items() if qty > left.get(sku, 0)]
+        if short:
+            raise InvalidTransition(f"order {self.order_id} has fewer units left to ship", {"skus": short})
+        done = all(left[sku] == parcel.get(sku, 0) for sku in left)
+        shipment = {"shipment_id": shipment_id, "lines": [{"sku": s, "quantity": q} for s, q in parcel.items()],
+                    "carrier": carrier, "tracking_number": tracking_number, "at": at, "actor": actor}
+        return self.transition(S.SHIPPED if done else S.PARTIALLY_SHIPPED, at=at, actor=actor,
+                               reason=f"shipment {shipment_id}",
+                               fulfillment_status="fulfilled" if done else "partial",
+                               shipments=self.shipments + (shipment,))
 
     @property
     def refundable(self) -> int:
@@ -137,3 +177,10 @@ class Order:
             version=self.version + 1,
             **changes,
         )
+
+
+def _sum_lines(lines) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for line in lines:
+        total[line["sku"]] = total.get(line["sku"], 0) + line["quantity"]
+    return total

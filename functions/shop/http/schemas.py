@@ -73,6 +73,15 @@ class RefundLineIn(Strict):
     quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY_PER_LINE)
 
 
+class ShipmentIn(Strict):
+    """One parcel. Without lines, every unit not yet shipped (nor refunded by line) goes in it."""
+
+    lines: list[RefundLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES_PER_ORDER)
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None = None
+    tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True,
+                                                      pattern=r"^[A-Za-z0-9 ._/-]+$")] | None = None
+
+
 class RefundIn(Strict):
     """Full refund when neither amount nor lines is given; by lines, the amount is their catalog price."""
 

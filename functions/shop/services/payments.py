@@ -140,6 +140,7 @@ def _hold_for_mismatch(ports: Ports, provider: PaymentProvider, event: PaymentEv
                                       unique_puts=[("webhook", _record(event, "amount_mismatch_held", **detail))]))
         except CommitRejected:
             return "duplicate"
+        ports.events.publish("order.on_hold", {"order_id": order.order_id, "reason": reason})
         return "amount_mismatch_held"
 
     return with_retries(attempt)
@@ -207,6 +208,8 @@ def _auto_refund(ports: Ports, provider: PaymentProvider, event: PaymentEvent, o
         return "duplicate"
     ports.events.publish("order.refunded", {"order_id": order.order_id, "amount": event.amount.to_dict(),
                                             "reason": why, "automatic": True})
+    if commit.order_update:
+        ports.events.publish("order.cancelled", {"order_id": order.order_id, "reason": f"refunded: {why}"})
     return "refunded"
 
 
@@ -257,6 +260,8 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
     _send_restocks(ports, order_id, next(r for r in updated.refunds if r["refund_id"] == refund_id))
     ports.events.publish("order.refunded", {"order_id": order_id, "amount": {"amount": due, "currency": order.currency},
                                             "restock": restock})
+    if cancel:
+        ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason})
     return updated
 
 
@@ -273,10 +278,7 @@ def _send_restocks(ports: Ports, order_id: str, entry: dict[str, Any]) -> None:
 def _refund_units(order: Order, lines: list[tuple[str, int]] | None, restock: bool) -> dict[str, int]:
     """Units being returned: the given lines, or every line when restocking a full refund."""
     ordered = {l.sku: l.quantity for l in order.lines}
-    already: dict[str, int] = {}
-    for r in order.refunds:
-        for l in r.get("lines", []):
-            already[l["sku"]] = already.get(l["sku"], 0) + l["quantity"]
+    already = order.refunded_units()
     if lines is None:
         lines = [(sku, qty - already.get(sku, 0)) for sku, qty in ordered.items()] if restock else []
     units: dict[str, int] = {}
@@ -308,7 +310,9 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated
 
-    return with_retries(attempt)
+    approved = with_retries(attempt)
+    ports.events.publish("order.approved", {"order_id": order_id, "total": approved.total.to_dict()})
+    return approved
 
 
 def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor: str) -> Order:
@@ -345,7 +349,10 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
                                   order_update=(current, updated)))
         return updated
 
-    return with_retries(attempt)
+    rejected = with_retries(attempt)
+    ports.events.publish("order.cancelled", {"order_id": order_id, "reason": "rejected by operator",
+                                             "refunded": received.to_dict() if refund is not None else None})
+    return rejected
 
 
 def cancel(ports: Ports, provider_for, order_id: str, *, actor: str, reason: str,

@@ -39,6 +39,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "amount_refunded": {"amount": order.amount_refunded, "currency": order.currency},
         "refunds": list(order.refunds),
         "hold_reason": order.hold_reason,
+        "shipments": list(order.shipments),
     }
 
 

@@ -13,9 +13,9 @@ from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import admin
 from shop.http.routes.common import DEFAULT_PAGE, checked_sku, json_response, page
-from shop.http.schemas import AdjustmentIn, RefundIn, SkuIn
+from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog
+from shop.services import catalog, fulfilment
 from shop.services import orders as order_service
 from shop.services import payments
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
@@ -119,6 +119,18 @@ def refund(order_id: str, body: RefundIn,
         lines=[(l.sku, l.quantity) for l in body.lines] if body.lines else None,
         restock=body.restock, reason=body.reason, key=key, actor=who.actor)
     return json_response(201, admin_order_view(updated))
+
+
+@router.post("/admin/orders/<order_id>/shipments", summary="Record a parcel of a paid order (all that is left by default)")
+def ship(order_id: str, body: ShipmentIn,
+         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
+    who = admin(router)
+    units = order_service.merge_lines([(l.sku, l.quantity) for l in body.lines]) if body.lines else None
+    # Without a key, the shipment is keyed on its content: an identical retry records one parcel.
+    key = idempotency_key or order_service.request_fingerprint(body.model_dump())
+    order, created = fulfilment.ship_order(default_ports(), order_id, units=units, carrier=body.carrier,
+                                           tracking_number=body.tracking_number, key=key, actor=who.actor)
+    return json_response(201 if created else 200, admin_order_view(order))
 
 
 @router.post("/admin/orders/<order_id>/approve", summary="Release a held order for fulfilment")

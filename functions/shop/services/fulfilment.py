@@ -1,0 +1,34 @@
+"""Fulfilment: operators record the parcels of a paid order. Stock is already sold; shipping moves no units."""
+
+from __future__ import annotations
+
+from shop.domain import clock
+from shop.domain.orders import Order
+from shop.services.orders import get_order_for, request_fingerprint
+from shop.services.ports import Commit, Ports
+from shop.services.retry import with_retries
+
+
+def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, carrier: str | None,
+               tracking_number: str | None, key: str, actor: str) -> tuple[Order, bool]:
+    """Record one shipment (every unshipped unit when `units` is None). Returns (order, created).
+
+    The shipment id derives from the order and the request key, so a retried request finds its
+    shipment already recorded and changes nothing.
+    """
+    shipment_id = "shp_" + request_fingerprint([order_id, key])[:24]
+
+    def attempt() -> tuple[Order, bool]:
+        order = get_order_for(ports, order_id, None)
+        if any(s["shipment_id"] == shipment_id for s in order.shipments):
+            return order, False
+        updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
+                             at=clock.iso(clock.now()), actor=actor)
+        ports.store.commit(Commit(order_update=(order, updated)))
+        return updated, True
+
+    updated, created = with_retries(attempt)
+    if created:
+        event = "order.shipped" if updated.fulfillment_status == "fulfilled" else "order.partially_shipped"
+        ports.events.publish(event, {"order_id": order_id, **updated.shipments[-1]})
+    return updated, created
