@@ -1,8 +1,9 @@
 """Model-based test: random sequences of shop operations on DynamoDB Local, every SPEC invariant after each step.
 
 Steps: create (shared SKUs, each provider), duplicate create, pay (each provider's signed webhook,
-sometimes twice, sometimes with a wrong amount), expire, cancel, refund (with or without restock),
-operator adjustment, delivery of queued restocks (sometimes twice). `make test` runs a bounded
+sometimes twice, sometimes with a wrong amount), late redelivery of an earlier webhook (reordered),
+expire, cancel, refund (with or without restock), shipment (partial or whole), operator
+adjustment, delivery of queued restocks (sometimes twice). `make test` runs a bounded
 number of examples; `make soak` (SOAK=1) runs the long profile.
 """
 
@@ -21,7 +22,7 @@ from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.payments.registry import PROVIDERS
-from shop.services import catalog, payments
+from shop.services import catalog, fulfilment, payments
 from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 
@@ -52,6 +53,7 @@ def build_machine(ports_factory, fakes):
             self.received = 0  # money the providers delivered for accepted events
             self.event_ids: set[str] = set()
             self.placed: dict[str, tuple] = {}
+            self.sent: list[tuple] = []  # every webhook delivered so far, for late redelivery
             self.n = 0
             for code in SKUS:
                 policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
@@ -97,12 +99,38 @@ def build_machine(ports_factory, fakes):
             headers, body = signed_webhook(fakes.keys, order.payment_provider, order_id, amount,
                                            event_id=f"evt{self.n}", payment_id=f"pay{self.n}")
             provider = PROVIDERS[order.payment_provider]
+            self.sent.append((order.payment_provider, headers, body, amount.amount))
             for _ in range(2 if twice else 1):
-                event = provider.parse_webhook(dict(headers), body)
-                outcome = payments.process_payment_event(self.ports, provider, event, NO_RISK)
-                if event.event_id not in self.event_ids and outcome != "duplicate":
-                    self.event_ids.add(event.event_id)
-                    self.received += amount.amount
+                self._deliver(order.payment_provider, headers, body, amount.amount)
+
+        def _deliver(self, provider_name, headers, body, amount):
+            provider = PROVIDERS[provider_name]
+            event = provider.parse_webhook(dict(headers), body)
+            outcome = payments.process_payment_event(self.ports, provider, event, NO_RISK)
+            if event.event_id not in self.event_ids and outcome != "duplicate":
+                self.event_ids.add(event.event_id)
+                self.received += amount
+
+        @precondition(lambda self: self.sent)
+        @rule(pick=st.integers(0, 10**6))
+        def redeliver_old_webhook(self, pick):
+            """A provider retries an earlier notification after later ones (reordered and duplicated)."""
+            self._deliver(*self.sent[pick % len(self.sent)])
+            CHECKS["redeliveries"] += 1
+
+        @rule(order_id=orders, partial=st.booleans())
+        def ship(self, order_id, partial):
+            if order_id is None:
+                return
+            order = self.ports.store.get_order(order_id)
+            self.n += 1
+            units = {order.lines[0].sku: 1} if partial else None
+            try:
+                fulfilment.ship_order(self.ports, order_id, units=units, carrier=None, tracking_number=None,
+                                      key=f"sh{self.n}", actor="admin:t")
+                CHECKS["shipments"] += 1
+            except DomainError:
+                pass
 
         @rule(order_id=orders)
         def expire(self, order_id):
@@ -185,7 +213,7 @@ def build_machine(ports_factory, fakes):
                     expected_sold = (line.quantity if settled else 0) - (returned if delivered else 0)
                     if delivered:
                         assert moves[f"{line.sku}.sold"] == expected_sold, (order.status, line, moves)
-                if order.status is OrderStatus.PAID:
+                if order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED):
                     assert settled  # every paid order holds its stock (sold above)
                 if order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
                     assert not held
@@ -219,7 +247,8 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
 
     machine = build_machine(fresh_ports, provider_fakes)
     machine.TestCase.settings = settings(
-        max_examples=200 if SOAK else 8, stateful_step_count=40 if SOAK else 15, deadline=None,
+        max_examples=200 if SOAK else 12, stateful_step_count=40 if SOAK else 25, deadline=None,
         derandomize=not SOAK, database=None, suppress_health_check=list(HealthCheck))
     machine.TestCase().runTest()
-    print(f"stateful: {CHECKS['checks']} invariant checks, {CHECKS['checks'] and 'all held'}")
+    print(f"stateful: {CHECKS['checks']} invariant checks, all held; steps included "
+          f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments")
