@@ -38,7 +38,7 @@ bench: install
 	$(PY) bench/load_without_loss.py
 
 soak: install
-	SOAK=1 $(PY) -m pytest -s tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py
+	SOAK=1 FUZZ_EXAMPLES=100 $(PY) -m pytest -s --timeout 3600 tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py
 
 synth: $(VENV)/.installed node_modules/.installed
 	npx cdk synth --quiet --no-notices
