@@ -100,7 +100,7 @@ class Order:
     provider_payment_id: str | None = None
     refunds: tuple[dict, ...] = field(default_factory=tuple)
     hold_reason: str | None = None
-    client_ip: str | None = None
+    client_ip_hash: str | None = None  # the caller's address, hashed: risk rules compare, nobody reads it
     # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
     # {"amount": {"amount", "currency"}, "provider_payment_id"}.
     held_payment: dict | None = None

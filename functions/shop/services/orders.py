@@ -60,6 +60,11 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def hash_address(address: str | None) -> str | None:
+    """Orders keep a client address only as a hash: enough to count payments per address, no address stored."""
+    return hashlib.sha256(address.encode()).hexdigest()[:32] if address else None
+
+
 def merge_lines(items: list[tuple[str, int]]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for code, quantity in items:
@@ -175,7 +180,7 @@ def place_order(
             updated_at=at,
             expires_at=clock.iso_after(created, window_seconds),
             history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
-            client_ip=request.client_ip,
+            client_ip_hash=hash_address(request.client_ip),
         )
         if "details" not in payment_cache:
             payment_cache["details"] = payment_details(order)

@@ -45,9 +45,9 @@ class RiskRules:
                    int(os.environ.get("RISK_MAX_PAYMENTS_PER_IP", "0")))
 
     def _ip_partition(self, order: Order) -> str | None:
-        if self.max_payments_per_ip <= 0 or not order.client_ip:
+        if self.max_payments_per_ip <= 0 or not order.client_ip_hash:
             return None
-        return "RISKIP#" + hashlib.sha256(order.client_ip.encode()).hexdigest()[:32]  # no address in keys
+        return "RISKIP#" + order.client_ip_hash
 
     def ip_payment_record(self, order: Order, at: str) -> tuple[str, dict[str, Any]] | None:
         """Written with the payment: one item per paid order under its address, kept for the window."""
