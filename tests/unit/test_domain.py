@@ -217,3 +217,14 @@ def test_order_ids_are_unguessable_and_numbers_readable():
     number = new_order_number("alice", AT)
     assert re.fullmatch(r"20261125-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{6}", number)
     assert number[:13] == new_order_number("alice", AT)[:13] != new_order_number("bob", AT)[:13]
+
+
+def test_payment_window_rules():
+    from shop.domain.orders import payment_window_seconds as window
+
+    assert window(default=900, maximum=3600) == 900
+    assert window(default=900, maximum=3600, sku_windows=(None, 1800, 2400)) == 1800  # the shortest SKU window
+    assert window(default=900, maximum=3600, requested=3000) == 3000  # a request may lengthen it...
+    assert window(default=900, maximum=3600, requested=3000, sku_windows=(1800,)) == 1800  # ...not past a SKU's
+    assert window(default=900, maximum=3600, requested=300, sku_windows=(1800,)) == 300
+    assert window(default=900, maximum=1200, sku_windows=(1800,)) == 1200  # the maximum lowered later

@@ -41,6 +41,17 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 # (an unpaid ON_HOLD order, held because the amount received was wrong, keeps its reservation).
 HOLDS_RESERVATION = frozenset({S.PENDING_PAYMENT, S.ON_HOLD})
 
+def payment_window_seconds(*, default: int, maximum: int, requested: int | None = None,
+                           sku_windows: tuple[int | None, ...] = ()) -> int:
+    """How long an order may stay unpaid. The shortest window a SKU sets replaces the default and
+    bounds what the request asks for; nothing goes beyond the configured maximum."""
+    set_by_skus = [w for w in sku_windows if w]
+    window = requested if requested is not None else (min(set_by_skus) if set_by_skus else default)
+    if requested is not None and set_by_skus:
+        window = min(window, min(set_by_skus))
+    return min(window, maximum)
+
+
 MAX_LINES_PER_ORDER = 50
 # Each distinct SKU costs two items (SKU update + ledger entry) of a 100-item transaction,
 # and the order, its number and its idempotency record take three more.

@@ -58,6 +58,7 @@ class Sku:
     stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
     max_per_order: int | None = None
     low_stock_threshold: int | None = None
+    payment_window_seconds: int | None = None  # this SKU's own payment window (bounded by the maximum)
     levels: StockLevels = StockLevels()
     stock_seq: int = 0  # number of stock movements so far; the ledger's last seq
     created_at: str = ""

@@ -41,6 +41,9 @@ class CreateOrderIn(Strict):
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
     shipping_address: ShippingAddress
     payment_provider: PaymentProvider = "sandbox"
+    payment_window_seconds: StrictInt | None = Field(
+        default=None, ge=60, le=10**7, description="A different payment window; never beyond the configured maximum "
+                                                   "nor a SKU's own window")
 
 
 class ReorderIn(Strict):
@@ -61,6 +64,8 @@ class SkuIn(Strict):
     max_per_order: StrictInt | None = Field(default=None, ge=1, le=MAX_QUANTITY_PER_LINE)
     low_stock_threshold: StrictInt | None = Field(default=None, ge=0, le=10**9)
     on_hand: StrictInt | None = Field(default=None, ge=0, le=10**9)
+    payment_window_seconds: StrictInt | None = Field(
+        default=None, ge=60, le=10**7, description="This SKU's payment window; never beyond the configured maximum")
 
 
 class AdjustmentIn(Strict):

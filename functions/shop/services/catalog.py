@@ -22,6 +22,7 @@ class SkuDetails:
     stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
     max_per_order: int | None = None
     low_stock_threshold: int | None = None
+    payment_window_seconds: int | None = None
     on_hand: int | None = None  # when given, stock is set to it through a ledgered adjustment
 
 
@@ -57,6 +58,7 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
             stock_policy=details.stock_policy,
             max_per_order=details.max_per_order,
             low_stock_threshold=details.low_stock_threshold,
+            payment_window_seconds=details.payment_window_seconds,
             updated_at=at,
         )
         movements: list[StockMovement] = []

@@ -25,6 +25,7 @@ from shop.domain.orders import (
     Order,
     OrderLine,
     OrderStatus,
+    payment_window_seconds,
 )
 from shop.domain.skus import Sku
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite
@@ -44,6 +45,7 @@ class OrderRequest:
     shipping_address: dict[str, Any]
     payment_provider: str
     client_ip: str | None = None  # the caller's address (API Gateway sourceIp), for risk rules only
+    payment_window_seconds: int | None = None  # asked for by the storefront; bounded by SKUs and the maximum
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ def place_order(
     window_seconds: int,
     idempotency_ttl_seconds: int,
     payment_details: Callable[[Order], dict[str, Any]],
+    max_window_seconds: int | None = None,
 ) -> PlacedOrder:
     """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
     record_key = _idempotency_record_key(customer_id, idempotency_key)
@@ -178,7 +181,9 @@ def place_order(
             shipping_address=request.shipping_address,
             created_at=at,
             updated_at=at,
-            expires_at=clock.iso_after(created, window_seconds),
+            expires_at=clock.iso_after(created, payment_window_seconds(
+                default=window_seconds, maximum=max_window_seconds or window_seconds, requested=request.payment_window_seconds,
+                sku_windows=tuple(skus[code].payment_window_seconds for code in wanted))),
             history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
             client_ip_hash=hash_address(request.client_ip),
         )

@@ -65,6 +65,7 @@ def admin_sku_view(sku: Sku) -> dict[str, Any]:
         **public_sku_view(sku),
         "active": sku.active,
         "low_stock_threshold": sku.low_stock_threshold,
+        "payment_window_seconds": sku.payment_window_seconds,
         "levels": sku.levels.to_dict(),
         "stock_seq": sku.stock_seq,
         "created_at": sku.created_at,

@@ -12,7 +12,7 @@ from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import admin
-from shop.http.routes.common import DEFAULT_PAGE, checked_sku, json_response, page
+from shop.http.routes.common import DEFAULT_PAGE, checked_sku, checked_window, json_response, page
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
 from shop.services import catalog, fulfilment
@@ -40,6 +40,7 @@ def put_sku(sku: str, body: SkuIn):
         max_per_order=body.max_per_order,
         low_stock_threshold=body.low_stock_threshold,
         on_hand=body.on_hand,
+        payment_window_seconds=checked_window(body.payment_window_seconds),
     )
     saved, created = catalog.upsert_sku(default_ports(), checked_sku(sku), details, actor=who.actor)
     return json_response(201 if created else 200, admin_sku_view(saved))

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from shop.adapters.wiring import default_ports
 from shop.domain.errors import InsufficientStock, Unprocessable
 from shop.http.auth import caller
-from shop.http.routes.common import json_response
+from shop.http.routes.common import checked_window, json_response
 from shop.http.schemas import CreateOrderIn
 from shop.payments.registry import payment_details
 from shop.services.orders import OrderRequest, place_order, request_fingerprint
@@ -51,6 +51,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         shipping_address=order.shipping_address.model_dump(exclude_none=True),
         payment_provider=order.payment_provider,
         client_ip=router.current_event.request_context.identity.source_ip,
+        payment_window_seconds=checked_window(order.payment_window_seconds),
     )
     try:
         placed = place_order(
@@ -60,6 +61,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
             request=request,
             fingerprint=request_fingerprint(router.current_event.json_body),
             window_seconds=settings.payment_window_seconds,
+            max_window_seconds=settings.max_payment_window_seconds,
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             payment_details=payment_details,
         )

@@ -76,6 +76,7 @@ def reorder(
         request=request,
         fingerprint=order_service.request_fingerprint({"reorder_of": order_id, **body.model_dump()}),
         window_seconds=settings.payment_window_seconds,
+        max_window_seconds=settings.max_payment_window_seconds,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         payment_details=payment_details,
     )
