@@ -26,7 +26,7 @@ def shop_table(scope: Construct, deletion_protection: bool) -> ddb.TableV2:
                 index_name=index["IndexName"],
                 partition_key=ddb.Attribute(name=index["KeySchema"][0]["AttributeName"], type=string),
                 sort_key=ddb.Attribute(name=index["KeySchema"][1]["AttributeName"], type=string),
-                projection_type=ddb.ProjectionType.ALL,
+                projection_type=ddb.ProjectionType[index["Projection"]["ProjectionType"]],
             )
             for index in kwargs["GlobalSecondaryIndexes"]
         ],

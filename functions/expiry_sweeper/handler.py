@@ -28,9 +28,9 @@ def lambda_handler(event: dict, context) -> dict:
     grace = int(os.environ.get("SWEEP_GRACE_SECONDS", "30"))
     ports = default_ports()
     cutoff = clock.iso(clock.now() - timedelta(seconds=grace))
-    overdue = ports.store.overdue_pending_orders(cutoff, limit=500)
-    for order in overdue:
-        ports.release_queue.request_release(order.order_id, "sweeper")
+    overdue = ports.store.overdue_pending_order_ids(cutoff, limit=500)
+    for order_id in overdue:
+        ports.release_queue.request_release(order_id, "sweeper")
     if overdue:
         metrics.add_metric(name="OverdueOrdersSwept", unit=MetricUnit.Count, value=len(overdue))
         logger.warning("overdue unpaid orders re-queued", extra={"count": len(overdue)})

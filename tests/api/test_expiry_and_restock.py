@@ -159,3 +159,5 @@ def test_sweeper_expires_orders_whose_window_never_started(api, queues, monkeypa
     assert failed_ids(deliver("stock_release", *[m["Body"] for m in messages])) == set()
     assert api.request("GET", f"/orders/{order['order_id']}").json()["status"] == "EXPIRED"
     assert levels(api)["available"] == 5
+    # Only unpaid orders are in the sweeper's index: an expired one is not found again.
+    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper")) == {"requeued": 0}

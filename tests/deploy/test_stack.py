@@ -179,6 +179,14 @@ def test_table_is_encrypted_recoverable_retained_and_expires_records(template, r
     })
     (table,) = of_type(resources, "AWS::DynamoDB::GlobalTable").values()
     assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    # The deployed indexes are the ones the local run creates (one schema, two runtimes).
+    from shop.adapters.table_schema import create_table_kwargs
+
+    local = {i["IndexName"]: (i["KeySchema"], i["Projection"]["ProjectionType"])
+             for i in create_table_kwargs("t")["GlobalSecondaryIndexes"]}
+    deployed = {i["IndexName"]: (i["KeySchema"], i["Projection"]["ProjectionType"])
+                for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    assert deployed == local and deployed["gsi4"][1] == "KEYS_ONLY"
 
 
 def test_queues_are_encrypted_ssl_only_with_dead_letter_queues(resources):

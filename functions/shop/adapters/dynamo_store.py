@@ -159,19 +159,24 @@ class DynamoShopStore:
             found = [o for o in found if o.status.value == status]
         return found, next_cursor
 
-    def overdue_pending_orders(self, now_iso: str, limit: int = 100) -> list[Order]:
-        """PENDING_PAYMENT orders whose window has ended (for the sweeper)."""
-        found: list[Order] = []
+    def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """Ids of PENDING_PAYMENT orders whose window ended by `now_iso`, oldest first (for the sweeper).
+
+        The sparse gsi4 holds only unpaid orders, keyed by expiry: the query reads the overdue ones and
+        nothing else, however many orders are waiting for payment.
+        """
+        found: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "IndexName": "gsi2",
-            "KeyConditionExpression": "gsi2pk = :pk",
-            "FilterExpression": "expires_at <= :now",
-            "ExpressionAttributeValues": it.encode({":pk": "STATUS#PENDING_PAYMENT", ":now": now_iso}),
+            "IndexName": "gsi4",
+            # "{expires_at}#{order_id}" < "{now}$" holds exactly when expires_at <= now ('$' sorts after '#').
+            "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk < :upper",
+            "ExpressionAttributeValues": it.encode({":pk": "PENDING_PAYMENT", ":upper": f"{now_iso}$"}),
+            "Limit": min(limit, MAX_PAGE),
         }
         while len(found) < limit:
             got = self.db.query(**kwargs)
-            found.extend(it.order_from_item(it.decode(raw)) for raw in got.get("Items", []))
+            found.extend(it.decode(raw)["pk"].removeprefix("ORDER#") for raw in got.get("Items", []))
             if "LastEvaluatedKey" not in got:
                 break
             kwargs["ExclusiveStartKey"] = got["LastEvaluatedKey"]

@@ -161,6 +161,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "gsi2sk": sort,
         "gsi3pk": "ORDERS",
         "gsi3sk": sort,
+        **({"gsi4pk": "PENDING_PAYMENT", "gsi4sk": f"{order.expires_at}#{order.order_id}"}
+           if order.status is OrderStatus.PENDING_PAYMENT else {}),
     }
 
 

@@ -3,7 +3,8 @@
 Items (pk / sk):
 - SKU#{sku} / SKU                        catalog entry and stock levels
 - SKU#{sku} / LEDGER#{seq:012d}          one stock change, seq = the SKU's stock_seq after it
-- ORDER#{order_id} / ORDER               an order (gsi1: customer, gsi2: status, gsi3: all orders)
+- ORDER#{order_id} / ORDER               an order (gsi1: customer, gsi2: status, gsi3: all orders,
+                                         gsi4: only while unpaid, by expiry, for the sweeper)
 - ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
 - EVENT#{provider}#{event_id} / EVENT    a processed provider or queue message (ttl)
@@ -19,18 +20,20 @@ PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 TTL_ATTRIBUTE = "ttl"
 
-# name -> (partition key attribute, sort key attribute); all are strings, all project ALL.
-GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str]] = {
-    "gsi1": ("gsi1pk", "gsi1sk"),  # CUSTOMER#{sub} / {created_at}#{order_id}
-    "gsi2": ("gsi2pk", "gsi2sk"),  # STATUS#{status} / {created_at}#{order_id}
-    "gsi3": ("gsi3pk", "gsi3sk"),  # ORDERS / {created_at}#{order_id}
+# name -> (partition key attribute, sort key attribute, projection); all keys are strings.
+GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str, str]] = {
+    "gsi1": ("gsi1pk", "gsi1sk", "ALL"),  # CUSTOMER#{sub} / {created_at}#{order_id}
+    "gsi2": ("gsi2pk", "gsi2sk", "ALL"),  # STATUS#{status} / {created_at}#{order_id}
+    "gsi3": ("gsi3pk", "gsi3sk", "ALL"),  # ORDERS / {created_at}#{order_id}
+    # Sparse: only PENDING_PAYMENT orders carry these keys, so the sweeper reads just the overdue ones.
+    "gsi4": ("gsi4pk", "gsi4sk", "KEYS_ONLY"),  # PENDING_PAYMENT / {expires_at}#{order_id}
 }
 
 
 def create_table_kwargs(table_name: str) -> dict[str, Any]:
     """Arguments for DynamoDB CreateTable, matching what CDK deploys."""
     attrs = {PARTITION_KEY, SORT_KEY}
-    for pk, sk in GLOBAL_SECONDARY_INDEXES.values():
+    for pk, sk, _ in GLOBAL_SECONDARY_INDEXES.values():
         attrs.update((pk, sk))
     return {
         "TableName": table_name,
@@ -47,8 +50,8 @@ def create_table_kwargs(table_name: str) -> dict[str, Any]:
                     {"AttributeName": pk, "KeyType": "HASH"},
                     {"AttributeName": sk, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": projection},
             }
-            for name, (pk, sk) in GLOBAL_SECONDARY_INDEXES.items()
+            for name, (pk, sk, projection) in GLOBAL_SECONDARY_INDEXES.items()
         ],
     }
