@@ -81,6 +81,31 @@ def test_customer_cancel_of_a_paid_order_refunds_and_restocks(local_server):
     wait_for(lambda: levels(api, code) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0})
 
 
+def test_paid_order_ships_in_two_parcels_and_can_no_longer_be_cancelled(local_server):
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    order = place(api, code, quantity=3, payment_provider="sandbox").json()
+    api.call("POST", f"/_local/pay/{order['order_id']}", user=None)
+    path = f"/admin/orders/{order['order_id']}/shipments"
+    first = api.admin("POST", path, headers={"Idempotency-Key": "parcel-1"},
+                      json={"lines": [{"sku": code, "quantity": 1}], "carrier": "DHL", "tracking_number": "JD01"})
+    assert first.status_code == 201 and first.json()["status"] == "PARTIALLY_SHIPPED", first.text
+    rest = api.admin("POST", path, headers={"Idempotency-Key": "parcel-2"}, json={})
+    assert (rest.json()["status"], rest.json()["fulfillment_status"]) == ("SHIPPED", "fulfilled")
+    assert api.admin("POST", path, headers={"Idempotency-Key": "parcel-2"}, json={}).status_code == 200
+    assert api.call("POST", f"/orders/{order['order_id']}/cancel").status_code == 409
+    assert levels(api, code) == {"on_hand": 2, "available": 2, "reserved": 0, "sold": 3}
+    seen: list[str] = []
+
+    def shipped_events_arrived() -> bool:
+        seen.extend(e["detail-type"] for e in api.call("GET", "/_local/events", user=None).json()["events"]
+                    if e.get("detail", {}).get("order_id") == order["order_id"])
+        return "order.shipped" in seen
+
+    wait_for(shipped_events_arrived)
+    assert [t for t in seen if "shipped" in t] == ["order.partially_shipped", "order.shipped"]
+
+
 def test_tampered_webhooks_change_nothing(local_server):
     api = local_server
     code = new_sku(api, on_hand=2)
