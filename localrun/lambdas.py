@@ -50,6 +50,7 @@ def invoke_in_this_process(function_name: str, event: dict[str, Any]) -> dict[st
 
     spec = FUNCTIONS[function_name]
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function_name
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon locally
     os.environ["POWERTOOLS_SERVICE_NAME"] = function_name
     try:
         module = importlib.import_module(f"{function_name}.handler")

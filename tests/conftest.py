@@ -20,6 +20,7 @@ os.environ.update({
     "POWERTOOLS_SERVICE_NAME": "shop",
     "POWERTOOLS_METRICS_NAMESPACE": "shop-tests",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_TRACE_DISABLED": "true",
 })
 for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
     os.environ.pop(_var, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.adapters.wiring import default_ports
@@ -19,9 +19,11 @@ from shop.domain import clock
 
 logger = Logger()
 metrics = Metrics()
+tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     # A grace period lets the state machine, which fires on time, do the normal work.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +15,7 @@ from shop.services.restock import RestockRequest, apply_restock
 
 logger = Logger()
 metrics = Metrics()
+tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
 
 
 class RestockMessage(BaseModel):
@@ -38,6 +39,7 @@ def restock(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return consume(event, context, restock, logger)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,7 @@ from shop.services.orders import NotYetDue, expire_order
 
 logger = Logger()
 metrics = Metrics()
+tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
 
 
 class ReleaseRequest(BaseModel):
@@ -46,6 +47,7 @@ def release(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return consume(event, context, release, logger)

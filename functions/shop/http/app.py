@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -18,6 +18,7 @@ from shop.payments.base import ProviderError
 
 logger = Logger()
 metrics = Metrics()
+tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
 
 MAX_BODY_BYTES = 64 * 1024
 API_TITLE = "Shop transaction core"
@@ -99,6 +100,7 @@ def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callabl
     """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict, context: Any) -> dict:
         body = event.get("body") or ""
