@@ -68,6 +68,8 @@ class ShopStack(Stack):
             "EVENT_BUS_NAME": messaging.bus.event_bus_name,
             "POWERTOOLS_METRICS_NAMESPACE": "shop",
             "LOG_LEVEL": "INFO",
+            # Traces must not carry order bodies (addresses): the handlers also say so per decorator.
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers")),
             "PAYMENT_SECRET_PREFIX": secret_prefix,
             "PAYMENT_SECRETS_SOURCE": "secretsmanager",

@@ -23,7 +23,7 @@ tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     # A grace period lets the state machine, which fires on time, do the normal work.

@@ -47,7 +47,7 @@ def release(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return consume(event, context, release, logger)

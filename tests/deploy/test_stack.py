@@ -248,6 +248,7 @@ def test_functions_get_the_settings_they_read(resources):
         env = props["Environment"]["Variables"]
         assert SETTINGS_ENV | PAYMENT_ENV <= set(env), name
         assert env["POWERTOOLS_SERVICE_NAME"] == name
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"  # no order bodies in X-Ray
         assert env["PAYMENT_WINDOW_SECONDS"] == str(CDK_CONTEXT["payment_window_seconds"])
         assert env["MAX_PAYMENT_WINDOW_SECONDS"] == str(CDK_CONTEXT["max_payment_window_seconds"])
         assert env["PAYMENT_PROVIDERS_ENABLED"] == CDK_CONTEXT["enabled_payment_providers"]

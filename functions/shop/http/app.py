@@ -100,7 +100,7 @@ def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callabl
     """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-    @tracer.capture_lambda_handler
+    @tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
     @metrics.log_metrics
     def handler(event: dict, context: Any) -> dict:
         body = event.get("body") or ""
