@@ -10,10 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from localrun.fake_providers import ProviderKeys
 from localrun.gateway import match, proxy_event
 from localrun.lambdas import LocalContext
 from shop.adapters import aws, wiring
 from shop.adapters.table_schema import create_table_kwargs
+from shop.payments import secrets as payment_secrets
 
 TABLE = "shop-api-tests"
 
@@ -67,3 +69,31 @@ def api(monkeypatch):
         yield Client()
     aws.reset_clients()
     wiring.reset()
+
+
+@pytest.fixture
+def queues(api, monkeypatch):
+    """The stock-release and restock queues, created in moto and handed to the functions."""
+    sqs = boto3.client("sqs")
+    urls = {name: sqs.create_queue(QueueName=f"shop-{name}")["QueueUrl"] for name in ("stock_release", "restock")}
+    monkeypatch.setenv("STOCK_RELEASE_QUEUE_URL", urls["stock_release"])
+    monkeypatch.setenv("RESTOCK_QUEUE_URL", urls["restock"])
+    aws.reset_clients()
+    wiring.reset()
+    return urls
+
+
+PROVIDER_KEYS = ProviderKeys()  # test keys the local provider fakes sign with
+
+
+@pytest.fixture
+def provider_env(monkeypatch):
+    """Every provider's settings and keys as environment variables; risk rules out of the way."""
+    for key, value in PROVIDER_KEYS.function_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RISK_LARGE_AMOUNT", "10000000")
+    monkeypatch.delenv("RISK_MAX_PAYMENTS_PER_IP", raising=False)
+    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
+    payment_secrets._cache.clear()
+    yield
+    payment_secrets._cache.clear()

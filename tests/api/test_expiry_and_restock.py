@@ -10,21 +10,10 @@ import pytest
 
 from localrun.lambdas import LocalContext
 from localrun.workers import sqs_event
-from shop.adapters import aws, wiring
+from shop.adapters import wiring
 from shop.domain import clock
 from shop.services import orders as order_service
 from tests.api.test_orders_api import make_sku, place
-
-
-@pytest.fixture
-def queues(api, monkeypatch):
-    sqs = boto3.client("sqs")
-    urls = {name: sqs.create_queue(QueueName=f"shop-{name}")["QueueUrl"] for name in ("stock_release", "restock")}
-    monkeypatch.setenv("STOCK_RELEASE_QUEUE_URL", urls["stock_release"])
-    monkeypatch.setenv("RESTOCK_QUEUE_URL", urls["restock"])
-    aws.reset_clients()
-    wiring.reset()
-    return urls
 
 
 def deliver(function: str, *bodies: str, ids: list[str] | None = None) -> dict:

@@ -16,9 +16,12 @@ from localrun.lambdas import LocalContext
 from shop.domain.money import Money
 from shop.payments.signing import hmac_header
 from tests.api.conftest import Result
-from tests.api.test_expiry_and_restock import deliver, levels, queues  # noqa: F401 - fixture
+from tests.api.test_expiry_and_restock import deliver, levels
 from tests.api.test_orders_api import make_sku, order_body, place
-from tests.api.test_payment_webhooks import KEYS, get, pay, provider_env, records  # noqa: F401 - fixture
+from tests.api.test_payment_webhooks import KEYS, get, pay, records
+
+pytestmark = pytest.mark.usefixtures("provider_env")
+
 
 @pytest.fixture(autouse=True)
 def stripe_offline(monkeypatch):
@@ -149,7 +152,7 @@ def test_wrong_currency_is_held_cannot_be_approved_and_reject_gives_it_back(api)
     assert levels(api) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
 
 
-def test_refund_by_lines_with_restock_goes_through_the_queue_once(api, queues):  # noqa: F811
+def test_refund_by_lines_with_restock_goes_through_the_queue_once(api, queues):
     make_sku(api, "TEE", on_hand=5)
     order = place(api, ("TEE", 3)).json()
     pay(api, order)

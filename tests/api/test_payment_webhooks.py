@@ -7,27 +7,16 @@ import json
 import boto3
 import pytest
 
-from localrun.fake_providers import ProviderKeys, signed_webhook
+from localrun.fake_providers import signed_webhook
 from shop.adapters import wiring
 from shop.domain.money import Money
-from shop.payments import secrets as payment_secrets
 from shop.payments.signing import hmac_header
-from tests.api.test_expiry_and_restock import deliver, levels, queues  # noqa: F401 - fixture
+from tests.api.conftest import PROVIDER_KEYS
+from tests.api.test_expiry_and_restock import deliver, levels
 from tests.api.test_orders_api import make_sku, place
 
-KEYS = ProviderKeys()
-
-
-@pytest.fixture(autouse=True)
-def provider_env(monkeypatch):
-    for key, value in KEYS.function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("RISK_LARGE_AMOUNT", "10000000")
-    monkeypatch.delenv("RISK_MAX_PAYMENTS_PER_IP", raising=False)
-    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
-    payment_secrets._cache.clear()
-    yield
-    payment_secrets._cache.clear()
+KEYS = PROVIDER_KEYS
+pytestmark = pytest.mark.usefixtures("provider_env")
 
 
 def pay(api, order, amount=None, event_id=None, provider="sandbox"):
@@ -137,7 +126,7 @@ def test_deduct_on_payment_takes_stock_at_payment_or_refunds(api):
     assert levels(api, "DIGI") == {"on_hand": 0, "available": 0, "reserved": 0, "sold": 1}
 
 
-def test_risk_rule_holds_repeated_large_payments(api, queues, monkeypatch):  # noqa: F811
+def test_risk_rule_holds_repeated_large_payments(api, queues, monkeypatch):
     events = published(monkeypatch)
     monkeypatch.setenv("RISK_LARGE_AMOUNT", "1000")
     monkeypatch.setenv("RISK_MAX_LARGE_PAYMENTS", "2")
@@ -158,7 +147,7 @@ def test_risk_rule_holds_repeated_large_payments(api, queues, monkeypatch):  # n
     assert levels(api, "TV") == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 1}
 
 
-def test_refunds_by_amount_and_bounds(api, queues):  # noqa: F811
+def test_refunds_by_amount_and_bounds(api, queues):
     make_sku(api, "TEE", on_hand=5)
     order = place(api, ("TEE", 2)).json()
     pay(api, order)

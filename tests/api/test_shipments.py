@@ -6,7 +6,9 @@ import pytest
 
 from tests.api.test_expiry_and_restock import levels
 from tests.api.test_orders_api import make_sku, place
-from tests.api.test_payment_webhooks import get, pay, provider_env  # noqa: F401 - fixture
+from tests.api.test_payment_webhooks import get, pay
+
+pytestmark = pytest.mark.usefixtures("provider_env")
 
 
 @pytest.fixture

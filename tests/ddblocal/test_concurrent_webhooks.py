@@ -10,7 +10,8 @@ import pytest
 from shop.domain.money import Money
 from shop.payments.base import PaymentEvent
 from shop.payments.sandbox import SandboxProvider
-from shop.services.payments import RiskRules, process_payment_event
+from shop.services.payments import process_payment_event
+from shop.services.risk import RiskRules
 from tests.ddblocal.test_contention import assert_ledger_matches, order, stock_up
 
 pytestmark = pytest.mark.ddblocal

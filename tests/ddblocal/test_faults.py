@@ -17,11 +17,12 @@ from shop.payments.sandbox import SandboxProvider
 from shop.services import catalog, payments
 from shop.services.orders import cancel_order, expire_order
 from shop.services.restock import RestockRequest, apply_restock
+from shop.services.risk import RiskRules
 from tests.ddblocal.test_contention import assert_ledger_matches, order, stock_up
 
 pytestmark = pytest.mark.ddblocal
 INJECTED = Counter()
-NO_RISK = payments.RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
 
 
 def client_error(code: str, reasons=None) -> ClientError:

@@ -25,13 +25,14 @@ from shop.payments.registry import PROVIDERS
 from shop.services import catalog, fulfilment, payments
 from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
+from shop.services.risk import RiskRules
 
 pytestmark = pytest.mark.ddblocal
 SKUS = ["INV-A", "INV-B", "INV-C"]
 ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
 SOAK = bool(os.environ.get("SOAK"))
 CHECKS = Counter()  # invariant checks run, for the closing figures
-NO_RISK = payments.RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
 
 
 class QueuedRestocks:
@@ -98,7 +99,6 @@ def build_machine(ports_factory, fakes):
             self.n += 1
             headers, body = signed_webhook(fakes.keys, order.payment_provider, order_id, amount,
                                            event_id=f"evt{self.n}", payment_id=f"pay{self.n}")
-            provider = PROVIDERS[order.payment_provider]
             self.sent.append((order.payment_provider, headers, body, amount.amount))
             for _ in range(2 if twice else 1):
                 self._deliver(order.payment_provider, headers, body, amount.amount)

@@ -1,0 +1,64 @@
+"""Risk rules: hold a paid order for an operator (ON_HOLD, with the reason) instead of fulfilling it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shop.domain import clock
+from shop.domain.orders import Order
+from shop.services.ports import Ports
+
+SETTLED = ("paid", "partially_refunded", "refunded")
+
+
+@dataclass(frozen=True)
+class RiskRules:
+    """Hold (ON_HOLD, for an operator) instead of fulfilling when a customer pays large amounts often,
+    or when more than `max_payments_per_ip` orders placed from one address are paid within the window."""
+
+    large_amount: int  # minor units
+    max_large_payments: int
+    window_seconds: int
+    max_payments_per_ip: int = 0  # 0: no per-address rule
+
+    @classmethod
+    def from_env(cls) -> RiskRules:
+        return cls(int(os.environ.get("RISK_LARGE_AMOUNT", "100000")),
+                   int(os.environ.get("RISK_MAX_LARGE_PAYMENTS", "3")),
+                   int(os.environ.get("RISK_WINDOW_SECONDS", "3600")),
+                   int(os.environ.get("RISK_MAX_PAYMENTS_PER_IP", "0")))
+
+    def _ip_partition(self, order: Order) -> str | None:
+        if self.max_payments_per_ip <= 0 or not order.client_ip_hash:
+            return None
+        return "RISKIP#" + order.client_ip_hash
+
+    def ip_payment_record(self, order: Order, at: str) -> tuple[str, dict[str, Any]] | None:
+        """Written with the payment: one item per paid order under its address, kept for the window."""
+        partition = self._ip_partition(order)
+        if partition is None:
+            return None
+        return ("risk_ip", {"pk": partition, "sk": f"{at}#{order.order_id}", "entity": "RISK_IP",
+                            "order_id": order.order_id,
+                            "ttl": int(clock.now().timestamp()) + self.window_seconds + 3600})
+
+    def hold_reason(self, ports: Ports, order: Order) -> str | None:
+        partition = self._ip_partition(order)
+        if partition is not None:
+            since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
+            if ports.store.count_items(partition, since) >= self.max_payments_per_ip:
+                return (f"risk: more than {self.max_payments_per_ip} paid orders from one address "
+                        f"within {self.window_seconds} s")
+        if order.total.amount < self.large_amount:
+            return None
+        since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
+        recent, _ = ports.store.customer_orders(order.customer_id, 100, None)
+        large_paid = [o for o in recent if o.order_id != order.order_id and o.created_at >= since
+                      and o.payment_status in SETTLED and o.total.amount >= self.large_amount]
+        if len(large_paid) + 1 >= self.max_large_payments:
+            return (f"risk: {len(large_paid) + 1} payments of at least {self.large_amount} minor units "
+                    f"within {self.window_seconds} s by the same customer")
+        return None
