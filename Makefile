@@ -35,6 +35,7 @@ test: install
 
 bench: install
 	$(PY) bench/flash_sale.py
+	BENCH_THREADS=1 BENCH_ATTEMPTS=100 BENCH_STOCK=1000 $(PY) bench/flash_sale.py  # uncontended: calls per order
 	$(PY) bench/load_without_loss.py
 
 soak: install
