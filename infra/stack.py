@@ -37,6 +37,7 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "api_throttle_burst": 200,
     "table_deletion_protection": True,
     "payment_webhook_base_url": "",
+    "cors_allowed_origins": "",
     "risk_large_amount": 100000,
     "risk_max_large_payments": 3,
     "risk_max_payments_per_ip": 0,
@@ -68,6 +69,7 @@ class ShopStack(Stack):
             "EVENT_BUS_NAME": messaging.bus.event_bus_name,
             "POWERTOOLS_METRICS_NAMESPACE": "shop",
             "LOG_LEVEL": "INFO",
+            "CORS_ALLOWED_ORIGINS": str(ctx("cors_allowed_origins")),
             # Traces must not carry order bodies (addresses): the handlers also say so per decorator.
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers")),
@@ -108,7 +110,8 @@ class ShopStack(Stack):
 
         api = Api(self, "Api", functions=fns, throttle_rate=int(ctx("api_throttle_rate")),
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
-                  certificate_arn=str(ctx("certificate_arn")))
+                  certificate_arn=str(ctx("certificate_arn")),
+                  cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()])
         # Alipay and WeChat Pay take the notification URL in each request (Alipay: refunds and queries too). Built from the API id
         # (not `api.url`, whose stage depends on the functions) so the functions may read it without a cycle.
         webhook_base = str(ctx("payment_webhook_base_url")).rstrip("/") or (

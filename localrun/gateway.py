@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from shop.http.cors import preflight_headers
 from shop.manifest import ROUTES, Route
 
 PROBLEM_JSON = "application/problem+json"
@@ -132,6 +133,10 @@ def handle(invoke: Invoke, method: str, raw_path: str, headers: list[tuple[str, 
            source_ip: str) -> HttpResponse:
     path = urlsplit(raw_path).path
     route, params, path_known = match(method, path)
+    if method == "OPTIONS" and path_known:  # the preflight: API Gateway answers it without a function
+        preflight = preflight_headers(next((v for k, v in headers if k.lower() == "origin"), None))
+        if preflight is not None:
+            return HttpResponse(204, preflight, b"")
     if route is None:
         if path_known:
             return problem(405, "Method Not Allowed", f"{method} is not supported on {path}")

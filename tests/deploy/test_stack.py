@@ -360,6 +360,29 @@ def test_custom_domain_and_alarm_email_from_context(synthesized_with_domain):
     assert not annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*"))
 
 
+def test_cors_is_off_by_default(resources):
+    assert not [m for m in of_type(resources, "AWS::ApiGateway::Method").values()
+                if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert not of_type(resources, "AWS::ApiGateway::GatewayResponse")
+
+
+def test_cors_preflight_and_headers_for_the_configured_origins(synthesized_with_domain):
+    resources = synthesized_with_domain["json"]["Resources"]
+    preflight = [m["Properties"] for m in of_type(resources, "AWS::ApiGateway::Method").values()
+                 if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    paths = {path for _, path in method_paths(resources)}
+    assert len(preflight) >= len(paths)  # every route's resource answers the preflight
+    assert all(p["AuthorizationType"] == "NONE" and p["Integration"]["Type"] == "MOCK" for p in preflight)
+    assert any("https://m.shop.example" in json.dumps(p) for p in preflight)
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]["ResponseParameters"]
+                 for r in of_type(resources, "AWS::ApiGateway::GatewayResponse").values()}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert responses["DEFAULT_4XX"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://shop.example'"
+    for name, (_, props) in functions_by_name(resources).items():
+        assert props["Environment"]["Variables"]["CORS_ALLOWED_ORIGINS"] == \
+            "https://shop.example, https://m.shop.example/", name
+
+
 def test_domain_without_certificate_is_refused(tmp_path):
     from infra.app import build_app
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import Router
 from aws_lambda_powertools.logging import correlation_paths
 
 from shop.domain.errors import DomainError
+from shop.http.cors import cors_config
 from shop.http.problems import problem, problem_response
 from shop.payments.base import ProviderError
 
@@ -36,7 +37,7 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def create_app(*routers: Router) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config())
     for router in routers:
         app.include_router(router)
 
