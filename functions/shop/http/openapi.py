@@ -33,10 +33,12 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/admin/orders"): (200, r.AdminOrderPage),
     ("post", "/admin/orders/{order_id}/cancel"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/refunds"): (201, r.AdminOrderOut),
+    ("post", "/admin/orders/{order_id}/shipments"): (201, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/approve"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/reject"): (200, r.AdminOrderOut),
 }
-ALSO_CREATED = {("put", "/admin/skus/{sku}")}  # 201 when created, 200 when replaced
+# 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
+ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
           413: "Payload too large", 422: "Invalid request", 502: "Payment provider error",
           503: "Busy or provider unavailable, retry"}
@@ -60,8 +62,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 status, model = SUCCESS[(method, path)]
                 ok = {"description": "OK", "content": {"application/json": {"schema": _schema_ref(model, components)}}}
                 documented[str(status)] = ok
-                if (method, path) in ALSO_CREATED:
-                    documented["201"] = ok
+                if (method, path) in ALSO_OK:
+                    documented["201" if status == 200 else "200"] = ok
             for status, description in ERRORS.items():
                 documented[str(status)] = {"description": description,
                                            "content": {PROBLEM_JSON: {"schema": problem}}}

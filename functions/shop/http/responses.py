@@ -20,6 +20,20 @@ class OrderLineOut(BaseModel):
     line_total: MoneyOut
 
 
+class ShipmentLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ShipmentOut(BaseModel):
+    shipment_id: str
+    lines: list[ShipmentLineOut]
+    carrier: str | None
+    tracking_number: str | None
+    at: str
+    actor: str
+
+
 class OrderOut(BaseModel):
     order_id: str
     order_number: str
@@ -41,6 +55,7 @@ class OrderOut(BaseModel):
     amount_refunded: MoneyOut
     refunds: list[dict[str, Any]]
     hold_reason: str | None
+    shipments: list[ShipmentOut]
 
 
 class AdminOrderOut(OrderOut):
@@ -77,6 +92,7 @@ class LevelsOut(BaseModel):
 class AdminSkuOut(SkuOut):
     active: bool
     low_stock_threshold: int | None
+    payment_window_seconds: int | None
     levels: LevelsOut
     stock_seq: int
     created_at: str
