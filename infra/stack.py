@@ -29,7 +29,7 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "max_payment_window_seconds": 3600,
     "alarm_email": "",
     "powertools_layer_version": 27,
-    "enabled_payment_providers": "sandbox,stripe,alipay,wechatpay",
+    "enabled_payment_providers": "stripe,alipay,wechatpay",
     "payment_secret_prefix": "shop/payments/",
     "domain_name": "",
     "certificate_arn": "",
