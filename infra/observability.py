@@ -13,6 +13,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from shop.adapters.events import EVENTS_NOT_PUBLISHED
+
 RELEASE_LAG_SECONDS = 300
 NAMESPACE = "shop"
 
@@ -20,7 +22,8 @@ NAMESPACE = "shop"
 class Observability(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, api: apigw.RestApi,
                  functions: dict[str, lambda_.Function], queues: dict[str, sqs.Queue],
-                 dead_letter_queues: dict[str, sqs.Queue], state_machine: sfn.StateMachine, alarm_email: str):
+                 dead_letter_queues: dict[str, sqs.Queue], state_machine: sfn.StateMachine, alarm_email: str,
+                 publishers: tuple[str, ...], providers: tuple[str, ...]):
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", enforce_ssl=True)
         if alarm_email:
@@ -48,14 +51,26 @@ class Observability(Construct):
         alarm("StockReleaseLag", queues["stock_release"].metric_approximate_age_of_oldest_message(period=five_min),
               RELEASE_LAG_SECONDS, "Expired orders wait too long for their stock to be released")
 
-        business = [cw.Metric(namespace=NAMESPACE, metric_name=m, statistic="Sum", period=five_min,
-                              dimensions_map={"service": s})
-                    for m, s in (("OrdersCreated", "create_order"), ("OrdersRejectedForStock", "create_order"),
-                                 ("OrdersExpired", "stock_release"), ("OrdersPaid", "payment_webhook"),
-                                 ("WebhookFailures", "payment_webhook"))]
+        lost = {f"m{i}": cw.Metric(namespace=NAMESPACE, metric_name=EVENTS_NOT_PUBLISHED, statistic="Sum",
+                                   period=five_min, dimensions_map={"service": name})
+                for i, name in enumerate(publishers)}
+        alarm("EventsNotPublished", cw.MathExpression(expression="+".join(lost), using_metrics=lost,
+                                                      label="events not published", period=five_min), 1,
+              "Committed changes whose domain event could not be put on the bus (the change itself is safe)")
+
+        def business(name: str, service: str, **dimensions: str) -> cw.Metric:
+            return cw.Metric(namespace=NAMESPACE, metric_name=name, statistic="Sum", period=five_min,
+                             dimensions_map={"service": service, **dimensions}, label=" ".join([name, *dimensions.values()]))
+
+        # The webhook's metrics carry the provider as a dimension too (Powertools EMF: [provider, service]).
+        orders = [business("OrdersCreated", "create_order"), business("OrdersRejectedForStock", "create_order"),
+                  business("OrdersExpired", "stock_release")]
+        webhooks = [business(name, "payment_webhook", provider=provider)
+                    for name in ("OrdersPaid", "WebhookFailures") for provider in providers]
         dashboard = cw.Dashboard(self, "Dashboard")
         dashboard.add_widgets(
-            cw.GraphWidget(title="Orders", left=business, width=12),
+            cw.GraphWidget(title="Orders", left=orders, width=12),
+            cw.GraphWidget(title="Payments by provider", left=webhooks, width=12),
             cw.GraphWidget(title="API", left=[api.metric_count(period=five_min), api.metric_server_error(period=five_min),
                                               api.metric_client_error(period=five_min)],
                            right=[api.metric_latency(period=five_min)], width=12),

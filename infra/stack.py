@@ -16,6 +16,7 @@ from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
 from infra.observability import Observability
 from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS
+from shop.payments.registry import PROVIDERS
 
 READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock")
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock")
@@ -121,6 +122,6 @@ class ShopStack(Stack):
             fns[name].add_environment("PAYMENT_WEBHOOK_BASE_URL", webhook_base)
         Observability(self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
                       dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
-                      alarm_email=str(ctx("alarm_email")))
+                      alarm_email=str(ctx("alarm_email")), publishers=PUBLISHERS, providers=tuple(PROVIDERS))
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
         acknowledge_findings(self)

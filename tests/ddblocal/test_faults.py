@@ -4,6 +4,7 @@ Each path must end consistent: done exactly once, or cleanly not done, never hal
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -160,7 +161,7 @@ def test_send_message_failure_after_a_refund_is_repaired_by_the_retry(ddb_ports)
                                                                          "sold": 0}
 
 
-def test_event_publishing_failure_never_fails_a_committed_order(ddb_ports, monkeypatch):
+def test_event_publishing_failure_never_fails_a_committed_order(ddb_ports, monkeypatch, capsys):
     from shop.adapters import events
 
     class DownEventBridge:
@@ -174,3 +175,5 @@ def test_event_publishing_failure_never_fails_a_committed_order(ddb_ports, monke
     placed = order(ddb_ports, "alice", "k1", [("F-5", 1)])
     assert placed.status_code == 201 and ddb_ports.store.get_order(placed.order_id) is not None
     assert INJECTED["put_events"] >= 1
+    lost = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "EventsNotPublished" in line]
+    assert lost and lost[0]["EventsNotPublished"] == [1.0]  # counted for the alarm, not only logged

@@ -331,7 +331,7 @@ def test_alarms_and_dashboard(resources):
     alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
     by_metric: dict[str, list[dict]] = {}
     for alarm in alarms:
-        by_metric.setdefault(alarm["MetricName"], []).append(alarm)
+        by_metric.setdefault(alarm.get("MetricName", "(math)"), []).append(alarm)
         assert alarm["AlarmActions"], alarm
     assert len(by_metric["Errors"]) == len(by_metric["Throttles"]) == len(FUNCTIONS)
     assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(QUEUES)  # one per dead-letter queue
@@ -340,6 +340,15 @@ def test_alarms_and_dashboard(resources):
     assert len(by_metric["5XXError"]) == len(by_metric["ExecutionsFailed"]) == 1
     (lag,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert lag["Threshold"] == 300
+    (lost,) = [a for a in alarms if "Metrics" in a]  # EventsNotPublished summed over every publishing function
+    watched = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in lost["Metrics"] if "MetricStat" in m}
+    assert watched == {name for name, grants in EXPECTED_GRANTS.items() if "events:put" in grants}
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in lost["Metrics"] if "MetricStat" in m} == \
+        {"EventsNotPublished"}
+    (dashboard,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for provider in ("stripe", "alipay", "wechatpay"):  # webhook metrics carry [provider, service]
+        assert f'\\"provider\\",\\"{provider}\\"' in body, provider
     assert len(of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
     assert not of_type(resources, "AWS::SNS::Subscription"), "no alarm_email by default"
     assert not of_type(resources, "AWS::ApiGateway::DomainName"), "no custom domain by default"

@@ -4,14 +4,17 @@ a lost notification is logged and counted, never a lost order."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from shop.adapters.aws import client
 
 logger = Logger(child=True)
 SOURCE = "shop"
+EVENTS_NOT_PUBLISHED = "EventsNotPublished"
 
 
 class EventBridgePublisher:
@@ -32,5 +35,13 @@ class EventBridgePublisher:
             if result.get("FailedEntryCount"):
                 logger.error("event not published", extra={"detail_type": detail_type,
                                                              "entries": result.get("Entries")})
+                _count_lost_event()
         except Exception:  # noqa: BLE001 - notification loss must not fail a committed change
             logger.exception("event publishing failed", extra={"detail_type": detail_type})
+            _count_lost_event()
+
+
+def _count_lost_event() -> None:
+    """EventsNotPublished{service}: an alarm watches it, so a lost notification is seen, not just logged."""
+    with single_metric(name=EVENTS_NOT_PUBLISHED, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="service", value=os.environ.get("POWERTOOLS_SERVICE_NAME", "shop"))
