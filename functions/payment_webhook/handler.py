@@ -42,6 +42,10 @@ def webhook(provider: str):
     handler = registry.PROVIDERS[provider]
     try:
         event = handler.parse_webhook(app.current_event.headers or {}, body)
+    except (ValueError, TypeError, KeyError, IndexError) as malformed:  # a shape the parser did not foresee
+        _count_failure()
+        logger.warning("webhook malformed", extra={"provider": provider, "error": type(malformed).__name__})
+        return problem(400, "invalid-webhook", "Webhook rejected", "the notification could not be read")
     except InvalidWebhook as invalid:
         _count_failure()
         logger.warning("webhook rejected", extra={"provider": provider, "reason": str(invalid)})

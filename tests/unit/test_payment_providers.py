@@ -223,3 +223,12 @@ def test_notification_urls_come_from_settings_never_a_guess(monkeypatch):
     monkeypatch.delenv("PAYMENT_WEBHOOK_BASE_URL")
     with pytest.raises(ProviderError, match="PAYMENT_WEBHOOK_BASE_URL"):
         notify_url("wechatpay")
+
+
+def test_amounts_that_are_not_finite_decimals_are_refused():
+    from shop.payments.base import minor_units
+
+    assert minor_units("12.34", "CNY") == 1234 and minor_units("500", "JPY") == 500
+    for bad in ("Infinity", "-Infinity", "NaN", "sNaN", "1e400000", "-1", "0.001", "abc"):
+        with pytest.raises(InvalidWebhook):
+            minor_units(bad, "CNY")

@@ -66,15 +66,22 @@ class PaymentProvider(Protocol):
     def acknowledge(self) -> tuple[int, str, str]: ...
 
 
+MAX_MINOR_UNITS = 10**15  # far above any order total; bounds what a notification may claim
+
+
 def minor_units(decimal_text: str, currency: str) -> int:
     """'12.34' CNY -> 1234, exactly (no float ever touches money)."""
     try:
         value = Decimal(decimal_text)
     except InvalidOperation:
         raise InvalidWebhook("amount is not a decimal") from None
+    if not value.is_finite():
+        raise InvalidWebhook("amount is not a finite decimal")
     scaled = value.scaleb(_EXPONENTS.get(currency, 2))
     if scaled != scaled.to_integral_value() or scaled < 0:
         raise InvalidWebhook("amount has too many decimals")
+    if scaled > MAX_MINOR_UNITS:
+        raise InvalidWebhook("amount out of range")
     return int(scaled)
 
 
