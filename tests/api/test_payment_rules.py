@@ -218,3 +218,15 @@ def test_a_payment_through_another_provider_is_refunded_and_the_order_left_alone
     assert get(api, order)["status"] == "PENDING_PAYMENT" and levels(api)["reserved"] == 1
     assert "paid through stripe" in records("refunded")[0]["refund_reason"]["S"]
     assert pay(api, order).status == 200 and get(api, order)["status"] == "PAID"  # its own payment still counts
+
+
+def test_a_notification_shape_the_parser_did_not_foresee_is_400_not_500(api, monkeypatch):
+    from shop.payments.sandbox import SandboxProvider
+
+    def surprised(self, headers, body):
+        raise TypeError("unexpected shape")
+
+    monkeypatch.setattr(SandboxProvider, "parse_webhook", surprised)
+    answer = api.request("POST", "/webhooks/sandbox", user=None, raw=b'{"id": 1}')
+    assert answer.status == 400 and answer.json()["type"].endswith("invalid-webhook")
+    assert "Traceback" not in answer.text
