@@ -20,10 +20,15 @@ metrics = Metrics()
 app = create_app()
 
 
-def _raw_body() -> bytes:
+def _raw_body() -> bytes | None:
+    """The body exactly as the provider sent it; None when the gateway's base64 does not decode."""
     event = app.current_event
     body = event.raw_event.get("body") or ""
-    return base64.b64decode(body) if event.raw_event.get("isBase64Encoded") else body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True) if event.raw_event.get("isBase64Encoded") \
+            else body.encode("utf-8")
+    except ValueError:  # bad base64, or a lone surrogate in the text
+        return None
 
 
 def _count_failure() -> None:
@@ -36,13 +41,18 @@ def webhook(provider: str):
         return problem(404, "not-found", "Not found", "no such payment provider")
     metrics.add_dimension(name="provider", value=provider)
     body = _raw_body()
+    if body is None:
+        _count_failure()
+        return problem(400, "invalid-webhook", "Webhook rejected", "the notification could not be read")
     if len(body) > MAX_WEBHOOK_BYTES:
         _count_failure()
         return problem(413, "payload-too-large", "Payload too large", "webhook body too large")
     handler = registry.PROVIDERS[provider]
     try:
         event = handler.parse_webhook(app.current_event.headers or {}, body)
-    except (ValueError, TypeError, KeyError, IndexError) as malformed:  # a shape the parser did not foresee
+    # A shape the parser did not foresee, nesting deeper than the JSON parser recurses, or an integer
+    # beyond Python's digit limit (ValueError): malformed, never a 500.
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError, ArithmeticError) as malformed:
         _count_failure()
         logger.warning("webhook malformed", extra={"provider": provider, "error": type(malformed).__name__})
         return problem(400, "invalid-webhook", "Webhook rejected", "the notification could not be read")

@@ -36,15 +36,24 @@ def decode_cursor(cursor: str | None, allowed_keys: set[str], fixed: dict[str, s
     """A cursor is untrusted input: it must decode to exactly the index's keys, with fixed ones unchanged."""
     if not cursor:
         return None
+
+    def key_value(value: Any) -> bool:
+        # DynamoDB refuses empty key strings and caps key sizes (a ValidationException, never a retry):
+        # a cursor's values must be non-empty, encodable and well below those caps.
+        try:
+            return isinstance(value, str) and 0 < len(value.encode("utf-8")) <= 512
+        except UnicodeEncodeError:  # a lone surrogate, sent as a \udXXX escape
+            return False
+
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         plain = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise Unprocessable("cursor is not valid", {"fields": ["cursor"]}) from None
     if (
         not isinstance(plain, dict)
         or set(plain) != allowed_keys
-        or not all(isinstance(v, str) and len(v) < 512 for v in plain.values())
+        or not all(key_value(v) for v in plain.values())
         or any(plain.get(k) != v for k, v in fixed.items())
     ):
         raise Unprocessable("cursor is not valid", {"fields": ["cursor"]})

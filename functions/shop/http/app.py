@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,6 +25,9 @@ metrics = Metrics()
 tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32  # our request bodies nest 4 deep; anything far deeper is hostile
+# An invalid request DynamoDB refused (e.g. a key value over its size limit): retrying cannot help.
+NOT_RETRYABLE_AWS_CODES = frozenset({"ValidationException"})
 API_TITLE = "Shop transaction core"
 API_VERSION = "1.0.0"
 
@@ -57,6 +63,14 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
 
     @app.exception_handler([ClientError, BotoCoreError])
     def aws_unavailable(error: Exception):
+        code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+        if code in NOT_RETRYABLE_AWS_CODES:
+            # Never a 503 "retry": the same request would fail the same way. Logged without the
+            # message, which may quote the offending input.
+            logger.error("AWS refused the request as invalid",
+                         extra={"code": code, "operation": getattr(error, "operation_name", "")})
+            return problem(422, "invalid-request", "Invalid request",
+                           "the request contains a value this service cannot store or look up")
         # A dependency failed after its own retries; every write is conditional and every create is
         # keyed, so the client can safely retry the same request.
         logger.exception("AWS call failed")
@@ -97,6 +111,53 @@ def _as_json_request(event: dict) -> None:
         event["multiValueHeaders"]["Content-Type"] = ["application/json"]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _tame(value: Any) -> bool:
+    """Nested at most MAX_JSON_DEPTH deep, finite numbers, strings that are valid Unicode (no lone
+    surrogates, which json accepts as \\udXXX escapes but nothing downstream can encode)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+    return True
+
+
+def _malformed_json_body(event: dict) -> dict | None:
+    """A JSON request body must decode (base64 when flagged, UTF-8) and parse as tame JSON; otherwise
+    the request is answered 400 here, before any route sees it. A base64 body is handed on decoded."""
+    body = event.get("body") or ""
+    try:
+        text = base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded") else body
+        # ValueError covers bad base64, invalid UTF-8, bad JSON and integers beyond Python's digit limit.
+        parsed = json.loads(text, parse_constant=_no_constant)
+        tame = _tame(parsed)
+    except (ValueError, RecursionError):
+        tame = False
+    if not tame:
+        return problem_response(400, "malformed-body", "Malformed request body",
+                                "the request body is not well-formed JSON (UTF-8, finite numbers, "
+                                f"at most {MAX_JSON_DEPTH} levels deep)")
+    if event.get("isBase64Encoded"):
+        event["body"], event["isBase64Encoded"] = text, False
+    return None
+
+
 def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callable[[dict, Any], dict]:
     """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
 
@@ -109,6 +170,9 @@ def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callabl
             return problem_response(413, "payload-too-large", "Payload too large",
                                     f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         if json_only and body:
+            malformed = _malformed_json_body(event)
+            if malformed is not None:
+                return malformed
             _as_json_request(event)
         return app.resolve(event, context)
 

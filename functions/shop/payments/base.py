@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Mapping, Protocol
@@ -67,10 +68,15 @@ class PaymentProvider(Protocol):
 
 
 MAX_MINOR_UNITS = 10**15  # far above any order total; bounds what a notification may claim
+# A provider's decimal amount: plain ASCII digits with an optional fraction. No sign, exponent, spaces,
+# other scripts' digits or NaN/Infinity (Decimal would accept all of those).
+_DECIMAL_TEXT = re.compile(r"[0-9]{1,20}(\.[0-9]{1,6})?")
 
 
 def minor_units(decimal_text: str, currency: str) -> int:
     """'12.34' CNY -> 1234, exactly (no float ever touches money)."""
+    if not isinstance(decimal_text, str) or not _DECIMAL_TEXT.fullmatch(decimal_text):
+        raise InvalidWebhook("amount is not a decimal")
     try:
         value = Decimal(decimal_text)
     except InvalidOperation:
@@ -83,6 +89,23 @@ def minor_units(decimal_text: str, currency: str) -> int:
     if scaled > MAX_MINOR_UNITS:
         raise InvalidWebhook("amount out of range")
     return int(scaled)
+
+
+def minor_amount(value: Any) -> int:
+    """An amount a provider sends as a JSON integer of minor units (Stripe's `amount`, WeChat Pay's
+    `amount.total`, the sandbox's `amount.amount`): a whole number from 0 to MAX_MINOR_UNITS.
+    Refused as malformed: negatives, floats (even 100.0: the provider never sends them), strings, and
+    booleans (JSON true is the int 1 in Python)."""
+    if type(value) is not int or not 0 <= value <= MAX_MINOR_UNITS:
+        raise InvalidWebhook("amount is not a whole number of minor units within range")
+    return value
+
+
+def provider_currency(value: Any) -> str:
+    """A currency as a provider writes it ('eur' for Stripe): three ASCII letters, upper-cased."""
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise InvalidWebhook("currency is not an ISO 4217 code")
+    return value.upper()
 
 
 def decimal_text(money: Money) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
-from shop.payments.base import InvalidWebhook, PaymentEvent, RefundResult, header
+from shop.payments.base import InvalidWebhook, PaymentEvent, RefundResult, header, minor_amount, provider_currency
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 
@@ -33,9 +33,10 @@ class SandboxProvider:
                 data["type"], "ignored")
             amount = data.get("amount")
             return PaymentEvent(self.name, str(data["id"])[:128], kind, str(data.get("order_id") or "")[:64] or None,
-                                Money(int(amount["amount"]), str(amount["currency"])) if amount else None,
+                                Money(minor_amount(amount["amount"]), provider_currency(amount["currency"]))
+                                if amount else None,
                                 str(data.get("payment_id") or data["id"])[:128])
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise InvalidWebhook("malformed sandbox event") from None
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,

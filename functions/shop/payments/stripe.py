@@ -10,7 +10,15 @@ from typing import Any, Mapping
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
-from shop.payments.base import InvalidWebhook, PaymentEvent, ProviderError, RefundResult, header
+from shop.payments.base import (
+    InvalidWebhook,
+    PaymentEvent,
+    ProviderError,
+    RefundResult,
+    header,
+    minor_amount,
+    provider_currency,
+)
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 
@@ -53,12 +61,17 @@ class StripeProvider:
             kind = KINDS.get(event["type"], "ignored")
             order_id = (obj.get("metadata") or {}).get("order_id")
             payment_id = obj.get("payment_intent") if kind == "refund_succeeded" else obj.get("id")
+            # Stripe amounts are JSON integers of minor units: any other value in any of them is malformed.
+            for field in ("amount", "amount_received", "amount_refunded", "amount_capturable"):
+                if obj.get(field) is not None:
+                    minor_amount(obj[field])
             # A succeeded PaymentIntent: what was received is the truth; other objects carry `amount`.
             received = obj.get("amount_received") if kind == "payment_succeeded" else None
             received = obj.get("amount") if received is None else received
-            amount = Money(int(received), str(obj["currency"]).upper()) if received is not None else None
+            amount = Money(minor_amount(received), provider_currency(obj["currency"])) if received is not None \
+                else None
             return PaymentEvent(self.name, str(event["id"])[:128], kind, order_id, amount, payment_id)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise InvalidWebhook("malformed stripe event") from None
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,

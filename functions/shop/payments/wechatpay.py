@@ -15,7 +15,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
-from shop.payments.base import InvalidWebhook, PaymentEvent, ProviderError, RefundResult, header, notify_url
+from shop.payments.base import (
+    InvalidWebhook,
+    PaymentEvent,
+    ProviderError,
+    RefundResult,
+    header,
+    minor_amount,
+    notify_url,
+    provider_currency,
+)
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
 
@@ -29,7 +38,7 @@ def decrypt_resource(resource: Mapping[str, str], api_v3_key: str) -> dict[str, 
                                                      base64.b64decode(resource["ciphertext"]),
                                                      resource.get("associated_data", "").encode())
         return json.loads(plain)
-    except (InvalidTag, KeyError, ValueError, TypeError):
+    except (InvalidTag, KeyError, ValueError, TypeError, RecursionError):
         raise InvalidWebhook("resource does not decrypt", 401) from None
 
 
@@ -94,11 +103,16 @@ class WechatPayProvider:
             if kind == "payment_succeeded" and transaction.get("trade_state") != "SUCCESS":
                 kind = "ignored"
             amount = transaction.get("amount") or {}
-            money = Money(int(amount["total"]), str(amount.get("currency", "CNY"))) if "total" in amount else None
+            # WeChat Pay amounts are JSON integers of fen (minor units): any other value is malformed.
+            for field in ("total", "payer_total", "refund", "payer_refund"):
+                if field in amount:
+                    minor_amount(amount[field])
+            money = Money(amount["total"], provider_currency(amount.get("currency", "CNY"))) \
+                if "total" in amount else None
             return PaymentEvent(self.name, str(notification["id"])[:128], kind,
                                 str(transaction.get("out_trade_no", ""))[:64] or None, money,
                                 str(transaction.get("transaction_id", ""))[:64] or None)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise InvalidWebhook("malformed wechatpay notification") from None
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,

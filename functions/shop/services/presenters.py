@@ -4,12 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from shop.domain.orders import Order
+from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
 from shop.domain.stock import StockMovement
 
 
+# What a customer is told about a held order, instead of the risk rule or check that held it.
+UNDER_REVIEW = "under_review"
+# Actors a customer may see by name: the customer, the payment provider, the system's own jobs.
+# Anyone else (operators: "admin:<sub>") is shown as OPERATOR.
+CUSTOMER_VISIBLE_ACTORS = ("customer:", "provider:", "system:")
+OPERATOR = "operator"
+# The refund fields a customer sees. An allow-list: the actor, the operator's note (`reason`), provider
+# ids, attempts, errors, restock details and any field added later stay in the admin view.
+CUSTOMER_REFUND_FIELDS = ("refund_id", "amount", "currency", "lines", "status", "at", "automatic")
+CUSTOMER_REFUND_LINE_FIELDS = ("sku", "quantity")
+
+
+def _customer_actor(actor: Any) -> str:
+    return actor if isinstance(actor, str) and actor.startswith(CUSTOMER_VISIBLE_ACTORS) else OPERATOR
+
+
+def _customer_history_entry(entry: HistoryEntry) -> dict[str, Any]:
+    shown = {**entry.to_dict(), "actor": _customer_actor(entry.actor)}
+    if entry.to_status == OrderStatus.ON_HOLD.value:
+        shown["reason"] = UNDER_REVIEW  # never the rule, threshold or amounts that held it
+    return shown
+
+
+def _customer_refund(refund: dict[str, Any], currency: str) -> dict[str, Any]:
+    # Entries written before refunds had a status were recorded once the provider had refunded.
+    defaults = {"currency": currency, "status": "succeeded", "automatic": False, "lines": []}
+    shown = {name: refund.get(name, defaults.get(name)) for name in CUSTOMER_REFUND_FIELDS}
+    shown["lines"] = [{name: line.get(name) for name in CUSTOMER_REFUND_LINE_FIELDS}
+                      for line in shown["lines"] or [] if isinstance(line, dict)]
+    return shown
+
+
 def order_view(order: Order) -> dict[str, Any]:
+    """The order as its customer sees it: a held order is under review (not why), operators are
+    anonymous, refunds show only what the customer needs. admin_order_view keeps everything."""
+    return {
+        **_full_order_view(order),
+        "history": [_customer_history_entry(entry) for entry in order.history],
+        "refunds": [_customer_refund(refund, order.currency) for refund in order.refunds],
+        "hold_reason": UNDER_REVIEW if order.status is OrderStatus.ON_HOLD else None,
+        "shipments": [{**shipment, "actor": _customer_actor(shipment.get("actor"))} if "actor" in shipment
+                      else dict(shipment) for shipment in order.shipments],
+    }
+
+
+def _full_order_view(order: Order) -> dict[str, Any]:
     return {
         "order_id": order.order_id,
         "order_number": order.order_number,
@@ -44,7 +89,7 @@ def order_view(order: Order) -> dict[str, Any]:
 
 
 def admin_order_view(order: Order) -> dict[str, Any]:
-    return {**order_view(order), "customer_id": order.customer_id}
+    return {**_full_order_view(order), "customer_id": order.customer_id}
 
 
 def public_sku_view(sku: Sku) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import admin
-from shop.http.routes.common import DEFAULT_PAGE, checked_sku, checked_window, json_response, page
+from shop.http.routes.common import (
+    DEFAULT_PAGE,
+    checked_order_id,
+    checked_sku,
+    checked_window,
+    json_response,
+    page,
+)
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
 from shop.services import catalog, fulfilment
@@ -99,6 +106,7 @@ def list_orders(
 @router.post("/admin/orders/<order_id>/cancel", summary="Cancel an order before shipment (paid: refunded in full)")
 def cancel(order_id: str):
     who = admin(router)
+    order_id = checked_order_id(order_id)
     order = payments.cancel(default_ports(), registry.provider, order_id, actor=who.actor,
                             reason="cancelled_by_operator")
     return json_response(200, admin_order_view(order))
@@ -108,6 +116,7 @@ def cancel(order_id: str):
 def refund(order_id: str, body: RefundIn,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
     who = admin(router)
+    order_id = checked_order_id(order_id)
     ports = default_ports()
     order = order_service.get_order_for(ports, order_id, None)
     if body.amount and body.amount.currency != order.currency:
@@ -126,6 +135,7 @@ def refund(order_id: str, body: RefundIn,
 def ship(order_id: str, body: ShipmentIn,
          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
     who = admin(router)
+    order_id = checked_order_id(order_id)
     units = order_service.merge_lines([(l.sku, l.quantity) for l in body.lines]) if body.lines else None
     # Without a key, the shipment is keyed on its content: an identical retry records one parcel.
     key = idempotency_key or order_service.request_fingerprint(body.model_dump())
@@ -137,12 +147,14 @@ def ship(order_id: str, body: ShipmentIn,
 @router.post("/admin/orders/<order_id>/approve", summary="Release a held order for fulfilment")
 def approve(order_id: str):
     who = admin(router)
+    order_id = checked_order_id(order_id)
     return json_response(200, admin_order_view(payments.approve_held(default_ports(), order_id, actor=who.actor)))
 
 
 @router.post("/admin/orders/<order_id>/reject", summary="Reject a held order: refund and cancel")
 def reject(order_id: str):
     who = admin(router)
+    order_id = checked_order_id(order_id)
     ports = default_ports()
     order = order_service.get_order_for(ports, order_id, None)
     rejected = payments.reject_held(ports, registry.provider(order.payment_provider), order_id, actor=who.actor)

@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from shop.domain.errors import Unprocessable
 from shop.domain.skus import is_valid_sku_code
 from shop.settings import get_settings
 
 DEFAULT_PAGE = 20
+# Real order ids are "ord_" + 26 base32 characters (shop/domain/ids.py); anything longer, or with other
+# characters, is not an id and never reaches DynamoDB (an oversized key is a ValidationException there).
+MAX_ORDER_ID_LENGTH = 64
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ORDER_ID_LENGTH)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key",
+           description="Required. A unique key per intended order (1-255 printable characters, no '#'): a retry "
+                       "with the same key and body gets the first answer again (header Idempotent-Replayed: "
+                       "true), the same key with another body is 422, no key is 400."),
+]
+
+
+class _MissingKey(Unprocessable):
+    status, slug, title = 400, "idempotency-key-missing", "Idempotency-Key header missing"
+
+
+def validated_key(key: str | None) -> str:
+    """The Idempotency-Key of a request that creates an order: required, 1-255 printable characters, no '#'."""
+    if key is None or not key.strip():
+        raise _MissingKey("the Idempotency-Key header is required")
+    if len(key) > 255 or not key.isprintable() or "#" in key:
+        raise Unprocessable("Idempotency-Key must be 1-255 printable characters without '#'",
+                            {"fields": ["Idempotency-Key"]})
+    return key
+
+
+def checked_order_id(order_id: str) -> str:
+    """An order id from a path: 422 when it cannot be one (never echoed back)."""
+    if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
+        raise Unprocessable(f"order ids are 1-{MAX_ORDER_ID_LENGTH} letters, digits, '_' or '-'",
+                            {"fields": ["order_id"]})
+    return order_id
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

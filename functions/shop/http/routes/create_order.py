@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.adapters.wiring import default_ports
-from shop.domain.errors import InsufficientStock, Unprocessable
+from shop.domain.errors import InsufficientStock
 from shop.http.auth import caller
-from shop.http.routes.common import checked_window, json_response
+from shop.http.routes.common import IdempotencyKey, checked_window, json_response, validated_key
 from shop.http.schemas import CreateOrderIn
 from shop.payments.registry import payment_details
 from shop.services.orders import OrderRequest, place_order, request_fingerprint
@@ -21,25 +18,6 @@ from shop.settings import get_settings
 router = APIGatewayRouter()
 logger = Logger(child=True)
 metrics = Metrics()
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Required. A unique key per intended order (1-255 characters)."),
-]
-
-
-def validated_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise _MissingKey("the Idempotency-Key header is required")
-    if len(key) > 255 or not key.isprintable() or "#" in key:
-        raise Unprocessable("Idempotency-Key must be 1-255 printable characters without '#'",
-                            {"fields": ["Idempotency-Key"]})
-    return key
-
-
-class _MissingKey(Unprocessable):
-    status, slug, title = 400, "idempotency-key-missing", "Idempotency-Key header missing"
-
 
 @router.post("/orders", summary="Place an order", responses={201: {"description": "Order placed"}})
 def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):

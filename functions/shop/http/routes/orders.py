@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
-from shop.domain.errors import Unprocessable
 from shop.http.auth import caller
-from shop.http.routes.common import DEFAULT_PAGE, json_response, page
+from shop.http.routes.common import (
+    DEFAULT_PAGE,
+    IdempotencyKey,
+    checked_order_id,
+    json_response,
+    page,
+    validated_key,
+)
 from shop.http.schemas import ReorderIn
 from shop.payments import registry
 from shop.payments.registry import payment_details
@@ -36,12 +41,14 @@ def list_orders(limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
 @router.get("/orders/<order_id>", summary="One of the caller's orders")
 def get_order(order_id: str):
     who = caller(router)
+    order_id = checked_order_id(order_id)
     return json_response(200, order_view(order_service.get_order_for(default_ports(), order_id, who.sub)))
 
 
 @router.post("/orders/<order_id>/cancel", summary="Cancel an unpaid order; its stock is released at once")
 def cancel_order(order_id: str):
     who = caller(router)
+    order_id = checked_order_id(order_id)
     order = payments.cancel(default_ports(), registry.provider, order_id, actor=who.actor,
                             reason="cancelled_by_customer", customer_id=who.sub)
     return json_response(200, order_view(order))
@@ -51,15 +58,14 @@ def cancel_order(order_id: str):
 def reorder(
     order_id: str,
     body: ReorderIn | None = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ):
     who = caller(router)
+    order_id = checked_order_id(order_id)
+    # Required, and checked like POST /orders: a retried reorder must not place a second order.
+    key = validated_key(idempotency_key)
     ports = default_ports()
     original = order_service.get_order_for(ports, order_id, who.sub)
-    if idempotency_key is not None and (len(idempotency_key) > 255 or "#" in idempotency_key or not idempotency_key):
-        raise Unprocessable("Idempotency-Key must be 1-255 characters without '#'", {"fields": ["Idempotency-Key"]})
-    # Without a key a retry may place a second order; storefronts should send one.
-    key = idempotency_key or f"reorder-{secrets.token_hex(12)}"
     body = body or ReorderIn()
     request = order_service.OrderRequest(
         items=[(line.sku, line.quantity) for line in original.lines],
@@ -80,4 +86,6 @@ def reorder(
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         payment_details=payment_details,
     )
+    if placed.replayed:
+        return json_response(placed.status_code, placed.body, {"Idempotent-Replayed": "true"})
     return json_response(placed.status_code, placed.body, {"Location": f"/orders/{placed.order_id}"})
