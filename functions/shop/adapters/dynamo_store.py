@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from shop.adapters import items as it
 from shop.adapters.aws import client
+from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
 from shop.domain.skus import Sku
@@ -58,6 +61,41 @@ def decode_cursor(cursor: str | None, allowed_keys: set[str], fixed: dict[str, s
     ):
         raise Unprocessable("cursor is not valid", {"fields": ["cursor"]})
     return it.encode(plain)
+
+
+# Order listings: every index partition (shard) is sorted by the same "{created_at}#{order_id}", so
+# a page ends at one sort key, and the cursor is that key, bound to the listing it belongs to.
+FAN_OUT_THREADS = 8  # concurrent shard queries; under botocore's 10 pooled connections per client
+
+
+def listing_scope(index: str, partition: str) -> str:
+    """A short tag of the index and filter a cursor was issued for (the filter itself may be a
+    customer id, which the cursor need not carry)."""
+    return hashlib.sha256(f"{index}\0{partition}".encode()).hexdigest()[:12]
+
+
+def encode_listing_cursor(scope: str, last_sort_key: str) -> str:
+    payload = json.dumps([scope, last_sort_key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_listing_cursor(cursor: str | None, scope: str) -> str | None:
+    """The last sort key of the previous page. A cursor is untrusted input: it must be one issued
+    for this index and filter, holding one plausible sort key; anything else is 422."""
+    if not cursor:
+        return None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # A key value DynamoDB accepts: encodable (no lone surrogate) and well below its key size cap.
+        if isinstance(plain, list) and len(plain) == 2 and isinstance(plain[1], str):
+            size = len(plain[1].encode("utf-8"))
+        else:
+            size = 0
+    except (binascii.Error, ValueError, UnicodeDecodeError, UnicodeEncodeError, RecursionError):
+        raise Unprocessable("cursor is not valid", {"fields": ["cursor"]}) from None
+    if not 0 < size <= 512 or plain[0] != scope or "#" not in plain[1]:
+        raise Unprocessable("cursor is not valid", {"fields": ["cursor"]})
+    return plain[1]
 
 
 class DynamoShopStore:
@@ -123,47 +161,94 @@ class DynamoShopStore:
         item = self.get_item(it.order_number_key(order_number))
         return item["order_id"] if item else None
 
-    def _query_orders(self, index: str, pk_attr: str, pk_value: str, limit: int, cursor: str | None,
+    def _partition_query(self, request: dict[str, Any], want: int,
+                         keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The first `want` items (that `keep` accepts) of one index partition in the request's order,
+        following pages past DynamoDB's 1 MB cap so the merge stays exact; and whether more may follow."""
+        request = dict(request)
+        found: list[dict[str, Any]] = []
+        while True:
+            # `keep` drops at most the one item the range has to include (the previous page's last).
+            request["Limit"] = min(want - len(found) + (1 if keep else 0), 1000)
+            got = self.db.query(**request)
+            found.extend(item for item in map(it.decode, got.get("Items", [])) if keep is None or keep(item))
+            more = "LastEvaluatedKey" in got
+            if len(found) >= want or not more:
+                return found[:want], more or len(found) > want
+            request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
+
+    def _fan_out(self, requests: list[dict[str, Any]], want: int,
+                 keep: Callable[[dict[str, Any]], bool] | None = None) -> list[tuple[list[dict[str, Any]], bool]]:
+        """`_partition_query` on every shard, concurrently (boto3 clients are thread-safe)."""
+        if len(requests) == 1:
+            return [self._partition_query(requests[0], want, keep)]
+        with ThreadPoolExecutor(min(FAN_OUT_THREADS, len(requests)), thread_name_prefix="index-shard") as pool:
+            return list(pool.map(lambda request: self._partition_query(request, want, keep), requests))
+
+    def _query_orders(self, index: str, partitions: list[str], scope_value: str, limit: int, cursor: str | None,
                       sk_range: tuple[str | None, str | None] = (None, None)) -> tuple[list[Order], str | None]:
-        sk_attr = pk_attr.replace("pk", "sk")
-        condition = "#pk = :pk"
-        names = {"#pk": pk_attr}
-        values: dict[str, Any] = {":pk": pk_value}
+        """Newest first over the index partitions `partitions` (the shards of one listing), merged.
+
+        Each shard is sorted by the same "{created_at}#{order_id}": querying every shard for its
+        newest `limit` items below the cursor and keeping the newest `limit` of all is exact. The
+        cursor is the last sort key emitted (see `decode_listing_cursor`).
+        """
+        pk_attr, sk_attr = f"{index}pk", f"{index}sk"
+        scope = listing_scope(index, scope_value)
+        last = decode_listing_cursor(cursor, scope)
+        want = max(1, min(limit, MAX_PAGE))
         low, high = sk_range
-        if low or high:
-            names["#sk"] = sk_attr
-            values[":lo"] = low or "0000"
-            values[":hi"] = (high or "9999") + "\uffff"
-            condition += " AND #sk BETWEEN :lo AND :hi"
-        kwargs: dict[str, Any] = {
+        lower = low or None
+        upper = high + "\uffff" if high else None  # inclusive: every sort key of a time <= `to`
+        values: dict[str, Any] = {}
+        keep: Callable[[dict[str, Any]], bool] | None = None
+        if last is not None and (upper is None or last <= upper):
+            if lower and lower > last:
+                return [], None
+            if lower:  # one sort key condition per query: the range includes `last`, dropped here
+                condition, values = "#sk BETWEEN :lo AND :last", {":lo": lower, ":last": last}
+                keep = lambda item: item[sk_attr] < last  # noqa: E731
+            else:
+                condition, values = "#sk < :last", {":last": last}
+        elif lower and upper:
+            if lower > upper:
+                return [], None
+            condition, values = "#sk BETWEEN :lo AND :hi", {":lo": lower, ":hi": upper}
+        elif lower:
+            condition, values = "#sk >= :lo", {":lo": lower}
+        elif upper:
+            condition, values = "#sk <= :hi", {":hi": upper}
+        else:
+            condition = ""
+        names = {"#pk": pk_attr, **({"#sk": sk_attr} if condition else {})}
+        requests = [{
             "TableName": self.table,
             "IndexName": index,
-            "KeyConditionExpression": condition,
+            "KeyConditionExpression": "#pk = :pk" + (f" AND {condition}" if condition else ""),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": it.encode(values),
+            "ExpressionAttributeValues": it.encode({":pk": partition, **values}),
             "ScanIndexForward": False,
-            "Limit": min(limit, MAX_PAGE),
-        }
-        start = decode_cursor(cursor, {"pk", "sk", pk_attr, sk_attr}, {pk_attr: pk_value})
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        got = self.db.query(**kwargs)
-        orders = [it.order_from_item(it.decode(raw)) for raw in got.get("Items", [])]
-        return orders, encode_cursor(got.get("LastEvaluatedKey"))
+        } for partition in partitions]
+        results = self._fan_out(requests, want, keep)
+        merged = sorted((item for items, _ in results for item in items), key=lambda item: item[sk_attr], reverse=True)
+        page = merged[:want]
+        more = len(merged) > want or any(more for _, more in results)
+        next_cursor = encode_listing_cursor(scope, page[-1][sk_attr]) if more and page else None
+        return [it.order_from_item(item) for item in page], next_cursor
 
     def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        return self._query_orders("gsi1", "gsi1pk", f"CUSTOMER#{customer_id}", limit, cursor)
+        partition = f"CUSTOMER#{customer_id}"  # one customer's orders: not a hot key, not sharded
+        return self._query_orders("gsi1", [partition], partition, limit, cursor)
 
     def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
                created_to: str | None, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
         """Admin listing, newest first, on the narrowest index the filters allow."""
         if customer_id:
-            index, attr, value = "gsi1", "gsi1pk", f"CUSTOMER#{customer_id}"
-        elif status:
-            index, attr, value = "gsi2", "gsi2pk", f"STATUS#{status}"
-        else:
-            index, attr, value = "gsi3", "gsi3pk", "ORDERS"
-        found, next_cursor = self._query_orders(index, attr, value, limit, cursor, (created_from, created_to))
+            index, base, partitions = "gsi1", f"CUSTOMER#{customer_id}", [f"CUSTOMER#{customer_id}"]
+        else:  # the shop-wide indexes are sharded (see table_schema.INDEX_SHARDS): fan out and merge
+            index, base = ("gsi2", f"STATUS#{status}") if status else ("gsi3", "ORDERS")
+            partitions = [f"{base}#{n}" for n in range(INDEX_SHARDS)]
+        found, next_cursor = self._query_orders(index, partitions, base, limit, cursor, (created_from, created_to))
         if status and customer_id:
             found = [o for o in found if o.status.value == status]
         return found, next_cursor
@@ -171,25 +256,34 @@ class DynamoShopStore:
     def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
         """Ids of PENDING_PAYMENT orders whose window ended by `now_iso`, oldest first (for the sweeper).
 
-        The sparse gsi4 holds only unpaid orders, keyed by expiry: the query reads the overdue ones and
-        nothing else, however many orders are waiting for payment.
+        The sparse gsi4 holds only unpaid orders (and orders with a pending refund, under another
+        key), keyed by expiry: the query reads the overdue ones and nothing else, however many orders
+        are waiting for payment.
         """
-        found: list[str] = []
-        kwargs: dict[str, Any] = {
+        return self._due_order_ids("PENDING_PAYMENT", now_iso, limit)
+
+    def pending_refund_order_ids(self, before_iso: str, limit: int = 100) -> list[str]:
+        """Ids of orders with a refund still `pending` that was recorded at or before `before_iso`,
+        oldest pending refund first (for the sweeper to finish them)."""
+        return self._due_order_ids("REFUND_PENDING", before_iso, limit)
+
+    def _due_order_ids(self, kind: str, before_iso: str, limit: int) -> list[str]:
+        """Order ids of gsi4's `kind` whose time is <= `before_iso`, oldest first, over all shards.
+
+        Each shard is read for its oldest `limit` (keys only), so the merge is exact.
+        """
+        if limit <= 0:
+            return []
+        requests = [{
             "TableName": self.table,
             "IndexName": "gsi4",
-            # "{expires_at}#{order_id}" < "{now}$" holds exactly when expires_at <= now ('$' sorts after '#').
+            # "{time}#{order_id}" < "{before}$" holds exactly when time <= before ('$' sorts after '#').
             "KeyConditionExpression": "gsi4pk = :pk AND gsi4sk < :upper",
-            "ExpressionAttributeValues": it.encode({":pk": "PENDING_PAYMENT", ":upper": f"{now_iso}$"}),
-            "Limit": min(limit, MAX_PAGE),
-        }
-        while len(found) < limit:
-            got = self.db.query(**kwargs)
-            found.extend(it.decode(raw)["pk"].removeprefix("ORDER#") for raw in got.get("Items", []))
-            if "LastEvaluatedKey" not in got:
-                break
-            kwargs["ExclusiveStartKey"] = got["LastEvaluatedKey"]
-        return found[:limit]
+            "ExpressionAttributeValues": it.encode({":pk": f"{kind}#{n}", ":upper": f"{before_iso}$"}),
+        } for n in range(INDEX_SHARDS)]
+        merged = sorted((item for items, _ in self._fan_out(requests, limit) for item in items),
+                        key=lambda item: item["gsi4sk"])
+        return [item["pk"].removeprefix("ORDER#") for item in merged[:limit]]
 
     def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
         kwargs: dict[str, Any] = {

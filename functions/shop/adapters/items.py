@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
@@ -116,8 +118,20 @@ def movement_from_item(item: dict[str, Any]) -> StockMovement:
     )
 
 
+def index_shard(order_id: str) -> int:
+    """The order's shard of the shop-wide indexes: a hash that is the same in every process
+    (unlike Python's salted hash()), so a rewrite of the order keeps it in the same partition."""
+    digest = hashlib.blake2b(order_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % INDEX_SHARDS
+
+
 def order_to_item(order: Order) -> dict[str, Any]:
     sort = f"{order.created_at}#{order.order_id}"
+    shard = index_shard(order.order_id)
+    refund_pending_since = min(
+        (str(r.get("at") or order.updated_at) for r in order.refunds
+         if isinstance(r, dict) and r.get("status") == "pending"),
+        default=None)
     return {
         **order_key(order.order_id),
         "entity": "ORDER",
@@ -157,12 +171,17 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
-        "gsi2pk": f"STATUS#{order.status.value}",
+        # Shop-wide indexes: spread over INDEX_SHARDS partition key values (no hot partition).
+        "gsi2pk": f"STATUS#{order.status.value}#{shard}",
         "gsi2sk": sort,
-        "gsi3pk": "ORDERS",
+        "gsi3pk": f"ORDERS#{shard}",
         "gsi3sk": sort,
-        **({"gsi4pk": "PENDING_PAYMENT", "gsi4sk": f"{order.expires_at}#{order.order_id}"}
-           if order.status is OrderStatus.PENDING_PAYMENT else {}),
+        # Sparse gsi4, read by the sweeper: unpaid orders by expiry, else orders with a pending
+        # refund by the time of the oldest one (an unpaid order has no refunds).
+        **({"gsi4pk": f"PENDING_PAYMENT#{shard}", "gsi4sk": f"{order.expires_at}#{order.order_id}"}
+           if order.status is OrderStatus.PENDING_PAYMENT else
+           {"gsi4pk": f"REFUND_PENDING#{shard}", "gsi4sk": f"{refund_pending_since}#{order.order_id}"}
+           if refund_pending_since else {}),
     }
 
 

@@ -3,8 +3,14 @@
 Items (pk / sk):
 - SKU#{sku} / SKU                        catalog entry and stock levels
 - SKU#{sku} / LEDGER#{seq:012d}          one stock change, seq = the SKU's stock_seq after it
-- ORDER#{order_id} / ORDER               an order (gsi1: customer, gsi2: status, gsi3: all orders,
-                                         gsi4: only while unpaid, by expiry, for the sweeper)
+- ORDER#{order_id} / ORDER               an order; n = index_shard(order_id) in 0..INDEX_SHARDS-1:
+                                         gsi1 CUSTOMER#{sub} / {created_at}#{order_id}
+                                         gsi2 STATUS#{status}#{n} / {created_at}#{order_id}
+                                         gsi3 ORDERS#{n} / {created_at}#{order_id}
+                                         gsi4 (sparse, for the sweeper) while unpaid:
+                                           PENDING_PAYMENT#{n} / {expires_at}#{order_id};
+                                         else while a refund is pending:
+                                           REFUND_PENDING#{n} / {earliest pending refund's at}#{order_id}
 - ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
 - EVENT#{provider}#{event_id} / EVENT    a processed provider or queue message (ttl)
@@ -20,13 +26,24 @@ PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 TTL_ATTRIBUTE = "ttl"
 
+# Partition key values that the shop-wide order indexes (gsi2, gsi3, gsi4) are spread over. A
+# constant key such as "ORDERS" sends every order's index write to one partition, and AWS caps one
+# partition at about 1,000 write units/s (3,000 read units/s): a ceiling of a few hundred orders/s
+# for the whole shop. With N shards the index writes spread over N key values, N x that ceiling;
+# listings and sweeps query all N and merge (N small queries per page). Each order's shard is a
+# stable hash of its order_id (items.index_shard). Changing this number re-keys every order in those
+# indexes: existing items must be rewritten (re-put each order) before the new value is deployed.
+INDEX_SHARDS = 16
+
 # name -> (partition key attribute, sort key attribute, projection); all keys are strings.
 GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str, str]] = {
-    "gsi1": ("gsi1pk", "gsi1sk", "ALL"),  # CUSTOMER#{sub} / {created_at}#{order_id}
-    "gsi2": ("gsi2pk", "gsi2sk", "ALL"),  # STATUS#{status} / {created_at}#{order_id}
-    "gsi3": ("gsi3pk", "gsi3sk", "ALL"),  # ORDERS / {created_at}#{order_id}
-    # Sparse: only PENDING_PAYMENT orders carry these keys, so the sweeper reads just the overdue ones.
-    "gsi4": ("gsi4pk", "gsi4sk", "KEYS_ONLY"),  # PENDING_PAYMENT / {expires_at}#{order_id}
+    "gsi1": ("gsi1pk", "gsi1sk", "ALL"),  # CUSTOMER#{sub} / {created_at}#{order_id} (one customer: not hot)
+    "gsi2": ("gsi2pk", "gsi2sk", "ALL"),  # STATUS#{status}#{n} / {created_at}#{order_id}
+    "gsi3": ("gsi3pk", "gsi3sk", "ALL"),  # ORDERS#{n} / {created_at}#{order_id}
+    # Sparse: only unpaid orders and orders with a pending refund carry these keys, so the sweeper
+    # reads just the overdue ones.
+    "gsi4": ("gsi4pk", "gsi4sk", "KEYS_ONLY"),  # PENDING_PAYMENT#{n} / {expires_at}#{order_id}
+                                               # REFUND_PENDING#{n} / {refund at}#{order_id}
 }
 
 
