@@ -18,10 +18,13 @@ from infra.observability import Observability
 from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 
-READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock")
-PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock")
-RESTOCK_PRODUCERS = ("orders_api", "admin_api", "payment_webhook")
-PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook")
+# The sweeper also finishes refunds a crash left pending: it calls providers and records outcomes.
+READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
+              "expiry_sweeper")
+PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
+              "expiry_sweeper")
+RESTOCK_PRODUCERS = ("orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
+PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
@@ -43,6 +46,8 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "risk_max_large_payments": 3,
     "risk_max_payments_per_ip": 0,
     "risk_window_seconds": 3600,
+    "max_unpaid_orders_per_customer": 50,
+    "max_unpaid_units_per_sku": 200,
 }
 
 
@@ -66,6 +71,8 @@ class ShopStack(Stack):
             "TABLE_NAME": table.table_name,
             "PAYMENT_WINDOW_SECONDS": str(int(ctx("payment_window_seconds"))),
             "MAX_PAYMENT_WINDOW_SECONDS": str(int(ctx("max_payment_window_seconds"))),
+            "MAX_UNPAID_ORDERS_PER_CUSTOMER": str(int(ctx("max_unpaid_orders_per_customer"))),
+            "MAX_UNPAID_UNITS_PER_SKU": str(int(ctx("max_unpaid_units_per_sku"))),
             "PAYMENT_WINDOW_STATE_MACHINE_ARN": messaging.state_machine.state_machine_arn,
             "EVENT_BUS_NAME": messaging.bus.event_bus_name,
             "POWERTOOLS_METRICS_NAMESPACE": "shop",
@@ -87,8 +94,7 @@ class ShopStack(Stack):
 
         for name in READ_WRITE:
             table.grant_read_write_data(fns[name])
-        for name in ("catalog_api", "expiry_sweeper"):
-            table.grant_read_data(fns[name])
+        table.grant_read_data(fns["catalog_api"])
         for name in PUBLISHERS:
             messaging.bus.grant_put_events_to(fns[name])
         for name in RESTOCK_PRODUCERS:

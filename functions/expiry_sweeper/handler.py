@@ -1,9 +1,13 @@
-"""Schedule: find PENDING_PAYMENT orders past their window and queue their expiry.
+"""Schedule: find PENDING_PAYMENT orders past their window and queue their expiry; finish refunds left pending.
 
 This is what makes a reservation impossible to leak when the payment-window execution was
 never started (StartExecution failed, or the process died right after the order commit):
 every overdue unpaid order is found here within one sweep interval. Re-queuing an order the
 state machine also expires is harmless: the consumer expires each order at most once.
+
+A refund is committed on its order as pending before the provider is called; if the process died
+or the provider did not answer, the refund is still pending a minute later and is finished here
+(the provider call is keyed on the refund id, so finishing twice refunds once).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.adapters.wiring import default_ports
-from shop.domain import clock
+from shop.domain import clock, refunds
+from shop.payments import registry
+from shop.services.refunds import complete_pending_refunds
 
 logger = Logger()
 metrics = Metrics()
@@ -36,4 +42,17 @@ def lambda_handler(event: dict, context) -> dict:
     if overdue:
         metrics.add_metric(name="OverdueOrdersSwept", unit=MetricUnit.Count, value=len(overdue))
         logger.warning("overdue unpaid orders re-queued", extra={"count": len(overdue)})
-    return {"requeued": len(overdue)}
+    stuck = ports.store.pending_refund_order_ids(cutoff, limit=100)
+    finished = 0
+    for order_id in stuck:
+        try:
+            order = complete_pending_refunds(ports, registry.provider, order_id)
+        except Exception:  # one order's trouble must not stop the others; it is retried next sweep
+            logger.exception("pending refund not finished", extra={"order_id": order_id})
+            continue
+        finished += 0 if refunds.pending(order) else 1
+    if stuck:
+        metrics.add_metric(name="PendingRefundsSwept", unit=MetricUnit.Count, value=len(stuck))
+        metrics.add_metric(name="PendingRefundsLeft", unit=MetricUnit.Count, value=len(stuck) - finished)
+        logger.warning("pending refunds retried", extra={"count": len(stuck), "finished": finished})
+    return {"requeued": len(overdue), "refunds_retried": len(stuck), "refunds_finished": finished}

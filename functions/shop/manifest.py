@@ -60,7 +60,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec("stock_release", 256, 30, "SQS: expire unpaid orders and release their stock"),
         FunctionSpec("restock", 256, 30, "SQS: apply stock returns idempotently"),
         FunctionSpec(
-            "expiry_sweeper", 256, 60, "Schedule: re-queue overdue unpaid orders", reserved_concurrency=1
+            "expiry_sweeper", 256, 60, "Schedule: re-queue overdue unpaid orders, finish pending refunds", reserved_concurrency=1
         ),
     )
 }
@@ -73,6 +73,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/orders/{order_id}", "orders_api", "customer"),
     Route("POST", "/orders/{order_id}/cancel", "orders_api", "customer"),
     Route("POST", "/orders/{order_id}/reorder", "orders_api", "customer"),
+    Route("POST", "/orders/{order_id}/confirm-receipt", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
     Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shop.services.ports import HoldLimits
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -23,6 +25,11 @@ class Settings:
     restock_queue_url: str
     idempotency_ttl_seconds: int
     service_name: str
+    max_unpaid_orders_per_customer: int  # 0: no cap
+    max_unpaid_units_per_sku: int  # per customer; 0: no cap
+
+    def hold_limits(self) -> HoldLimits:
+        return HoldLimits(self.max_unpaid_orders_per_customer, self.max_unpaid_units_per_sku)
 
 
 @lru_cache(maxsize=1)
@@ -38,4 +45,6 @@ def get_settings() -> Settings:
         restock_queue_url=os.environ.get("RESTOCK_QUEUE_URL", ""),
         idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
         service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "shop"),
+        max_unpaid_orders_per_customer=_int("MAX_UNPAID_ORDERS_PER_CUSTOMER", 50),
+        max_unpaid_units_per_sku=_int("MAX_UNPAID_UNITS_PER_SKU", 200),
     )

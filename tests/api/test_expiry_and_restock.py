@@ -137,16 +137,16 @@ def test_sweeper_expires_orders_whose_window_never_started(api, queues, monkeypa
     assert boto3.client("stepfunctions").list_state_machines()["stateMachines"] == []
     import expiry_sweeper.handler as sweeper
 
-    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper")) == {"requeued": 0}  # not due yet
+    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper"))["requeued"] == 0  # not due yet
     later = clock.parse_iso(order["expires_at"])
     from datetime import timedelta
 
     monkeypatch.setattr(clock, "now", lambda: later + timedelta(seconds=31))
-    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper")) == {"requeued": 1}
+    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper"))["requeued"] == 1
     sqs = boto3.client("sqs")
     messages = sqs.receive_message(QueueUrl=queues["stock_release"], MaxNumberOfMessages=10)["Messages"]
     assert failed_ids(deliver("stock_release", *[m["Body"] for m in messages])) == set()
     assert api.request("GET", f"/orders/{order['order_id']}").json()["status"] == "EXPIRED"
     assert levels(api)["available"] == 5
     # Only unpaid orders are in the sweeper's index: an expired one is not found again.
-    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper")) == {"requeued": 0}
+    assert sweeper.lambda_handler({}, LocalContext("expiry_sweeper"))["requeued"] == 0

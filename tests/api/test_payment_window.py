@@ -21,8 +21,11 @@ def test_sku_and_request_windows_within_the_maximum(api, monkeypatch):
     assert made_to_order["payment_window_seconds"] == 1800
     assert seconds_open(place(api, "a", ("TEE", 1)).json()) == 900  # PAYMENT_WINDOW_SECONDS
     assert seconds_open(place(api, "b", ("TEE", 1), ("SUIT", 1)).json()) == 1800
-    assert seconds_open(place(api, "c", ("TEE", 1), payment_window_seconds=3000).json()) == 3000
-    assert seconds_open(place(api, "d", ("SUIT", 1), payment_window_seconds=3000).json()) == 1800
+    assert seconds_open(place(api, "c", ("TEE", 1), payment_window_seconds=600).json()) == 600  # shorter: fine
+    assert seconds_open(place(api, "d", ("SUIT", 1), payment_window_seconds=1200).json()) == 1200
+    longer = place(api, "c2", ("TEE", 1), payment_window_seconds=3000)  # never longer than the shop's window
+    assert longer.status == 422 and longer.json()["maximum"] == 900
+    assert place(api, "d2", ("SUIT", 1), payment_window_seconds=3000).json()["maximum"] == 1800
     too_long = place(api, "e", ("TEE", 1), payment_window_seconds=7200)
     assert too_long.status == 422 and too_long.json()["maximum"] == 3600
     assert place(api, "f", ("TEE", 1), payment_window_seconds=5).status == 422

@@ -16,7 +16,7 @@ from shop.domain.money import Money
 from shop.payments.base import PaymentEvent
 from shop.payments.sandbox import SandboxProvider
 from shop.services import catalog, payments
-from shop.services.orders import cancel_order, expire_order
+from shop.services.orders import expire_order
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import RiskRules
 from tests.ddblocal.test_contention import assert_ledger_matches, order, stock_up
@@ -93,8 +93,8 @@ def test_cancel_and_expire_survive(faulty, fault, after, monkeypatch):
     first = order(faulty, "alice", "k1", [("F-2", 2)])
     second = order(faulty, "alice", "k2", [("F-2", 1)])
     faulty.store.db.fail("transact_write_items", fault, after=after, times=2)
-    assert cancel_order(faulty, first.order_id, actor="customer:alice", reason="cancelled_by_customer").status.value \
-        == "CANCELLED"
+    assert payments.cancel(faulty, lambda name: SandboxProvider(), first.order_id, actor="customer:alice",
+                           reason="cancelled_by_customer").status.value == "CANCELLED"
     faulty.store.db.fail("transact_write_items", fault, after=after)
     real_now = clock.now
     monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(hours=1))  # the window is over

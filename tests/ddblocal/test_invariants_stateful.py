@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from localrun.fake_providers import signed_webhook
+from shop.domain import refunds
 from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
@@ -25,7 +26,7 @@ from shop.payments.registry import PROVIDERS
 from shop.services import catalog, fulfilment, payments
 from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
-from shop.services.risk import RiskRules
+from shop.services.risk import SETTLED, RiskRules
 
 pytestmark = pytest.mark.ddblocal
 SKUS = ["INV-A", "INV-B", "INV-C"]
@@ -198,17 +199,20 @@ def build_machine(ports_factory, fakes):
                         per_order.setdefault(e.order_id, Counter()).update(
                             {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
                 assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.levels.to_dict()
-            kept = refunded = 0
+            taken = 0
             for order_id in self.placed:
                 order = store.get_order(order_id)
                 moves = per_order.get(order_id, Counter())
                 held = order.reserved_quantities()
-                settled = order.payment_status in ("paid", "partially_refunded", "refunded")
+                # Units were sold iff the order accepted a payment of its own (automatic refunds give back
+                # payments it refused).
+                settled = order.payment_status in SETTLED and refunds.own_captured(order) > 0
                 for line in order.lines:
                     # Each reservation ends exactly once; expired or cancelled orders hold none.
                     assert moves[f"{line.sku}.reserved"] == held.get(line.sku, 0), (order.status, line)
-                    returned = sum(l["quantity"] for r in order.refunds if r["restock"] for l in r["lines"]
+                    returned = sum(l["quantity"] for r in order.refunds for l in refunds.restocked_lines(r)
                                    if l["sku"] == line.sku)
+                    assert returned <= (line.quantity if settled else 0)  # never more back than sold
                     delivered = not any(m.order_id == order_id for m in self.queue.messages)
                     expected_sold = (line.quantity if settled else 0) - (returned if delivered else 0)
                     if delivered:
@@ -217,12 +221,14 @@ def build_machine(ports_factory, fakes):
                     assert settled  # every paid order holds its stock (sold above)
                 if order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
                     assert not held
-                kept += order.amount_paid - order.amount_refunded
-                refunded += order.amount_refunded
-            auto = store.db.scan(TableName=store.table, FilterExpression="outcome = :r",
-                                 ExpressionAttributeValues={":r": {"S": "refunded"}}).get("Items", [])
-            refunded += sum(int(item["amount"]["M"]["amount"]["N"]) for item in auto)
-            assert self.received == kept + refunded, (self.received, kept, refunded)
+                    # Never ended with money kept: everything paid is refunded (pending or done).
+                    assert sum(r["amount"] for r in order.refunds) == order.amount_paid, order.refunds
+                assert sum(r["amount"] for r in order.refunds) <= order.amount_paid
+                assert not refunds.pending(order)  # the providers answer: nothing is left pending
+                assert order.amount_refunded == sum(r["amount"] for r in order.refunds)
+                taken += order.amount_paid
+            # Every payment the providers delivered is on its order, automatic refunds included.
+            assert self.received == taken, (self.received, taken)
 
     return ShopMachine
 

@@ -11,7 +11,8 @@ from shop.manifest import FUNCTIONS, QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.workflows import PAYMENT_WINDOW_ASL
 from tests.deploy.conftest import CDK_CONTEXT, of_type
 
-SETTINGS_ENV = {"TABLE_NAME", "PAYMENT_WINDOW_SECONDS", "MAX_PAYMENT_WINDOW_SECONDS", "PAYMENT_WINDOW_STATE_MACHINE_ARN",
+SETTINGS_ENV = {"TABLE_NAME", "PAYMENT_WINDOW_SECONDS", "MAX_PAYMENT_WINDOW_SECONDS", "MAX_UNPAID_ORDERS_PER_CUSTOMER",
+                "MAX_UNPAID_UNITS_PER_SKU", "PAYMENT_WINDOW_STATE_MACHINE_ARN",
                 "EVENT_BUS_NAME", "STOCK_RELEASE_QUEUE_URL", "RESTOCK_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
                 "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 PAYMENT_ENV = {"PAYMENT_PROVIDERS_ENABLED", "PAYMENT_SECRET_PREFIX"}
@@ -26,7 +27,7 @@ EXPECTED_GRANTS = {
     "payment_webhook": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
     "stock_release": TABLE_RW | {"events:put", "sqs:consume:stock_release"},
     "restock": TABLE_RW | {"events:put", "sqs:consume:restock"},
-    "expiry_sweeper": {"table:read", "sqs:send:stock_release"},
+    "expiry_sweeper": TABLE_RW | {"events:put", "sqs:send:stock_release", "sqs:send:restock", "secrets:read"},
 }
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 XRAY_SAMPLING = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
@@ -260,7 +261,7 @@ def test_functions_get_the_settings_they_read(resources):
 def test_functions_that_call_providers_know_the_webhook_url_of_this_api(resources):
     """Alipay and WeChat Pay need `notify_url` in each request: the stage URL of the API itself."""
     api_id = next(iter(of_type(resources, "AWS::ApiGateway::RestApi")))
-    callers = {"create_order", "orders_api", "admin_api", "payment_webhook"}
+    callers = {"create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper"}  # sweeper: refunds
     for name, (_, props) in functions_by_name(resources).items():
         url = props["Environment"]["Variables"].get("PAYMENT_WEBHOOK_BASE_URL")
         if name not in callers:

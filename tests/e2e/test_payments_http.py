@@ -146,7 +146,9 @@ def test_late_stripe_payment_without_stock_is_refunded_over_http(local_server):
     paid = api.call("POST", f"/_local/pay/{late['order_id']}", user=None)
     assert paid.json()["webhook"]["status"] == 200, paid.text
     got = api.call("GET", f"/orders/{late['order_id']}").json()
-    assert (got["status"], got["payment_status"]) == ("EXPIRED", "unpaid")  # money given back, never kept
+    assert (got["status"], got["payment_status"]) == ("EXPIRED", "refunded")  # money given back, never kept
+    assert got["amount_paid"] == got["amount_refunded"] == late["total"]
+    assert [(r["automatic"], r["status"]) for r in got["refunds"]] == [(True, "succeeded")]
     assert levels(api, code) == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 0}
     refunded = [e for e in api.call("GET", "/_local/events", user=None).json()["events"]
                 if e.get("detail-type") == "order.refunded" and e["detail"]["order_id"] == late["order_id"]]

@@ -224,7 +224,9 @@ def test_payment_window_rules():
 
     assert window(default=900, maximum=3600) == 900
     assert window(default=900, maximum=3600, sku_windows=(None, 1800, 2400)) == 1800  # the shortest SKU window
-    assert window(default=900, maximum=3600, requested=3000) == 3000  # a request may lengthen it...
-    assert window(default=900, maximum=3600, requested=3000, sku_windows=(1800,)) == 1800  # ...not past a SKU's
-    assert window(default=900, maximum=3600, requested=300, sku_windows=(1800,)) == 300
+    assert window(default=900, maximum=3600, requested=300, sku_windows=(1800,)) == 300  # a request may shorten it
+    for longer in ({"requested": 1000}, {"requested": 1801, "sku_windows": (1800,)}):  # ...never lengthen it
+        with pytest.raises(Unprocessable) as refused:
+            window(default=900, maximum=3600, **longer)
+        assert refused.value.extra["maximum"] == longer.get("sku_windows", (900,))[0]
     assert window(default=900, maximum=1200, sku_windows=(1800,)) == 1200  # the maximum lowered later

@@ -340,6 +340,9 @@ class DynamoShopStore:
                 "ExpressionAttributeNames": {"#v": "version", "#s": "status"},
                 "ExpressionAttributeValues": it.encode({":v": before.version, ":s": before.status.value}),
             }}))
+        holds = self._holds_update(commit)
+        if holds:
+            operations.append(("holds", holds))
         for label, item in commit.unique_puts:
             operations.append((label, {"Put": {
                 "TableName": self.table,
@@ -352,6 +355,43 @@ class DynamoShopStore:
         if len(operations) > 100:
             raise Unprocessable("too many items for one transaction", {"items": len(operations)})
         self._transact(operations)
+
+    def _holds_update(self, commit: Commit) -> dict[str, Any] | None:
+        """ADD to the customer's unpaid holdings what this write changes: +1 order and its reserved units for a
+        new unpaid order (capped by `hold_limits`), minus the same when an order stops being unpaid."""
+        if commit.new_order:
+            customer, (orders, units) = commit.new_order.customer_id, commit.new_order.unpaid_holdings()
+        elif commit.order_update:
+            before, after = commit.order_update
+            (was_o, was_u), (now_o, now_u) = before.unpaid_holdings(), after.unpaid_holdings()
+            customer, orders = after.customer_id, now_o - was_o
+            units = {s: now_u.get(s, 0) - was_u.get(s, 0) for s in set(was_u) | set(now_u)}
+        else:
+            return None
+        units = {s: q for s, q in units.items() if q}
+        if not orders and not units:
+            return None
+        names = {"#o": "unpaid_orders", **{f"#u{i}": f"u#{s}" for i, s in enumerate(units)}}
+        values: dict[str, Any] = {":o": orders, **{f":u{i}": q for i, q in enumerate(units.values())}}
+        update: dict[str, Any] = {
+            "TableName": self.table, "Key": it.encode(it.holds_key(customer)),
+            "UpdateExpression": "ADD " + ", ".join(f"{n} {n.replace('#', ':')}" for n in names),
+            "ExpressionAttributeNames": names}
+        limits = commit.hold_limits
+        if commit.new_order and limits:
+            conditions = []
+            if limits.max_unpaid_orders:
+                conditions.append("(attribute_not_exists(#o) OR #o < :max_o)")
+                values[":max_o"] = limits.max_unpaid_orders
+            if limits.max_unpaid_units_per_sku:
+                for i, quantity in enumerate(units.values()):
+                    conditions.append(f"(attribute_not_exists(#u{i}) OR #u{i} <= :max_u{i})")
+                    values[f":max_u{i}"] = limits.max_unpaid_units_per_sku - quantity
+            if conditions:
+                update["ConditionExpression"] = " AND ".join(conditions)
+                update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        update["ExpressionAttributeValues"] = it.encode(values)
+        return {"Update": update}
 
     def _movement_update(self, movement: StockMovement) -> dict[str, Any]:
         levels = movement.levels

@@ -52,6 +52,11 @@ def order_number_key(order_number: str) -> dict[str, str]:
     return {"pk": f"ORDERNO#{order_number}", "sk": "ORDERNO"}
 
 
+def holds_key(customer_id: str) -> dict[str, str]:
+    """A customer's unpaid holdings: `unpaid_orders` and `u#{sku}` reserved units (anti-hoarding caps)."""
+    return {"pk": f"CUSTOMER#{customer_id}", "sk": "HOLDS"}
+
+
 def idempotency_key(customer_id: str, key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
 

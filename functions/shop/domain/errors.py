@@ -47,6 +47,12 @@ class RequestInProgress(Conflict):
     slug, title = "request-in-progress", "A request with this Idempotency-Key is in progress"
 
 
+class TooManyUnpaid(DomainError):
+    """The customer already holds as many unpaid orders, or units of a SKU, as the shop allows."""
+
+    status, slug, title = 429, "unpaid-limit", "Too many unpaid orders"
+
+
 class Unprocessable(DomainError):
     status, slug, title = 422, "invalid-request", "Invalid request"
 

@@ -29,7 +29,7 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.ON_HOLD: frozenset({S.PAID, S.CANCELLED}),
     # Each further parcel of a partly shipped order is a transition too (it appends to the history).
     S.PARTIALLY_SHIPPED: frozenset({S.PARTIALLY_SHIPPED, S.SHIPPED}),
-    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.COMPLETED}),  # the customer may confirm receipt before the carrier
     S.DELIVERED: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -43,13 +43,17 @@ HOLDS_RESERVATION = frozenset({S.PENDING_PAYMENT, S.ON_HOLD})
 
 def payment_window_seconds(*, default: int, maximum: int, requested: int | None = None,
                            sku_windows: tuple[int | None, ...] = ()) -> int:
-    """How long an order may stay unpaid. The shortest window a SKU sets replaces the default and
-    bounds what the request asks for; nothing goes beyond the configured maximum."""
+    """How long an order may stay unpaid: the shop's window (the shortest a SKU sets, else the default,
+    never beyond the configured maximum). A request may shorten it, never lengthen it: a longer one
+    would let a client hold stock longer than the shop allows."""
     set_by_skus = [w for w in sku_windows if w]
-    window = requested if requested is not None else (min(set_by_skus) if set_by_skus else default)
-    if requested is not None and set_by_skus:
-        window = min(window, min(set_by_skus))
-    return min(window, maximum)
+    shop_window = min(min(set_by_skus) if set_by_skus else default, maximum)
+    if requested is None:
+        return shop_window
+    if requested > shop_window:
+        raise Unprocessable(f"payment_window_seconds may shorten the payment window, up to {shop_window} s",
+                            {"fields": ["payment_window_seconds"], "maximum": shop_window})
+    return requested
 
 
 MAX_LINES_PER_ORDER = 50
@@ -132,13 +136,20 @@ class Order:
             return {}
         return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
 
+    def unpaid_holdings(self) -> tuple[int, dict[str, int]]:
+        """(1, reserved units per SKU) while the order is open and unpaid, else (0, {}): what counts
+        against the customer's caps on unpaid orders."""
+        if self.status not in HOLDS_RESERVATION or self.payment_status != "unpaid":
+            return 0, {}
+        return 1, self.reserved_quantities()
+
     def refunded_units(self) -> dict[str, int]:
         """Units per SKU that refunds by line took back."""
-        return _sum_lines(line for refund in self.refunds for line in refund.get("lines", []))
+        return sum_lines(line for refund in self.refunds for line in refund.get("lines", []))
 
     def unshipped_units(self) -> dict[str, int]:
         """Units per SKU still to ship: ordered, less shipped, less refunded by line."""
-        shipped = _sum_lines(line for shipment in self.shipments for line in shipment["lines"])
+        shipped = sum_lines(line for shipment in self.shipments for line in shipment["lines"])
         refunded = self.refunded_units()
         left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
         return {sku: qty for sku, qty in left.items() if qty > 0}
@@ -169,9 +180,13 @@ class Order:
                                fulfillment_status="fulfilled" if done else "partial",
                                shipments=self.shipments + (shipment,))
 
-    @property
-    def refundable(self) -> int:
-        return self.amount_paid - self.amount_refunded
+    def last_transition_to(self, status: OrderStatus) -> HistoryEntry | None:
+        return next((h for h in reversed(self.history) if h.to_status == status.value), None)
+
+    def done_by(self, status: OrderStatus, actor: str) -> bool:
+        """This order is `status` because `actor` made it so: a retried request finds its own work done."""
+        last = self.last_transition_to(status)
+        return self.status is status and last is not None and last.actor == actor
 
     def transition(self, to: OrderStatus, *, at: str, actor: str, reason: str, **changes) -> Order:
         if to not in ALLOWED_TRANSITIONS[self.status]:
@@ -190,7 +205,7 @@ class Order:
         )
 
 
-def _sum_lines(lines) -> dict[str, int]:
+def sum_lines(lines) -> dict[str, int]:
     total: dict[str, int] = {}
     for line in lines:
         total[line["sku"]] = total.get(line["sku"], 0) + line["quantity"]

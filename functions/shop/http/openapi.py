@@ -26,6 +26,7 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/orders/{order_id}"): (200, r.OrderOut),
     ("post", "/orders/{order_id}/cancel"): (200, r.OrderOut),
     ("post", "/orders/{order_id}/reorder"): (201, r.OrderOut),
+    ("post", "/orders/{order_id}/confirm-receipt"): (200, r.OrderOut),
     ("put", "/admin/skus/{sku}"): (200, r.AdminSkuOut),
     ("get", "/admin/skus/{sku}"): (200, r.AdminSkuOut),
     ("post", "/admin/skus/{sku}/adjustments"): (201, r.AdjustmentOut),

@@ -14,6 +14,7 @@ from shop.domain.errors import (
     InsufficientStock,
     InvalidTransition,
     NotFound,
+    TooManyUnpaid,
     Unprocessable,
 )
 from shop.domain.ids import new_order_id, new_order_number
@@ -28,7 +29,7 @@ from shop.domain.orders import (
     payment_window_seconds,
 )
 from shop.domain.skus import Sku
-from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite
+from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
 from shop.services.presenters import order_view
 from shop.services.retry import with_retries
 
@@ -125,6 +126,18 @@ def stock_events(skus: dict[str, Sku], movements: list[stock.StockMovement]) -> 
     return events
 
 
+def _too_many_unpaid(limits: HoldLimits | None, holds: dict[str, Any]) -> TooManyUnpaid:
+    limits = limits or HoldLimits()
+    held = {name.removeprefix("u#"): units for name, units in holds.items() if name.startswith("u#") and units > 0}
+    if limits.max_unpaid_orders and holds.get("unpaid_orders", 0) >= limits.max_unpaid_orders:
+        return TooManyUnpaid(f"you have {holds['unpaid_orders']} unpaid orders, the most this shop allows; pay or "
+                             "cancel one first", {"max_unpaid_orders": limits.max_unpaid_orders})
+    return TooManyUnpaid(f"at most {limits.max_unpaid_units_per_sku} units of one SKU may wait unpaid per customer; "
+                         "pay or cancel an order first",
+                         {"max_unpaid_units_per_sku": limits.max_unpaid_units_per_sku,
+                          "skus": [{"sku": s, "unpaid": q} for s, q in sorted(held.items())]})
+
+
 def _idempotency_record_key(customer_id: str, key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
 
@@ -149,6 +162,7 @@ def place_order(
     idempotency_ttl_seconds: int,
     payment_details: Callable[[Order], dict[str, Any]],
     max_window_seconds: int | None = None,
+    hold_limits: HoldLimits | None = None,
 ) -> PlacedOrder:
     """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
     record_key = _idempotency_record_key(customer_id, idempotency_key)
@@ -211,6 +225,7 @@ def place_order(
             movements=movements,
             new_order=order,
             unique_puts=[("idempotency", record), ("order_number", number)],
+            hold_limits=hold_limits,
         ))
         stock_signals.extend(stock_events(skus, movements))
         return PlacedOrder(201, body, False, order_id)
@@ -223,6 +238,8 @@ def place_order(
                 stored = rejected.existing.get("idempotency") or ports.store.get_item(record_key)
                 if stored:
                     return _replay(stored, fingerprint)
+            if "holds" in rejected.labels:
+                raise _too_many_unpaid(hold_limits, rejected.existing.get("holds") or {}) from None
             raise  # an order-number collision: the retry below draws a new number
 
     for _ in range(3):
@@ -283,7 +300,7 @@ def end_reservation(
     customer_id: str | None = None,
     only_if_overdue: bool = False,
 ) -> Order | None:
-    """Cancel or expire an unpaid order and release its reserved units, in one transaction.
+    """Expire (or cancel) an unpaid order and release its reserved units, in one transaction.
 
     Returns the updated order, or None when an expiry finds nothing to do (paid, already
     ended, or not yet due), so redelivered expiry messages are harmless.
@@ -312,18 +329,6 @@ def end_reservation(
         event = "order.expired" if to is OrderStatus.EXPIRED else "order.cancelled"
         ports.events.publish(event, {"order_id": order_id, "reason": reason,
                                      "released": [{"sku": l.sku, "quantity": l.quantity} for l in updated.lines]})
-    return updated
-
-
-def cancel_order(ports: Ports, order_id: str, *, actor: str, reason: str, customer_id: str | None = None) -> Order:
-    order = get_order_for(ports, order_id, customer_id)
-    if order.status is not OrderStatus.PENDING_PAYMENT:
-        # Paid orders are cancelled by services.payments.cancel (with a refund); held ones by an operator.
-        raise InvalidTransition(f"order {order_id} is {order.status.value}; it cannot be cancelled here",
-                                {"order_id": order_id, "current_status": order.status.value})
-    updated = end_reservation(ports, order_id, to=OrderStatus.CANCELLED, actor=actor, reason=reason,
-                              customer_id=customer_id)
-    assert updated is not None
     return updated
 
 

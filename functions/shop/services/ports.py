@@ -26,15 +26,28 @@ class CommitRejected(Exception):
     existing: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HoldLimits:
+    """Caps on what one customer may hold unpaid (0: no cap), checked in the order's own transaction."""
+
+    max_unpaid_orders: int = 0
+    max_unpaid_units_per_sku: int = 0
+
+
 @dataclass
 class Commit:
-    """Everything one use case writes, applied atomically or not at all."""
+    """Everything one use case writes, applied atomically or not at all.
+
+    The store also keeps each customer's unpaid holdings (orders, units per SKU) in step with every
+    order written here, so no transition can forget to give them back; `hold_limits` caps a new order.
+    """
 
     movements: list[StockMovement] = field(default_factory=list)
     new_order: Order | None = None
     order_update: tuple[Order, Order] | None = None  # (as read, as it becomes)
     sku_put: tuple[Sku, int | None] | None = None  # (full SKU, expected stock_seq, None if new)
     unique_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, item)
+    hold_limits: HoldLimits | None = None
 
 
 class Store(Protocol):

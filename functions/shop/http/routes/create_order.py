@@ -40,6 +40,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
             fingerprint=request_fingerprint(router.current_event.json_body),
             window_seconds=settings.payment_window_seconds,
             max_window_seconds=settings.max_payment_window_seconds,
+            hold_limits=settings.hold_limits(),
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             payment_details=payment_details,
         )

@@ -1,4 +1,4 @@
-"""Customer order routes: list, read, cancel, reorder."""
+"""Customer order routes: list, read, cancel, reorder, confirm receipt."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from shop.http.routes.common import (
 from shop.http.schemas import ReorderIn
 from shop.payments import registry
 from shop.payments.registry import payment_details
+from shop.services import fulfilment
 from shop.services import orders as order_service
 from shop.services import payments
 from shop.services.presenters import order_view
@@ -83,9 +84,18 @@ def reorder(
         fingerprint=order_service.request_fingerprint({"reorder_of": order_id, **body.model_dump()}),
         window_seconds=settings.payment_window_seconds,
         max_window_seconds=settings.max_payment_window_seconds,
+        hold_limits=settings.hold_limits(),
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
         payment_details=payment_details,
     )
     if placed.replayed:
         return json_response(placed.status_code, placed.body, {"Idempotent-Replayed": "true"})
     return json_response(placed.status_code, placed.body, {"Location": f"/orders/{placed.order_id}"})
+
+
+@router.post("/orders/<order_id>/confirm-receipt", summary="Confirm the goods arrived: SHIPPED or DELIVERED -> COMPLETED")
+def confirm_receipt(order_id: str):
+    who = caller(router)
+    order = fulfilment.confirm_receipt(default_ports(), checked_order_id(order_id), customer_id=who.sub,
+                                       actor=who.actor)
+    return json_response(200, order_view(order))

@@ -1,0 +1,188 @@
+"""Refunds as a saga on the order: intent first, then the provider, then the outcome.
+
+A refund is first recorded on the order as a *pending* entry (counted against what may still be
+refunded and against the units that may still come back), in one conditional write on the order's
+version. Only then is the provider called, with the entry's id as its idempotency key; the outcome
+is recorded after. A crash anywhere leaves a pending entry that a retry or the sweeper finishes.
+
+Entry fields: refund_id, amount, currency, lines (units refunded), restocked (units put back on
+sale), reason, at, actor, automatic, status, provider, provider_payment_id, captured,
+provider_refund_id, attempts, last_error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shop.domain.errors import InvalidTransition, Unprocessable
+from shop.domain.orders import Order, OrderStatus, sum_lines
+
+PENDING = "pending"
+SUCCEEDED = "succeeded"
+PAID_STATUSES = ("paid", "partially_refunded")  # the order holds money it may give back
+
+
+def stable_id(*parts: str) -> str:
+    """A refund's id, and the provider's idempotency key: the same request always names the same refund."""
+    return "rf_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def entry_status(entry: dict[str, Any]) -> str:
+    return entry.get("status", SUCCEEDED)
+
+
+def restocked_lines(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    if "restocked" in entry:
+        return entry["restocked"]
+    return entry.get("lines", []) if entry.get("restock") else []  # entries written before the saga
+
+
+def find(order: Order, refund_id: str) -> dict[str, Any] | None:
+    return next((r for r in order.refunds if r["refund_id"] == refund_id), None)
+
+
+def pending(order: Order) -> list[dict[str, Any]]:
+    return [r for r in order.refunds if entry_status(r) == PENDING]
+
+
+def _in_order_currency(order: Order, entry: dict[str, Any]) -> bool:
+    return entry.get("currency", order.currency) == order.currency
+
+
+def own_captured(order: Order) -> int:
+    """What the order's own accepted payment took: amount_paid also counts payments it refused
+    (refunded automatically)."""
+    return order.amount_paid - sum(r["amount"] for r in order.refunds if r.get("automatic")
+                                   and _in_order_currency(order, r))
+
+
+def own_refunded(order: Order) -> int:
+    """Refunds of the order's own payment, done or pending."""
+    return sum(r["amount"] for r in order.refunds if not r.get("automatic") and _in_order_currency(order, r))
+
+
+def refundable(order: Order) -> int:
+    return own_captured(order) - own_refunded(order)
+
+
+def restocked_units(order: Order) -> dict[str, int]:
+    return sum_lines(line for r in order.refunds for line in restocked_lines(r))
+
+
+def _status_after_refund(order: Order) -> str:
+    captured, refunded = own_captured(order), own_refunded(order)
+    if captured <= 0:
+        return order.payment_status
+    if refunded >= captured:
+        return "refunded"
+    return "partially_refunded" if refunded else "paid"
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    amount: int
+    units: dict[str, int]  # units refunded, per SKU
+    restocked: dict[str, int]  # units put back on sale, per SKU
+
+
+def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | None, restock: bool,
+         cancel: bool) -> RefundPlan:
+    """What a refund request takes from this version of the order, or why it cannot be made."""
+    if restock and amount is not None and lines is None:
+        raise Unprocessable("a refund by amount cannot restock: say which units come back with `lines`",
+                            {"fields": ["restock", "lines"]})
+    if order.payment_status not in PAID_STATUSES:
+        raise InvalidTransition(f"order {order.order_id} has no payment left to refund",
+                                {"order_id": order.order_id, "payment_status": order.payment_status})
+    ordered = {line.sku: line.quantity for line in order.lines}
+    refunded_by_line, restocked = order.refunded_units(), restocked_units(order)
+    if cancel:
+        if order.status not in (OrderStatus.PAID, OrderStatus.ON_HOLD) or order.shipments:
+            raise InvalidTransition(f"order {order.order_id} is {order.status.value}"
+                                    f"{' with shipments' if order.shipments else ''}; it cannot be cancelled",
+                                    {"order_id": order.order_id, "current_status": order.status.value})
+        # Nothing has left the warehouse: every unit not yet put back comes back.
+        units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
+        back = {s: q - restocked.get(s, 0) for s, q in ordered.items()}
+        return RefundPlan(refundable(order), _positive(units), _positive(back))
+    if lines is None and not restock:
+        units: dict[str, int] = {}
+    elif lines is None:  # a full return
+        units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
+    else:
+        units = sum_lines({"sku": s, "quantity": q} for s, q in lines)
+    over = [s for s, q in units.items() if s not in ordered or q < 0 or q + refunded_by_line.get(s, 0) > ordered[s]]
+    if over:
+        raise Unprocessable("more units than the order has left to refund",
+                                {"skus": [{"sku": s, "requested": units[s], "refundable": ordered.get(s, 0)
+                                           - refunded_by_line.get(s, 0)} for s in over]})
+    units = _positive(units)
+    back = dict(units) if restock else {}
+    if any(q + restocked.get(s, 0) > ordered[s] for s, q in back.items()):
+        raise InvalidTransition("more units than the order sold would come back", {"skus": sorted(back)})
+    left = refundable(order)
+    due = amount if amount is not None else (
+        sum(line.unit_price.amount * units.get(line.sku, 0) for line in order.lines) if lines else left)
+    if left <= 0:
+        raise InvalidTransition(f"order {order.order_id} has nothing left to refund", {"order_id": order.order_id})
+    if due <= 0 or due > left:
+        raise Unprocessable(f"refund amount must be between 1 and {left}", {"fields": ["amount"], "refundable": left})
+    return RefundPlan(due, units, back)
+
+
+def _positive(units: dict[str, int]) -> dict[str, int]:
+    return {s: q for s, q in units.items() if q > 0}
+
+
+def _as_lines(units: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"sku": s, "quantity": q} for s, q in units.items()]
+
+
+def new_entry(refund_id: str, order: Order, refund: RefundPlan, *, reason: str, at: str, actor: str,
+              provider: str, provider_payment_id: str | None, captured: int, currency: str | None = None,
+              automatic: bool = False) -> dict[str, Any]:
+    return {"refund_id": refund_id, "amount": refund.amount, "currency": currency or order.currency,
+            "lines": _as_lines(refund.units), "restocked": _as_lines(refund.restocked), "reason": reason,
+            "at": at, "actor": actor, "automatic": automatic, "status": PENDING, "provider": provider,
+            "provider_payment_id": provider_payment_id, "captured": captured, "provider_refund_id": None,
+            "attempts": 0, "last_error": None}
+
+
+def with_intent(order: Order, entry: dict[str, Any], *, at: str, actor: str, reason: str,
+                cancel: bool = False, received: int = 0, **changes: Any) -> Order:
+    """The order with a pending refund (and, for a cancel, CANCELLED in the same write).
+
+    `received` is money that arrived for the order and is being given back right away (a payment
+    the order could not accept): it counts in amount_paid, so the order shows money in and out.
+    """
+    updated = replace(order, refunds=order.refunds + (entry,), amount_paid=order.amount_paid + received, **changes)
+    if not entry.get("automatic"):
+        updated = replace(updated, payment_status=_status_after_refund(updated))
+    if cancel:
+        return updated.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
+    return replace(updated, updated_at=at, version=order.version + 1)
+
+
+def with_outcome(order: Order, refund_id: str, *, provider_refund_id: str, at: str) -> Order:
+    """The provider confirmed the refund: it counts in amount_refunded."""
+    entry = find(order, refund_id)
+    if entry is None or entry_status(entry) != PENDING:
+        return order
+    done = {**entry, "status": SUCCEEDED, "provider_refund_id": provider_refund_id, "completed_at": at,
+            "last_error": None}
+    refunds = tuple(done if r is entry else r for r in order.refunds)
+    counted = entry["amount"] if _in_order_currency(order, entry) else 0
+    return replace(order, refunds=refunds, amount_refunded=order.amount_refunded + counted, updated_at=at,
+                   version=order.version + 1)
+
+
+def with_failed_attempt(order: Order, refund_id: str, *, error: str, at: str) -> Order:
+    """The provider call failed or its answer was lost: still pending, retried later."""
+    entry = find(order, refund_id)
+    if entry is None or entry_status(entry) != PENDING:
+        return order
+    tried = {**entry, "attempts": int(entry.get("attempts", 0)) + 1, "last_error": error[:200], "last_attempt_at": at}
+    refunds = tuple(tried if r is entry else r for r in order.refunds)
+    return replace(order, refunds=refunds, updated_at=at, version=order.version + 1)

@@ -1,0 +1,163 @@
+"""Refunds and cancellations: the order records the intent, then the provider is called, then the outcome.
+
+Every attempt re-reads the order and re-runs every check on that version (state, what is left to
+refund, units left), and commits conditional on it: two refunds, or a cancel and a shipment, can
+never both pass on the same version. The provider sees a refund only after the pending entry is
+committed, keyed on the entry's stable id, so a retry or the sweeper can finish it without
+refunding twice (see docs/payments.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aws_lambda_powertools import Logger
+
+from shop.domain import clock, refunds
+from shop.domain.errors import InvalidTransition
+from shop.domain.money import Money
+from shop.domain.orders import Order, OrderStatus
+from shop.payments.base import PaymentProvider, ProviderError
+from shop.services.orders import get_order_for, release_order_lines
+from shop.services.ports import Commit, Ports
+from shop.services.retry import with_retries
+
+logger = Logger(child=True)
+ProviderFor = Callable[[str], PaymentProvider]
+
+
+def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amount: int | None,
+                 lines: list[tuple[str, int]] | None, restock: bool, reason: str, key: str, actor: str,
+                 cancel: bool = False, customer_id: str | None = None) -> Order:
+    """Refund all or part of a paid order (and, with `cancel`, cancel it in the same write).
+
+    Restocked units go back through the restock queue once the intent is committed. If the provider
+    cannot be reached the refund stays pending on the order: a retry with the same key, or the
+    sweeper, finishes it.
+    """
+    refund_id = refunds.stable_id(order_id, key)
+
+    def attempt() -> tuple[Order, bool]:
+        order = get_order_for(ports, order_id, customer_id)
+        if refunds.find(order, refund_id):
+            return order, False  # a retry: the intent is recorded, finish what is left below
+        refund = refunds.plan(order, amount=amount, lines=lines, restock=restock, cancel=cancel)
+        at = clock.iso(clock.now())
+        entry = refunds.new_entry(refund_id, order, refund, reason=reason, at=at, actor=actor,
+                                  provider=provider.name, provider_payment_id=order.provider_payment_id,
+                                  captured=refunds.own_captured(order))
+        if refund.amount == 0:  # a cancel after everything was refunded already: only units come back
+            entry = {**entry, "status": refunds.SUCCEEDED}
+        updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=cancel)
+        ports.store.commit(Commit(order_update=(order, updated)))
+        return updated, True
+
+    order, created = with_retries(attempt)
+    entry = refunds.find(order, refund_id)
+    assert entry is not None
+    send_restocks(ports, order_id, entry)
+    if created and cancel:
+        ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason,
+                                                 "refund": {"amount": entry["amount"], "currency": entry["currency"]}})
+    return _finish_quietly(ports, lambda name: provider, order, refund_id)
+
+
+def complete_pending_refunds(ports: Ports, provider_for: ProviderFor, order_id: str) -> Order:
+    """Call the provider for every refund still pending on the order (the sweeper's job, and a retry's)."""
+    order = get_order_for(ports, order_id, None)
+    for entry in refunds.pending(order):
+        send_restocks(ports, order_id, entry)
+        order = _finish_quietly(ports, provider_for, order, entry["refund_id"])
+    return order
+
+
+def _finish_quietly(ports: Ports, provider_for: ProviderFor, order: Order, refund_id: str) -> Order:
+    try:
+        return finish_refund(ports, provider_for, order, refund_id)
+    except ProviderError as error:
+        logger.warning("refund left pending", extra={"order_id": order.order_id, "refund_id": refund_id,
+                                                     "error": str(error)[:200]})
+        return get_order_for(ports, order.order_id, None)
+
+
+def finish_refund(ports: Ports, provider_for: ProviderFor, order: Order, refund_id: str) -> Order:
+    """Provider call (idempotent on refund_id), then the outcome. Raises ProviderError after noting the attempt."""
+    entry = refunds.find(order, refund_id)
+    if entry is None or refunds.entry_status(entry) != refunds.PENDING:
+        return order
+    provider = provider_for(entry.get("provider") or order.payment_provider)
+    currency = entry.get("currency", order.currency)
+    try:
+        result = provider.refund(order_id=order.order_id, provider_payment_id=entry.get("provider_payment_id") or "",
+                                 amount=Money(entry["amount"], currency), refund_id=refund_id,
+                                 captured=Money(entry.get("captured") or entry["amount"], currency))
+    except ProviderError as error:
+        _record(ports, order.order_id, lambda o: refunds.with_failed_attempt(
+            o, refund_id, error=str(error), at=clock.iso(clock.now())))
+        raise
+    updated, changed = _record(ports, order.order_id, lambda o: refunds.with_outcome(
+        o, refund_id, provider_refund_id=result.provider_refund_id, at=clock.iso(clock.now())))
+    if changed:
+        ports.events.publish("order.refunded", {
+            "order_id": order.order_id, "refund_id": refund_id,
+            "amount": {"amount": entry["amount"], "currency": currency},
+            "restock": bool(entry.get("restocked")), "automatic": bool(entry.get("automatic"))})
+    return updated
+
+
+def _record(ports: Ports, order_id: str, change: Callable[[Order], Order]) -> tuple[Order, bool]:
+    def attempt() -> tuple[Order, bool]:
+        current = get_order_for(ports, order_id, None)
+        updated = change(current)
+        if updated is current:
+            return current, False  # recorded already (a concurrent finisher)
+        ports.store.commit(Commit(order_update=(current, updated)))
+        return updated, True
+
+    return with_retries(attempt)
+
+
+def send_restocks(ports: Ports, order_id: str, entry: dict[str, Any]) -> None:
+    """One message per SKU, keyed by the refund: the consumer applies each message id once."""
+    lines = refunds.restocked_lines(entry)
+    if not lines:
+        return
+    if ports.restock_queue is None:
+        raise RuntimeError("RESTOCK_QUEUE_URL is not configured: refunded units cannot be restocked")
+    for line in lines:
+        ports.restock_queue.request_restock(f"{entry['refund_id']}-{line['sku']}", line["sku"], line["quantity"],
+                                            order_id, "refund_restock")
+
+
+def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str, reason: str,
+           customer_id: str | None = None) -> Order:
+    """Cancel before shipment: an unpaid order releases its stock at once; a paid one is cancelled
+    with a refund of what is left and every unit back on sale. Decided on the version committed to."""
+
+    def attempt() -> tuple[Order, str]:
+        order = get_order_for(ports, order_id, customer_id)
+        if order.done_by(OrderStatus.CANCELLED, actor):
+            return order, "done"  # our own earlier request committed; its answer was lost
+        if order.status is OrderStatus.PENDING_PAYMENT and order.payment_status == "unpaid":
+            at = clock.iso(clock.now())
+            updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
+            movements = release_order_lines(order, ports.store.get_skus(list(order.reserved_quantities())),
+                                            at, actor, reason)
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            return updated, "released"
+        if order.payment_status in refunds.PAID_STATUSES:
+            refunds.plan(order, amount=None, lines=None, restock=True, cancel=True)  # 409 if shipped
+            return order, "refund"
+        raise InvalidTransition(f"order {order_id} is {order.status.value}; it cannot be cancelled",
+                                {"order_id": order_id, "current_status": order.status.value})
+
+    order, how = with_retries(attempt)
+    if how == "refund":
+        return refund_order(ports, provider_for(order.payment_provider), order_id, amount=None, lines=None,
+                            restock=True, reason=reason, key="cancel", actor=actor, cancel=True,
+                            customer_id=customer_id)
+    if how == "done":
+        return complete_pending_refunds(ports, provider_for, order_id) if refunds.pending(order) else order
+    ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason, "released": [
+        {"sku": line.sku, "quantity": line.quantity} for line in order.lines if line.reserves_stock]})
+    return order
