@@ -19,6 +19,13 @@ class Throttled(Exception):
 
 
 @dataclass
+class StockShort(Exception):
+    """A stock guard failed at write time (`available >= :q` on the shard tried): read the shards, plan again."""
+
+    skus: set[str]
+
+
+@dataclass
 class CommitRejected(Exception):
     """A uniqueness condition failed (idempotency record, order number, dedupe record)."""
 

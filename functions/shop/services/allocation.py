@@ -1,0 +1,48 @@
+"""Taking units from a SKU's stock shards without reading them first.
+
+The first try writes to one live shard chosen at random, with no read: concurrent orders spread
+over the shards and never wait for each other. Only when a shard's guard fails (it ran short) are
+that SKU's shards read, and the units taken from one shard that holds them all, or from several
+in the same transaction; the tail of a sale therefore always finds the last units. Shared by
+every path that takes available stock (placing an order, a payment that finds no reservation)
+and by the capacity model's simulation (tests/unit/test_capacity_model.py).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, TypeVar
+
+from shop.domain import shards
+from shop.domain.errors import InsufficientStock, Unavailable
+from shop.services.ports import StockShort
+
+T = TypeVar("T")
+Plan = dict[str, list[tuple[int, int]]]  # sku -> [(shard, units)]
+MAX_REPLANS = 8
+
+
+def take_units(wanted: dict[str, int], live_shards: dict[str, int], *, commit: Callable[[Plan], T],
+               read_available: Callable[[list[str]], dict[str, dict[int, int]]],
+               rng: random.Random | None = None) -> T:
+    """Commit a plan taking `wanted` units per SKU; replan the SKUs whose shard ran short from a fresh read.
+
+    `commit(plan)` raises StockShort naming the SKUs whose guard failed; `read_available(skus)` returns
+    each SKU's available units per shard. Raises InsufficientStock naming every SKU that is short in all.
+    """
+    plan: Plan = {sku: [(shards.pick_shard(live_shards[sku], rng), units)] for sku, units in wanted.items()}
+    for _ in range(MAX_REPLANS):
+        try:
+            return commit(plan)
+        except StockShort as short:
+            levels = read_available(sorted(short.skus))
+            shortages = []
+            for sku in sorted(short.skus):
+                try:
+                    plan[sku] = shards.plan_take(sku, wanted[sku], levels.get(sku, {}), live_shards[sku], rng)
+                except InsufficientStock as missing:
+                    shortages += missing.extra["shortages"]
+            if shortages:
+                names = ", ".join(f"{s['sku']} ({s['available']} available)" for s in shortages)
+                raise InsufficientStock(f"not enough stock: {names}", {"shortages": shortages}) from None
+    raise Unavailable("stock is moving fast on these SKUs; retry shortly", {"retry_after": 1})
