@@ -33,8 +33,8 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.DELIVERED: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
-    # A payment that arrives after expiry re-reserves stock if it can.
-    S.EXPIRED: frozenset({S.PAID}),
+    # A payment that arrives after expiry re-takes stock if it can (held if a risk rule says so).
+    S.EXPIRED: frozenset({S.PAID, S.ON_HOLD}),
 }
 
 # Statuses in which the order's reserve_on_order lines hold reserved (not yet sold) units

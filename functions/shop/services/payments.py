@@ -77,7 +77,7 @@ def _finish_refunds_of(ports: Ports, order_id: str | None) -> None:
     if order is not None and refunds.pending(order):
         from shop.payments import registry
 
-        refunds.complete_pending_refunds(ports, registry.provider, order.order_id)
+        complete_pending_refunds(ports, registry.provider, order.order_id)
 
 
 def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
