@@ -23,7 +23,8 @@ READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "sto
               "expiry_sweeper")
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
               "expiry_sweeper")
-RESTOCK_PRODUCERS = ("orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
+# create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
+RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
 PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
@@ -111,7 +112,8 @@ class ShopStack(Stack):
 
         for spec in QUEUES:
             fns[spec.consumer].add_event_source(sources.SqsEventSource(
-                messaging.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True))
+                messaging.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True,
+                max_concurrency=spec.max_concurrency))
         events.Rule(self, "SweepSchedule", schedule=events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)),
                     targets=[targets.LambdaFunction(fns["expiry_sweeper"])])
 

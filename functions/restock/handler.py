@@ -1,16 +1,20 @@
-"""SQS: apply stock returns (refunds with restock, customer returns) exactly once per message id."""
+"""SQS: apply stock returns (refunds with restock, customer returns) exactly once per message id, and
+rebalance a SKU's shards when an order found one dry."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from shop.adapters.sqs_batch import PoisonMessage, consume, parse_message
 from shop.adapters.wiring import default_ports
 from shop.domain.errors import Conflict, NotFound
 from shop.domain.skus import SKU_PATTERN
+from shop.services import inventory
 from shop.services.restock import RestockRequest, apply_restock
 
 logger = Logger()
@@ -27,7 +31,19 @@ class RestockMessage(BaseModel):
     reason: str = Field(min_length=1, max_length=100)
 
 
+class RebalanceMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rebalance"]
+    message_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:_.-]+$")
+    sku: str = Field(pattern=SKU_PATTERN)
+
+
 def restock(record: SQSRecord) -> None:
+    if '"rebalance"' in (record.body or ""):
+        rebalance = parse_message(record, RebalanceMessage)
+        moved = inventory.rebalance(default_ports(), rebalance.sku)
+        logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved)})
+        return
     message = parse_message(record, RestockMessage)
     try:
         applied = apply_restock(default_ports(), RestockRequest(**message.model_dump()))

@@ -41,6 +41,9 @@ class QueueSpec:
     batch_size: int = 10
     visibility_timeout_s: int = 60
     max_receive_count: int = 5  # deliveries before the message goes to the DLQ
+    # Concurrent consumer invocations at most (SQS event source maximum concurrency, 2..1000): a burst of
+    # expiries after a sale is worked off steadily instead of all at once.
+    max_concurrency: int | None = None
 
     @property
     def env_var(self) -> str:
@@ -88,8 +91,8 @@ ROUTES: tuple[Route, ...] = (
 )
 
 QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec("stock_release", consumer="stock_release"),
-    QueueSpec("restock", consumer="restock"),
+    QueueSpec("stock_release", consumer="stock_release", max_concurrency=20),
+    QueueSpec("restock", consumer="restock", max_concurrency=5),
 )
 
 # The sweeper runs on this schedule (EventBridge rule deployed, a timer locally).

@@ -23,13 +23,14 @@ from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.payments.registry import PROVIDERS
-from shop.services import catalog, fulfilment, payments
+from shop.services import catalog, fulfilment, inventory, payments
 from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
 
 pytestmark = pytest.mark.ddblocal
 SKUS = ["INV-A", "INV-B", "INV-C"]
+SHARDS = {"INV-A": 3, "INV-B": 1, "INV-C": 2}  # every invariant is checked over shards too
 ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
 SOAK = bool(os.environ.get("SOAK"))
 CHECKS = Counter()  # invariant checks run, for the closing figures
@@ -39,9 +40,13 @@ NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1
 class QueuedRestocks:
     def __init__(self):
         self.messages: list[RestockRequest] = []
+        self.rebalances: list[str] = []
 
     def request_restock(self, message_id, sku, quantity, order_id, reason):
         self.messages.append(RestockRequest(message_id, sku, quantity, order_id, reason))
+
+    def request_rebalance(self, sku):
+        self.rebalances.append(sku)
 
 
 def build_machine(ports_factory, fakes):
@@ -59,9 +64,23 @@ def build_machine(ports_factory, fakes):
             self.n = 0
             for code in SKUS:
                 policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
-                catalog.upsert_sku(self.ports, code, catalog.SkuDetails(
-                    name=code, price=Money(700, "USD"), on_hand=6, stock_policy=catalog.StockPolicy(policy)),
-                    actor="admin:t")
+                catalog.upsert_sku(self.ports, code, self._details(code, SHARDS[code]), actor="admin:t")
+                catalog.adjust_stock(self.ports, code, 6, reason="initial", actor="admin:t")
+
+        def _details(self, code, shards):
+            policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
+            return catalog.SkuDetails(name=code, price=Money(700, "USD"), stock_policy=catalog.StockPolicy(policy),
+                                      stock_shards=shards)
+
+        @rule(sku=st.sampled_from(SKUS), shards=st.integers(1, 4))
+        def change_shards(self, sku, shards):
+            """An operator changes how many stock items a SKU spreads over, while it is on sale."""
+            catalog.upsert_sku(self.ports, sku, self._details(sku, shards), actor="admin:t")
+            CHECKS["shard_changes"] += 1
+
+        @rule(sku=st.sampled_from(SKUS))
+        def rebalance(self, sku):
+            inventory.rebalance(self.ports, sku)
 
         def _place(self, customer, key, items, provider):
             request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider)
@@ -192,7 +211,7 @@ def build_machine(ports_factory, fakes):
                     entries += page
                     if not cursor:
                         break
-                assert [e.seq for e in entries] == list(range(1, sku.stock_seq + 1))
+                assert all(levels.is_consistent for levels in sku.shard_levels.values())
                 for e in entries:
                     totals.update(e.delta.to_dict())
                     if e.order_id:
@@ -257,4 +276,4 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
         derandomize=not SOAK, database=None, suppress_health_check=list(HealthCheck))
     machine.TestCase().runTest()
     print(f"stateful: {CHECKS['checks']} invariant checks, all held; steps included "
-          f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments")
+          f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments and {CHECKS['shard_changes']} shard count changes")

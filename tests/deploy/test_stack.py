@@ -20,7 +20,7 @@ PAYMENT_ENV = {"PAYMENT_PROVIDERS_ENABLED", "PAYMENT_SECRET_PREFIX"}
 # What each function's role may do; every statement of every role must be one of these, on this stack's resource.
 TABLE_RW = {"table:read", "table:write"}
 EXPECTED_GRANTS = {
-    "create_order": TABLE_RW | {"events:put", "states:start", "secrets:read"},
+    "create_order": TABLE_RW | {"events:put", "states:start", "secrets:read", "sqs:send:restock"},
     "orders_api": TABLE_RW | {"events:put", "states:start", "sqs:send:restock", "secrets:read"},  # reorder, cancel
     "catalog_api": {"table:read"},
     "admin_api": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
@@ -215,6 +215,8 @@ def test_consumers_report_partial_batch_failures(resources):
         assert mapping["FunctionName"] == {"Ref": functions[spec.consumer][0]}
         assert mapping["BatchSize"] == spec.batch_size
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        # Bounded consumers: a burst of expiries after a sale is worked off without the consumer fighting itself.
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": spec.max_concurrency}
 
 
 def test_functions_arm64_newest_python_traced_json_logs_one_asset(resources):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import replace
 
@@ -9,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shop.domain import stock
+from shop.domain import shards, stock
 from shop.domain.errors import InsufficientStock, InvalidTransition, Unprocessable
 from shop.domain.ids import new_order_id, new_order_number
 from shop.domain.money import Money
 from shop.domain.orders import ALLOWED_TRANSITIONS, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
-from shop.services.orders import check_catalog, merge_lines, release_order_lines, sell_order_lines, stock_events
-from shop.services.ports import StaleWrite
+from shop.services.inventory import release_order_lines, sell_reserved_lines
+from shop.services.orders import check_catalog, merge_lines
 
 AT = "2026-11-25T10:00:00.000Z"
 S = OrderStatus
@@ -24,7 +25,7 @@ S = OrderStatus
 
 def sku(code="TEE", available=10, reserved=0, sold=0, **extra) -> Sku:
     levels = StockLevels(available + reserved, available, reserved, sold)
-    return Sku(code, code.title(), Money(1999, "EUR"), levels=levels, stock_seq=1, **extra)
+    return Sku(code, code.title(), Money(1999, "EUR"), **extra).with_shard_levels({0: levels})
 
 
 def order(status=S.PENDING_PAYMENT, lines=(("TEE", 2),), **extra) -> Order:
@@ -53,87 +54,112 @@ def test_order_total_is_the_sum_of_catalog_prices():
 
 # --- stock operations ------------------------------------------------------------------------------
 
-def test_allocate_moves_available_to_reserved_and_counts_the_ledger_seq():
-    movement = stock.allocate(sku(available=5), 2, at=AT, actor="customer:alice", order_id="ord_x")
-    assert movement.levels == StockLevels(5, 3, 2, 0)
-    assert movement.delta == StockLevels(0, -2, 2, 0)
-    assert (movement.seq, movement.expected_seq, movement.reason) == (2, 1, "order_placed")
+def apply(levels: StockLevels, movement: stock.StockMovement) -> StockLevels:
+    """What the store does: the delta is added only if every guard holds (else the write is refused)."""
+    if any(getattr(levels, name) < need for name, need in movement.guards().items()):
+        raise InsufficientStock("guard failed")
+    return levels + movement.delta
 
 
-def test_allocate_names_the_shortage():
-    with pytest.raises(InsufficientStock) as short:
-        stock.allocate(sku(available=1), 3, at=AT, actor="a", order_id="ord_x")
-    assert short.value.extra == {"shortages": [{"sku": "TEE", "requested": 3, "available": 1}]}
+def test_movements_are_deltas_with_guards_on_what_they_lower():
+    allocate = stock.allocate("TEE", 3, 2, at=AT, actor="customer:alice", order_id="ord_x")
+    assert (allocate.shard, allocate.delta, allocate.guards()) == (3, StockLevels(0, -2, 2, 0), {"available": 2})
+    assert stock.deallocate("TEE", 0, 2, at=AT, actor="a", order_id="o", reason="x").guards() == {"reserved": 2}
+    assert stock.sell_allocated("TEE", 0, 2, at=AT, actor="a", order_id="o").guards() == {"reserved": 2}
+    assert stock.sell_unallocated("TEE", 0, 2, at=AT, actor="a", order_id="o").guards() == {"available": 2}
+    assert stock.return_sold("TEE", 0, 1, at=AT, actor="a", order_id="o", reason="r").guards() == {"sold": 1}
+    assert stock.adjust("TEE", 0, 5, at=AT, actor="a", reason="delivery").guards() == {}
+    assert stock.adjust("TEE", 0, -5, at=AT, actor="a", reason="shrinkage").guards() == {"available": 5}
+    assert allocate.movement_id != stock.allocate("TEE", 3, 2, at=AT, actor="a", order_id="o").movement_id
 
 
 def test_sale_release_return_and_adjust():
-    held = sku(available=3, reserved=2)
-    assert stock.sell_allocated(held, 2, at=AT, actor="a", order_id="o").levels == StockLevels(3, 3, 0, 2)
-    assert stock.deallocate(held, 2, at=AT, actor="a", order_id="o", reason="x").levels == StockLevels(5, 5, 0, 0)
-    assert stock.sell_unallocated(held, 3, at=AT, actor="a", order_id="o").levels == StockLevels(2, 0, 2, 3)
-    sold = sku(available=0, sold=4)
-    assert stock.return_sold(sold, 1, at=AT, actor="a", order_id="o", reason="r").levels == StockLevels(1, 1, 0, 3)
-    assert stock.adjust(held, -3, at=AT, actor="a", reason="shrinkage").levels == StockLevels(2, 0, 2, 0)
+    held = StockLevels(5, 3, 2, 0)
+    assert apply(held, stock.sell_allocated("T", 0, 2, at=AT, actor="a", order_id="o")) == StockLevels(3, 3, 0, 2)
+    assert apply(held, stock.deallocate("T", 0, 2, at=AT, actor="a", order_id="o", reason="x")) == StockLevels(5, 5, 0, 0)
+    assert apply(held, stock.sell_unallocated("T", 0, 3, at=AT, actor="a", order_id="o")) == StockLevels(2, 0, 2, 3)
+    assert apply(StockLevels(0, 0, 0, 4), stock.return_sold("T", 0, 1, at=AT, actor="a", order_id="o", reason="r")) \
+        == StockLevels(1, 1, 0, 3)
+    assert apply(held, stock.adjust("T", 0, -3, at=AT, actor="a", reason="shrinkage")) == StockLevels(2, 0, 2, 0)
 
 
-def test_operations_refuse_to_break_the_invariants():
-    held = sku(available=3, reserved=2)
-    with pytest.raises(stock.InconsistentLevels):
-        stock.deallocate(held, 3, at=AT, actor="a", order_id="o", reason="x")  # more than reserved
-    with pytest.raises(stock.InconsistentLevels):
-        stock.sell_allocated(held, 3, at=AT, actor="a", order_id="o")
-    with pytest.raises(stock.InconsistentLevels):
-        stock.return_sold(held, 1, at=AT, actor="a", order_id=None, reason="r")  # nothing sold
-    with pytest.raises(InsufficientStock):
-        stock.adjust(held, -4, at=AT, actor="a", reason="x")  # would eat reserved units
-    with pytest.raises(InsufficientStock):
-        stock.sell_unallocated(held, 4, at=AT, actor="a", order_id="o")
+def test_guards_refuse_what_would_break_the_invariants():
+    held = StockLevels(5, 3, 2, 0)
+    for movement in (stock.deallocate("T", 0, 3, at=AT, actor="a", order_id="o", reason="x"),  # more than reserved
+                     stock.sell_allocated("T", 0, 3, at=AT, actor="a", order_id="o"),
+                     stock.return_sold("T", 0, 1, at=AT, actor="a", order_id=None, reason="r"),  # nothing sold
+                     stock.adjust("T", 0, -4, at=AT, actor="a", reason="x"),  # would eat reserved units
+                     stock.sell_unallocated("T", 0, 4, at=AT, actor="a", order_id="o")):
+        with pytest.raises(InsufficientStock):
+            apply(held, movement)
     for bad in (0, -1, True, 1.0):
         with pytest.raises(ValueError):
-            stock.allocate(held, bad, at=AT, actor="a", order_id="o")  # type: ignore[arg-type]
+            stock.allocate("T", 0, bad, at=AT, actor="a", order_id="o")  # type: ignore[arg-type]
     with pytest.raises(Unprocessable):
-        stock.adjust(held, 0, at=AT, actor="a", reason="x")
+        stock.adjust("T", 0, 0, at=AT, actor="a", reason="x")
 
 
 OPERATIONS = st.lists(st.tuples(st.sampled_from(["allocate", "deallocate", "sell_allocated", "sell_unallocated",
-                                                  "return_sold", "adjust"]), st.integers(-5, 5)), max_size=40)
+                                                  "return_sold", "adjust", "move"]), st.integers(-5, 5),
+                                st.integers(0, 3), st.integers(0, 3)), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
 @given(OPERATIONS)
-def test_any_sequence_keeps_levels_consistent_and_the_ledger_sums_to_the_levels(operations):
-    current = sku(available=5)
-    initial = current.levels
-    deltas = []
-    for name, n in operations:
+def test_any_sequence_over_shards_keeps_each_consistent_and_the_ledger_sums_to_the_levels(operations):
+    shard_levels = {n: StockLevels(5, 5, 0, 0) for n in range(4)}
+    initial = StockLevels(20, 20, 0, 0)
+    ledger = []
+    for name, n, shard, other in operations:
         try:
             if name == "adjust":
-                movement = stock.adjust(current, n, at=AT, actor="a", reason="x")
+                movements = [stock.adjust("T", shard, n, at=AT, actor="a", reason="x")]
+            elif name == "move":
+                movements = stock.move("T", shard, other, n, at=AT, actor="a") if shard != other else []
             elif name in ("deallocate", "return_sold"):
-                movement = getattr(stock, name)(current, n, at=AT, actor="a", order_id="o", reason="x")
+                movements = [getattr(stock, name)("T", shard, n, at=AT, actor="a", order_id="o", reason="x")]
             else:
-                movement = getattr(stock, name)(current, n, at=AT, actor="a", order_id="o")
-        except (ValueError, InsufficientStock, stock.InconsistentLevels, Unprocessable):
+                movements = [getattr(stock, name)("T", shard, n, at=AT, actor="a", order_id="o")]
+            after = dict(shard_levels)
+            for movement in movements:  # all or nothing, like one transaction
+                after[movement.shard] = apply(after[movement.shard], movement)
+        except (ValueError, InsufficientStock, Unprocessable):
             continue
-        assert movement.seq == current.stock_seq + 1
-        current = current.with_levels(movement.levels, movement.seq, AT)
-        deltas.append(movement.delta)
-        assert current.levels.is_consistent
+        shard_levels = after
+        ledger += movements
+        assert all(levels.is_consistent for levels in shard_levels.values())
     total = initial
-    for delta in deltas:
-        total = total + delta
-    assert total == current.levels
+    for movement in ledger:
+        total = total + movement.delta
+    assert total == Sku("T", "T", Money(1, "EUR")).with_shard_levels(shard_levels).levels
 
 
-def test_availability_and_threshold_events():
+def test_shard_plans_take_from_one_shard_when_one_can_else_from_the_fullest():
+    rng = random.Random(7)
+    assert shards.plan_take("T", 3, {0: 1, 1: 5, 2: 3}, 3, rng) in ([(1, 3)], [(2, 3)])
+    assert shards.plan_take("T", 7, {0: 1, 1: 5, 2: 3}, 3, rng) == [(1, 5), (2, 2)]
+    assert shards.plan_take("T", 1, {0: 0, 1: 0, 5: 1}, 2, rng) == [(5, 1)]  # the last unit, in a retired shard
+    with pytest.raises(InsufficientStock) as short:
+        shards.plan_take("T", 10, {0: 1, 1: 5, 2: 3}, 3, rng)
+    assert short.value.extra == {"shortages": [{"sku": "T", "requested": 10, "available": 9}]}
+    assert {shards.pick_shard(4, rng) for _ in range(200)} == {0, 1, 2, 3}
+
+
+def test_rebalance_evens_live_shards_and_empties_retired_ones():
+    moves = shards.plan_rebalance({0: 0, 1: 10, 2: 2, 3: 5}, 3)
+    after = {0: 0, 1: 10, 2: 2, 3: 5}
+    for source, target, units in moves:
+        assert units > 0 and after[source] >= units
+        after[source] -= units
+        after[target] += units
+    assert after[3] == 0 and sorted(after[n] for n in range(3)) == [5, 6, 6]
+    assert shards.plan_rebalance({0: 4, 1: 4}, 2) == []
+
+
+def test_availability():
     assert sku(available=0).availability() == "sold_out"
     assert sku(available=2, low_stock_threshold=2).availability() == "low_stock"
     assert sku(available=3, low_stock_threshold=2).availability() == "in_stock"
-    skus = {"TEE": sku(available=3, low_stock_threshold=2), "CAP": sku("CAP", available=1)}
-    movements = [stock.allocate(skus["TEE"], 1, at=AT, actor="a", order_id="o"),
-                 stock.allocate(skus["CAP"], 1, at=AT, actor="a", order_id="o")]
-    assert stock_events(skus, movements) == [("stock.low", {"sku": "TEE", "available": 2}),
-                                             ("stock.sold_out", {"sku": "CAP"})]
 
 
 # --- orders ----------------------------------------------------------------------------------------
@@ -159,16 +185,14 @@ def test_only_unpaid_orders_hold_a_reservation():
     assert deducted.reserved_quantities() == {}
 
 
-def test_selling_and_releasing_an_orders_lines():
-    skus = {"TEE": sku(available=8, reserved=2)}
-    sold = sell_order_lines(order(), skus, AT, "a")
-    assert [m.levels for m in sold] == [StockLevels(8, 8, 0, 2)]
-    late = sell_order_lines(order(S.EXPIRED), {"TEE": sku(available=10)}, AT, "a")  # reservation already released
-    assert [m.levels for m in late] == [StockLevels(8, 8, 0, 2)]
-    released = release_order_lines(order(), skus, AT, "a", "payment_window_expired")
-    assert [(m.levels, m.reason) for m in released] == [(StockLevels(10, 10, 0, 0), "payment_window_expired")]
-    with pytest.raises(StaleWrite):  # levels read before a concurrent change: re-read, never go negative
-        release_order_lines(order(), {"TEE": sku(available=10)}, AT, "a", "x")
+def test_releasing_and_selling_go_to_the_shards_holding_the_lines():
+    placed = order().with_allocations({"TEE": [(2, 1), (5, 1)]})
+    released = release_order_lines(placed, AT, "a", "payment_window_expired")
+    assert [(m.shard, m.delta, m.reason) for m in released] == [
+        (2, StockLevels(0, 1, -1, 0), "payment_window_expired"), (5, StockLevels(0, 1, -1, 0), "payment_window_expired")]
+    assert [(m.shard, m.delta) for m in sell_reserved_lines(placed, AT, "a")] == [
+        (2, StockLevels(-1, 0, -1, 1)), (5, StockLevels(-1, 0, -1, 1))]
+    assert release_order_lines(replace(placed, status=S.EXPIRED), AT, "a", "x") == []  # holds nothing any more
 
 
 def test_shipping_a_paid_order_in_parcels():
@@ -192,8 +216,7 @@ def test_catalog_checks_name_every_problem():
     skus = {"TEE": sku(available=1), "OLD": sku("OLD", active=False), "USD": replace(sku("USD"), price=Money(1, "USD")),
             "CAP": sku("CAP", max_per_order=2)}
     cases = [({"NOPE": 1}, Unprocessable, "unknown"), ({"OLD": 1}, Unprocessable, "inactive"),
-             ({"TEE": 1, "USD": 1}, Unprocessable, "currencies"), ({"CAP": 3}, Unprocessable, "max_per_order"),
-             ({"TEE": 2}, InsufficientStock, "shortages")]
+             ({"TEE": 1, "USD": 1}, Unprocessable, "currencies"), ({"CAP": 3}, Unprocessable, "max_per_order")]
     for wanted, error, mention in cases:
         with pytest.raises(error) as raised:
             check_catalog(wanted, skus)

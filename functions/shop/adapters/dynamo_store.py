@@ -1,8 +1,9 @@
 """DynamoDB persistence: every state change is one TransactWriteItems.
 
-Stock movements are conditional on the SKU's stock_seq (optimistic concurrency):
-the ledger entry carries exact resulting levels and a gap-free sequence, and a
-stale read can never overwrite a newer level. Callers retry on StaleWrite.
+Stock movements are conditional arithmetic on one stock shard (`ADD` the delta, with a guard that
+every level it lowers holds enough), written with their ledger entry in the same transaction: no
+read of levels precedes a stock write, so concurrent orders for a SKU never conflict in our code.
+Orders are optimistic instead: every write is conditional on the version it was computed from.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -21,11 +23,14 @@ from shop.adapters.aws import client
 from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
-from shop.domain.skus import Sku
+from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
-from shop.services.ports import Commit, CommitRejected, StaleWrite, Throttled
+from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort, Throttled
 
 MAX_PAGE = 100
+# How long an order may price from a catalog entry read before (per container). Never charged wrong:
+# the stock write checks the price and active flag on the shard; a stale entry only costs a retry.
+CATALOG_CACHE_SECONDS = 1.0
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
@@ -102,37 +107,86 @@ class DynamoShopStore:
     def __init__(self, table_name: str):
         self.table = table_name
         self.db = client("dynamodb")
+        self._catalog_cache: dict[str, tuple[float, Sku]] = {}
 
     # ---- reads -------------------------------------------------------------
 
-    def get_sku(self, code: str) -> Sku | None:
-        got = self.db.get_item(TableName=self.table, Key=it.encode(it.sku_key(code)), ConsistentRead=True)
-        return it.sku_from_item(it.decode(got["Item"])) if "Item" in got else None
-
-    def get_skus(self, codes: list[str]) -> dict[str, Sku]:
-        return self.get_skus_and_item(codes, None)[0]
-
-    def get_skus_and_item(self, codes: list[str], key: dict[str, str] | None
-                          ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
-        """SKUs plus one other item in one BatchGetItem (plus re-requests of unprocessed keys)."""
-        found: dict[str, Sku] = {}
-        other: dict[str, Any] | None = None
-        keys = [it.encode(it.sku_key(c)) for c in dict.fromkeys(codes)]
-        if key:
-            keys.append(it.encode(key))
-        while keys:
-            batch, keys = keys[:100], keys[100:]
-            request = {self.table: {"Keys": batch, "ConsistentRead": True}}
+    def _batch_get(self, keys: list[dict[str, str]], consistent: bool) -> list[dict[str, Any]]:
+        """Items by key in BatchGetItems of 100 (plus re-requests of unprocessed keys)."""
+        found: list[dict[str, Any]] = []
+        pending = [it.encode(k) for k in {(k["pk"], k["sk"]): k for k in keys}.values()]
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            request = {self.table: {"Keys": batch, "ConsistentRead": consistent}}
             while request:
                 got = self.db.batch_get_item(RequestItems=request)
-                for raw in got["Responses"].get(self.table, []):
-                    item = it.decode(raw)
-                    if item.get("entity") == "SKU":
-                        found[item["sku"]] = it.sku_from_item(item)
-                    else:
-                        other = item
+                found.extend(it.decode(raw) for raw in got["Responses"].get(self.table, []))
                 request = got.get("UnprocessedKeys") or {}
+        return found
+
+    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
+                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+        """Catalog entries (no stock levels) plus one other item, in one BatchGetItem.
+
+        Not `consistent`: entries read in the last CATALOG_CACHE_SECONDS come from this container's
+        memory, so a hot SKU's catalog item is not read by every order (an item serves ~3,000 read
+        units/s). Safe because an order's stock write re-checks active and price on the shard itself."""
+        found: dict[str, Sku] = {}
+        other: dict[str, Any] | None = None
+        now = time.monotonic()
+        wanted = list(codes)
+        if not consistent:
+            cached = {c: hit[1] for c in codes if (hit := self._catalog_cache.get(c)) and hit[0] > now}
+            found.update(cached)
+            wanted = [c for c in codes if c not in cached]
+        if not wanted and key is None:
+            return found, None
+        for item in self._batch_get([it.sku_key(c) for c in wanted] + ([key] if key else []), consistent):
+            if item.get("entity") == "SKU":
+                found[item["sku"]] = self._remember(it.sku_from_item(item), now)
+            else:
+                other = item
         return found, other
+
+    def _remember(self, sku: Sku, now: float) -> Sku:
+        if len(self._catalog_cache) > 10_000:
+            self._catalog_cache.clear()
+        self._catalog_cache[sku.sku] = (now + CATALOG_CACHE_SECONDS, sku)
+        return sku
+
+    def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
+        return self.get_catalog_and_item(codes, None, consistent=consistent)[0]
+
+    def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
+                     ) -> dict[str, dict[int, StockLevels]]:
+        """Levels of the given shard items of each SKU (SKU -> shard numbers)."""
+        levels: dict[str, dict[int, StockLevels]] = {code: {} for code in shards}
+        keys = [it.shard_key(code, n) for code, numbers in shards.items() for n in numbers]
+        for item in self._batch_get(keys, consistent):
+            levels[item["sku"]][int(item["shard"])] = it.shard_levels_from_item(item)
+        return levels
+
+    def get_sku(self, code: str) -> Sku | None:
+        """The catalog entry with its stock: every shard read, consistently, and summed."""
+        sku = self.get_catalog([code]).get(code)
+        if sku is None:
+            return None
+        return sku.with_shard_levels(self.shard_levels({code: list(range(sku.shard_items))})[code])
+
+    def set_stock_state(self, code: str, state: str, expected: str) -> bool:
+        """Record the stock state a stock event announced, once: False if someone else recorded it first."""
+        self._catalog_cache.pop(code, None)
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=it.encode(it.sku_key(code)), UpdateExpression="SET stock_state = :new",
+                ConditionExpression="attribute_exists(pk) AND (stock_state = :expected OR "
+                                    "(attribute_not_exists(stock_state) AND :expected = :in_stock))",
+                ExpressionAttributeValues=it.encode({":new": state, ":expected": expected, ":in_stock": "in_stock"}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get_order(self, order_id: str) -> Order | None:
         got = self.db.get_item(TableName=self.table, Key=it.encode(it.order_key(order_id)), ConsistentRead=True)
@@ -286,45 +340,41 @@ class DynamoShopStore:
         return [item["pk"].removeprefix("ORDER#") for item in merged[:limit]]
 
     def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ledger)",
-            "ExpressionAttributeValues": it.encode({":pk": f"SKU#{code}", ":ledger": "LEDGER#"}),
-            "ScanIndexForward": True,
-            "Limit": min(limit, MAX_PAGE),
-            "ConsistentRead": True,
-        }
-        start = decode_cursor(cursor, {"pk", "sk"}, {"pk": f"SKU#{code}"})
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        got = self.db.query(**kwargs)
-        entries = [it.movement_from_item(it.decode(raw)) for raw in got.get("Items", [])]
-        return entries, encode_cursor(got.get("LastEvaluatedKey"))
+        """A SKU's stock movements, oldest first, merged over its shards' ledgers (each sorted by
+        "{at}#{movement_id}"); the cursor is the last sort key emitted."""
+        catalog = self.get_catalog([code]).get(code)
+        shard_items = catalog.shard_items if catalog else 1
+        scope = listing_scope("ledger", code)
+        last = decode_listing_cursor(cursor, scope)
+        want = max(1, min(limit, MAX_PAGE))
+        requests = [{
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": True,
+            "KeyConditionExpression": "pk = :pk" + (" AND sk > :last" if last else ""),
+            "ExpressionAttributeValues": it.encode({":pk": it.ledger_partition(code, n),
+                                                    **({":last": last} if last else {})}),
+        } for n in range(max(1, shard_items))]
+        results = self._fan_out(requests, want)
+        merged = sorted((item for items, _ in results for item in items), key=lambda item: item["sk"])
+        page = merged[:want]
+        more = len(merged) > want or any(more for _, more in results)
+        next_cursor = encode_listing_cursor(scope, page[-1]["sk"]) if more and page else None
+        return [it.movement_from_item(item) for item in page], next_cursor
 
     # ---- the one write path ----------------------------------------------
 
     def commit(self, commit: Commit) -> None:
         operations: list[tuple[str, dict[str, Any]]] = []
-        written_whole = commit.sku_put[0].sku if commit.sku_put else None
+        for (code, shard), delta in _net_deltas(commit.movements).items():
+            operations.append((f"stock:{code}", self._shard_update(code, shard, delta, commit.catalog_guards.get(code))))
         for movement in commit.movements:
-            if movement.sku != written_whole:
-                operations.append(("sku", self._movement_update(movement)))
             operations.append(("ledger", {"Put": {
                 "TableName": self.table,
                 "Item": it.encode(it.movement_to_item(movement)),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }}))
         if commit.sku_put:
-            sku, expected = commit.sku_put
-            put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(it.sku_to_item(sku))}
-            if expected is None:
-                put["ConditionExpression"] = "attribute_not_exists(pk)"
-                label = "sku_new"
-            else:
-                put["ConditionExpression"] = "stock_seq = :seq"
-                put["ExpressionAttributeValues"] = it.encode({":seq": expected})
-                label = "sku"
-            operations.append((label, {"Put": put}))
+            operations.extend(self._catalog_writes(*commit.sku_put))
+            self._catalog_cache.pop(commit.sku_put[0].sku, None)
         if commit.new_order:
             operations.append(("order_new", {"Put": {
                 "TableName": self.table,
@@ -355,6 +405,60 @@ class DynamoShopStore:
         if len(operations) > 100:
             raise Unprocessable("too many items for one transaction", {"items": len(operations)})
         self._transact(operations)
+
+    def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None) -> dict[str, Any]:
+        """Conditional arithmetic: ADD the delta if every level it lowers holds enough (and, for an order,
+        if the SKU is still for sale at the price the order charges)."""
+        guards = {name: -change for name, change in (("available", delta.available), ("reserved", delta.reserved),
+                                                      ("sold", delta.sold)) if change < 0}
+        conditions = ["attribute_exists(pk)"] + [f"#{name} >= :need_{name}" for name in guards]
+        values: dict[str, Any] = {":on_hand": delta.on_hand, ":available": delta.available,
+                                  ":reserved": delta.reserved, ":sold": delta.sold, ":one": 1,
+                                  **{f":need_{name}": need for name, need in guards.items()}}
+        if catalog is not None:
+            conditions.append("#active = :active AND #price = :price AND #currency = :currency")
+            values.update({":active": True, ":price": catalog.price.amount, ":currency": catalog.price.currency})
+        return {"Update": {
+            "TableName": self.table,
+            "Key": it.encode(it.shard_key(code, shard)),
+            "UpdateExpression": "ADD #on_hand :on_hand, #available :available, #reserved :reserved, #sold :sold, "
+                                "#movements :one",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": _names("on_hand", "available", "reserved", "sold", "movements",
+                                               *(("active", "price", "currency") if catalog else ())),
+            "ExpressionAttributeValues": it.encode(values),
+        }}
+
+    def _catalog_writes(self, sku: Sku, expected_version: int | None) -> list[tuple[str, dict[str, Any]]]:
+        """The catalog entry (conditional on the version read: operators' edits never cross) and, on every
+        shard item, the copies an order's write checks (created with zero stock if new)."""
+        item = {**it.sku_to_item(sku), "catalog_version": (expected_version or 0) + 1}
+        put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(item)}
+        if expected_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "catalog_version = :v"
+            put["ExpressionAttributeValues"] = it.encode({":v": expected_version})
+        writes: list[tuple[str, dict[str, Any]]] = [("sku_new" if expected_version is None else "sku", {"Put": put})]
+        for shard in range(sku.shard_items):
+            writes.append(("shard", {"Update": {
+                "TableName": self.table,
+                "Key": it.encode(it.shard_key(sku.sku, shard)),
+                "UpdateExpression": "SET #entity = :entity, #sku = :sku, #shard = :shard, #active = :active, "
+                                    "#price = :price, #currency = :currency, "
+                                    + ", ".join(f"#{n} = if_not_exists(#{n}, :zero)"
+                                                for n in ("on_hand", "available", "reserved", "sold")),
+                "ExpressionAttributeNames": _names("entity", "sku", "shard", "active", "price", "currency", "on_hand",
+                                                   "available", "reserved", "sold"),
+                "ExpressionAttributeValues": it.encode({
+                    ":entity": "STOCK", ":sku": sku.sku, ":shard": shard, ":active": sku.active,
+                    ":price": sku.price.amount, ":currency": sku.price.currency, ":zero": 0}),
+            }}))
+        return writes
+
+    def catalog_version(self, code: str) -> int | None:
+        item = self.get_item(it.sku_key(code))
+        return int(item.get("catalog_version", 0)) if item else None
 
     def _holds_update(self, commit: Commit) -> dict[str, Any] | None:
         """ADD to the customer's unpaid holdings what this write changes: +1 order and its reserved units for a
@@ -393,28 +497,6 @@ class DynamoShopStore:
         update["ExpressionAttributeValues"] = it.encode(values)
         return {"Update": update}
 
-    def _movement_update(self, movement: StockMovement) -> dict[str, Any]:
-        levels = movement.levels
-        # Units leaving `available` need that many there now; the seq check makes the read current.
-        needed = max(0, -movement.delta.available)
-        return {"Update": {
-            "TableName": self.table,
-            "Key": it.encode(it.sku_key(movement.sku)),
-            "UpdateExpression": "SET on_hand = :on_hand, available = :available, reserved = :reserved, "
-                                "sold = :sold, stock_seq = :seq, updated_at = :at",
-            "ConditionExpression": "stock_seq = :expected AND available >= :needed",
-            "ExpressionAttributeValues": it.encode({
-                ":on_hand": levels.on_hand,
-                ":available": levels.available,
-                ":reserved": levels.reserved,
-                ":sold": levels.sold,
-                ":seq": movement.seq,
-                ":at": movement.at,
-                ":expected": movement.expected_seq,
-                ":needed": needed,
-            }),
-        }}
-
     def _transact(self, operations: list[tuple[str, dict[str, Any]]]) -> None:
         try:
             self.db.transact_write_items(TransactItems=[op for _, op in operations])
@@ -435,20 +517,39 @@ class DynamoShopStore:
     def _raise_for_cancellation(operations: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]]) -> None:
         rejected: set[str] = set()
         existing: dict[str, dict[str, Any]] = {}
-        retryable = False
+        short: set[str] = set()
+        stale = False
         for (label, _), reason in zip(operations, reasons):
             code = reason.get("Code", "None")
             if code == "ConditionalCheckFailed":
-                if label in {"sku", "order", "ledger"}:
-                    retryable = True
+                if label.startswith("stock:"):
+                    short.add(label.removeprefix("stock:"))
+                elif label in {"sku", "order", "ledger", "shard"}:
+                    stale = True
                 else:
                     rejected.add(label)
                     if reason.get("Item"):
                         existing[label] = it.decode(reason["Item"])
             elif code in {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}:
-                retryable = True
+                stale = True
+        if stale and not rejected:  # what we read changed: read again, decide again
+            raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))
         if rejected:
             raise CommitRejected(rejected, existing)
-        if retryable or not reasons:
-            raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))
-        raise StaleWrite("transaction cancelled")
+        if short:
+            raise StockShort(short)
+        raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))
+
+
+def _names(*attributes: str) -> dict[str, str]:
+    """Placeholders for attribute names (several are DynamoDB reserved words): "#x" -> "x", "#price" -> price_amount."""
+    return {f"#{a}": ("price_amount" if a == "price" else a) for a in attributes}
+
+
+def _net_deltas(movements: list[StockMovement]) -> dict[tuple[str, int], StockLevels]:
+    """One update per stock item (a transaction may touch an item once): the movements' deltas summed."""
+    net: dict[tuple[str, int], StockLevels] = {}
+    for movement in movements:
+        key = (movement.sku, movement.shard)
+        net[key] = net.get(key, StockLevels()) + movement.delta
+    return net

@@ -40,8 +40,18 @@ def sku_key(code: str) -> dict[str, str]:
     return {"pk": f"SKU#{code}", "sk": "SKU"}
 
 
-def ledger_key(code: str, seq: int) -> dict[str, str]:
-    return {"pk": f"SKU#{code}", "sk": f"LEDGER#{seq:012d}"}
+def shard_key(code: str, shard: int) -> dict[str, str]:
+    """One stock item of a SKU: its own partition, so shards of a hot SKU spread over partitions."""
+    return {"pk": f"STOCK#{code}#{shard}", "sk": "STOCK"}
+
+
+def ledger_partition(code: str, shard: int) -> str:
+    """The ledger of one shard: written at the shard's rate, next to nothing else."""
+    return f"LEDGER#{code}#{shard}"
+
+
+def ledger_key(movement: StockMovement) -> dict[str, str]:
+    return {"pk": ledger_partition(movement.sku, movement.shard), "sk": f"{movement.at}#{movement.movement_id}"}
 
 
 def order_key(order_id: str) -> dict[str, str]:
@@ -61,11 +71,8 @@ def idempotency_key(customer_id: str, key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
 
 
-def levels_to_item(levels: StockLevels) -> dict[str, int]:
-    return levels.to_dict()
-
-
 def sku_to_item(sku: Sku) -> dict[str, Any]:
+    """The catalog entry (no stock: that lives in the shards)."""
     return {
         **sku_key(sku.sku),
         "entity": "SKU",
@@ -78,8 +85,9 @@ def sku_to_item(sku: Sku) -> dict[str, Any]:
         "max_per_order": sku.max_per_order,
         "low_stock_threshold": sku.low_stock_threshold,
         "payment_window_seconds": sku.payment_window_seconds,
-        **levels_to_item(sku.levels),
-        "stock_seq": sku.stock_seq,
+        "stock_shards": sku.stock_shards,
+        "shard_items": sku.shard_items,
+        "stock_state": sku.stock_state,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
     }
@@ -95,32 +103,26 @@ def sku_from_item(item: dict[str, Any]) -> Sku:
         max_per_order=item.get("max_per_order"),
         low_stock_threshold=item.get("low_stock_threshold"),
         payment_window_seconds=item.get("payment_window_seconds"),
-        levels=StockLevels(item["on_hand"], item["available"], item["reserved"], item["sold"]),
-        stock_seq=item["stock_seq"],
+        stock_shards=item.get("stock_shards", 1),
+        shard_items=item.get("shard_items", 1),
+        stock_state=item.get("stock_state", "in_stock"),
         created_at=item.get("created_at", ""),
         updated_at=item.get("updated_at", ""),
     )
 
 
+def shard_levels_from_item(item: dict[str, Any]) -> StockLevels:
+    return StockLevels(item.get("on_hand", 0), item.get("available", 0), item.get("reserved", 0), item.get("sold", 0))
+
+
 def movement_to_item(movement: StockMovement) -> dict[str, Any]:
-    return {
-        **ledger_key(movement.sku, movement.seq),
-        "entity": "LEDGER",
-        **movement.to_dict(),
-    }
+    return {**ledger_key(movement), "entity": "LEDGER", **movement.to_dict()}
 
 
 def movement_from_item(item: dict[str, Any]) -> StockMovement:
-    return StockMovement(
-        sku=item["sku"],
-        seq=item["seq"],
-        at=item["at"],
-        actor=item["actor"],
-        reason=item["reason"],
-        order_id=item.get("order_id"),
-        delta=StockLevels(**item["delta"]),
-        levels=StockLevels(**item["levels"]),
-    )
+    return StockMovement(sku=item["sku"], shard=item.get("shard", 0), at=item["at"], actor=item["actor"],
+                         reason=item["reason"], order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
+                         movement_id=item.get("movement_id", ""))
 
 
 def index_shard(order_id: str) -> int:
@@ -155,6 +157,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
                 "quantity": line.quantity,
                 "unit_amount": line.unit_price.amount,
                 "stock_policy": line.stock_policy.value,
+                "allocations": [{"shard": shard, "quantity": units} for shard, units in line.allocations] or None,
             }
             for line in order.lines
         ],
@@ -204,6 +207,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
                 quantity=line["quantity"],
                 unit_price=Money(line["unit_amount"], currency),
                 stock_policy=StockPolicy(line.get("stock_policy", StockPolicy.RESERVE_ON_ORDER.value)),
+                allocations=tuple((a["shard"], a["quantity"]) for a in line.get("allocations") or ()),
             )
             for line in item["lines"]
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from shop.adapters.aws import client
 
@@ -28,3 +29,8 @@ class SqsRestockQueue:
             MessageBody=json.dumps({"message_id": message_id, "sku": sku, "quantity": quantity,
                                     "order_id": order_id, "reason": reason}),
         )
+
+    def request_rebalance(self, sku: str) -> None:
+        """Even out a SKU's shards in the background (the restock consumer applies stock movements)."""
+        client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(
+            {"kind": "rebalance", "sku": sku, "message_id": f"rebalance-{uuid.uuid4().hex[:12]}"}))

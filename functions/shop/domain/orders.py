@@ -57,9 +57,10 @@ def payment_window_seconds(*, default: int, maximum: int, requested: int | None 
 
 
 MAX_LINES_PER_ORDER = 50
-# Each distinct SKU costs two items (SKU update + ledger entry) of a 100-item transaction,
-# and the order, its number and its idempotency record take three more.
-MAX_DISTINCT_SKUS_PER_ORDER = 48
+# Each distinct SKU costs two items (shard update + ledger entry) of a 100-item transaction, more
+# when its units come from several shards; the order, its number, its idempotency record and the
+# customer's holdings take four.
+MAX_DISTINCT_SKUS_PER_ORDER = 40
 MAX_QUANTITY_PER_LINE = 100
 MAX_UNITS_PER_ORDER = 1000
 
@@ -71,6 +72,9 @@ class OrderLine:
     quantity: int
     unit_price: Money
     stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
+    # Which stock shards hold this line's units (reserved or sold): (shard, units). Releases, sales
+    # and returns go back to the same shards, so each shard's levels stay exact.
+    allocations: tuple[tuple[int, int], ...] = ()
 
     @property
     def line_total(self) -> Money:
@@ -135,6 +139,11 @@ class Order:
         if self.status not in HOLDS_RESERVATION or self.payment_status != "unpaid":
             return {}
         return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
+
+    def with_allocations(self, plan: dict[str, list[tuple[int, int]]]) -> Order:
+        """The lines of `plan`'s SKUs now hold their units on these shards."""
+        return replace(self, lines=tuple(replace(line, allocations=tuple(plan[line.sku])) if line.sku in plan
+                                         else line for line in self.lines))
 
     def unpaid_holdings(self) -> tuple[int, dict[str, int]]:
         """(1, reserved units per SKU) while the order is open and unpaid, else (0, {}): what counts

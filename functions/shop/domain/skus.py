@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from shop.domain.money import Money
@@ -49,8 +49,14 @@ class StockLevels:
         return {"on_hand": self.on_hand, "available": self.available, "reserved": self.reserved, "sold": self.sold}
 
 
+MAX_STOCK_SHARDS = 64  # a SKU update touches every shard in one transaction (100 items at most)
+
+
 @dataclass(frozen=True)
 class Sku:
+    """A catalog entry. Its stock lives in `stock_shards` stock items (shards), each with its own levels;
+    `levels` is their sum when the shards were read (zero otherwise), `shard_levels` each one's."""
+
     sku: str
     name: str
     price: Money
@@ -59,18 +65,27 @@ class Sku:
     max_per_order: int | None = None
     low_stock_threshold: int | None = None
     payment_window_seconds: int | None = None  # this SKU's own payment window (bounded by the maximum)
+    stock_shards: int = 1  # shards new orders take from
+    shard_items: int = 1  # shards that exist (more than stock_shards after the count was lowered)
+    stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
     levels: StockLevels = StockLevels()
-    stock_seq: int = 0  # number of stock movements so far; the ledger's last seq
+    shard_levels: dict[int, StockLevels] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
 
     def availability(self) -> str:
-        available = self.levels.available
-        if available <= 0:
-            return "sold_out"
-        if self.low_stock_threshold is not None and available <= self.low_stock_threshold:
-            return "low_stock"
-        return "in_stock"
+        return availability_of(self.levels.available, self.low_stock_threshold)
 
-    def with_levels(self, levels: StockLevels, stock_seq: int, at: str) -> Sku:
-        return replace(self, levels=levels, stock_seq=stock_seq, updated_at=at)
+    def with_shard_levels(self, shard_levels: dict[int, StockLevels]) -> Sku:
+        total = StockLevels()
+        for levels in shard_levels.values():
+            total = total + levels
+        return replace(self, levels=total, shard_levels=dict(shard_levels))
+
+
+def availability_of(available: int, low_stock_threshold: int | None) -> str:
+    if available <= 0:
+        return "sold_out"
+    if low_stock_threshold is not None and available <= low_stock_threshold:
+        return "low_stock"
+    return "in_stock"

@@ -89,25 +89,31 @@ class LevelsOut(BaseModel):
     sold: int
 
 
+class ShardOut(LevelsOut):
+    shard: int
+    live: bool  # new orders take from it (a shard beyond stock_shards is being emptied)
+
+
 class AdminSkuOut(SkuOut):
     active: bool
     low_stock_threshold: int | None
     payment_window_seconds: int | None
     levels: LevelsOut
-    stock_seq: int
+    stock_shards: int
+    shards: list[ShardOut]
     created_at: str
     updated_at: str
 
 
 class LedgerEntryOut(BaseModel):
     sku: str
-    seq: int
+    shard: int
     at: str
     actor: str
     reason: str
     order_id: str | None
     delta: LevelsOut
-    levels: LevelsOut
+    movement_id: str
 
 
 class LedgerPage(BaseModel):
@@ -117,7 +123,8 @@ class LedgerPage(BaseModel):
 
 class AdjustmentOut(BaseModel):
     sku: AdminSkuOut
-    ledger_entry: LedgerEntryOut
+    ledger_entry: LedgerEntryOut  # the first (units removed may come from several shards)
+    ledger_entries: list[LedgerEntryOut]
 
 
 class Problem(BaseModel):

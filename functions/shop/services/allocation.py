@@ -35,9 +35,9 @@ def take_units(wanted: dict[str, int], live_shards: dict[str, int], *, commit: C
         try:
             return commit(plan)
         except StockShort as short:
-            levels = read_available(sorted(short.skus))
+            levels = read_available([code for code in wanted if code in short.skus])
             shortages = []
-            for sku in sorted(short.skus):
+            for sku in [code for code in wanted if code in short.skus]:  # named in the request's order
                 try:
                     plan[sku] = shards.plan_take(sku, wanted[sku], levels.get(sku, {}), live_shards[sku], rng)
                 except InsufficientStock as missing:

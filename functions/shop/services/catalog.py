@@ -1,16 +1,17 @@
-"""Catalog and stock use cases for operators: create/update SKUs, adjust stock."""
+"""Catalog and stock use cases for operators: create/update SKUs (with their stock shards), adjust stock."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
 
-from shop.domain import clock, stock
-from shop.domain.errors import Conflict, NotFound
+from shop.domain import clock, shards, stock
+from shop.domain.errors import Conflict, InsufficientStock, NotFound
 from shop.domain.money import Money
-from shop.domain.skus import Sku, StockLevels, StockPolicy
+from shop.domain.skus import Sku, StockPolicy
 from shop.domain.stock import StockMovement
-from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite
+from shop.services import inventory
+from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
 from shop.services.retry import with_retries
 
 
@@ -24,13 +25,7 @@ class SkuDetails:
     low_stock_threshold: int | None = None
     payment_window_seconds: int | None = None
     on_hand: int | None = None  # when given, stock is set to it through a ledgered adjustment
-
-
-def _movement_at(ports: Ports, code: str, seq: int) -> StockMovement:
-    item = ports.store.get_item({"pk": f"SKU#{code}", "sk": f"LEDGER#{seq:012d}"})
-    return StockMovement(sku=code, seq=seq, at=item["at"], actor=item["actor"], reason=item["reason"],
-                         order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
-                         levels=StockLevels(**item["levels"]))
+    stock_shards: int = 1  # stock items new orders spread over (a hot SKU wants more)
 
 
 def get_sku(ports: Ports, code: str) -> Sku:
@@ -41,69 +36,110 @@ def get_sku(ports: Ports, code: str) -> Sku:
 
 
 def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> tuple[Sku, bool]:
-    """Create or replace a SKU's catalog details; returns (sku, created)."""
+    """Create or replace a SKU's catalog details; returns (sku with its stock, created).
+
+    The catalog entry and every shard's copy of what an order's write checks (active, price) change in
+    one transaction, conditional on the catalog version read. A changed shard count takes effect for
+    new orders at once; units in shards no longer used are moved to the others (ledgered)."""
 
     def attempt() -> tuple[Sku, bool]:
         current = ports.store.get_sku(code)
+        version = ports.store.catalog_version(code) if current else None
         at = clock.iso(clock.now())
-        base = current or Sku(sku=code, name=details.name, price=details.price, created_at=at,
-                              levels=StockLevels(), stock_seq=0)
         if current and current.price.currency != details.price.currency and current.levels.reserved:
             raise Conflict("cannot change the currency of a SKU with reserved units", {"sku": code})
+        base = current or Sku(sku=code, name=details.name, price=details.price, created_at=at)
         updated = replace(
-            base,
-            name=details.name,
-            price=details.price,
-            active=details.active,
-            stock_policy=details.stock_policy,
-            max_per_order=details.max_per_order,
-            low_stock_threshold=details.low_stock_threshold,
-            payment_window_seconds=details.payment_window_seconds,
-            updated_at=at,
-        )
-        movements: list[StockMovement] = []
-        if details.on_hand is not None and details.on_hand != base.levels.on_hand:
-            movement = stock.adjust(updated, details.on_hand - base.levels.on_hand, at=at, actor=actor,
-                                    reason="on_hand_set" if current else "initial_stock")
-            movements.append(movement)
-            updated = updated.with_levels(movement.levels, movement.seq, at)
-        # The SKU item is written whole (conditional on the seq read); movements add only their ledger entries.
-        ports.store.commit(Commit(movements=movements, sku_put=(updated, current.stock_seq if current else None)))
-        return updated, current is None
-
-    def attempt_handling_create_race() -> tuple[Sku, bool]:
+            base, name=details.name, price=details.price, active=details.active, stock_policy=details.stock_policy,
+            max_per_order=details.max_per_order, low_stock_threshold=details.low_stock_threshold,
+            payment_window_seconds=details.payment_window_seconds, stock_shards=details.stock_shards,
+            shard_items=max(base.shard_items if current else 1, details.stock_shards), updated_at=at)
         try:
-            return attempt()
+            ports.store.commit(Commit(sku_put=(updated, version)))
         except CommitRejected as rejected:
             if "sku_new" in rejected.labels:  # created concurrently: update it instead
                 raise StaleWrite("sku created concurrently") from None
             raise
+        return updated, current is None
 
-    return with_retries(attempt_handling_create_race)
+    saved, created = with_retries(attempt)
+    if details.on_hand is not None:
+        _set_on_hand(ports, code, details.on_hand, actor=actor, reason="initial_stock" if created else "on_hand_set")
+    if saved.shard_items > 1:  # spread new stock, fill new shards, empty retired ones
+        inventory.rebalance(ports, code)
+    return get_sku(ports, code), created
+
+
+def _set_on_hand(ports: Ports, code: str, target: int, *, actor: str, reason: str) -> None:
+    """Move on_hand to `target` by one ledgered adjustment computed from a fresh read: orders racing
+    the operator still count (the adjustment is arithmetic, not an overwrite)."""
+
+    def attempt() -> None:
+        sku = get_sku(ports, code)
+        delta = target - sku.levels.on_hand
+        if delta == 0:
+            return
+        at = clock.iso(clock.now())
+        if delta > 0:
+            movements = [stock.adjust(code, shards.pick_shard(sku.stock_shards), delta, at=at, actor=actor,
+                                      reason=reason)]
+        else:
+            plan = _plan_removal(sku, -delta)
+            movements = [stock.adjust(code, shard, -units, at=at, actor=actor, reason=reason) for shard, units in plan]
+        try:
+            ports.store.commit(Commit(movements=movements))
+        except StockShort:
+            raise StaleWrite("stock moved while setting on_hand") from None
+        inventory.announce_stock_state(ports, movements)
+
+    with_retries(attempt)
+
+
+def _plan_removal(sku: Sku, units: int) -> list[tuple[int, int]]:
+    available = {n: level.available for n, level in sku.shard_levels.items()}
+    try:
+        return shards.plan_take(sku.sku, units, available, sku.stock_shards)
+    except InsufficientStock:
+        total = sum(max(0, a) for a in available.values())
+        raise InsufficientStock(
+            f"{sku.sku}: cannot remove {units}, only {total} available (reserved units stay reserved)",
+            {"shortages": [{"sku": sku.sku, "requested": units, "available": total}]}) from None
 
 
 def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str,
-                 request_id: str | None = None) -> tuple[Sku, StockMovement]:
-    """One adjustment per request id: a retry after a commit whose answer was lost applies nothing twice."""
+                 request_id: str | None = None) -> tuple[Sku, list[StockMovement]]:
+    """One adjustment per request id: a retry after a commit whose answer was lost applies nothing twice.
+    Units added go to one live shard; units removed come from shards that have them available."""
     marker_key = {"pk": f"ADJUSTMENT#{code}#{request_id or uuid.uuid4().hex}", "sk": "ADJUSTMENT"}
 
-    def attempt() -> tuple[Sku, StockMovement]:
+    def attempt() -> list[StockMovement]:
         sku = get_sku(ports, code)
         at = clock.iso(clock.now())
-        movement = stock.adjust(sku, delta, at=at, actor=actor, reason=reason)
-        marker = {**marker_key, "entity": "ADJUSTMENT", "seq": movement.seq,
+        stock.adjust(code, 0, delta, at=at, actor=actor, reason=reason)  # validates delta
+        plan = [(shards.pick_shard(sku.stock_shards), delta)] if delta > 0 else _plan_removal(sku, -delta)
+        movements = [stock.adjust(code, shard, units if delta > 0 else -units, at=at, actor=actor, reason=reason)
+                     for shard, units in plan]
+        marker = {**marker_key, "entity": "ADJUSTMENT", "movements": [m.to_dict() for m in movements],
                   "ttl": int(clock.now().timestamp()) + 7 * 24 * 3600}
         try:
-            ports.store.commit(Commit(movements=[movement], unique_puts=[("adjustment", marker)]))
+            ports.store.commit(Commit(movements=movements, unique_puts=[("adjustment", marker)]))
         except CommitRejected as rejected:
             if "adjustment" not in rejected.labels:
                 raise
-            done = rejected.existing.get("adjustment") or ports.store.get_item(marker_key)
-            current = get_sku(ports, code)
-            return current, _movement_at(ports, code, int(done["seq"]))
-        return sku.with_levels(movement.levels, movement.seq, at), movement
+            done = rejected.existing.get("adjustment") or ports.store.get_item(marker_key) or {}
+            return [_movement_from_dict(m) for m in done.get("movements", [])]
+        except StockShort:
+            raise StaleWrite("stock moved while adjusting") from None
+        inventory.announce_stock_state(ports, movements)
+        return movements
 
-    sku, movement = with_retries(attempt)
-    if sku.levels.available == 0:
-        ports.events.publish("stock.sold_out", {"sku": code})
-    return sku, movement
+    movements = with_retries(attempt)
+    return get_sku(ports, code), movements
+
+
+def _movement_from_dict(item: dict) -> StockMovement:
+    from shop.domain.skus import StockLevels
+
+    return StockMovement(sku=item["sku"], shard=item["shard"], at=item["at"], actor=item["actor"],
+                         reason=item["reason"], order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
+                         movement_id=item["movement_id"])

@@ -29,6 +29,8 @@ from shop.domain.orders import (
     payment_window_seconds,
 )
 from shop.domain.skus import Sku
+from shop.services import inventory
+from shop.services.allocation import take_units
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
 from shop.services.presenters import order_view
 from shop.services.retry import with_retries
@@ -85,7 +87,8 @@ def merge_lines(items: list[tuple[str, int]]) -> dict[str, int]:
 
 
 def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
-    """Every line must name an active SKU in one currency, within its per-order limit, with stock."""
+    """Every line must name an active SKU in one currency, within its per-order limit (stock is checked
+    by the write itself)."""
     unknown = [code for code in wanted if code not in skus]
     if unknown:
         raise Unprocessable("unknown SKU", {"skus": [{"sku": c, "reason": "unknown"} for c in unknown]})
@@ -102,28 +105,6 @@ def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
     ]
     if over:
         raise Unprocessable("quantity above the per-order limit", {"skus": over})
-    short = [
-        {"sku": c, "requested": q, "available": max(0, skus[c].levels.available)}
-        for c, q in wanted.items()
-        if skus[c].levels.available < q
-    ]
-    if short:
-        names = ", ".join(f"{s['sku']} ({s['available']} available)" for s in short)
-        raise InsufficientStock(f"not enough stock: {names}", {"shortages": short})
-
-
-def stock_events(skus: dict[str, Sku], movements: list[stock.StockMovement]) -> list[tuple[str, dict[str, Any]]]:
-    """stock.sold_out / stock.low when a movement takes a SKU across zero or its threshold."""
-    events = []
-    for movement in movements:
-        sku, before, after = skus[movement.sku], movement.levels.available - movement.delta.available, \
-            movement.levels.available
-        threshold = sku.low_stock_threshold
-        if after <= 0 < before:
-            events.append(("stock.sold_out", {"sku": sku.sku}))
-        elif threshold is not None and after <= threshold < before:
-            events.append(("stock.low", {"sku": sku.sku, "available": after}))
-    return events
 
 
 def _too_many_unpaid(limits: HoldLimits | None, holds: dict[str, Any]) -> TooManyUnpaid:
@@ -170,11 +151,15 @@ def place_order(
     # One id for every attempt of this request, so a provider call keyed on it happens once.
     order_id = new_order_id()
     payment_cache: dict[str, dict[str, Any]] = {}
-    stock_signals: list[tuple[str, dict[str, Any]]] = []
+    moved: list[stock.StockMovement] = []
+    fresh_reads = [False]  # after a catalog change is seen, read it consistently
+    ran_dry: set[str] = set()  # sharded SKUs where a shard was found short: rebalance them
 
     def attempt() -> PlacedOrder:
-        # The idempotency record rides along in the same read: a replay costs no extra request.
-        skus, stored = ports.store.get_skus_and_item(list(wanted), record_key)
+        # One read: the catalog and the idempotency record. Eventually consistent is enough: the stock
+        # write re-checks that each SKU is active at the price read, and a replay this read missed is
+        # caught by the idempotency record's own condition in the same transaction.
+        skus, stored = ports.store.get_catalog_and_item(list(wanted), record_key, consistent=fresh_reads[0])
         if stored:
             return _replay(stored, fingerprint)
         check_catalog(wanted, skus)
@@ -204,31 +189,46 @@ def place_order(
         if "details" not in payment_cache:
             payment_cache["details"] = payment_details(order)
         order = replace(order, payment=payment_cache["details"])
-        movements = [
-            stock.allocate(skus[line.sku], line.quantity, at=at, actor=f"customer:{customer_id}", order_id=order_id)
-            for line in lines
-            if line.reserves_stock
-        ]
-        body = order_view(order)
-        record = {
-            **record_key,
-            "entity": "IDEMPOTENCY",
-            "request_hash": fingerprint,
-            "status_code": 201,
-            "response": json.dumps(body, separators=(",", ":")),
-            "order_id": order_id,
-            "created_at": at,
-            "ttl": int(created.timestamp()) + idempotency_ttl_seconds,
-        }
-        number = {"pk": f"ORDERNO#{order.order_number}", "sk": "ORDERNO", "entity": "ORDERNO", "order_id": order_id}
-        ports.store.commit(Commit(
-            movements=movements,
-            new_order=order,
-            unique_puts=[("idempotency", record), ("order_number", number)],
-            hold_limits=hold_limits,
-        ))
-        stock_signals.extend(stock_events(skus, movements))
-        return PlacedOrder(201, body, False, order_id)
+        reserving = {line.sku: line.quantity for line in lines if line.reserves_stock}
+        actor = f"customer:{customer_id}"
+
+        def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
+            placed = order.with_allocations(plan)
+            movements = [stock.allocate(code, shard, units, at=at, actor=actor, order_id=order_id)
+                         for code, parts in plan.items() for shard, units in parts]
+            body = order_view(placed)
+            record = {
+                **record_key,
+                "entity": "IDEMPOTENCY",
+                "request_hash": fingerprint,
+                "status_code": 201,
+                "response": json.dumps(body, separators=(",", ":")),
+                "order_id": order_id,
+                "created_at": at,
+                "ttl": int(created.timestamp()) + idempotency_ttl_seconds,
+            }
+            number = {"pk": f"ORDERNO#{placed.order_number}", "sk": "ORDERNO", "entity": "ORDERNO",
+                      "order_id": order_id}
+            ports.store.commit(Commit(
+                movements=movements,
+                new_order=placed,
+                unique_puts=[("idempotency", record), ("order_number", number)],
+                hold_limits=hold_limits,
+                catalog_guards={code: skus[code] for code in plan},
+            ))
+            moved.extend(movements)
+            return PlacedOrder(201, body, False, order_id)
+
+        def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
+            ran_dry.update(code for code in codes if skus[code].stock_shards > 1)
+            current = ports.store.get_catalog(codes)
+            if any(_priced_differently(skus[code], current.get(code)) for code in codes):
+                fresh_reads[0] = True  # the catalog changed since our read: price the order again
+                raise StaleWrite("catalog changed")
+            return inventory.available_by_shard(ports, {code: current[code] for code in codes})
+
+        return take_units(reserving, {code: skus[code].stock_shards for code in reserving}, commit=commit,
+                          read_available=read_available)
 
     def attempt_or_replay() -> PlacedOrder:
         try:
@@ -253,33 +253,20 @@ def place_order(
 
     if not placed.replayed:
         ports.windows.open(placed.order_id, placed.body["expires_at"])
-        for detail_type, detail in stock_signals:
-            ports.events.publish(detail_type, detail)
+        inventory.announce_stock_state(ports, moved)
+        for code in sorted(ran_dry):
+            if ports.restock_queue is not None:
+                ports.restock_queue.request_rebalance(code)
         ports.events.publish("order.created", {"order_id": placed.order_id, "order_number": placed.body["order_number"],
                                                "total": placed.body["total"], "customer_id": customer_id})
     return placed
 
 
-def sell_order_lines(order: Order, skus: dict[str, Sku], at: str, actor: str) -> list[stock.StockMovement]:
-    """The order's units become sales: reserved ones from the reservation, the rest from available."""
-    held = order.reserved_quantities()
-    try:
-        return [stock.sell_allocated(skus[l.sku], l.quantity, at=at, actor=actor, order_id=order.order_id)
-                if l.sku in held else
-                stock.sell_unallocated(skus[l.sku], l.quantity, at=at, actor=actor, order_id=order.order_id)
-                for l in order.lines]
-    except stock.InconsistentLevels as stale:  # the order moved between our reads: look again
-        raise StaleWrite(str(stale)) from None
+def _priced_differently(read: Sku, current: Sku | None) -> bool:
+    return current is None or not current.active or current.price != read.price
 
 
-def release_order_lines(order: Order, skus: dict[str, Sku], at: str, actor: str,
-                        reason: str) -> list[stock.StockMovement]:
-    """The order's reservation goes back to available."""
-    try:
-        return [stock.deallocate(skus[code], qty, at=at, actor=actor, order_id=order.order_id, reason=reason)
-                for code, qty in order.reserved_quantities().items()]
-    except stock.InconsistentLevels as stale:
-        raise StaleWrite(str(stale)) from None
+release_order_lines = inventory.release_order_lines
 
 
 def get_order_for(ports: Ports, order_id: str, customer_id: str | None) -> Order:
@@ -306,7 +293,10 @@ def end_reservation(
     ended, or not yet due), so redelivered expiry messages are harmless.
     """
 
+    released: list[stock.StockMovement] = []
+
     def attempt() -> Order | None:
+        released.clear()
         order = get_order_for(ports, order_id, customer_id)
         last = order.history[-1] if order.history else None
         if order.status is to and last and (last.actor, last.reason) == (actor, reason):
@@ -318,13 +308,13 @@ def end_reservation(
                 raise NotYetDue(f"order {order_id} expires at {order.expires_at}", {"order_id": order_id})
         at = clock.iso(clock.now())
         updated = order.transition(to, at=at, actor=actor, reason=reason)
-        held = order.reserved_quantities()
-        skus = ports.store.get_skus(list(held)) if held else {}
-        movements = release_order_lines(order, skus, at, actor, reason)
+        movements = release_order_lines(order, at, actor, reason)
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+        released.extend(movements)
         return updated
 
     updated = with_retries(attempt)
+    inventory.announce_stock_state(ports, released)
     if updated is not None:
         event = "order.expired" if to is OrderStatus.EXPIRED else "order.cancelled"
         ports.events.publish(event, {"order_id": order_id, "reason": reason,
@@ -349,11 +339,13 @@ def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment
         if order.payment_status == "paid" or order.status is OrderStatus.PAID:
             return None
         at = clock.iso(clock.now())
-        updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status="paid")
-        skus = ports.store.get_skus([line.sku for line in order.lines])
-        movements = sell_order_lines(order, skus, at, actor)
-        ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
-        return updated
+
+        def commit(movements: list[stock.StockMovement], selling: Order) -> Order:
+            updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status="paid")
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            return updated
+
+        return inventory.sell_order(ports, order, at, actor, commit)
 
     updated = with_retries(attempt)
     if updated is not None:

@@ -18,7 +18,8 @@ from shop.domain.errors import InsufficientStock, InvalidTransition
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.stock import StockMovement
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
-from shop.services.orders import get_order_for, release_order_lines, sell_order_lines
+from shop.services import inventory
+from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, CommitRejected, Ports
 from shop.services.refunds import cancel, complete_pending_refunds, finish_refund, refund_order
 from shop.services.retry import with_retries
@@ -102,27 +103,34 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
         return _refuse(ports, event, order, "payment for a cancelled order")
     actor = f"provider:{event.provider}"
     at = clock.iso(clock.now())
-    try:
-        movements = sell_order_lines(order, ports.store.get_skus([line.sku for line in order.lines]), at, actor)
-    except InsufficientStock:
-        return _refuse(ports, event, order, "no stock left for this payment", end_order=True)
     hold = risk.hold_reason(ports, order)
     reason = hold or ("late payment, stock taken again" if order.status is OrderStatus.EXPIRED
                       else "payment_received")
-    updated = order.transition(OrderStatus.ON_HOLD if hold else OrderStatus.PAID, at=at, actor=actor, reason=reason,
-                               payment_status="paid", amount_paid=event.amount.amount,
-                               provider_payment_id=event.provider_payment_id, hold_reason=hold)
     outcome = "paid_on_hold" if hold else "paid"
     ip_record = risk.ip_payment_record(order, at)
+
+    def commit(movements: list[StockMovement], selling: Order) -> tuple[str, str | None]:
+        updated = selling.transition(OrderStatus.ON_HOLD if hold else OrderStatus.PAID, at=at, actor=actor,
+                                     reason=reason, payment_status="paid", amount_paid=event.amount.amount,
+                                     provider_payment_id=event.provider_payment_id, hold_reason=hold)
+        try:
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
+                ("webhook", _record(event, outcome))] + ([ip_record] if ip_record else [])))
+        except CommitRejected:
+            return "duplicate", None
+        sold.extend(movements)
+        return outcome, None
+
+    sold: list[StockMovement] = []
     try:
-        ports.store.commit(Commit(movements=movements, order_update=(order, updated),
-                                  unique_puts=[("webhook", _record(event, outcome))] + ([ip_record] if ip_record
-                                                                                         else [])))
-    except CommitRejected:
-        return "duplicate", None
-    ports.events.publish("order.paid", {"order_id": order.order_id, "total": order.total.to_dict(),
-                                        "on_hold": bool(hold)})
-    return outcome, None
+        result = inventory.sell_order(ports, order, at, actor, commit)
+    except InsufficientStock:
+        return _refuse(ports, event, order, "no stock left for this payment", end_order=True)
+    if result[0] == outcome:
+        inventory.announce_stock_state(ports, sold)
+        ports.events.publish("order.paid", {"order_id": order.order_id, "total": order.total.to_dict(),
+                                            "on_hold": bool(hold)})
+    return result
 
 
 def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple[str, str | None]:
@@ -162,8 +170,7 @@ def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
                               currency=event.amount.currency, automatic=True)
     same_currency = event.amount.currency == order.currency
     ends = end_order and order.status is OrderStatus.PENDING_PAYMENT
-    movements = release_order_lines(order, ports.store.get_skus(list(order.reserved_quantities())), at, actor,
-                                    "paid_without_stock_refunded") if ends else []
+    movements = release_order_lines(order, at, actor, "paid_without_stock_refunded") if ends else []
     # An order that never took a payment and has ended shows the money as refunded; a held or paid one
     # keeps its own payment status (the automatic refund is listed beside it).
     ended = ends or order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
@@ -193,13 +200,16 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
             raise InvalidTransition(f"the payment was made in {held['currency']}, the order is in {order.currency}; "
                                     "reject it to refund the payment", {"order_id": order_id})
         at = clock.iso(clock.now())
-        movements: list[StockMovement] = []
+
+        def commit(movements: list[StockMovement], selling: Order) -> tuple[Order, bool]:
+            updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
+                                         payment_status="paid", hold_reason=None, held_payment=None)
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            return updated, True
+
         if order.payment_status == "unpaid":  # held for a wrong amount: accepting it sells the reservation
-            movements = sell_order_lines(order, ports.store.get_skus([line.sku for line in order.lines]), at, actor)
-        updated = order.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
-                                   payment_status="paid", hold_reason=None, held_payment=None)
-        ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
-        return updated, True
+            return inventory.sell_order(ports, order, at, actor, commit)
+        return commit([], order)
 
     approved, changed = with_retries(attempt)
     if changed:
@@ -233,8 +243,7 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
                                           payment_status="refunded", **changes)
         else:
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason, **changes)
-        movements = release_order_lines(order, ports.store.get_skus(list(order.reserved_quantities())), at, actor,
-                                        "cancelled_by_operator")
+        movements = release_order_lines(order, at, actor, "cancelled_by_operator")
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
         return updated, "rejected"
 

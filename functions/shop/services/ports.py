@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shop.domain.orders import Order
-from shop.domain.skus import Sku
+from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 
 
@@ -52,16 +52,23 @@ class Commit:
     movements: list[StockMovement] = field(default_factory=list)
     new_order: Order | None = None
     order_update: tuple[Order, Order] | None = None  # (as read, as it becomes)
-    sku_put: tuple[Sku, int | None] | None = None  # (full SKU, expected stock_seq, None if new)
+    sku_put: tuple[Sku, int | None] | None = None  # (catalog entry, catalog version read, None if new)
     unique_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, item)
     hold_limits: HoldLimits | None = None
+    # SKU -> the catalog entry an order was priced from: its shard writes also require the SKU active at
+    # that price, so no order reserves a deactivated SKU or charges a changed price.
+    catalog_guards: dict[str, Sku] = field(default_factory=dict)
 
 
 class Store(Protocol):
+    def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]: ...
+    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
+                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]: ...
+    def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
+                     ) -> dict[str, dict[int, StockLevels]]: ...
     def get_sku(self, code: str) -> Sku | None: ...
-    def get_skus(self, codes: list[str]) -> dict[str, Sku]: ...
-    def get_skus_and_item(self, codes: list[str], key: dict[str, str] | None
-                          ) -> tuple[dict[str, Sku], dict[str, Any] | None]: ...
+    def set_stock_state(self, code: str, state: str, expected: str) -> bool: ...
+    def catalog_version(self, code: str) -> int | None: ...
     def get_order(self, order_id: str) -> Order | None: ...
     def get_item(self, key: dict[str, str]) -> dict[str, Any] | None: ...
     def count_items(self, pk: str, sk_from: str) -> int: ...
@@ -83,6 +90,7 @@ class ReleaseQueue(Protocol):
 class RestockQueue(Protocol):
     def request_restock(self, message_id: str, sku: str, quantity: int, order_id: str | None,
                         reason: str) -> None: ...
+    def request_rebalance(self, sku: str) -> None: ...
 
 
 @dataclass

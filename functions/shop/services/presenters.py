@@ -112,7 +112,9 @@ def admin_sku_view(sku: Sku) -> dict[str, Any]:
         "low_stock_threshold": sku.low_stock_threshold,
         "payment_window_seconds": sku.payment_window_seconds,
         "levels": sku.levels.to_dict(),
-        "stock_seq": sku.stock_seq,
+        "stock_shards": sku.stock_shards,
+        "shards": [{"shard": n, "live": n < sku.stock_shards, **levels.to_dict()}
+                   for n, levels in sorted(sku.shard_levels.items())],
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
     }

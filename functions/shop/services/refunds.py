@@ -141,8 +141,7 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
         if order.status is OrderStatus.PENDING_PAYMENT and order.payment_status == "unpaid":
             at = clock.iso(clock.now())
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
-            movements = release_order_lines(order, ports.store.get_skus(list(order.reserved_quantities())),
-                                            at, actor, reason)
+            movements = release_order_lines(order, at, actor, reason)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return updated, "released"
         if order.payment_status in refunds.PAID_STATUSES:

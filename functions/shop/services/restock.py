@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shop.domain import clock, stock
-from shop.domain.errors import NotFound
-from shop.services.ports import Commit, CommitRejected, Ports
+from shop.domain import clock, shards, stock
+from shop.domain.errors import Conflict, InsufficientStock, NotFound
+from shop.services import inventory
+from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
 from shop.services.retry import with_retries
 
 DEDUPE_TTL_SECONDS = 14 * 24 * 3600
@@ -35,17 +36,29 @@ def apply_restock(ports: Ports, request: RestockRequest, *, actor: str = "system
             raise NotFound(f"no SKU {request.sku}", {"sku": request.sku})
         now = clock.now()
         at = clock.iso(now)
-        movement = stock.return_sold(sku, request.quantity, at=at, actor=actor, order_id=request.order_id,
-                                     reason=request.reason)
+        sold = {n: level.sold for n, level in sku.shard_levels.items()}
+        try:  # back to shards that sold at least that many (the guard `sold >= :q` holds there)
+            plan = shards.plan_take(request.sku, request.quantity, sold, sku.stock_shards)
+        except InsufficientStock:
+            raise Conflict(f"{request.sku}: {request.quantity} returned, only {sum(sold.values())} ever sold",
+                           {"sku": request.sku}) from None
+        movements = [stock.return_sold(request.sku, shard, units, at=at, actor=actor, order_id=request.order_id,
+                                       reason=request.reason) for shard, units in plan]
         marker = {**marker_key, "entity": "RESTOCK",
                   "sku": request.sku, "quantity": request.quantity, "applied_at": at,
                   "ttl": int(now.timestamp()) + DEDUPE_TTL_SECONDS}
         try:
-            ports.store.commit(Commit(movements=[movement], unique_puts=[("restock_message", marker)]))
+            ports.store.commit(Commit(movements=movements, unique_puts=[("restock_message", marker)]))
         except CommitRejected as rejected:
             if "restock_message" in rejected.labels:
                 return False
             raise
+        except StockShort:
+            raise StaleWrite("sold units moved meanwhile") from None
+        applied.extend(movements)
         return True
 
-    return with_retries(attempt)
+    applied: list[stock.StockMovement] = []
+    done = with_retries(attempt)
+    inventory.announce_stock_state(ports, applied)
+    return done

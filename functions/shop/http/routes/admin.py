@@ -48,6 +48,7 @@ def put_sku(sku: str, body: SkuIn):
         low_stock_threshold=body.low_stock_threshold,
         on_hand=body.on_hand,
         payment_window_seconds=checked_window(body.payment_window_seconds),
+        stock_shards=body.stock_shards,
     )
     saved, created = catalog.upsert_sku(default_ports(), checked_sku(sku), details, actor=who.actor)
     return json_response(201 if created else 200, admin_sku_view(saved))
@@ -58,9 +59,10 @@ def adjust(sku: str, body: AdjustmentIn,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None):
     who = admin(router)
     request_id = order_service.request_fingerprint([who.sub, idempotency_key]) if idempotency_key else None
-    saved, movement = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
+    saved, movements = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
                                            actor=who.actor, request_id=request_id)
-    return json_response(201, {"sku": admin_sku_view(saved), "ledger_entry": movement_view(movement)})
+    entries = [movement_view(m) for m in movements]
+    return json_response(201, {"sku": admin_sku_view(saved), "ledger_entry": entries[0], "ledger_entries": entries})
 
 
 @router.get("/admin/skus/<sku>", summary="A SKU with its stock levels")

@@ -1,0 +1,130 @@
+"""Stock movements of an order's lines, stock events over all shards, and rebalancing between shards.
+
+Releases, sales and returns go to the shards the order's lines hold their units on (recorded on
+the line), so no read precedes them. Taking *available* units (placing an order, a payment that
+finds no reservation) goes through services/allocation.py.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, TypeVar
+
+from shop.domain import clock, shards, stock
+from shop.domain.orders import Order
+from shop.domain.skus import Sku, availability_of
+from shop.services.allocation import take_units
+from shop.services.ports import Commit, Ports, StaleWrite, StockShort
+from shop.services.retry import with_retries
+
+T = TypeVar("T")
+
+
+def release_order_lines(order: Order, at: str, actor: str, reason: str) -> list[stock.StockMovement]:
+    """The order's reservation goes back to available, on the shards that hold it."""
+    held = order.reserved_quantities()
+    return [stock.deallocate(line.sku, shard, units, at=at, actor=actor, order_id=order.order_id, reason=reason)
+            for line in order.lines if line.sku in held for shard, units in line.allocations]
+
+
+def sell_reserved_lines(order: Order, at: str, actor: str) -> list[stock.StockMovement]:
+    """The order's reserved units become sales, on the shards that hold them."""
+    held = order.reserved_quantities()
+    return [stock.sell_allocated(line.sku, shard, units, at=at, actor=actor, order_id=order.order_id)
+            for line in order.lines if line.sku in held for shard, units in line.allocations]
+
+
+def sell_order(ports: Ports, order: Order, at: str, actor: str,
+               commit: Callable[[list[stock.StockMovement], Order], T]) -> T:
+    """The order's units become sales: reserved ones on the shards holding them; the others (a
+    deduct_on_payment line, a late payment after the reservation ended) are taken from available
+    units through the allocation loop. `commit(movements, order with its lines' shards)` writes them
+    with whatever else the caller commits. Raises InsufficientStock when the units are gone."""
+    held = order.reserved_quantities()
+    from_reservation = sell_reserved_lines(order, at, actor)
+    taking = {line.sku: line.quantity for line in order.lines if line.sku not in held}
+    if not taking:
+        return commit(from_reservation, order)
+    catalog = ports.store.get_catalog(list(taking), consistent=False)
+
+    def commit_plan(plan: dict[str, list[tuple[int, int]]]) -> T:
+        taken = [stock.sell_unallocated(code, shard, units, at=at, actor=actor, order_id=order.order_id)
+                 for code, parts in plan.items() for shard, units in parts]
+        return commit(from_reservation + taken, order.with_allocations(plan))
+
+    def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
+        return available_by_shard(ports, ports.store.get_catalog(codes))
+
+    return take_units(taking, {code: catalog[code].stock_shards if code in catalog else 1 for code in taking},
+                      commit=commit_plan, read_available=read_available)
+
+
+def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[int, int]]:
+    levels = ports.store.shard_levels({code: list(range(sku.shard_items)) for code, sku in catalog.items()})
+    return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
+
+
+def announce_stock_state(ports: Ports, movements: list[stock.StockMovement],
+                         catalog: dict[str, Sku] | None = None) -> None:
+    """stock.low / stock.sold_out when a SKU's available units over all its shards cross its threshold or
+    zero; each state change is recorded on the catalog entry (conditionally) and announced once.
+
+    To keep the order path free of reads of every shard, a SKU is looked at whole only when a shard
+    it touched shows few units left (its share of the threshold) or when its recorded state is not
+    in_stock (units came back)."""
+    codes = sorted({m.sku for m in movements})
+    if not codes:
+        return
+    catalog = {**ports.store.get_catalog(codes, consistent=False), **(catalog or {})}
+    for code in codes:
+        sku = catalog.get(code)
+        if sku is None:
+            continue
+        if sku.stock_state == "in_stock":  # probe only the shards this change touched, cheaply
+            touched = sorted({m.shard for m in movements if m.sku == code})
+            near = max(0, -(-(sku.low_stock_threshold or 0) // max(1, sku.stock_shards)))
+            probe = ports.store.shard_levels({code: touched}, consistent=False)[code]
+            if not any(level.available <= near for level in probe.values()):
+                continue
+        shard_view = ports.store.shard_levels({code: list(range(sku.shard_items))})[code]
+        total = sum(max(0, level.available) for level in shard_view.values())
+        state = availability_of(total, sku.low_stock_threshold)
+        current = ports.store.get_catalog([code]).get(code)
+        if current is None or current.stock_state == state:
+            continue
+        if ports.store.set_stock_state(code, state, current.stock_state):
+            if state == "sold_out":
+                ports.events.publish("stock.sold_out", {"sku": code})
+            elif state == "low_stock" and current.stock_state == "in_stock":
+                ports.events.publish("stock.low", {"sku": code, "available": total})
+
+
+def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> list[stock.StockMovement]:
+    """Even out available units over the live shards and empty retired ones, as ledgered moves. Each
+    move is conditional arithmetic on its source (`available >= :q`), so racing orders are never hurt:
+    a move that no longer fits is planned again from a fresh read."""
+
+    def attempt() -> list[stock.StockMovement]:
+        sku = ports.store.get_catalog([code]).get(code)
+        if sku is None:
+            return []
+        available = available_by_shard(ports, {code: sku})[code]
+        at = clock.iso(clock.now())
+        movements = [m for source, target, units in shards.plan_rebalance(available, sku.stock_shards)
+                     for m in stock.move(code, source, target, units, at=at, actor=actor)]
+        if movements:
+            try:
+                ports.store.commit(Commit(movements=movements[:98]))
+            except StockShort:
+                raise StaleWrite("a shard moved while rebalancing") from None
+        return movements
+
+    return with_retries(attempt)
+
+
+def plan_for(ports: Ports, catalog: dict[str, Sku], wanted: dict[str, int], rng: random.Random | None = None
+             ) -> dict[str, list[tuple[int, int]]]:
+    """A plan from a fresh read of the shards (for operators' paths, where a read costs nothing)."""
+    available = available_by_shard(ports, {code: catalog[code] for code in wanted})
+    return {code: shards.plan_take(code, units, available[code], catalog[code].stock_shards, rng)
+            for code, units in wanted.items()}
