@@ -37,6 +37,8 @@ bench: install
 	$(PY) bench/flash_sale.py
 	BENCH_THREADS=1 BENCH_ATTEMPTS=100 BENCH_STOCK=1000 $(PY) bench/flash_sale.py  # uncontended: calls per order
 	$(PY) bench/load_without_loss.py
+	$(PY) bench/cold_start.py  # handler import time beside the boto3 floor (fresh interpreters)
+	$(PY) bench/hot_sku.py  # one hot SKU: place_order beside the engine's floor, shards, sell-out
 
 soak: install
 	SOAK=1 FUZZ_EXAMPLES=100 $(PY) -m pytest -s --timeout 3600 tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py

@@ -19,7 +19,7 @@ STAGE = "v1"
 
 
 class Api(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.Function],
+    def __init__(self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.IFunction],
                  throttle_rate: int, throttle_burst: int, domain_name: str = "", certificate_arn: str = "",
                  cors_origins: list[str] | None = None):
         super().__init__(scope, construct_id)

@@ -15,7 +15,7 @@ from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
 from infra.observability import Observability
-from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS
+from shop.manifest import QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 
 # The sweeper also finishes refunds a crash left pending: it calls providers and records outcomes.
@@ -49,6 +49,8 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "risk_window_seconds": 3600,
     "max_unpaid_orders_per_customer": 50,
     "max_unpaid_units_per_sku": 200,
+    # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
+    "snap_start": False,
 }
 
 
@@ -90,8 +92,12 @@ class ShopStack(Stack):
             "RISK_WINDOW_SECONDS": str(int(ctx("risk_window_seconds"))),
             **{spec.env_var: messaging.queues[spec.name].queue_url for spec in QUEUES},
         }
-        fns = Functions(self, "Functions", environment=environment,
-                        layer_version=int(ctx("powertools_layer_version"))).by_name
+        # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.
+        http_functions = frozenset(route.function for route in ROUTES)
+        functions = Functions(self, "Functions", environment=environment,
+                              layer_version=int(ctx("powertools_layer_version")),
+                              snap_start=http_functions if _flag(ctx("snap_start")) else frozenset())
+        fns = functions.by_name
 
         for name in READ_WRITE:
             table.grant_read_write_data(fns[name])
@@ -117,7 +123,7 @@ class ShopStack(Stack):
         events.Rule(self, "SweepSchedule", schedule=events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)),
                     targets=[targets.LambdaFunction(fns["expiry_sweeper"])])
 
-        api = Api(self, "Api", functions=fns, throttle_rate=int(ctx("api_throttle_rate")),
+        api = Api(self, "Api", functions=functions.invoke_targets, throttle_rate=int(ctx("api_throttle_rate")),
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
                   certificate_arn=str(ctx("certificate_arn")),
                   cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()])

@@ -1,7 +1,13 @@
 """Operator routes (group admin)."""
 
 from shop.http.app import create_app, lambda_entry
-from shop.http.routes import admin
 
-app = create_app(admin.router)
-lambda_handler = lambda_entry(app)
+
+def build_app():
+    """The resolver and its routes, built by the first request (or before a SnapStart snapshot), not at import."""
+    from shop.http.routes import admin
+
+    return create_app(admin.router)
+
+
+lambda_handler = lambda_entry(build_app)

@@ -1,7 +1,13 @@
 """Customer order routes: list, read, cancel, reorder."""
 
 from shop.http.app import create_app, lambda_entry
-from shop.http.routes import orders
 
-app = create_app(orders.router)
-lambda_handler = lambda_entry(app)
+
+def build_app():
+    """The resolver and its routes, built by the first request (or before a SnapStart snapshot), not at import."""
+    from shop.http.routes import orders
+
+    return create_app(orders.router)
+
+
+lambda_handler = lambda_entry(build_app)

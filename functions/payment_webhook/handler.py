@@ -6,23 +6,32 @@ import base64
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shop.adapters.wiring import default_ports
 from shop.http.app import create_app, lambda_entry
 from shop.http.problems import problem
 from shop.payments import registry
 from shop.payments.base import MAX_WEBHOOK_BYTES, InvalidWebhook, ProviderError
-from shop.services.payments import process_payment_event
 
 logger = Logger(child=True)
 metrics = Metrics()
-app = create_app()
+router = APIGatewayRouter()
+
+
+def build_app():
+    """The resolver, built by the first request (or before a SnapStart snapshot), not at import. The store
+    (boto3) and the settlement service load with it: module globals the route uses from then on."""
+    global default_ports, process_payment_event
+    from shop.adapters.wiring import default_ports
+    from shop.services.payments import process_payment_event
+
+    return create_app(router)
 
 
 def _raw_body() -> bytes | None:
     """The body exactly as the provider sent it; None when the gateway's base64 does not decode."""
-    event = app.current_event
+    event = router.current_event
     body = event.raw_event.get("body") or ""
     try:
         return base64.b64decode(body, validate=True) if event.raw_event.get("isBase64Encoded") \
@@ -35,7 +44,7 @@ def _count_failure() -> None:
     metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
 
 
-@app.post("/webhooks/<provider>", include_in_schema=False)
+@router.post("/webhooks/<provider>", include_in_schema=False)
 def webhook(provider: str):
     if provider not in registry.PROVIDERS or provider not in registry.enabled():
         return problem(404, "not-found", "Not found", "no such payment provider")
@@ -49,7 +58,7 @@ def webhook(provider: str):
         return problem(413, "payload-too-large", "Payload too large", "webhook body too large")
     handler = registry.PROVIDERS[provider]
     try:
-        event = handler.parse_webhook(app.current_event.headers or {}, body)
+        event = handler.parse_webhook(router.current_event.headers or {}, body)
     # A shape the parser did not foresee, nesting deeper than the JSON parser recurses, or an integer
     # beyond Python's digit limit (ValueError): malformed, never a 500.
     except (ValueError, TypeError, KeyError, IndexError, RecursionError, ArithmeticError) as malformed:
@@ -85,4 +94,4 @@ def webhook(provider: str):
     return Response(status_code=status, content_type=content_type, body=text)
 
 
-lambda_handler = lambda_entry(app, json_only=False)
+lambda_handler = lambda_entry(build_app, json_only=False)

@@ -51,11 +51,13 @@ def resources(synthesized):
 
 @pytest.fixture(scope="session")
 def synthesized_with_domain(tmp_path_factory):
-    """The optional parts switched on: custom domain, alarm e-mail, CORS (a second synth, a few seconds)."""
+    """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart (a second synth, a few seconds;
+    cdk-nag and cfn-lint run on it too). `snap_start` is given as the CLI gives `-c snap_start=true`: a string."""
     return synthesize(tmp_path_factory.mktemp("cdk.out.domain"), domain_name="api.shop.example",
                       certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d",
                       alarm_email="oncall@shop.example",
-                      cors_allowed_origins="https://shop.example, https://m.shop.example/")
+                      cors_allowed_origins="https://shop.example, https://m.shop.example/",
+                      snap_start="true")
 
 
 def of_type(resources, kind):

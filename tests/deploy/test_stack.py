@@ -419,3 +419,49 @@ def test_cfn_lint_finds_no_errors(which, request):
         print(match.rule.id, match.message)  # warnings are allowed (CDK's redundant DependsOn: W3005)
     assert matches is not None
     assert [f"{m.rule.id}: {m.message}" for m in matches if m.rule.id.startswith("E")] == []
+
+
+def _http_functions():
+    return {route.function for route in ROUTES}
+
+
+def test_snap_start_is_off_by_default(resources):
+    assert DEFAULT_CONTEXT["snap_start"] is False
+    assert all("SnapStart" not in props for _, props in functions_by_name(resources).values())
+    assert not of_type(resources, "AWS::Lambda::Alias") and not of_type(resources, "AWS::Lambda::Version")
+
+
+def test_snap_start_on_for_the_http_functions_through_an_alias(synthesized_with_domain):
+    """`-c snap_start=true`: the functions API Gateway invokes get SnapStart on published versions, and the API
+    invokes each one's alias (SnapStart never applies to $LATEST); queue consumers and the sweeper are unchanged.
+    cdk-nag and cfn-lint run on this synthesis in the tests above."""
+    resources = synthesized_with_domain["json"]["Resources"]
+    functions = functions_by_name(resources)
+    runtime = next(iter(functions.values()))[1]["Runtime"]
+    assert tuple(int(p) for p in runtime.removeprefix("python").split(".")) >= (3, 12)  # SnapStart for Python
+    for name, (_, props) in functions.items():
+        if name in _http_functions():
+            assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        else:
+            assert "SnapStart" not in props, name
+    versions = of_type(resources, "AWS::Lambda::Version")
+    aliases = {a["Properties"]["FunctionName"]["Ref"]: (logical_id, a["Properties"])
+               for logical_id, a in of_type(resources, "AWS::Lambda::Alias").items()}
+    by_id = {logical_id: name for name, (logical_id, _) in functions.items()}
+    assert {by_id[fn] for fn in aliases} == _http_functions()
+    for fn_id, (_, alias) in aliases.items():
+        version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert alias["Name"] == "live" and alias["FunctionVersion"]["Fn::GetAtt"][1] == "Version"
+        assert versions[version_id]["Properties"]["FunctionName"] == {"Ref": fn_id}
+        assert versions[version_id]["DeletionPolicy"] == "Delete"  # superseded snapshots are not kept (and paid for)
+    assert len(versions) == len(aliases)
+    alias_of = {by_id[fn_id]: logical_id for fn_id, (logical_id, _) in aliases.items()}
+    for route in ROUTES:
+        uri = json.dumps(method_paths(resources)[(route.method, route.path)]["Integration"]["Uri"])
+        assert f'{{"Ref": "{alias_of[route.function]}"}}' in uri, route
+    api_permissions = [p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values()
+                       if p["Properties"]["Principal"] == "apigateway.amazonaws.com"]
+    assert api_permissions and {p["FunctionName"]["Ref"] for p in api_permissions} == set(alias_of.values())
+    # The queue consumers still receive from their queues on the function itself.
+    mappings = [m["Properties"] for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()]
+    assert {m["FunctionName"]["Ref"] for m in mappings} == {functions[spec.consumer][0] for spec in QUEUES}

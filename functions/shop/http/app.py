@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
+import threading
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,7 +24,11 @@ from shop.payments.base import ProviderError
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside Lambda
+# X-Ray subsegments for every AWS SDK call (botocore) and every provider call (http.client, which
+# shop/payments/http_client.py uses); off outside Lambda. Patched at import, before any client exists. Only
+# these two: patch_all would also import and patch libraries no handler calls (requests, sqlite3, ...).
+TRACED_MODULES = ("botocore", "httplib")
+tracer = Tracer(patch_modules=TRACED_MODULES)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32  # our request bodies nest 4 deep; anything far deeper is hostile
@@ -158,8 +164,40 @@ def _malformed_json_body(event: dict) -> dict | None:
     return None
 
 
-def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callable[[dict, Any], dict]:
-    """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded."""
+def _snapstart_hooks() -> tuple[Callable[[Callable], Any], Callable[[Callable], Any]] | None:
+    """Lambda's runtime hooks (snapshot-restore-py, in the Python managed runtimes); None elsewhere. They run only
+    when the function version is published with SnapStart (CDK context snap_start)."""
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+    except ImportError:
+        return None
+    return register_before_snapshot, register_after_restore
+
+
+_HOOKS = _snapstart_hooks()
+if _HOOKS:
+    # Environments restored from one snapshot would otherwise share the `random` module's state (retry
+    # jitter, shard picks). Ids and secrets come from `secrets` (os.urandom), which is not snapshotted.
+    _HOOKS[1](random.seed)
+
+
+def lambda_entry(app: APIGatewayRestResolver | Callable[[], APIGatewayRestResolver],
+                 json_only: bool = True) -> Callable[[dict, Any], dict]:
+    """The Lambda handler for a resolver: correlation id in logs, metrics flushed, bodies bounded.
+
+    Given a function that builds the resolver instead, the handler builds it once, on the first request, so the
+    init phase imports only logging, metrics and tracing; the routes, their pydantic models, the services and
+    boto3 load with the resolver (bench/cold_start.py shows both costs). With SnapStart the resolver is built
+    before the snapshot instead, so restored environments start with it. `handler.resolver()` returns it."""
+    built: list[APIGatewayRestResolver] = [app] if hasattr(app, "resolve") else []  # a resolver, or its factory
+    lock = threading.Lock()
+
+    def resolver() -> APIGatewayRestResolver:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(app())
+        return built[0]
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
@@ -174,6 +212,9 @@ def lambda_entry(app: APIGatewayRestResolver, json_only: bool = True) -> Callabl
             if malformed is not None:
                 return malformed
             _as_json_request(event)
-        return app.resolve(event, context)
+        return resolver().resolve(event, context)
 
+    handler.resolver = resolver  # type: ignore[attr-defined]
+    if _HOOKS and not built:
+        _HOOKS[0](resolver)
     return handler

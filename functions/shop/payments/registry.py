@@ -2,19 +2,56 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from shop.domain.errors import Unavailable, Unprocessable
 from shop.domain.orders import Order
-from shop.payments.alipay import AlipayProvider
 from shop.payments.base import PaymentProvider, ProviderError
-from shop.payments.sandbox import SandboxProvider
-from shop.payments.stripe import StripeProvider
-from shop.payments.wechatpay import WechatPayProvider
 
-PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (SandboxProvider(), StripeProvider(), AlipayProvider(),
-                                                              WechatPayProvider())}
+# name -> (module, class). A provider's module (and the cryptography it signs with) loads when the provider is
+# first used, not when a handler starts.
+_CLASSES: dict[str, tuple[str, str]] = {
+    "sandbox": ("shop.payments.sandbox", "SandboxProvider"),
+    "stripe": ("shop.payments.stripe", "StripeProvider"),
+    "alipay": ("shop.payments.alipay", "AlipayProvider"),
+    "wechatpay": ("shop.payments.wechatpay", "WechatPayProvider"),
+}
+
+
+class _Providers(Mapping[str, PaymentProvider]):
+    """A read-only dict of one instance per provider, each made on first access."""
+
+    def __init__(self, classes: dict[str, tuple[str, str]]):
+        self._classes, self._made, self._lock = classes, {}, threading.Lock()
+
+    def __getitem__(self, name: str) -> PaymentProvider:
+        made = self._made.get(name)
+        if made is None:
+            module, cls = self._classes[name]  # KeyError for an unknown name, as a dict
+            with self._lock:
+                made = self._made.get(name)
+                if made is None:
+                    made = self._made[name] = getattr(importlib.import_module(module), cls)()
+        return made
+
+    def __contains__(self, name: object) -> bool:  # without loading the provider
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __repr__(self) -> str:
+        return f"PROVIDERS({', '.join(self._classes)})"
+
+
+PROVIDERS: Mapping[str, PaymentProvider] = _Providers(_CLASSES)
 
 
 def enabled() -> set[str]:
