@@ -22,6 +22,7 @@ from shop.domain.orders import Order, OrderStatus, sum_lines
 PENDING = "pending"
 SUCCEEDED = "succeeded"
 PAID_STATUSES = ("paid", "partially_refunded")  # the order holds money it may give back
+ACCEPTED_STATUSES = PAID_STATUSES + ("refunded",)  # the order took a payment (its units were sold)
 
 
 def stable_id(*parts: str) -> str:
@@ -93,7 +94,8 @@ def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | Non
     if restock and amount is not None and lines is None:
         raise Unprocessable("a refund by amount cannot restock: say which units come back with `lines`",
                             {"fields": ["restock", "lines"]})
-    if order.payment_status not in PAID_STATUSES:
+    # A cancel of an order refunded in full already only brings its units back.
+    if order.payment_status not in PAID_STATUSES and not (cancel and order.payment_status == "refunded"):
         raise InvalidTransition(f"order {order.order_id} has no payment left to refund",
                                 {"order_id": order.order_id, "payment_status": order.payment_status})
     ordered = {line.sku: line.quantity for line in order.lines}
@@ -106,7 +108,7 @@ def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | Non
         # Nothing has left the warehouse: every unit not yet put back comes back.
         units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
         back = {s: q - restocked.get(s, 0) for s, q in ordered.items()}
-        return RefundPlan(refundable(order), _positive(units), _positive(back))
+        return RefundPlan(max(0, refundable(order)), _positive(units), _positive(back))
     if lines is None and not restock:
         units: dict[str, int] = {}
     elif lines is None:  # a full return

@@ -111,7 +111,8 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
 
     def commit(movements: list[StockMovement], selling: Order) -> tuple[str, str | None]:
         updated = selling.transition(OrderStatus.ON_HOLD if hold else OrderStatus.PAID, at=at, actor=actor,
-                                     reason=reason, payment_status="paid", amount_paid=event.amount.amount,
+                                     reason=reason, payment_status="paid",
+                                     amount_paid=order.amount_paid + event.amount.amount,
                                      provider_payment_id=event.provider_payment_id, hold_reason=hold)
         try:
             ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
@@ -144,7 +145,7 @@ def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple
     same_currency = event.amount.currency == order.currency
     held = order.transition(OrderStatus.ON_HOLD, at=at, actor=f"provider:{event.provider}", reason=reason,
                             hold_reason=reason, provider_payment_id=event.provider_payment_id,
-                            amount_paid=event.amount.amount if same_currency else 0,
+                            amount_paid=order.amount_paid + (event.amount.amount if same_currency else 0),
                             held_payment={"amount": received, "provider_payment_id": event.provider_payment_id})
     detail = {"expected": order.total.to_dict(), "received": received}
     try:
@@ -228,10 +229,11 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
             return order, "done"
         if order.status is not OrderStatus.ON_HOLD:
             raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
-        if order.payment_status == "paid":  # held by a risk rule: a refunding cancel
+        if order.payment_status in refunds.ACCEPTED_STATUSES:  # held by a risk rule: a refunding cancel
             return order, "refund"
         # Held unpaid for a wrong amount or currency: give back all of what arrived, release the reservation.
-        held = (order.held_payment or {}).get("amount") or {"amount": order.amount_paid, "currency": order.currency}
+        held = (order.held_payment or {}).get("amount") or {"amount": refunds.own_captured(order),
+                                                             "currency": order.currency}
         at = clock.iso(clock.now())
         changes: dict[str, Any] = {"hold_reason": None}
         if held["amount"] > 0:

@@ -144,7 +144,7 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
             movements = release_order_lines(order, at, actor, reason)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return updated, "released"
-        if order.payment_status in refunds.PAID_STATUSES:
+        if order.payment_status in refunds.ACCEPTED_STATUSES and order.status is not OrderStatus.CANCELLED:
             refunds.plan(order, amount=None, lines=None, restock=True, cancel=True)  # 409 if shipped
             return order, "refund"
         raise InvalidTransition(f"order {order_id} is {order.status.value}; it cannot be cancelled",
