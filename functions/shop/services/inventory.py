@@ -64,15 +64,16 @@ def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
 
 
-def announce_stock_state(ports: Ports, movements: list[stock.StockMovement],
-                         catalog: dict[str, Sku] | None = None) -> None:
+def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], catalog: dict[str, Sku] | None = None,
+                         *, ran_short: frozenset[str] | set[str] = frozenset()) -> None:
     """stock.low / stock.sold_out when a SKU's available units over all its shards cross its threshold or
     zero; each state change is recorded on the catalog entry (conditionally) and announced once.
 
-    To keep the order path free of reads of every shard, a SKU is looked at whole only when a shard
-    it touched shows few units left (its share of the threshold) or when its recorded state is not
-    in_stock (units came back)."""
-    codes = sorted({m.sku for m in movements})
+    The order path reads no shard for this unless it has reason to: a SKU is looked at whole when a
+    shard ran short during the request (`ran_short`: that is how a sell-out shows), when its recorded
+    state is not in_stock (units came back), or, for a SKU with a low-stock threshold, when a shard
+    the change touched shows no more than its share of the threshold (one cheap read)."""
+    codes = sorted({m.sku for m in movements} | set(ran_short))
     if not codes:
         return
     catalog = {**ports.store.get_catalog(codes, consistent=False), **(catalog or {})}
@@ -80,9 +81,11 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement],
         sku = catalog.get(code)
         if sku is None:
             continue
-        if sku.stock_state == "in_stock":  # probe only the shards this change touched, cheaply
+        if sku.stock_state == "in_stock" and code not in ran_short:
+            if sku.low_stock_threshold is None:
+                continue
             touched = sorted({m.shard for m in movements if m.sku == code})
-            near = max(0, -(-(sku.low_stock_threshold or 0) // max(1, sku.stock_shards)))
+            near = -(-sku.low_stock_threshold // max(1, sku.stock_shards))
             probe = ports.store.shard_levels({code: touched}, consistent=False)[code]
             if not any(level.available <= near for level in probe.values()):
                 continue

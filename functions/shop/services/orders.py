@@ -153,7 +153,8 @@ def place_order(
     payment_cache: dict[str, dict[str, Any]] = {}
     moved: list[stock.StockMovement] = []
     fresh_reads = [False]  # after a catalog change is seen, read it consistently
-    ran_dry: set[str] = set()  # sharded SKUs where a shard was found short: rebalance them
+    ran_dry: set[str] = set()  # SKUs where a shard was found short: stock events, rebalancing
+    shard_counts: dict[str, int] = {}
 
     def attempt() -> PlacedOrder:
         # One read: the catalog and the idempotency record. Eventually consistent is enough: the stock
@@ -190,6 +191,7 @@ def place_order(
             payment_cache["details"] = payment_details(order)
         order = replace(order, payment=payment_cache["details"])
         reserving = {line.sku: line.quantity for line in lines if line.reserves_stock}
+        shard_counts.update({code: skus[code].stock_shards for code in reserving})
         actor = f"customer:{customer_id}"
 
         def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
@@ -220,7 +222,7 @@ def place_order(
             return PlacedOrder(201, body, False, order_id)
 
         def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
-            ran_dry.update(code for code in codes if skus[code].stock_shards > 1)
+            ran_dry.update(codes)
             current = ports.store.get_catalog(codes)
             if any(_priced_differently(skus[code], current.get(code)) for code in codes):
                 fresh_reads[0] = True  # the catalog changed since our read: price the order again
@@ -248,13 +250,16 @@ def place_order(
             break
         except CommitRejected:
             continue
+        except InsufficientStock:
+            inventory.announce_stock_state(ports, [], ran_short=ran_dry)  # a sell-out shows here
+            raise
     else:
         raise Unprocessable("could not allocate a unique order number; retry")
 
     if not placed.replayed:
         ports.windows.open(placed.order_id, placed.body["expires_at"])
-        inventory.announce_stock_state(ports, moved)
-        for code in sorted(ran_dry):
+        inventory.announce_stock_state(ports, moved, ran_short=ran_dry)
+        for code in sorted(code for code in ran_dry if shard_counts.get(code, 1) > 1):
             if ports.restock_queue is not None:
                 ports.restock_queue.request_rebalance(code)
         ports.events.publish("order.created", {"order_id": placed.order_id, "order_number": placed.body["order_number"],

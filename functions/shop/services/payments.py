@@ -125,7 +125,8 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     sold: list[StockMovement] = []
     try:
         result = inventory.sell_order(ports, order, at, actor, commit)
-    except InsufficientStock:
+    except InsufficientStock as short:
+        inventory.announce_stock_state(ports, [], ran_short={s["sku"] for s in short.extra.get("shortages", [])})
         return _refuse(ports, event, order, "no stock left for this payment", end_order=True)
     if result[0] == outcome:
         inventory.announce_stock_state(ports, sold)
