@@ -1,8 +1,11 @@
 """The single DynamoDB table: its keys and indexes, used by CDK and the local run.
 
 Items (pk / sk):
-- SKU#{sku} / SKU                        catalog entry and stock levels
-- SKU#{sku} / LEDGER#{seq:012d}          one stock change, seq = the SKU's stock_seq after it
+- SKU#{sku} / SKU                        catalog entry (price, policy, stock_shards, stock_state; no levels)
+- STOCK#{sku}#{n} / STOCK                one stock shard: on_hand, available, reserved, sold, and copies of
+                                         active and price that an order's write checks
+- LEDGER#{sku}#{n} / {at}#{movement_id}  one stock change of shard n (delta, actor, reason, order id)
+- CUSTOMER#{sub} / HOLDS                 the customer's unpaid orders and reserved units per SKU (caps)
 - ORDER#{order_id} / ORDER               an order; n = index_shard(order_id) in 0..INDEX_SHARDS-1:
                                          gsi1 CUSTOMER#{sub} / {created_at}#{order_id}
                                          gsi2 STATUS#{status}#{n} / {created_at}#{order_id}
@@ -13,7 +16,8 @@ Items (pk / sk):
                                            REFUND_PENDING#{n} / {earliest pending refund's at}#{order_id}
 - ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
-- EVENT#{provider}#{event_id} / EVENT    a processed provider or queue message (ttl)
+- RESTOCK#{message_id} / RESTOCK         a stock return applied (ttl)
+- ADJUSTMENT#{sku}#{request} / ADJUSTMENT   an operator's adjustment applied (ttl)
 - WEBHOOK#{provider}#{event_id} / WEBHOOK   a settled provider event and its outcome (ttl)
 - RISKIP#{sha256(ip)} / {paid_at}#{order_id}   a paid order per client address (ttl; risk rule)
 """
