@@ -76,9 +76,10 @@ def faulty(ddb_ports):
 CASES = [(fault, after) for fault in FAULTS for after in (False,)] + [("timeout", True), ("server_error", True)]
 
 
+@pytest.mark.parametrize("shards", [1, 3])
 @pytest.mark.parametrize("fault, after", CASES)
-def test_place_order_survives(faulty, fault, after):
-    stock_up(faulty, ["F-1"], on_hand=5)
+def test_place_order_survives(faulty, fault, after, shards):
+    stock_up(faulty, ["F-1"], on_hand=5, shards=shards)
     faulty.store.db.fail("transact_write_items", fault, after=after, times=2)
     placed = order(faulty, "alice", "k1", [("F-1", 2)])
     again = order(faulty, "alice", "k1", [("F-1", 2)])
@@ -103,9 +104,10 @@ def test_cancel_and_expire_survive(faulty, fault, after, monkeypatch):
     assert (sku.levels.reserved, sku.levels.available) == (0, 5)
 
 
+@pytest.mark.parametrize("shards", [1, 3])
 @pytest.mark.parametrize("fault, after", CASES)
-def test_payment_refund_and_restock_survive(faulty, fault, after, provider_fakes):
-    stock_up(faulty, ["F-3"], on_hand=5)
+def test_payment_refund_and_restock_survive(faulty, fault, after, provider_fakes, shards):
+    stock_up(faulty, ["F-3"], on_hand=5, shards=shards)
     placed = order(faulty, "alice", "k1", [("F-3", 2)])
     queue: list[tuple] = []
     faulty.restock_queue = type("Queue", (), {"request_restock": lambda self, *a: queue.append(a)})()

@@ -532,6 +532,8 @@ class DynamoShopStore:
                         existing[label] = it.decode(reason["Item"])
             elif code in {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}:
                 stale = True
+            elif code == "ValidationError":  # retrying cannot help: the request itself is refused
+                raise Unprocessable("the request was refused by the database as invalid", {"fields": []})
         if stale and not rejected:  # what we read changed: read again, decide again
             raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))
         if rejected:
