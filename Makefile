@@ -43,16 +43,20 @@ bench: install
 soak: install
 	SOAK=1 FUZZ_EXAMPLES=100 $(PY) -m pytest -s --timeout 3600 tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py
 
+# Offline: synthesizes without the dependency layer when it is not built (a deploy never does).
 synth: $(VENV)/.installed node_modules/.installed
-	npx cdk synth --quiet --no-notices
+	npx cdk synth --quiet --no-notices -c allow_empty_dependency_layer=true
 
-layer: requirements-layer.txt
-	rm -rf build/layer && mkdir -p build/layer/python
-	$(PY) -m pip install --quiet --target build/layer/python --platform manylinux2014_aarch64 \
-	  --implementation cp --python-version 3.14 --only-binary=:all: -r requirements-layer.txt
+# The dependency layer from requirements-layer.lock, byte-identical for the same lock (scripts/build_layer.py).
+layer: $(VENV)/.installed
+	$(PY) scripts/build_layer.py --out build/layer --lock requirements-layer.lock
 
+# `make deploy CI=1` (or CI=true, which CI systems set themselves) deploys without the approval prompt for
+# IAM and security-group changes. CDK_DEPLOY_ARGS passes anything else, e.g. CDK_DEPLOY_ARGS="-c alarm_email=x".
+CDK_APPROVAL := $(if $(filter 1 true yes,$(CI)),--require-approval never,)
+CDK_DEPLOY_ARGS ?=
 deploy: $(VENV)/.installed node_modules/.installed layer
-	npx cdk deploy
+	npx cdk deploy --no-notices $(CDK_APPROVAL) $(CDK_DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) .local node_modules cdk.out build .pytest_cache .hypothesis

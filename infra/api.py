@@ -34,7 +34,8 @@ class Api(Construct):
             feature_plan=cognito.FeaturePlan.PLUS,
             standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Retained on delete, deleted when a failed first create rolls back (RetainExceptOnCreate; infra/data.py).
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
         cognito.CfnUserPoolGroup(self, "AdminGroup", user_pool_id=self.user_pool.user_pool_id, group_name=ADMIN_GROUP,
                                  description="Operators: catalog, stock, orders, refunds")
@@ -46,8 +47,11 @@ class Api(Construct):
         self.rest_api = apigw.RestApi(
             self, "RestApi",
             description="Shop transaction core: orders, payments, inventory",
+            # The role API Gateway logs with is one setting per account and region (AWS::ApiGateway::Account), which
+            # other APIs use too: deleting this stack must not delete it.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # Browser storefronts on other origins: API Gateway answers the preflight, the functions add
             # the headers to their own answers (shop/http/cors.py).

@@ -20,7 +20,10 @@ def shop_table(scope: Construct, deletion_protection: bool) -> ddb.TableV2:
         point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
         time_to_live_attribute=table_schema.TTL_ATTRIBUTE,
         deletion_protection=deletion_protection,
-        removal_policy=RemovalPolicy.RETAIN,
+        # Kept when the stack is deleted or the table replaced, but deleted when the create that made it rolls back,
+        # so a failed first deploy leaves nothing behind (DeletionPolicy RetainExceptOnCreate:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html).
+        removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         global_secondary_indexes=[
             ddb.GlobalSecondaryIndexPropsV2(
                 index_name=index["IndexName"],

@@ -4,25 +4,68 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnRule, CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
+from infra.runtime import ARCHITECTURE, PYTHON_VERSION
 from shop.manifest import FUNCTIONS
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 DEPENDENCY_LAYER_DIR = Path(__file__).resolve().parent.parent / "build" / "layer"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + PYTHON_VERSION.replace(".", "_"))
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/tests"]
+# The account that publishes the public Powertools layers in the commercial (`aws`) partition. China and
+# GovCloud regions have other publisher accounts, and layer versions that differ per region there.
+POWERTOOLS_PUBLISHER = "017000801446"
+POWERTOOLS_PARTITION = "aws"
+
+
+class DependencyLayerMissing(ValueError):
+    pass
 
 
 def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
-    # The public layer carries Powertools v3 with pydantic and the X-Ray SDK; boto3 is in the runtime.
+    """The public Powertools layer (Powertools v3 with pydantic and the X-Ray SDK; boto3 is in the runtime).
+
+    Its ARN is built with the stack's partition, and only the `aws` partition has it: a stack bound to a region
+    of another partition is refused at synth, and an environment-agnostic stack carries a template rule that
+    stops the deploy in another partition before anything is created (CloudFormation evaluates `Rules` when it
+    validates the template: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html)."""
+    stack = Stack.of(scope)
+    partition = None if Token.is_unresolved(stack.region) else RegionInfo.get(stack.region).partition
+    if partition not in (None, POWERTOOLS_PARTITION):
+        raise ValueError(f"The public Powertools layer exists only in the '{POWERTOOLS_PARTITION}' partition; "
+                         f"this stack's region {stack.region} is in '{partition}'. Publish the layer "
+                         "in your account and point the functions at it.")
+    if stack.node.try_find_child("PowertoolsLayerPartition") is None:
+        CfnRule(stack, "PowertoolsLayerPartition", assertions=[CfnRuleAssertion(
+            assert_=Fn.condition_equals(stack.partition, POWERTOOLS_PARTITION),
+            assert_description=(f"This stack uses the public Powertools layer, published only in the "
+                                f"'{POWERTOOLS_PARTITION}' partition (account {POWERTOOLS_PUBLISHER})."))])
     python = RUNTIME.name.replace(".", "")  # python3.14 -> python314
-    arn = (f"arn:{Stack.of(scope).partition}:lambda:{Stack.of(scope).region}:017000801446:layer:"
-           f"AWSLambdaPowertoolsPythonV3-{python}-arm64:{version}")
+    arn = (f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_PUBLISHER}:layer:"
+           f"AWSLambdaPowertoolsPythonV3-{python}-{ARCHITECTURE}:{version}")
     return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
+
+
+def dependency_layer_code(allow_empty: bool, scope: Construct) -> lambda_.Code:
+    """build/layer, which `make layer` (scripts/build_layer.py) fills and `make deploy` builds first.
+
+    Lambda refuses an empty layer archive, so without it the deploy would fail half-way: unless the caller
+    allows it (the tests and `make synth`, which never deploy), synthesis stops here."""
+    python = DEPENDENCY_LAYER_DIR / "python"
+    if python.is_dir() and any(python.iterdir()):
+        return lambda_.Code.from_asset(str(DEPENDENCY_LAYER_DIR))
+    if not allow_empty:
+        raise DependencyLayerMissing(
+            f"{python} is empty: build the dependency layer first (`make layer`, which `make deploy` runs), "
+            "or pass `-c allow_empty_dependency_layer=true` to synthesize without deploying.")
+    python.mkdir(parents=True, exist_ok=True)
+    Annotations.of(scope).add_info("build/layer is empty: this synthesis cannot be deployed (run `make layer`)")
+    return lambda_.Code.from_asset(str(DEPENDENCY_LAYER_DIR))
 
 
 SNAP_START_ALIAS = "live"
@@ -34,18 +77,13 @@ class Functions(Construct):
     only: $LATEST would start cold)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int,
-                 snap_start: frozenset[str] = frozenset()):
+                 snap_start: frozenset[str] = frozenset(), reserved_concurrency: bool = False,
+                 allow_empty_dependency_layer: bool = False):
         super().__init__(scope, construct_id)
         code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
         layer = powertools_layer(self, layer_version)
-        if not (DEPENDENCY_LAYER_DIR / "python").is_dir():
-            # Synthesis stays offline; `make deploy` builds the layer (pip, arm64 wheels) before deploying.
-            (DEPENDENCY_LAYER_DIR / "python").mkdir(parents=True, exist_ok=True)
-            Annotations.of(self).add_warning_v2(
-                "shop:dependency-layer-empty",
-                "build/layer is empty: run `make layer` (or `make deploy`) before deploying")
         dependencies = lambda_.LayerVersion(
-            self, "Dependencies", code=lambda_.Code.from_asset(str(DEPENDENCY_LAYER_DIR)),
+            self, "Dependencies", code=dependency_layer_code(allow_empty_dependency_layer, self),
             compatible_runtimes=[RUNTIME], compatible_architectures=[lambda_.Architecture.ARM_64],
             description="cryptography for provider signatures (requirements-layer.txt)")
         self.by_name: dict[str, lambda_.Function] = {}
@@ -67,7 +105,10 @@ class Functions(Construct):
                 layers=[layer, dependencies],
                 memory_size=spec.memory_mb,
                 timeout=Duration.seconds(spec.timeout_s),
-                reserved_concurrent_executions=spec.reserved_concurrency,
+                # Off by default: Lambda keeps at least 100 of the account's concurrency unreserved, so reserving
+                # any fails on accounts whose quota is below 100 + the sum reserved (new accounts often have
+                # 10 or 50): https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+                reserved_concurrent_executions=spec.reserved_concurrency if reserved_concurrency else None,
                 tracing=lambda_.Tracing.ACTIVE,
                 logging_format=lambda_.LoggingFormat.JSON,
                 log_group=log_group,

@@ -40,7 +40,9 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "certificate_arn": "",
     "api_throttle_rate": 100,
     "api_throttle_burst": 200,
-    "table_deletion_protection": True,
+    # Off by default: a table with deletion protection cannot be deleted by the rollback of a failed first
+    # create (README: First deploy). Turn it on once the stack exists.
+    "table_deletion_protection": False,
     "payment_webhook_base_url": "",
     "cors_allowed_origins": "",
     "risk_large_amount": 100000,
@@ -51,6 +53,11 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "max_unpaid_units_per_sku": 200,
     # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
     "snap_start": False,
+    # Reserved concurrency from the manifest (payment_webhook 20, expiry_sweeper 1): needs an account concurrency
+    # quota of at least 100 + their sum (Lambda keeps 100 unreserved), so it is off for new accounts.
+    "reserved_concurrency": False,
+    # Synthesize without build/layer (tests, `make synth`); a deploy needs the layer, so the default refuses.
+    "allow_empty_dependency_layer": False,
 }
 
 
@@ -96,7 +103,9 @@ class ShopStack(Stack):
         http_functions = frozenset(route.function for route in ROUTES)
         functions = Functions(self, "Functions", environment=environment,
                               layer_version=int(ctx("powertools_layer_version")),
-                              snap_start=http_functions if _flag(ctx("snap_start")) else frozenset())
+                              snap_start=http_functions if _flag(ctx("snap_start")) else frozenset(),
+                              reserved_concurrency=_flag(ctx("reserved_concurrency")),
+                              allow_empty_dependency_layer=_flag(ctx("allow_empty_dependency_layer")))
         fns = functions.by_name
 
         for name in READ_WRITE:

@@ -22,7 +22,8 @@ def synthesize(outdir: Path, **overrides) -> dict:
 
     from infra.app import build_app
 
-    app, stack = build_app(str(outdir), context={**CDK_CONTEXT, **overrides})
+    # The tests never deploy: they synthesize without build/layer (a deploy refuses to, see infra/functions.py).
+    app, stack = build_app(str(outdir), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True, **overrides})
     assembly = app.synth()
     template_path = outdir / f"{stack.artifact_id}.template.json"
     return {
@@ -51,13 +52,14 @@ def resources(synthesized):
 
 @pytest.fixture(scope="session")
 def synthesized_with_domain(tmp_path_factory):
-    """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart (a second synth, a few seconds;
-    cdk-nag and cfn-lint run on it too). `snap_start` is given as the CLI gives `-c snap_start=true`: a string."""
+    """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart, reserved concurrency (a second
+    synth, a few seconds; cdk-nag and cfn-lint run on it too). Flags are given as the CLI gives `-c snap_start=true`:
+    strings."""
     return synthesize(tmp_path_factory.mktemp("cdk.out.domain"), domain_name="api.shop.example",
                       certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d",
                       alarm_email="oncall@shop.example",
                       cors_allowed_origins="https://shop.example, https://m.shop.example/",
-                      snap_start="true")
+                      snap_start="true", reserved_concurrency="true")
 
 
 def of_type(resources, kind):

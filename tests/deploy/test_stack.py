@@ -175,11 +175,12 @@ def test_table_is_encrypted_recoverable_retained_and_expires_records(template, r
         "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
         "Replicas": Match.array_with([Match.object_like({
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-            "DeletionProtectionEnabled": True})]),
+            "DeletionProtectionEnabled": CDK_CONTEXT["table_deletion_protection"]})]),
         "GlobalSecondaryIndexes": Match.array_with([Match.object_like({"IndexName": "gsi1"})]),
     })
     (table,) = of_type(resources, "AWS::DynamoDB::GlobalTable").values()
-    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    # Retained on delete and replacement, but deleted when the first create rolls back (nothing orphaned).
+    assert table["DeletionPolicy"] == "RetainExceptOnCreate" and table["UpdateReplacePolicy"] == "Retain"
     # The deployed indexes are the ones the local run creates (one schema, two runtimes).
     from shop.adapters.table_schema import create_table_kwargs
 
@@ -234,7 +235,7 @@ def test_functions_arm64_newest_python_traced_json_logs_one_asset(resources):
         assert props["Runtime"] == newest.name
         assert props["Handler"] == spec.handler
         assert props["MemorySize"] == spec.memory_mb and props["Timeout"] == spec.timeout_s
-        assert props.get("ReservedConcurrentExecutions") == spec.reserved_concurrency
+        assert "ReservedConcurrentExecutions" not in props  # quota-dependent: off by default (a new account)
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         assert log_groups[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]["RetentionInDays"] == 30
@@ -399,7 +400,8 @@ def test_domain_without_certificate_is_refused(tmp_path):
     from infra.app import build_app
 
     with pytest.raises(Exception, match="domain_name and certificate_arn"):
-        build_app(str(tmp_path), context={**CDK_CONTEXT, "domain_name": "api.shop.example"})
+        build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True,
+                                          "domain_name": "api.shop.example"})
 
 
 def test_cdk_nag_has_no_unacknowledged_findings(synthesized):
@@ -465,3 +467,51 @@ def test_snap_start_on_for_the_http_functions_through_an_alias(synthesized_with_
     # The queue consumers still receive from their queues on the function itself.
     mappings = [m["Properties"] for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()]
     assert {m["FunctionName"]["Ref"] for m in mappings} == {functions[spec.consumer][0] for spec in QUEUES}
+
+
+def test_a_failed_first_create_leaves_nothing_and_a_delete_keeps_what_is_shared(resources):
+    """What a rollback of the first create may delete, and what a stack deletion must keep."""
+    (pool,) = of_type(resources, "AWS::Cognito::UserPool").values()
+    assert pool["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert CDK_CONTEXT["table_deletion_protection"] is False  # a protected table would fail the rollback
+    # API Gateway's CloudWatch role is one per account and region: other APIs log with it.
+    (account,) = of_type(resources, "AWS::ApiGateway::Account").values()
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    assert resources[role_id]["DeletionPolicy"] == "Retain" and account["DeletionPolicy"] == "Retain"
+    retained = {k for k, r in resources.items() if r.get("DeletionPolicy") == "Retain"}
+    assert retained == {role_id, next(iter(of_type(resources, "AWS::ApiGateway::Account")))}
+
+
+def test_reserved_concurrency_is_a_context_option(resources, synthesized_with_domain):
+    """Off by default (new accounts have a concurrency quota below 100 + what is reserved); `-c
+    reserved_concurrency=true` applies the manifest's values."""
+    assert DEFAULT_CONTEXT["reserved_concurrency"] is False
+    assert not [p for _, p in functions_by_name(resources).values() if "ReservedConcurrentExecutions" in p]
+    on = functions_by_name(synthesized_with_domain["json"]["Resources"])
+    assert {name: props.get("ReservedConcurrentExecutions") for name, (_, props) in on.items()} == \
+        {name: spec.reserved_concurrency for name, spec in FUNCTIONS.items()}
+
+
+def test_powertools_layer_only_in_the_aws_partition(synthesized, tmp_path, monkeypatch):
+    """The public layer's ARN is built with the partition, but only `aws` has it: a template rule stops a deploy
+    elsewhere before anything is created, and a stack bound to a China region is refused at synth."""
+    rules = synthesized["json"]["Rules"]
+    (assertion,) = rules["PowertoolsLayerPartition"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Partition"}, "aws"]}
+    from infra.app import build_app
+
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "cn-north-1")
+    with pytest.raises(ValueError, match="only in the 'aws' partition"):
+        build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True})
+
+
+def test_an_empty_dependency_layer_stops_the_synthesis_of_a_deploy(tmp_path, monkeypatch):
+    """`npx cdk deploy` without `make layer` would upload an empty archive, which Lambda refuses: an error, not
+    a warning. Only an explicit `allow_empty_dependency_layer` (tests, `make synth`) synthesizes without it."""
+    from infra import functions
+    from infra.app import build_app
+
+    monkeypatch.setattr(functions, "DEPENDENCY_LAYER_DIR", tmp_path / "layer")
+    with pytest.raises(functions.DependencyLayerMissing, match="make layer"):
+        build_app(str(tmp_path / "out"), context=dict(CDK_CONTEXT))
