@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from aws_lambda_powertools import Logger
 
 from shop.adapters.aws import client
+from shop.domain import clock
 
 logger = Logger(child=True)
+
+
+def wake_at(expires_at: str) -> str:
+    """The moment the window's `Wait` state is given: `expires_at` rounded UP to the next whole second.
+
+    Step Functions reads a `Wait` timestamp to the second and truncates the milliseconds ("Currently, if you
+    specify the wait time as a timestamp, Step Functions considers the time value up to seconds and truncates
+    milliseconds": https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-wait-state.html).
+    Given `expires_at` itself, the expiry message would arrive up to a second before the order is due, the
+    consumer would answer "not yet due" and the release would wait out the queue's visibility timeout. Rounded
+    up, the truncation changes nothing and the message arrives at or after `expires_at`. The state machine
+    definition is unchanged (one definition, the local run's too)."""
+    moment = clock.parse_iso(expires_at)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class StepFunctionsPaymentWindows:
@@ -28,7 +46,7 @@ class StepFunctionsPaymentWindows:
             client("stepfunctions").start_execution(
                 stateMachineArn=self.state_machine_arn,
                 name=order_id,
-                input=json.dumps({"order_id": order_id, "expires_at": expires_at}),
+                input=json.dumps({"order_id": order_id, "expires_at": wake_at(expires_at)}),
             )
         except client("stepfunctions").exceptions.ExecutionAlreadyExists:
             pass
