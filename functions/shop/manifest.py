@@ -39,11 +39,18 @@ class QueueSpec:
     name: str  # logical name; env var <NAME>_QUEUE_URL points at it
     consumer: str  # function name
     batch_size: int = 10
-    visibility_timeout_s: int = 60
+    # 0: six times the consumer's timeout, as AWS advises for queues that feed a Lambda event source mapping
+    # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html): a batch Lambda retries after a
+    # throttle is not delivered twice meanwhile.
+    visibility_timeout_s: int = 0
     max_receive_count: int = 5  # deliveries before the message goes to the DLQ
     # Concurrent consumer invocations at most (SQS event source maximum concurrency, 2..1000): a burst of
     # expiries after a sale is worked off steadily instead of all at once.
     max_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.visibility_timeout_s:
+            object.__setattr__(self, "visibility_timeout_s", 6 * FUNCTIONS[self.consumer].timeout_s)
 
     @property
     def env_var(self) -> str:
@@ -53,10 +60,12 @@ class QueueSpec:
 FUNCTIONS: dict[str, FunctionSpec] = {
     f.name: f
     for f in (
-        FunctionSpec("create_order", 512, 15, "POST /orders: reserve stock and open the payment window"),
-        FunctionSpec("orders_api", 256, 15, "Customer order reads, cancel and reorder"),
+        # Timeouts: above the provider client's deadline (8 s, shop/payments/http_client.py) with room for the
+        # DynamoDB and Secrets Manager calls around it, and below API Gateway's 29 s integration timeout.
+        FunctionSpec("create_order", 512, 20, "POST /orders: reserve stock and open the payment window"),
+        FunctionSpec("orders_api", 256, 20, "Customer order reads, cancel and reorder"),
         FunctionSpec("catalog_api", 256, 10, "Public SKU availability and the OpenAPI document"),
-        FunctionSpec("admin_api", 256, 15, "Operator routes: SKUs, stock adjustments, ledger, orders"),
+        FunctionSpec("admin_api", 256, 20, "Operator routes: SKUs, stock adjustments, ledger, orders"),
         FunctionSpec(
             "payment_webhook", 256, 20, "Verified payment provider webhooks", reserved_concurrency=20
         ),

@@ -515,3 +515,24 @@ def test_an_empty_dependency_layer_stops_the_synthesis_of_a_deploy(tmp_path, mon
     monkeypatch.setattr(functions, "DEPENDENCY_LAYER_DIR", tmp_path / "layer")
     with pytest.raises(functions.DependencyLayerMissing, match="make layer"):
         build_app(str(tmp_path / "out"), context=dict(CDK_CONTEXT))
+
+
+def test_timeouts_exceed_what_each_function_waits_for(resources):
+    """A function that calls payment providers outlives the provider client's overall deadline with room for its
+    own DynamoDB and Secrets Manager calls, and an HTTP function ends before API Gateway's 29 s integration
+    timeout (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html), so a slow provider
+    yields the designed 503 and not a bare 502. Queues hide a message for six times their consumer's timeout."""
+    from infra.stack import PAYMENT_CALLERS
+    from shop.payments import http_client
+
+    worst_provider_call = http_client.DEADLINE_S
+    assert worst_provider_call < http_client.TIMEOUT_S * http_client.ATTEMPTS  # the deadline is what bounds it
+    for name in PAYMENT_CALLERS:
+        assert FUNCTIONS[name].timeout_s >= worst_provider_call + 10, name
+    for name in {route.function for route in ROUTES}:
+        assert FUNCTIONS[name].timeout_s < 29, name
+    queues, refs = of_type(resources, "AWS::SQS::Queue"), stack_refs(resources)
+    for spec in QUEUES:
+        assert queues[refs[f"queue:{spec.name}"]]["Properties"]["VisibilityTimeout"] == \
+            6 * FUNCTIONS[spec.consumer].timeout_s, spec.name
+        assert spec.max_concurrency, spec.name  # consumers stay bounded
