@@ -53,10 +53,12 @@ layer: $(VENV)/.installed
 
 # `make deploy CI=1` (or CI=true, which CI systems set themselves) deploys without the approval prompt for
 # IAM and security-group changes. CDK_DEPLOY_ARGS passes anything else, e.g. CDK_DEPLOY_ARGS="-c alarm_email=x".
+# STAGE=prod deploys the stack shop-prod (default: the `stage` in cdk.json, dev).
 CDK_APPROVAL := $(if $(filter 1 true yes,$(CI)),--require-approval never,)
+CDK_STAGE := $(if $(STAGE),-c stage=$(STAGE),)
 CDK_DEPLOY_ARGS ?=
 deploy: $(VENV)/.installed node_modules/.installed layer
-	npx cdk deploy --no-notices $(CDK_APPROVAL) $(CDK_DEPLOY_ARGS)
+	npx cdk deploy --no-notices $(CDK_APPROVAL) $(CDK_STAGE) $(CDK_DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) .local node_modules cdk.out build .pytest_cache .hypothesis

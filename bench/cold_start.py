@@ -106,7 +106,9 @@ def lambda_env(function: str) -> dict[str, str]:
         "STOCK_RELEASE_QUEUE_URL": f"https://sqs.{region}.amazonaws.com/{account}/stock-release",
         "RESTOCK_QUEUE_URL": f"https://sqs.{region}.amazonaws.com/{account}/restock",
         # The interpreter: functions/ is /var/task.
-        "PYTHONPATH": str(FUNCTIONS_DIR), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # bench/lambda_runtime hides pyOpenSSL (a dev-only dependency), which Lambda does not have.
+        "PYTHONPATH": f"{Path(__file__).resolve().parent / 'lambda_runtime'}:{FUNCTIONS_DIR}",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8", "TZ": "UTC",
     }
     if "HOME" in os.environ:

@@ -44,7 +44,9 @@ def ledger_sums(base: str, code: str) -> dict[str, int]:
 
 def main() -> int:
     port = free_port()
-    proc = start_server(port, PAYMENT_WINDOW_SECONDS="5", SWEEP_INTERVAL_SECONDS="2", SWEEP_GRACE_SECONDS="1")
+    # USD orders go to every provider: Alipay and WeChat Pay as cross-border accounts (they take CNY by default).
+    proc = start_server(port, PAYMENT_WINDOW_SECONDS="5", SWEEP_INTERVAL_SECONDS="2", SWEEP_GRACE_SECONDS="1",
+                        ALIPAY_CURRENCIES="CNY,USD", WECHATPAY_CURRENCIES="CNY,USD")
     base = f"http://127.0.0.1:{port}"
     try:
         codes = [f"LOSS-{uuid.uuid4().hex[:6]}" for _ in range(2)]

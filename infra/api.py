@@ -19,12 +19,13 @@ STAGE = "v1"
 
 
 class Api(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.IFunction],
+    def __init__(self, scope: Construct, construct_id: str, *, name_prefix: str, functions: dict[str, lambda_.IFunction],
                  throttle_rate: int, throttle_burst: int, domain_name: str = "", certificate_arn: str = "",
                  cors_origins: list[str] | None = None):
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self, "Customers",
+            user_pool_name=f"{name_prefix}-customers",
             self_sign_up_enabled=True,
             sign_in_aliases=cognito.SignInAliases(email=True),
             password_policy=cognito.PasswordPolicy(min_length=12, require_digits=True, require_lowercase=True,
@@ -46,6 +47,8 @@ class Api(Construct):
                                     removal_policy=RemovalPolicy.DESTROY)
         self.rest_api = apigw.RestApi(
             self, "RestApi",
+            # Unique per stage: the API's CloudWatch metrics (and the 5xx alarm) are keyed by this name.
+            rest_api_name=f"{name_prefix}-api",
             description="Shop transaction core: orders, payments, inventory",
             # The role API Gateway logs with is one setting per account and region (AWS::ApiGateway::Account), which
             # other APIs use too: deleting this stack must not delete it.
@@ -84,7 +87,7 @@ class Api(Construct):
 
         if cors_origins:
             self._cors_on_gateway_errors(cors_origins)
-        plan = self.rest_api.add_usage_plan("UsagePlan", name="storefront",
+        plan = self.rest_api.add_usage_plan("UsagePlan", name=f"{name_prefix}-storefront",
                                             throttle=apigw.ThrottleSettings(rate_limit=throttle_rate,
                                                                             burst_limit=throttle_burst))
         plan.add_api_stage(stage=self.rest_api.deployment_stage)

@@ -13,14 +13,18 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from infra.stack import ShopStack  # noqa: E402
+from infra.stack import DEFAULT_CONTEXT, ShopStack, stack_name  # noqa: E402
 
 
 def build_app(outdir: str | None = None, context: dict | None = None) -> tuple[cdk.App, ShopStack]:
-    """The app; tests pass `outdir` and extra `context` (cdk.json's defaults are read by the CLI only)."""
+    """The app; tests pass `outdir` and extra `context` (cdk.json's defaults are read by the CLI only).
+
+    One stack per stage (`-c stage=prod`): `shop-dev`, `shop-prod`, ... side by side in one account."""
     app = cdk.App(outdir=outdir, context=context) if outdir else cdk.App(context=context)
+    stage = str(app.node.try_get_context("stage") or DEFAULT_CONTEXT["stage"])
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    stack = ShopStack(app, "ShopStack", env=env, description="Orders, payments and inventory (shop-core)")
+    stack = ShopStack(app, stack_name(stage), stage=stage, env=env,
+                      description=f"Orders, payments and inventory (shop-core, stage {stage})")
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app, stack
 

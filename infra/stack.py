@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+import re
+
+from aws_cdk import ArnFormat, Duration, Stack, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -29,20 +31,24 @@ PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook",
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
+# None: the stage decides (STAGE_DEFAULTS).
 DEFAULT_CONTEXT: dict[str, object] = {
+    # Which copy: names the stack (shop-{stage}) and so every resource in it; several stages live side by side in
+    # one account and region. "prod" gets production defaults (STAGE_DEFAULTS); any other name those of "dev".
+    "stage": "dev",
     "payment_window_seconds": 900,
     "max_payment_window_seconds": 3600,
     "alarm_email": "",
     "powertools_layer_version": 27,
     "enabled_payment_providers": "stripe,alipay,wechatpay",
-    "payment_secret_prefix": "shop/payments/",
+    "payment_secret_prefix": "shop/{stage}/payments/",  # {stage} is filled in: each stage has its own secrets
     "domain_name": "",
     "certificate_arn": "",
     "api_throttle_rate": 100,
     "api_throttle_burst": 200,
-    # Off by default: a table with deletion protection cannot be deleted by the rollback of a failed first
-    # create (README: First deploy). Turn it on once the stack exists.
-    "table_deletion_protection": False,
+    # dev: off, as a table with deletion protection cannot be deleted by the rollback of a failed first create
+    # (README: First deploy); prod: on.
+    "table_deletion_protection": None,
     "payment_webhook_base_url": "",
     "cors_allowed_origins": "",
     "risk_large_amount": 100000,
@@ -61,22 +67,45 @@ DEFAULT_CONTEXT: dict[str, object] = {
 }
 
 
+PRODUCTION_STAGES = frozenset({"prod"})
+# What differs between a development copy and production, as teams usually set it.
+STAGE_DEFAULTS: dict[str, dict[str, object]] = {
+    "dev": {"table_deletion_protection": False},
+    "prod": {"table_deletion_protection": True},
+}
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+def stack_name(stage: str) -> str:
+    if not STAGE_NAME.match(stage):
+        raise ValueError(f"context stage={stage!r}: lower-case letters, digits and '-', at most 20, a letter first")
+    return f"shop-{stage}"
+
+
 def _flag(value: object) -> bool:
     # `-c name=false` arrives as the string "false".
     return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 class ShopStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str = "dev", **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.stage = stage
+        self.production = stage in PRODUCTION_STAGES
+        stage_defaults = STAGE_DEFAULTS["prod" if self.production else "dev"]
 
         def ctx(name: str):
             value = self.node.try_get_context(name)
-            return DEFAULT_CONTEXT[name] if value is None else value
+            value = DEFAULT_CONTEXT[name] if value is None else value
+            return stage_defaults[name] if value is None else value
+
+        # Cost allocation tags (activate them once in the Billing console): every resource says which app and stage.
+        Tags.of(self).add("app", "shop-core")
+        Tags.of(self).add("stage", stage)
 
         table = shop_table(self, deletion_protection=_flag(ctx("table_deletion_protection")))
         messaging = Messaging(self, "Messaging")
-        secret_prefix = str(ctx("payment_secret_prefix"))
+        secret_prefix = str(ctx("payment_secret_prefix")).replace("{stage}", stage)
         environment = {
             "TABLE_NAME": table.table_name,
             "PAYMENT_WINDOW_SECONDS": str(int(ctx("payment_window_seconds"))),
@@ -132,7 +161,7 @@ class ShopStack(Stack):
         events.Rule(self, "SweepSchedule", schedule=events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)),
                     targets=[targets.LambdaFunction(fns["expiry_sweeper"])])
 
-        api = Api(self, "Api", functions=functions.invoke_targets, throttle_rate=int(ctx("api_throttle_rate")),
+        api = Api(self, "Api", name_prefix=self.stack_name, functions=functions.invoke_targets, throttle_rate=int(ctx("api_throttle_rate")),
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
                   certificate_arn=str(ctx("certificate_arn")),
                   cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()])
@@ -143,8 +172,12 @@ class ShopStack(Stack):
             f"https://{api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{STAGE}")
         for name in PAYMENT_CALLERS:
             fns[name].add_environment("PAYMENT_WEBHOOK_BASE_URL", webhook_base)
+        alarm_email = str(ctx("alarm_email")).strip()
+        if stage != "dev" and not alarm_email:
+            raise ValueError(f"stage {stage!r} needs someone to page: give `-c alarm_email=...` (only dev may have "
+                             "alarms without a subscriber)")
         Observability(self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
                       dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
-                      alarm_email=str(ctx("alarm_email")), publishers=PUBLISHERS, providers=tuple(PROVIDERS))
+                      alarm_email=alarm_email, publishers=PUBLISHERS, providers=tuple(PROVIDERS))
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
         acknowledge_findings(self)

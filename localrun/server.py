@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "functions"))
 
 from localrun import gateway  # noqa: E402
 from localrun.cloud import LocalCloud  # noqa: E402
-from localrun.fake_providers import FakeProviders, signed_webhook  # noqa: E402
+from localrun.fake_providers import LOCAL_KEY_VARIABLES, FakeProviders, ProviderKeys, signed_webhook  # noqa: E402
 from localrun.lambdas import LambdaRuntime  # noqa: E402
 from localrun.workers import QueuePoller, Schedule, make_sqs_client  # noqa: E402
 from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS  # noqa: E402
@@ -29,6 +29,43 @@ from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS  # noqa: E402
 log = logging.getLogger("localrun")
 MAX_REQUEST_BYTES = 1024 * 1024
 _LOCAL_PAY = re.compile(r"^/_local/pay/(?P<order_id>[A-Za-z0-9_-]{1,64})$")
+
+
+# The API base setting of each provider with a fake here: when the environment sets it (a provider's real
+# sandbox), that provider is not faked and all its keys come from the environment.
+API_BASES = {"stripe": "STRIPE_API_BASE", "alipay": "ALIPAY_GATEWAY", "wechatpay": "WECHATPAY_API_BASE"}
+# Keys that belong to the provider itself: the fake holds the private halves, so these are always the fake's.
+PROVIDER_OWNED = ("ALIPAY_PUBLIC_KEY", "WECHATPAY_PLATFORM_PUBLIC_KEY", "WECHATPAY_PLATFORM_SERIAL")
+_PREFIXES = {"stripe": "STRIPE_", "alipay": "ALIPAY_", "wechatpay": "WECHATPAY_"}
+
+
+def provider_environment(fakes: FakeProviders, environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """The provider settings the workers get on top of `environ`.
+
+    A provider whose API base the environment sets is real (e.g. STRIPE_API_BASE=https://api.stripe.com with a
+    test key): nothing of it is touched. For every faked provider, what the environment sets stays (the fakes
+    were built with it: ProviderKeys.from_env), the rest comes from the fakes; the provider's own public key
+    is always the fake's, since only the fake can sign with its private half."""
+    real = {name for name, var in API_BASES.items() if environ.get(var)}
+    updates = {}
+    for name, value in fakes.function_env().items():
+        owner = next((p for p, prefix in _PREFIXES.items() if name.startswith(prefix)), None)
+        if owner in real:
+            continue
+        if name in PROVIDER_OWNED:
+            if environ.get(name) and environ[name] != value:
+                log.warning("%s is the local %s fake's own key while %s is unset; the value in the environment "
+                            "is not used", name, owner, API_BASES[owner])
+            updates[name] = value
+        elif not environ.get(name):
+            updates[name] = value
+    for name in sorted(API_BASES.values()):
+        state = "real: %s" % environ[name] if name in environ and environ[name] else "local fake"
+        log.info("payment provider API %s -> %s", name, state)
+    from_env = sorted(v for v in (*LOCAL_KEY_VARIABLES, "ALIPAY_APP_PRIVATE_KEY", "WECHATPAY_MERCHANT_PRIVATE_KEY")
+                      if environ.get(v))
+    log.info("provider secrets taken from the environment: %s", ", ".join(from_env) or "none (all local defaults)")
+    return updates
 
 
 def _env_int(name: str, default: float) -> float:
@@ -42,8 +79,9 @@ class LocalServer:
         self.cloud = LocalCloud(payment_window_seconds=window_seconds)
         self.env = self.cloud.start()
         # Provider fakes answer on this same server; the workers must know their URLs and keys before they start.
-        self.fakes = FakeProviders(f"http://127.0.0.1:{port}")
-        os.environ.update(self.fakes.function_env())
+        # Secrets and keys the environment sets win; only what is missing is defaulted or generated.
+        self.fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
+        os.environ.update(provider_environment(self.fakes, os.environ))
         self.runtime = LambdaRuntime(workers)
         self.runtime.warm_up()
         sqs = make_sqs_client(self.cloud.moto_url)

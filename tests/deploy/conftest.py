@@ -15,6 +15,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
+SECRET_PREFIX = CDK_CONTEXT["payment_secret_prefix"].replace("{stage}", CDK_CONTEXT["stage"])
 
 
 def synthesize(outdir: Path, **overrides) -> dict:
@@ -60,6 +61,13 @@ def synthesized_with_domain(tmp_path_factory):
                       alarm_email="oncall@shop.example",
                       cors_allowed_origins="https://shop.example, https://m.shop.example/",
                       snap_start="true", reserved_concurrency="true")
+
+
+@pytest.fixture(scope="session")
+def synthesized_prod(tmp_path_factory):
+    """The production stage with its defaults (the one extra synthesis of the stage tests; cdk-nag and cfn-lint
+    run on it too): deletion protection, an alarm subscriber (required there)."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.prod"), stage="prod", alarm_email="oncall@shop.example")
 
 
 def of_type(resources, kind):

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Annotations, Match
 from infra.stack import DEFAULT_CONTEXT
 from shop.manifest import FUNCTIONS, QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.workflows import PAYMENT_WINDOW_ASL
-from tests.deploy.conftest import CDK_CONTEXT, of_type
+from tests.deploy.conftest import CDK_CONTEXT, SECRET_PREFIX, of_type
 
 SETTINGS_ENV = {"TABLE_NAME", "PAYMENT_WINDOW_SECONDS", "MAX_PAYMENT_WINDOW_SECONDS", "MAX_UNPAID_ORDERS_PER_CUSTOMER",
                 "MAX_UNPAID_UNITS_PER_SKU", "PAYMENT_WINDOW_STATE_MACHINE_ARN",
@@ -105,7 +105,7 @@ def classify(statement, refs) -> str:
         assert targets == [{"Ref": refs["state_machine"]}], statement
         return "states:start"
     if actions == {"secretsmanager:GetSecretValue"}:
-        assert len(targets) == 1 and text.endswith(f':secret:{CDK_CONTEXT["payment_secret_prefix"]}*"]]}}]'), statement
+        assert len(targets) == 1 and text.endswith(f':secret:{SECRET_PREFIX}*"]]}}]'), statement
         return "secrets:read"
     if all(a.startswith("sqs:") for a in actions):
         (queue,) = [name for key, name in ((f"queue:{s.name}", s.name) for s in QUEUES)
@@ -175,7 +175,7 @@ def test_table_is_encrypted_recoverable_retained_and_expires_records(template, r
         "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
         "Replicas": Match.array_with([Match.object_like({
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-            "DeletionProtectionEnabled": CDK_CONTEXT["table_deletion_protection"]})]),
+            "DeletionProtectionEnabled": False})]),  # dev; prod: test_stages_side_by_side
         "GlobalSecondaryIndexes": Match.array_with([Match.object_like({"IndexName": "gsi1"})]),
     })
     (table,) = of_type(resources, "AWS::DynamoDB::GlobalTable").values()
@@ -256,7 +256,7 @@ def test_functions_get_the_settings_they_read(resources):
         assert env["PAYMENT_WINDOW_SECONDS"] == str(CDK_CONTEXT["payment_window_seconds"])
         assert env["MAX_PAYMENT_WINDOW_SECONDS"] == str(CDK_CONTEXT["max_payment_window_seconds"])
         assert env["PAYMENT_PROVIDERS_ENABLED"] == CDK_CONTEXT["enabled_payment_providers"]
-        assert env["PAYMENT_SECRET_PREFIX"] == CDK_CONTEXT["payment_secret_prefix"]
+        assert env["PAYMENT_SECRET_PREFIX"] == SECRET_PREFIX == "shop/dev/payments/"
         assert env["RISK_MAX_PAYMENTS_PER_IP"] == str(CDK_CONTEXT["risk_max_payments_per_ip"])
         assert env["RISK_LARGE_AMOUNT"] == str(CDK_CONTEXT["risk_large_amount"])
 
@@ -411,7 +411,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(synthesized):
     assert [f"{f.id}: {f.entry.data[:120]}" for f in findings] == []
 
 
-@pytest.mark.parametrize("which", ["synthesized", "synthesized_with_domain"])
+@pytest.mark.parametrize("which", ["synthesized", "synthesized_with_domain", "synthesized_prod"])
 def test_cfn_lint_finds_no_errors(which, request):
     from cfnlint.api import ManualArgs, lint_file
 
@@ -473,7 +473,8 @@ def test_a_failed_first_create_leaves_nothing_and_a_delete_keeps_what_is_shared(
     """What a rollback of the first create may delete, and what a stack deletion must keep."""
     (pool,) = of_type(resources, "AWS::Cognito::UserPool").values()
     assert pool["DeletionPolicy"] == "RetainExceptOnCreate"
-    assert CDK_CONTEXT["table_deletion_protection"] is False  # a protected table would fail the rollback
+    assert CDK_CONTEXT["table_deletion_protection"] is None  # the stage decides: off in dev (a protected table
+    # would fail the rollback of a failed first create), on in prod
     # API Gateway's CloudWatch role is one per account and region: other APIs log with it.
     (account,) = of_type(resources, "AWS::ApiGateway::Account").values()
     role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
@@ -536,3 +537,33 @@ def test_timeouts_exceed_what_each_function_waits_for(resources):
         assert queues[refs[f"queue:{spec.name}"]]["Properties"]["VisibilityTimeout"] == \
             6 * FUNCTIONS[spec.consumer].timeout_s, spec.name
         assert spec.max_concurrency, spec.name  # consumers stay bounded
+
+
+def test_stages_side_by_side(synthesized, synthesized_prod, tmp_path):
+    """`-c stage=prod` is a second copy: its own stack name, API, user pool and secrets, tagged for cost
+    allocation, with production defaults (deletion protection, an alarm subscriber required)."""
+    from infra.app import build_app
+    from infra.stack import STAGE_DEFAULTS
+
+    dev, prod = synthesized["stack"], synthesized_prod["stack"]
+    assert (dev.stack_name, prod.stack_name) == ("shop-dev", "shop-prod")
+    for stack, resources in ((dev, synthesized["json"]["Resources"]), (prod, synthesized_prod["json"]["Resources"])):
+        stage = stack.stack_name.removeprefix("shop-")
+        (api,) = of_type(resources, "AWS::ApiGateway::RestApi").values()
+        assert api["Properties"]["Name"] == f"{stack.stack_name}-api"
+        (pool,) = of_type(resources, "AWS::Cognito::UserPool").values()
+        assert pool["Properties"]["UserPoolName"] == f"{stack.stack_name}-customers"
+        (plan,) = of_type(resources, "AWS::ApiGateway::UsagePlan").values()
+        assert plan["Properties"]["UsagePlanName"] == f"{stack.stack_name}-storefront"
+        for name, (_, props) in functions_by_name(resources).items():
+            assert props["Environment"]["Variables"]["PAYMENT_SECRET_PREFIX"] == f"shop/{stage}/payments/", name
+            assert {"Key": "stage", "Value": stage} in props["Tags"] and {"Key": "app", "Value": "shop-core"} in \
+                props["Tags"], name
+        (table,) = of_type(resources, "AWS::DynamoDB::GlobalTable").values()
+        protected = table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"]
+        assert protected is STAGE_DEFAULTS[stage]["table_deletion_protection"]
+    assert of_type(synthesized_prod["json"]["Resources"], "AWS::SNS::Subscription")
+    with pytest.raises(ValueError, match="alarm_email"):  # nobody to page: refused before synthesis
+        build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True, "stage": "prod"})
+    with pytest.raises(ValueError, match="stage"):
+        build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True, "stage": "Prod!"})

@@ -35,12 +35,18 @@ class Api:
         return self.call(method, path, user="operator", groups="admin", **kwargs)
 
 
-@pytest.fixture(scope="session")
-def local_server(tmp_path_factory):
+# tests/conftest.py points the provider API bases at a closed port for in-process tests; the local server
+# fakes a provider only when its API base is unset, so they are not handed on.
+REAL_PROVIDER_BASES = ("STRIPE_API_BASE", "ALIPAY_GATEWAY", "WECHATPAY_API_BASE")
+
+
+def start_local_server(log_dir: Path, **extra_env: str) -> tuple[subprocess.Popen, Api]:
+    """`python -m localrun` on a free port with `extra_env`, as `make run` starts it; waits until it answers."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2", "LOCAL_SQS_RETRY_DELAY_SECONDS": "1",
-           "LOCAL_LAMBDA_WORKERS": "3"}
+    log = log_dir / "server.log"
+    env = {k: v for k, v in os.environ.items() if k not in REAL_PROVIDER_BASES}
+    env.update({"PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2",
+                "LOCAL_SQS_RETRY_DELAY_SECONDS": "1", "LOCAL_LAMBDA_WORKERS": "3", **extra_env})
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "localrun"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -56,10 +62,20 @@ def local_server(tmp_path_factory):
             proc.kill()
             pytest.fail("local server did not start:\n" + log.read_text()[-4000:])
         time.sleep(0.3)
-    yield Api(base)
+    return proc, Api(base)
+
+
+def stop_local_server(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("local server did not stop on Ctrl-C")
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory):
+    proc, api = start_local_server(tmp_path_factory.mktemp("server"))
+    yield api
+    stop_local_server(proc)

@@ -12,6 +12,14 @@ from tests.e2e.test_local_api import levels, new_sku, place
 pytestmark = pytest.mark.e2e
 
 
+# Alipay and WeChat Pay (domestic) take CNY only: their orders are priced in CNY.
+CNY = {"price": {"amount": 1999, "currency": "CNY"}}
+
+
+def currency_of(provider: str) -> dict:
+    return CNY if provider in ("alipay", "wechatpay") else {}
+
+
 def wait_for(check, timeout=20):
     deadline = time.monotonic() + timeout
     while not check():
@@ -23,7 +31,7 @@ def wait_for(check, timeout=20):
                                              ("alipay", "qr_code"), ("wechatpay", "code_url")])
 def test_pay_with_each_provider(local_server, provider, field):
     api = local_server
-    code = new_sku(api, on_hand=5)
+    code = new_sku(api, on_hand=5, **currency_of(provider))
     placed = place(api, code, quantity=2, payment_provider=provider)
     assert placed.status_code == 201, placed.text
     order = placed.json()
@@ -59,9 +67,9 @@ def test_duplicate_webhook_and_refund_with_restock(local_server):
 
 def test_wrong_amount_holds_the_order_and_reject_refunds(local_server):
     api = local_server
-    code = new_sku(api, on_hand=5)
+    code = new_sku(api, on_hand=5, **CNY)
     order = place(api, code, quantity=1, payment_provider="wechatpay").json()
-    api.call("POST", f"/_local/pay/{order['order_id']}", user=None, json={"amount": {"amount": 1, "currency": "EUR"}})
+    api.call("POST", f"/_local/pay/{order['order_id']}", user=None, json={"amount": {"amount": 1, "currency": "CNY"}})
     held = api.call("GET", f"/orders/{order['order_id']}").json()
     assert held["status"] == "ON_HOLD" and held["hold_reason"] == "under_review"
     by_operator = api.admin("GET", f"/admin/orders?order_number={order['order_number']}").json()["items"][0]
@@ -74,7 +82,7 @@ def test_wrong_amount_holds_the_order_and_reject_refunds(local_server):
 
 def test_customer_cancel_of_a_paid_order_refunds_and_restocks(local_server):
     api = local_server
-    code = new_sku(api, on_hand=3)
+    code = new_sku(api, on_hand=3, **CNY)
     order = place(api, code, quantity=2, payment_provider="alipay").json()
     api.call("POST", f"/_local/pay/{order['order_id']}", user=None)
     cancelled = api.call("POST", f"/orders/{order['order_id']}/cancel")
@@ -123,11 +131,11 @@ def test_tampered_webhooks_change_nothing(local_server):
 def test_partial_refunds_through_wechat_pay_carry_the_transaction_total(local_server):
     # The WeChat Pay fake, like WeChat Pay, refuses a refund whose amount.total is not the transaction's.
     api = local_server
-    code = new_sku(api, on_hand=5)
+    code = new_sku(api, on_hand=5, **CNY)
     order = place(api, code, quantity=2, payment_provider="wechatpay").json()
     assert api.call("POST", f"/_local/pay/{order['order_id']}", user=None).json()["webhook"]["status"] == 200
     path = f"/admin/orders/{order['order_id']}/refunds"
-    first = api.admin("POST", path, headers={"Idempotency-Key": "w1"}, json={"amount": {"amount": 500, "currency": "EUR"}})
+    first = api.admin("POST", path, headers={"Idempotency-Key": "w1"}, json={"amount": {"amount": 500, "currency": "CNY"}})
     assert first.status_code == 201, first.text
     rest = api.admin("POST", path, headers={"Idempotency-Key": "w2"}, json={})
     assert rest.status_code == 201, rest.text

@@ -16,7 +16,7 @@ import stripe
 from localrun.fake_providers import ProviderKeys, signed_webhook
 from shop.domain.money import Money
 from shop.payments import http_client
-from shop.payments.alipay import AlipayProvider, signing_content
+from shop.payments.alipay import AlipayProvider, notification_content
 from shop.payments.base import InvalidWebhook, ProviderError
 from shop.payments.signing import hmac_header, rsa_sign
 from shop.payments.stripe import StripeProvider
@@ -73,9 +73,12 @@ def test_alipay_notification_for_another_app_is_rejected():
         AlipayProvider().parse_webhook(dict(headers), body)
 
 
-def test_alipay_signature_covers_sorted_params_without_sign_and_sign_type():
-    params = {"b": "2", "a": "1", "empty": "", "sign_type": "RSA2"}
-    assert signing_content(params) == b"a=1&b=2"
+def test_alipay_notification_signature_covers_sorted_params_without_sign_and_sign_type():
+    from shop.payments.alipay import request_content
+
+    params = {"b": "2", "a": "1", "empty": "", "sign_type": "RSA2", "sign": "x"}
+    assert notification_content(params) == b"a=1&b=2"
+    assert request_content(params) == b"a=1&b=2&sign_type=RSA2"  # requests sign sign_type too
     headers, body = signed_webhook(KEYS, "alipay", "ord_abc", AMOUNT)
     form = dict(urllib.parse.parse_qsl(body.decode()))
     form["sign_type"] = "RSA"  # only RSA2 is accepted, even though sign_type is not signed
@@ -83,7 +86,7 @@ def test_alipay_signature_covers_sorted_params_without_sign_and_sign_type():
         AlipayProvider().parse_webhook(dict(headers), urllib.parse.urlencode(form).encode())
     form["sign_type"] = "RSA2"
     form["total_amount"] = "0.01"  # re-signed by someone holding only the merchant's key: rejected
-    form["sign"] = rsa_sign(KEYS.alipay_app[0], signing_content(form))
+    form["sign"] = rsa_sign(KEYS.alipay_app[0], notification_content(form))
     with pytest.raises(InvalidWebhook):
         AlipayProvider().parse_webhook(dict(headers), urllib.parse.urlencode(form).encode())
 
@@ -94,7 +97,7 @@ def test_alipay_waiting_and_closed_trades_are_not_payments():
     for status, kind in (("WAIT_BUYER_PAY", "ignored"), ("TRADE_CLOSED", "payment_failed"),
                          ("TRADE_FINISHED", "payment_succeeded")):
         form["trade_status"] = status
-        form["sign"] = rsa_sign(KEYS.alipay_platform[0], signing_content(form))
+        form["sign"] = rsa_sign(KEYS.alipay_platform[0], notification_content(form))
         assert AlipayProvider().parse_webhook({}, urllib.parse.urlencode(form).encode()).kind == kind
 
 

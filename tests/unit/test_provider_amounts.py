@@ -17,7 +17,7 @@ import pytest
 
 from localrun.fake_providers import ProviderKeys, signed_webhook
 from shop.domain.money import Money
-from shop.payments.alipay import AlipayProvider, signing_content
+from shop.payments.alipay import AlipayProvider, notification_content
 from shop.payments.base import MAX_MINOR_UNITS, InvalidWebhook, minor_amount, minor_units
 from shop.payments.sandbox import SandboxProvider
 from shop.payments.signing import hmac_header, rsa_sign
@@ -83,7 +83,7 @@ def alipay_webhook(total_amount: str, order_id="ord_abc", keys=KEYS) -> tuple[di
     headers, body = signed_webhook(keys, "alipay", order_id, Money(1999, "CNY"))
     params = dict(urllib.parse.parse_qsl(body.decode()))
     params["total_amount"] = total_amount
-    params["sign"] = rsa_sign(keys.alipay_platform[0], signing_content(params))
+    params["sign"] = rsa_sign(keys.alipay_platform[0], notification_content(params))
     return dict(headers), urllib.parse.urlencode(params).encode()
 
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from shop.domain.errors import DomainError
 from shop.http.cors import cors_config
 from shop.http.problems import problem, problem_response
-from shop.payments.base import ProviderError
+from shop.payments.base import ProviderError, ProviderNotConfigured
 
 logger = Logger()
 metrics = Metrics()
@@ -48,6 +48,25 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def count_provider_not_configured(error: ProviderNotConfigured) -> None:
+    """The `ProviderNotConfigured` metric (dimension `provider`), alarmed in infra/observability.py. Its own EMF
+    blob, so the dimension does not spread to the request's other metrics."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    logger.error("payment provider not configured", extra={"provider": error.provider, "setting": error.setting})
+    with single_metric(name="ProviderNotConfigured", unit=MetricUnit.Count, value=1,
+                       default_dimensions={"provider": error.provider}):
+        pass
+
+
+def provider_not_configured(error: ProviderNotConfigured):
+    """503 `provider-not-configured` WITHOUT Retry-After: an operator must add the secret or setting first."""
+    count_provider_not_configured(error)
+    return problem(503, "provider-not-configured", "Payment provider not configured",
+                   f"payment provider {error.provider} is enabled but not configured; choose another provider "
+                   "or contact the shop", extra={"provider": error.provider})
+
+
 def create_app(*routers: Router) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True, cors=cors_config())
     for router in routers:
@@ -63,6 +82,8 @@ def create_app(*routers: Router) -> APIGatewayRestResolver:
 
     @app.exception_handler(ProviderError)
     def provider_error(error: ProviderError):
+        if isinstance(error, ProviderNotConfigured):
+            return provider_not_configured(error)
         logger.error("payment provider call failed", extra={"error": str(error)})
         return problem(502, "provider-error", "Payment provider error",
                        "the payment provider did not complete the call; retrying with the same request is safe")

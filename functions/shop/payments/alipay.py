@@ -28,10 +28,21 @@ CHINA = timezone(timedelta(hours=8))
 DEFAULT_APP_ID = "2021000000000000"  # local runs only; deployed, ALIPAY_APP_ID comes from the secret
 
 
-def signing_content(params: Mapping[str, str]) -> bytes:
-    """Sorted k=v pairs joined by &, without sign and sign_type and without empty values (Alipay RSA2)."""
-    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type") and params[k] != ""
-                    ).encode()
+def _content(params: Mapping[str, str], excluded: tuple[str, ...]) -> bytes:
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in excluded and params[k] != "").encode()
+
+
+def request_content(params: Mapping[str, str]) -> bytes:
+    """What a request's RSA2 signature covers: every parameter except `sign` (so `sign_type` IS signed), sorted,
+    k=v joined by &, raw (not URL-encoded) values, empty values left out. Alipay's gateway and its SDKs
+    (python-alipay-sdk's sign_data, the official Java/PHP SDKs) sign requests this way."""
+    return _content(params, ("sign",))
+
+
+def notification_content(params: Mapping[str, str]) -> bytes:
+    """What an asynchronous notification's signature covers: as requests, but without `sign` AND `sign_type`
+    (Alipay's rule for verifying its notifications; python-alipay-sdk's verify)."""
+    return _content(params, ("sign", "sign_type"))
 
 
 def verify_response(text: str, name: str, sign: str | None, alipay_public_key: str) -> None:
@@ -50,6 +61,9 @@ def verify_response(text: str, name: str, sign: str | None, alipay_public_key: s
 class AlipayProvider:
     name = "alipay"
 
+    # Domestic Alipay (当面付, 电脑网站支付) settles CNY only; a cross-border account sets ALIPAY_CURRENCIES.
+    currencies: frozenset[str] | None = frozenset({"CNY"})
+
     def _secret(self, key: str) -> str:
         return provider_secret(self.name, key)
 
@@ -65,7 +79,7 @@ class AlipayProvider:
             "notify_url": notify_url(self.name),
             "biz_content": json.dumps(biz, separators=(",", ":"), ensure_ascii=False), **extra,
         }
-        params["sign"] = rsa_sign(self._secret("ALIPAY_APP_PRIVATE_KEY"), signing_content(params))
+        params["sign"] = rsa_sign(self._secret("ALIPAY_APP_PRIVATE_KEY"), request_content(params))
         return params
 
     def _call(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +90,7 @@ class AlipayProvider:
         try:
             text = body.decode("utf-8")
             parsed = json.loads(text)
-            answer = parsed.get(name) or {}
+            answer = parsed.get(name) or parsed.get("error_response") or {}  # e.g. isv.invalid-signature
         except (UnicodeDecodeError, ValueError, AttributeError):
             raise ProviderError(f"alipay {method} answered {status} without JSON") from None
         if status >= 300 or answer.get("code") != "10000":
@@ -108,7 +122,7 @@ class AlipayProvider:
             raise InvalidWebhook("notification unsigned or with repeated fields", 401)
         if params.get("sign_type", "RSA2") != "RSA2":
             raise InvalidWebhook("only RSA2 notifications are accepted", 401)
-        rsa_verify(self._secret("ALIPAY_PUBLIC_KEY"), signing_content(params), params["sign"])
+        rsa_verify(self._secret("ALIPAY_PUBLIC_KEY"), notification_content(params), params["sign"])
         # Alipay: after the signature, check the notification is for this app (else ignore it).
         if params.get("app_id") != provider_secret(self.name, "ALIPAY_APP_ID", DEFAULT_APP_ID):
             raise InvalidWebhook("notification is for another app_id", 401)
@@ -138,3 +152,7 @@ class AlipayProvider:
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "text/plain", "success"
+
+    def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+        """Alipay reads the body: anything but `success` (documented: `fail`) and it notifies again later."""
+        return status, "text/plain", "fail"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +29,16 @@ class InvalidWebhook(Exception):
 
 class ProviderError(Exception):
     """The provider could not be reached or refused; callers retry or answer 502/503."""
+
+
+class ProviderNotConfigured(ProviderError):
+    """An enabled provider lacks a secret, key or setting: a configuration error, not an outage. Answered 503
+    `provider-not-configured` without Retry-After (retrying cannot help until someone configures it), counted
+    as the `ProviderNotConfigured` metric (alarmed in infra/observability.py)."""
+
+    def __init__(self, provider: str, setting: str):
+        super().__init__(f"payment provider {provider} is not configured: {setting} is missing")
+        self.provider, self.setting = provider, setting
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,16 @@ class PaymentProvider(Protocol):
 
     def query(self, order: Order) -> PaymentState: ...
 
-    def acknowledge(self) -> tuple[int, str, str]: ...
+    def acknowledge(self) -> tuple[int, str, str]:
+        """(status, content type, body) of the provider's documented "received" answer."""
+        ...
+
+    def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+        """(status, content type, body) of the provider's documented failure answer; `status` is 4xx/5xx."""
+        ...
+
+    # Currencies the provider accepts by default (None: any); `{NAME}_CURRENCIES` overrides (registry.py).
+    currencies: frozenset[str] | None
 
 
 MAX_MINOR_UNITS = 10**15  # far above any order total; bounds what a notification may claim
@@ -122,8 +142,7 @@ def notify_url(provider: str) -> str:
         return explicit
     base = os.environ.get("PAYMENT_WEBHOOK_BASE_URL", "").rstrip("/")
     if not base:
-        raise ProviderError(f"payment setting PAYMENT_WEBHOOK_BASE_URL (or {provider.upper()}_NOTIFY_URL) "
-                            "is not configured")
+        raise ProviderNotConfigured(provider, f"PAYMENT_WEBHOOK_BASE_URL (or {provider.upper()}_NOTIFY_URL)")
     return f"{base}/webhooks/{provider}"
 
 
@@ -133,3 +152,13 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == lowered:
             return value
     return None
+
+
+def problem_reject(status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+    """A webhook failure as RFC 9457 problem+json, for providers that look only at the status (Stripe, sandbox)."""
+    titles = {"invalid-webhook": "Webhook rejected", "payload-too-large": "Payload too large",
+              "provider-unavailable": "Provider unavailable", "provider-not-configured": "Provider not configured",
+              "temporarily-unavailable": "Temporarily unavailable", "internal-error": "Internal error"}
+    body = {"type": f"/problems/{problem_type}", "title": titles.get(problem_type, "Webhook rejected"),
+            "status": status, "detail": message}
+    return status, "application/problem+json", json.dumps(body, separators=(",", ":"))

@@ -10,7 +10,7 @@ from typing import Any
 
 from shop.domain.errors import Unavailable, Unprocessable
 from shop.domain.orders import Order
-from shop.payments.base import PaymentProvider, ProviderError
+from shop.payments.base import PaymentProvider, ProviderError, ProviderNotConfigured
 
 # name -> (module, class). A provider's module (and the cryptography it signs with) loads when the provider is
 # first used, not when a handler starts.
@@ -64,10 +64,35 @@ def provider(name: str) -> PaymentProvider:
     return PROVIDERS[name]
 
 
+def accepted_currencies(name: str) -> frozenset[str] | None:
+    """The currencies provider `name` takes (None: any). `{NAME}_CURRENCIES` (e.g. ALIPAY_CURRENCIES=CNY,USD for a
+    cross-border merchant account; `*` for any) overrides what the provider declares."""
+    raw = os.environ.get(f"{name.upper()}_CURRENCIES", "").strip()
+    if raw == "*":
+        return None
+    if raw:
+        return frozenset(code.strip().upper() for code in raw.split(",") if code.strip())
+    return PROVIDERS[name].currencies
+
+
+def check_currency(name: str, currency: str) -> None:
+    """422 naming the provider and the currency when the provider cannot take it (before any provider call)."""
+    accepted = accepted_currencies(name)
+    if accepted is not None and currency.upper() not in accepted:
+        listed = ", ".join(sorted(accepted)) if len(accepted) <= 10 else f"{len(accepted)} currencies"
+        raise Unprocessable(
+            f"payment provider {name!r} does not accept {currency} (it takes {listed}); choose another provider",
+            {"fields": ["payment_provider"], "payment_provider": name, "currency": currency})
+
+
 def payment_details(order: Order) -> dict[str, Any]:
     """What the storefront needs to collect payment for `order` (one provider call, keyed on the order id)."""
+    chosen = provider(order.payment_provider)
+    check_currency(order.payment_provider, order.currency)
     try:
-        return provider(order.payment_provider).create_payment(order)
+        return chosen.create_payment(order)
+    except ProviderNotConfigured:  # a configuration error, not an outage: the HTTP layer answers 503 without a retry hint
+        raise
     except ProviderError as error:  # nothing was written: the client can retry with the same key
         raise Unavailable(f"the payment provider is not answering ({error}); retry shortly",
                           {"retry_after": 2}) from None

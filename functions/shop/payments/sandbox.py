@@ -8,7 +8,15 @@ from typing import Any, Mapping
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
-from shop.payments.base import InvalidWebhook, PaymentEvent, RefundResult, header, minor_amount, provider_currency
+from shop.payments.base import (
+    InvalidWebhook,
+    PaymentEvent,
+    RefundResult,
+    header,
+    minor_amount,
+    problem_reject,
+    provider_currency,
+)
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 
@@ -18,6 +26,7 @@ DEFAULT_SECRET = "sandbox_local_secret"
 
 class SandboxProvider:
     name = "sandbox"
+    currencies: frozenset[str] | None = None  # any: it moves no money
 
     def secret(self) -> str:
         return provider_secret(self.name, "SANDBOX_WEBHOOK_SECRET", DEFAULT_SECRET)
@@ -49,3 +58,6 @@ class SandboxProvider:
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"received":true}'
+
+    def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+        return problem_reject(status, message, problem_type)

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from shop.payments.base import ProviderError
+from shop.payments.base import ProviderNotConfigured
 
 _cache: dict[str, tuple[float, dict[str, str]]] = {}
 _lock = threading.Lock()
@@ -25,8 +25,9 @@ def provider_secret(provider: str, key: str, default: str | None = None) -> str:
         value = _from_secrets_manager(provider).get(key)
     else:
         value = os.environ.get(key, default)
-    if not value:
-        raise ProviderError(f"payment setting {key} is not configured")  # 5xx: the provider retries later
+    if not value or not isinstance(value, str):
+        # A configuration error, not an outage: 503 provider-not-configured, no Retry-After, a metric and an alarm.
+        raise ProviderNotConfigured(provider, key)
     return value
 
 
@@ -35,10 +36,23 @@ def _from_secrets_manager(provider: str) -> dict[str, str]:
         cached = _cache.get(provider)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+    from botocore.exceptions import ClientError
+
     from shop.adapters.aws import client
 
     name = os.environ.get("PAYMENT_SECRET_PREFIX", "shop/payments/") + provider
-    values = json.loads(client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+    try:
+        values = json.loads(client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+    except ClientError as error:
+        # No such secret: nobody configured it. Anything else (throttling,
+        # access, the service not answering) stays an AWS error: 503 with Retry-After.
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise ProviderNotConfigured(provider, f"secret {name}") from None
+        raise
+    except (KeyError, ValueError):  # a binary secret, or one that is not JSON
+        raise ProviderNotConfigured(provider, f"secret {name} (not a JSON object)") from None
+    if not isinstance(values, dict):
+        raise ProviderNotConfigured(provider, f"secret {name} (not a JSON object)")
     with _lock:
         _cache[provider] = (time.monotonic() + CACHE_SECONDS, values)
     return values

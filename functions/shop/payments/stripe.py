@@ -17,29 +17,50 @@ from shop.payments.base import (
     RefundResult,
     header,
     minor_amount,
+    problem_reject,
     provider_currency,
 )
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 
+# The API version every request pins (Stripe-Version), so an upgrade of the account's default version in the
+# Dashboard cannot change what our calls get back. A documented version (docs.stripe.com/upgrades); webhook
+# payloads follow the version set on the webhook endpoint, which should be this one too.
+API_VERSION = "2024-06-20"
+# Stripe's presentment currencies (docs.stripe.com/currencies) whose minor unit Stripe counts as we do
+# (base.py _EXPONENTS). Left out: the zero-decimal ones we count in hundredths (BIF, DJF, GNF, KMF, MGA, PYG,
+# RWF, UGX, VUV, XAF, XOF, XPF) and ISK (Stripe wants it two-decimal): an amount would be off by 100.
+# STRIPE_CURRENCIES overrides the list (registry.py).
+CURRENCIES = frozenset("""
+    USD AED ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BMD BND BOB BRL BSD BWP BYN BZD CAD CDF CHF CLP
+    CNY COP CRC CVE CZK DKK DOP DZD EGP ETB EUR FJD FKP GBP GEL GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR JMD
+    JOD JPY KES KGS KHR KRW KWD KYD KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MUR MVR MWK MXN MYR MZN NAD
+    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SEK SGD SHP SLE SOS SRD SZL THB
+    TJS TND TOP TRY TTD TWD TZS UAH UYU UZS VND WST XCD YER ZAR ZMW""".split())
 KINDS = {"payment_intent.succeeded": "payment_succeeded", "payment_intent.payment_failed": "payment_failed",
          "charge.refunded": "refund_succeeded"}
 
 
 class StripeProvider:
     name = "stripe"
+    currencies: frozenset[str] | None = CURRENCIES
 
     def _base(self) -> str:
         return os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
 
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY', 'sk_test_local')}"}
+    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        """What every call carries, as the stripe library sends it: bearer key, pinned version, and for POSTs
+        form encoding and the idempotency key."""
+        headers = {"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY', 'sk_test_local')}",
+                   "Stripe-Version": API_VERSION}
+        if idempotency_key is not None:
+            headers.update({"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": idempotency_key})
+        return headers
 
     def _call(self, path: str, params: dict[str, str], idempotency_key: str) -> dict[str, Any]:
-        status, body = http_client.request(
-            "POST", f"{self._base()}{path}", body=urllib.parse.urlencode(params).encode(),
-            headers={"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY', 'sk_test_local')}",
-                     "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": idempotency_key})
+        """POST form-encoded parameters; nested ones flattened as the library does (`metadata[order_id]`)."""
+        status, body = http_client.request("POST", f"{self._base()}{path}", body=urllib.parse.urlencode(params).encode(),
+                                           headers=self._headers(idempotency_key))
         if status >= 300:
             raise ProviderError(f"stripe {path} answered {status}")
         return json.loads(body)
@@ -85,7 +106,7 @@ class StripeProvider:
         if not intent_id:
             return "unknown"
         status, body = http_client.request("GET", f"{self._base()}/v1/payment_intents/{intent_id}",
-                                           headers=self._auth())
+                                           headers=self._headers())
         if status >= 300:
             raise ProviderError(f"stripe payment_intents/{intent_id} answered {status}")
         state = json.loads(body).get("status")
@@ -93,3 +114,7 @@ class StripeProvider:
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"received":true}'
+
+    def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+        """Stripe looks only at the status (a 4xx/5xx is retried for up to three days): problem+json."""
+        return problem_reject(status, message, problem_type)

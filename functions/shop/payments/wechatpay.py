@@ -29,6 +29,7 @@ from shop.payments.secrets import provider_secret
 from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
 
 KINDS = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
+USER_AGENT = "shop-core/1.0 (python)"  # WeChat Pay APIv3 asks every request for one
 DEFAULT_MCH_ID = "1900000001"  # local runs only; deployed, WECHATPAY_MCH_ID comes from the secret
 
 
@@ -44,6 +45,9 @@ def decrypt_resource(resource: Mapping[str, str], api_v3_key: str) -> dict[str, 
 
 class WechatPayProvider:
     name = "wechatpay"
+    # The domestic Native API takes amount.currency CNY only. WECHATPAY_CURRENCIES can widen it, but WeChat
+    # Pay's cross-border merchants use another API (/v3/global/...), which this adapter does not speak.
+    currencies: frozenset[str] | None = frozenset({"CNY"})
 
     def _secret(self, key: str, default: str | None = None) -> str:
         return provider_secret(self.name, key, default)
@@ -59,7 +63,8 @@ class WechatPayProvider:
         base = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
         status, answer_headers, answer = http_client.exchange(
             method, base + path, body=body.encode() or None,
-            headers={"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
+            headers={"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json",
+                     "User-Agent": USER_AGENT})
         if status >= 300:
             raise ProviderError(f"wechatpay {path.split('?')[0]} answered {status}")
         try:  # WeChat Pay signs its answers as it signs notifications: check before trusting a code_url
@@ -131,3 +136,8 @@ class WechatPayProvider:
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", '{"code":"SUCCESS","message":"OK"}'
+
+    def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
+        """WeChat Pay's documented failure answer: a 4xx/5xx with {"code": "FAIL", "message": ...}; it retries."""
+        return status, "application/json", json.dumps({"code": "FAIL", "message": message[:200]},
+                                                      separators=(",", ":"), ensure_ascii=False)
