@@ -25,10 +25,14 @@ def acknowledge_findings(stack: Stack) -> None:
         NagPackSuppression(id="AwsSolutions-COG2", reason=(
             "MFA is optional (TOTP) for shoppers: forcing it at checkout loses orders. Operators in the admin "
             "group should be required to enrol; Cognito cannot require MFA per group.")),
-        NagPackSuppression(id="AwsSolutions-APIG3", reason=(
-            "No WAF web ACL by default (it costs per request and rules are shop-specific); throttling, usage "
-            "plan, request validation and authorizers are in place. Attach a web ACL to the stage if needed.")),
+        NagPackSuppression(id="AwsSolutions-APIG2", reason=(
+            "Request validation happens in each handler (pydantic models, RFC 9457 problem answers); a gateway "
+            "validator without models validates nothing, and with models would answer in another format.")),
     ])
+    if stack.node.try_find_child("Edge") is None:  # infra/edge.py: on by default for prod
+        NagSuppressions.add_stack_suppressions(stack, [NagPackSuppression(id="AwsSolutions-APIG3", reason=(
+            "This stage runs without the WAF web ACL (context waf=false, the dev default: it costs per web ACL, rule "
+            "and request); stage and per-route throttles and authorizers are in place. prod has it on."))])
     unauthenticated = {"webhook": "Payment providers cannot present Cognito tokens: webhooks authenticate by the "
                                   "provider's signature over the raw body, verified in the handler.",
                        "public": "Public by design: catalog availability and the OpenAPI document carry no "

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from infra.api import STAGE, Api
 from infra.data import shop_table
+from infra.edge import EdgeProtection
 from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
@@ -46,6 +47,16 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "certificate_arn": "",
     "api_throttle_rate": 100,
     "api_throttle_burst": 200,
+    # Per-route throttles (requests per second, burst) of the routes that must not share a bucket.
+    "webhook_throttle_rate": 50,
+    "webhook_throttle_burst": 100,
+    "catalog_throttle_rate": 200,
+    "catalog_throttle_burst": 400,
+    "order_throttle_rate": 100,
+    "order_throttle_burst": 200,
+    # AWS WAF web ACL on the API stage (infra/edge.py): prod on, dev off. It costs per web ACL, rule and request.
+    "waf": None,
+    "waf_order_rate_limit": 300,  # POST /orders per client IP per 5 minutes (WAF's minimum is 10)
     # dev: off, as a table with deletion protection cannot be deleted by the rollback of a failed first create
     # (README: First deploy); prod: on.
     "table_deletion_protection": None,
@@ -70,8 +81,8 @@ DEFAULT_CONTEXT: dict[str, object] = {
 PRODUCTION_STAGES = frozenset({"prod"})
 # What differs between a development copy and production, as teams usually set it.
 STAGE_DEFAULTS: dict[str, dict[str, object]] = {
-    "dev": {"table_deletion_protection": False},
-    "prod": {"table_deletion_protection": True},
+    "dev": {"table_deletion_protection": False, "waf": False},
+    "prod": {"table_deletion_protection": True, "waf": True},
 }
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
@@ -80,6 +91,19 @@ def stack_name(stage: str) -> str:
     if not STAGE_NAME.match(stage):
         raise ValueError(f"context stage={stage!r}: lower-case letters, digits and '-', at most 20, a letter first")
     return f"shop-{stage}"
+
+
+def route_throttles(limits: dict[str, tuple[int, int]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(method, path) -> (rate, burst): webhooks, the public catalog reads and order placement, from the manifest."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for route in ROUTES:
+        if route.auth == "webhook":
+            out[(route.method, route.path)] = limits["webhook"]
+        elif route.auth == "public" and route.method == "GET":
+            out[(route.method, route.path)] = limits["catalog"]
+        elif route.function == "create_order" or route.path.endswith("/reorder"):
+            out[(route.method, route.path)] = limits["order"]
+    return out
 
 
 def _flag(value: object) -> bool:
@@ -164,7 +188,12 @@ class ShopStack(Stack):
         api = Api(self, "Api", name_prefix=self.stack_name, functions=functions.invoke_targets, throttle_rate=int(ctx("api_throttle_rate")),
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
                   certificate_arn=str(ctx("certificate_arn")),
-                  cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()])
+                  cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()],
+                  route_throttles=route_throttles({kind: (int(ctx(f"{kind}_throttle_rate")), int(ctx(f"{kind}_throttle_burst")))
+                                                   for kind in ("webhook", "catalog", "order")}))
+        if _flag(ctx("waf")):
+            EdgeProtection(self, "Edge", stage=api.rest_api.deployment_stage, stage_name=STAGE, name_prefix=self.stack_name,
+                           order_rate_limit=int(ctx("waf_order_rate_limit")))
         # Alipay and WeChat Pay take the notification URL in each request (Alipay: refunds and queries too). Built from the API id
         # (not `api.url`, whose stage depends on the functions) so the functions may read it without a cycle.
         webhook_base = str(ctx("payment_webhook_base_url")).rstrip("/") or (

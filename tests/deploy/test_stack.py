@@ -133,7 +133,7 @@ def test_every_manifest_route_is_deployed_with_its_authorizer(resources):
             assert method["AuthorizerId"], route
         else:
             assert method.get("AuthorizationType", "NONE") == "NONE" and "AuthorizerId" not in method, route
-        assert method["RequestValidatorId"], route
+        assert "RequestValidatorId" not in method, route  # validation is the handlers' (RFC 9457 answers)
         integration = method["Integration"]
         assert integration["Type"] == "AWS_PROXY" and integration["IntegrationHttpMethod"] == "POST"
         fn_id = functions_by_name(resources)[route.function][0]
@@ -163,9 +163,9 @@ def test_stage_logs_traces_and_throttles(template):
             "ThrottlingBurstLimit": CDK_CONTEXT["api_throttle_burst"],
             "DataTraceEnabled": False})]),
     })
-    template.resource_count_is("AWS::ApiGateway::UsagePlan", 1)
-    template.has_resource_properties("AWS::ApiGateway::RequestValidator",
-                                     {"ValidateRequestBody": True, "ValidateRequestParameters": True})
+    # No usage plan without API keys (it would throttle nothing) and no validator without models.
+    template.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
+    template.resource_count_is("AWS::ApiGateway::RequestValidator", 0)
 
 
 def test_table_is_encrypted_recoverable_retained_and_expires_records(template, resources):
@@ -324,7 +324,8 @@ def test_deployed_definition_is_byte_for_byte_the_local_one(synthesized, resourc
 
 def test_sweeper_runs_on_the_manifest_schedule(resources):
     rules = [r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()]
-    (rule,) = [r for r in rules if "ScheduleExpression" in r]
+    sweeper = {"Fn::GetAtt": [functions_by_name(resources)["expiry_sweeper"][0], "Arn"]}
+    (rule,) = [r for r in rules if "ScheduleExpression" in r and r["Targets"][0]["Arn"] == sweeper]
     from aws_cdk import Duration, aws_events
 
     assert rule["ScheduleExpression"] == aws_events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)).expression_string
@@ -404,8 +405,9 @@ def test_domain_without_certificate_is_refused(tmp_path):
                                           "domain_name": "api.shop.example"})
 
 
-def test_cdk_nag_has_no_unacknowledged_findings(synthesized):
-    annotations = Annotations.from_stack(synthesized["stack"])
+@pytest.mark.parametrize("which", ["synthesized", "synthesized_prod"])
+def test_cdk_nag_has_no_unacknowledged_findings(which, request):
+    annotations = Annotations.from_stack(request.getfixturevalue(which)["stack"])
     findings = (annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
                 + annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")))
     assert [f"{f.id}: {f.entry.data[:120]}" for f in findings] == []
@@ -553,8 +555,6 @@ def test_stages_side_by_side(synthesized, synthesized_prod, tmp_path):
         assert api["Properties"]["Name"] == f"{stack.stack_name}-api"
         (pool,) = of_type(resources, "AWS::Cognito::UserPool").values()
         assert pool["Properties"]["UserPoolName"] == f"{stack.stack_name}-customers"
-        (plan,) = of_type(resources, "AWS::ApiGateway::UsagePlan").values()
-        assert plan["Properties"]["UsagePlanName"] == f"{stack.stack_name}-storefront"
         for name, (_, props) in functions_by_name(resources).items():
             assert props["Environment"]["Variables"]["PAYMENT_SECRET_PREFIX"] == f"shop/{stage}/payments/", name
             assert {"Key": "stage", "Value": stage} in props["Tags"] and {"Key": "app", "Value": "shop-core"} in \
@@ -567,3 +567,53 @@ def test_stages_side_by_side(synthesized, synthesized_prod, tmp_path):
         build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True, "stage": "prod"})
     with pytest.raises(ValueError, match="stage"):
         build_app(str(tmp_path), context={**CDK_CONTEXT, "allow_empty_dependency_layer": True, "stage": "Prod!"})
+
+
+def test_webhooks_catalog_reads_and_order_placement_have_their_own_throttles(resources):
+    (stage,) = of_type(resources, "AWS::ApiGateway::Stage").values()
+    settings = {}
+    for s in stage["Properties"]["MethodSettings"]:
+        path = s["ResourcePath"] if s["ResourcePath"] == "/*" else s["ResourcePath"][1:].replace("~1", "/")
+        settings[(s["HttpMethod"], path)] = (s["ThrottlingRateLimit"], s["ThrottlingBurstLimit"])
+        # a method's settings replace the stage's: logging and metrics stay on, request bodies unlogged
+        assert s["LoggingLevel"] == "ERROR" and s["MetricsEnabled"] and s["DataTraceEnabled"] is False, s
+    def limits(kind):
+        return (CDK_CONTEXT[f"{kind}_throttle_rate"], CDK_CONTEXT[f"{kind}_throttle_burst"])
+    assert settings[("*", "/*")] == limits("api")
+    assert settings[("POST", "/webhooks/{provider}")] == limits("webhook")
+    assert settings[("GET", "/skus/{sku}")] == settings[("GET", "/openapi.json")] == limits("catalog")
+    assert settings[("POST", "/orders")] == settings[("POST", "/orders/{order_id}/reorder")] == limits("order")
+    assert len({limits(k) for k in ("webhook", "catalog", "order")}) == 3  # three buckets, not one
+
+
+def test_waf_off_in_dev_on_in_prod_with_the_managed_rate_and_size_rules(resources, synthesized_prod):
+    from infra.edge import MANAGED_RULE_GROUPS, MAX_BODY_BYTES
+    from infra.stack import STAGE_DEFAULTS
+
+    assert STAGE_DEFAULTS["dev"]["waf"] is False and STAGE_DEFAULTS["prod"]["waf"] is True
+    assert not of_type(resources, "AWS::WAFv2::WebACL")
+    prod = synthesized_prod["json"]["Resources"]
+    (acl_id, acl), = of_type(prod, "AWS::WAFv2::WebACL").items()
+    (association,) = of_type(prod, "AWS::WAFv2::WebACLAssociation").values()
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    (stage_id,) = of_type(prod, "AWS::ApiGateway::Stage")
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    rules = {r["Name"]: r for r in props["Rules"]}
+    assert set(MANAGED_RULE_GROUPS) <= set(rules)
+    common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    assert "/v1/webhooks/" in json.dumps(common["ScopeDownStatement"]["NotStatement"])
+    rate = rules["OrderPlacementRate"]
+    assert rate["Action"] == {"Block": {}}
+    statement = rate["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "IP" and statement["Limit"] == CDK_CONTEXT["waf_order_rate_limit"]
+    scope = json.dumps(statement["ScopeDownStatement"])
+    assert '"SearchString": "/v1/orders"' in scope and '"SearchString": "POST"' in scope
+    size = rules["BodySize"]
+    assert size["Action"] == {"Block": {}}
+    (limit, exempt) = size["Statement"]["AndStatement"]["Statements"]
+    assert limit["SizeConstraintStatement"]["Size"] == MAX_BODY_BYTES
+    assert limit["SizeConstraintStatement"]["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
+    assert exempt["NotStatement"]["Statement"]["ByteMatchStatement"]["SearchString"] == "/v1/webhooks/"
