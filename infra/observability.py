@@ -14,6 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from shop.adapters.events import EVENTS_NOT_PUBLISHED
+from shop.payments.base import NOT_CONFIGURED_METRIC, NOT_CONFIGURED_SERVICE
 
 RELEASE_LAG_SECONDS = 300
 NAMESPACE = "shop"
@@ -57,6 +58,17 @@ class Observability(Construct):
         alarm("EventsNotPublished", cw.MathExpression(expression="+".join(lost), using_metrics=lost,
                                                       label="events not published", period=five_min), 1,
               "Committed changes whose domain event could not be put on the bus (the change itself is safe)")
+
+        # An enabled provider missing its secret or setting answers 503 provider-not-configured: not an outage,
+        # nothing retries it away. Counted wherever it is raised, with a constant service (shop/payments/base.py).
+        unconfigured = {f"p{i}": cw.Metric(namespace=NAMESPACE, metric_name=NOT_CONFIGURED_METRIC, statistic="Sum",
+                                           period=five_min,
+                                           dimensions_map={"provider": name, "service": NOT_CONFIGURED_SERVICE})
+                        for i, name in enumerate(providers)}
+        alarm("ProviderNotConfigured", cw.MathExpression(expression="+".join(unconfigured), using_metrics=unconfigured,
+                                                         label="provider not configured", period=five_min), 1,
+              "An enabled payment provider has no secret or setting: its orders and webhooks answer 503 "
+              "provider-not-configured until its secret is filled in")
 
         def business(name: str, service: str, **dimensions: str) -> cw.Metric:
             return cw.Metric(namespace=NAMESPACE, metric_name=name, statistic="Sum", period=five_min,

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shop.domain.errors import DomainError
-from shop.http.app import count_provider_not_configured, create_app, lambda_entry
+from shop.http.app import create_app, lambda_entry
 from shop.http.problems import problem
 from shop.payments import registry
 from shop.payments.base import MAX_WEBHOOK_BYTES, InvalidWebhook, ProviderError, ProviderNotConfigured
@@ -59,7 +59,7 @@ def _failure(handler, provider: str, error: Exception, stage: str) -> Response:
     """A failure the route did not foresee, answered in the provider's format: missing configuration (503, no
     Retry-After, its own metric), a provider or AWS error (503, Retry-After), anything else (500)."""
     if isinstance(error, ProviderNotConfigured):
-        count_provider_not_configured(error)
+        logger.error("payment provider not configured", extra={"provider": provider, "setting": error.setting})
         return _reject(handler, 503, "payment provider not configured", "provider-not-configured")
     if isinstance(error, ProviderError):
         logger.error(f"provider error while {stage}", extra={"provider": provider, "error": str(error)})

@@ -179,7 +179,13 @@ def test_an_order_with_an_unconfigured_provider_is_503_without_retry_hint(api, m
     problem = result.json()
     assert problem["type"] == "/problems/provider-not-configured" and problem["provider"] == "alipay"
     assert "ALIPAY_APP_PRIVATE_KEY" not in result.text
-    assert ("ProviderNotConfigured", "alipay") in emf_metrics(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    assert ("ProviderNotConfigured", "alipay") in emf_metrics(printed)
+    (blob,) = [json.loads(line) for line in printed.splitlines() if '"ProviderNotConfigured"' in line
+               and line.startswith('{"_aws"')]
+    # One alarm per provider covers every function: the service dimension is constant (infra/observability.py).
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["provider", "service"]]
+    assert (blob["provider"], blob["service"]) == ("alipay", "payments")
     assert table_items() == before
 
 

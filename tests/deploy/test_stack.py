@@ -345,7 +345,8 @@ def test_alarms_and_dashboard(resources):
     assert len(by_metric["5XXError"]) == len(by_metric["ExecutionsFailed"]) == 1
     (lag,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert lag["Threshold"] == 300
-    (lost,) = [a for a in alarms if "Metrics" in a]  # EventsNotPublished summed over every publishing function
+    (lost,) = [a for a in alarms if "Metrics" in a and "EventsNotPublished" in json.dumps(a["Metrics"])]
+    # ^ EventsNotPublished summed over every publishing function
     watched = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in lost["Metrics"] if "MetricStat" in m}
     assert watched == {name for name, grants in EXPECTED_GRANTS.items() if "events:put" in grants}
     assert {m["MetricStat"]["Metric"]["MetricName"] for m in lost["Metrics"] if "MetricStat" in m} == \
@@ -357,6 +358,20 @@ def test_alarms_and_dashboard(resources):
     assert len(of_type(resources, "AWS::CloudWatch::Dashboard")) == 1
     assert not of_type(resources, "AWS::SNS::Subscription"), "no alarm_email by default"
     assert not of_type(resources, "AWS::ApiGateway::DomainName"), "no custom domain by default"
+
+
+def test_an_enabled_but_unconfigured_provider_is_alarmed(resources):
+    """Issue 12 item 5: ProviderNotConfigured (dimensions provider, service=payments, counted wherever it is
+    raised) summed over every enabled provider, alarming at the first one, to the alarm topic."""
+    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    (alarm,) = [a for a in alarms if "Metrics" in a and "ProviderNotConfigured" in json.dumps(a["Metrics"])]
+    stats = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+    assert {m["MetricName"] for m in stats} == {"ProviderNotConfigured"}
+    assert all({d["Name"]: d["Value"] for d in m["Dimensions"]}["service"] == "payments" for m in stats)
+    watched = {{d["Name"]: d["Value"] for d in m["Dimensions"]}["provider"] for m in stats}
+    assert {"stripe", "alipay", "wechatpay"} <= watched
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] and alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_custom_domain_and_alarm_email_from_context(synthesized_with_domain):

@@ -48,20 +48,10 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
-def count_provider_not_configured(error: ProviderNotConfigured) -> None:
-    """The `ProviderNotConfigured` metric (dimension `provider`), alarmed in infra/observability.py. Its own EMF
-    blob, so the dimension does not spread to the request's other metrics."""
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-    logger.error("payment provider not configured", extra={"provider": error.provider, "setting": error.setting})
-    with single_metric(name="ProviderNotConfigured", unit=MetricUnit.Count, value=1,
-                       default_dimensions={"provider": error.provider}):
-        pass
-
-
 def provider_not_configured(error: ProviderNotConfigured):
-    """503 `provider-not-configured` WITHOUT Retry-After: an operator must add the secret or setting first."""
-    count_provider_not_configured(error)
+    """503 `provider-not-configured` WITHOUT Retry-After: an operator must add the secret or setting first. (The
+    `ProviderNotConfigured` metric is counted where it is raised, shop/payments/base.py.)"""
+    logger.error("payment provider not configured", extra={"provider": error.provider, "setting": error.setting})
     return problem(503, "provider-not-configured", "Payment provider not configured",
                    f"payment provider {error.provider} is enabled but not configured; choose another provider "
                    "or contact the shop", extra={"provider": error.provider})

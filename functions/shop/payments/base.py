@@ -39,6 +39,22 @@ class ProviderNotConfigured(ProviderError):
     def __init__(self, provider: str, setting: str):
         super().__init__(f"payment provider {provider} is not configured: {setting} is missing")
         self.provider, self.setting = provider, setting
+        count_not_configured(provider)  # wherever it is raised: orders, webhooks, refunds, sweeps
+
+
+# Dimensions of the ProviderNotConfigured metric: the provider, and one constant service whichever function
+# counted it, so that one alarm per provider covers them all (infra/observability.py).
+NOT_CONFIGURED_METRIC = "ProviderNotConfigured"
+NOT_CONFIGURED_SERVICE = "payments"
+
+
+def count_not_configured(provider: str) -> None:
+    """One `ProviderNotConfigured` (dimensions provider, service=payments) in its own EMF line."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=NOT_CONFIGURED_METRIC, unit=MetricUnit.Count, value=1,
+                       default_dimensions={"provider": provider, "service": NOT_CONFIGURED_SERVICE}):
+        pass
 
 
 @dataclass(frozen=True)
