@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -13,6 +13,9 @@ from shop.manifest import QUEUES, QueueSpec
 from shop.workflows import PAYMENT_WINDOW_ASL, PAYMENT_WINDOW_SUBSTITUTIONS
 
 DLQ_RETENTION = Duration.days(14)
+# Every domain event is archived, so consumers added later (or a fixed one) can replay what they missed:
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-archive.html
+EVENT_ARCHIVE_RETENTION = Duration.days(90)
 
 
 class Messaging(Construct):
@@ -23,6 +26,9 @@ class Messaging(Construct):
         for spec in QUEUES:
             self._queue(spec)
         self.bus = events.EventBus(self, "DomainEvents", event_bus_name=None)
+        self.archive = self.bus.archive("DomainEventsArchive", description="Every domain event, for replay",
+                                        event_pattern=events.EventPattern(account=[Stack.of(self).account]),
+                                        retention=EVENT_ARCHIVE_RETENTION)
         self.state_machine = self._payment_window()
 
     def _queue(self, spec: QueueSpec) -> None:

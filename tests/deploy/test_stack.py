@@ -338,11 +338,11 @@ def test_alarms_and_dashboard(resources):
     for alarm in alarms:
         by_metric.setdefault(alarm.get("MetricName", "(math)"), []).append(alarm)
         assert alarm["AlarmActions"], alarm
-    assert len(by_metric["Errors"]) == len(by_metric["Throttles"]) == len(FUNCTIONS)
+    assert len(by_metric["Throttles"]) == len(by_metric["Duration"]) == len(FUNCTIONS)
     assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(QUEUES)  # one per dead-letter queue
     assert all(a["Threshold"] == 1 and a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
                for a in by_metric["ApproximateNumberOfMessagesVisible"])
-    assert len(by_metric["5XXError"]) == len(by_metric["ExecutionsFailed"]) == 1
+    assert len(by_metric["5XXError"]) == 1 + len(ROUTES) and len(by_metric["ExecutionsFailed"]) == 1
     (lag,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert lag["Threshold"] == 300
     (lost,) = [a for a in alarms if "Metrics" in a and "EventsNotPublished" in json.dumps(a["Metrics"])]
@@ -632,3 +632,50 @@ def test_waf_off_in_dev_on_in_prod_with_the_managed_rate_and_size_rules(resource
     assert limit["SizeConstraintStatement"]["Size"] == MAX_BODY_BYTES
     assert limit["SizeConstraintStatement"]["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
     assert exempt["NotStatement"]["Statement"]["ByteMatchStatement"]["SearchString"] == "/v1/webhooks/"
+
+
+def test_rates_latency_and_throttle_alarms_and_the_event_archive(resources):
+    """Error rates (not counts: one designed 503 is no page) and p99 latency per function and route, the API's 5xx
+    rate keyed by its unique name, DynamoDB and Step Functions throttling, and an archive of every domain event."""
+    from infra.observability import DURATION_P99_SHARE, ERROR_RATE_PERCENT, ROUTE_LATENCY_P99_MS
+
+    alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    assert all(a["AlarmActions"] and a["TreatMissingData"] == "notBreaching" for a in alarms)
+    (api_name,) = [r["Properties"]["Name"] for r in of_type(resources, "AWS::ApiGateway::RestApi").values()]
+    fn_ids = {logical_id: name for name, (logical_id, _) in functions_by_name(resources).items()}
+
+    def dims(alarm):
+        return {d["Name"]: d.get("Value") for d in alarm.get("Dimensions", [])}
+
+    (api_5xx,) = [a for a in alarms if a.get("MetricName") == "5XXError" and "Resource" not in dims(a)]
+    assert dims(api_5xx) == {"ApiName": api_name} and api_name == "shop-dev-api"
+    assert api_5xx["Statistic"] == "Average" and api_5xx["Threshold"] == ERROR_RATE_PERCENT / 100
+    routes = {(dims(a)["Method"], dims(a)["Resource"], a["MetricName"]): a for a in alarms
+              if "Resource" in dims(a) and a.get("Namespace") == "AWS/ApiGateway"}
+    for route in ROUTES:
+        five = routes[(route.method, route.path, "5XXError")]
+        assert five["Statistic"] == "Average" and five["Threshold"] == ERROR_RATE_PERCENT / 100
+        latency = routes[(route.method, route.path, "Latency")]
+        assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == ROUTE_LATENCY_P99_MS
+        assert dims(latency)["ApiName"] == api_name and dims(latency)["Stage"] == "v1"
+    rates = [a for a in alarms if "Metrics" in a and "100 * part / whole" in json.dumps(a["Metrics"])]
+    assert len(rates) == len(FUNCTIONS) and all(a["Threshold"] == ERROR_RATE_PERCENT for a in rates)
+    measured = {fn_ids[m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]]
+                for a in rates for m in a["Metrics"] if "MetricStat" in m}
+    assert measured == set(FUNCTIONS)
+    durations = {fn_ids[dims(a)["FunctionName"]["Ref"]]: a for a in alarms if a.get("MetricName") == "Duration"}
+    assert {name: a["Threshold"] for name, a in durations.items()} == \
+        {name: round(DURATION_P99_SHARE * spec.timeout_s * 1000) for name, spec in FUNCTIONS.items()}
+    assert all(a["ExtendedStatistic"] == "p99" for a in durations.values())
+    (table_throttled,) = [a for a in alarms if "Metrics" in a and "WriteThrottleEvents" in json.dumps(a["Metrics"])]
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in table_throttled["Metrics"] if "MetricStat" in m}
+    assert names == {"ReadThrottleEvents", "WriteThrottleEvents"} and table_throttled["Threshold"] == 1
+    indexes = {d["Value"] for m in table_throttled["Metrics"] if "MetricStat" in m
+               for d in m["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "GlobalSecondaryIndexName"}
+    (table,) = of_type(resources, "AWS::DynamoDB::GlobalTable").values()
+    assert indexes == {i["IndexName"] for i in table["Properties"]["GlobalSecondaryIndexes"]}
+    (throttled,) = [a for a in alarms if a.get("MetricName") == "ExecutionThrottled"]
+    assert throttled["Namespace"] == "AWS/States" and throttled["Threshold"] == 1
+    (archive,) = of_type(resources, "AWS::Events::Archive").values()
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [stack_refs(resources)["bus"], "Arn"]}
+    assert archive["Properties"]["RetentionDays"] == 90
