@@ -18,17 +18,19 @@ from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
 from infra.observability import Observability
+from infra.reconciliation import DailyReconciliation
 from shop.manifest import QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 
 # The sweeper also finishes refunds a crash left pending: it calls providers and records outcomes.
+# Reconciliation reads orders and statements, stores its result, refunds late payments, publishes mismatches.
 READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper")
+              "expiry_sweeper", "reconciliation")
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper")
+              "expiry_sweeper", "reconciliation")
 # create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
 RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
-PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
+PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper", "reconciliation")
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
@@ -205,8 +207,10 @@ class ShopStack(Stack):
         if stage != "dev" and not alarm_email:
             raise ValueError(f"stage {stage!r} needs someone to page: give `-c alarm_email=...` (only dev may have "
                              "alarms without a subscriber)")
-        Observability(self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
-                      dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
-                      alarm_email=alarm_email, publishers=PUBLISHERS, providers=tuple(PROVIDERS))
+        observability = Observability(
+            self, "Observability", api=api.rest_api, functions=fns, queues=messaging.queues,
+            dead_letter_queues=messaging.dead_letter_queues, state_machine=messaging.state_machine,
+            alarm_email=alarm_email, publishers=PUBLISHERS, providers=tuple(PROVIDERS))
+        DailyReconciliation(self, "Reconciliation", function=fns["reconciliation"], topic=observability.topic)
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
         acknowledge_findings(self)

@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))
 
-from localrun import gateway  # noqa: E402
+from localrun import fake_statements, gateway  # noqa: E402
 from localrun.cloud import LocalCloud  # noqa: E402
 from localrun.fake_providers import LOCAL_KEY_VARIABLES, FakeProviders, ProviderKeys, signed_webhook  # noqa: E402
 from localrun.lambdas import LambdaRuntime  # noqa: E402
@@ -81,6 +81,7 @@ class LocalServer:
         # Provider fakes answer on this same server; the workers must know their URLs and keys before they start.
         # Secrets and keys the environment sets win; only what is missing is defaulted or generated.
         self.fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
+        self.fakes = fake_statements.with_statements(self.fakes)  # daily reconciliation: statement fakes in front
         os.environ.update(provider_environment(self.fakes, os.environ))
         self.runtime = LambdaRuntime(workers)
         self.runtime.warm_up()
@@ -161,6 +162,8 @@ class LocalServer:
             return _json(200, {"dynamodb_calls": counts})
         if method == "GET" and path == "/_local/events":
             return _json(200, {"events": self.drain_events()})
+        if path.startswith("/_local/reconcile/"):  # daily reconciliation on demand
+            return fake_statements.local_reconcile(self, method, path, body)
         pay = _LOCAL_PAY.match(path)
         if method == "POST" and pay:
             return self.local_pay(pay.group("order_id"), body)

@@ -74,6 +74,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "expiry_sweeper", 256, 60, "Schedule: re-queue overdue unpaid orders, finish pending refunds", reserved_concurrency=1
         ),
+        FunctionSpec(
+            "reconciliation", 512, 300, "Schedule: daily reconciliation of provider statements", reserved_concurrency=1
+        ),
     )
 }
 
@@ -97,6 +100,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/orders/{order_id}/refunds", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/approve", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/reject", "admin_api", "admin"),
+    Route("GET", "/admin/reconciliation/{date}", "admin_api", "admin"),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (
@@ -106,3 +110,7 @@ QUEUES: tuple[QueueSpec, ...] = (
 
 # The sweeper runs on this schedule (EventBridge rule deployed, a timer locally).
 SWEEP_INTERVAL_SECONDS = 60
+
+# Daily reconciliation (UTC): 02:30 UTC is 10:30 in Beijing, after Alipay (by 09:00) and WeChat Pay (from 10:00)
+# publish the previous day's bills, and 2.5 h after Stripe's UTC day ends. Locally: POST /_local/reconcile/{date}.
+RECONCILIATION_SCHEDULE_UTC = {"hour": "2", "minute": "30"}

@@ -28,6 +28,8 @@ EXPECTED_GRANTS = {
     "stock_release": TABLE_RW | {"events:put", "sqs:consume:stock_release"},
     "restock": TABLE_RW | {"events:put", "sqs:consume:restock"},
     "expiry_sweeper": TABLE_RW | {"events:put", "sqs:send:stock_release", "sqs:send:restock", "secrets:read"},
+    # reads orders, stores its result, refunds late payments (automatic refunds restock nothing)
+    "reconciliation": TABLE_RW | {"events:put", "secrets:read"},
 }
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 XRAY_SAMPLING = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
@@ -264,7 +266,8 @@ def test_functions_get_the_settings_they_read(resources):
 def test_functions_that_call_providers_know_the_webhook_url_of_this_api(resources):
     """Alipay and WeChat Pay need `notify_url` in each request: the stage URL of the API itself."""
     api_id = next(iter(of_type(resources, "AWS::ApiGateway::RestApi")))
-    callers = {"create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper"}  # sweeper: refunds
+    callers = {"create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper",  # sweeper: refunds
+               "reconciliation"}  # refunds of late payments
     for name, (_, props) in functions_by_name(resources).items():
         url = props["Environment"]["Variables"].get("PAYMENT_WEBHOOK_BASE_URL")
         if name not in callers:
@@ -330,6 +333,22 @@ def test_sweeper_runs_on_the_manifest_schedule(resources):
 
     assert rule["ScheduleExpression"] == aws_events.Schedule.rate(Duration.seconds(SWEEP_INTERVAL_SECONDS)).expression_string
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [functions_by_name(resources)["expiry_sweeper"][0], "Arn"]}
+
+
+def test_reconciliation_runs_daily_after_the_statements_are_published_and_is_alarmed(resources):
+    from shop.manifest import RECONCILIATION_SCHEDULE_UTC
+
+    rules = [r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()]
+    target = {"Fn::GetAtt": [functions_by_name(resources)["reconciliation"][0], "Arn"]}
+    (rule,) = [r for r in rules if "ScheduleExpression" in r and r["Targets"][0]["Arn"] == target]
+    assert rule["ScheduleExpression"] == "cron(30 2 * * ? *)" and RECONCILIATION_SCHEDULE_UTC == {"hour": "2",
+                                                                                               "minute": "30"}
+    assert FUNCTIONS["reconciliation"].reserved_concurrency == 1  # one run at a time
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm")
+              .values() if a["Properties"].get("Namespace") == "shop"}
+    for name in ("ReconciliationFailed", "ReconciliationDifferences"):
+        assert alarms[name]["Dimensions"] == [{"Name": "service", "Value": "reconciliation"}]
+        assert alarms[name]["Threshold"] == 1 and alarms[name]["AlarmActions"], name
 
 
 def test_alarms_and_dashboard(resources):

@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
@@ -306,6 +306,35 @@ class DynamoShopStore:
         if status and customer_id:
             found = [o for o in found if o.status.value == status]
         return found, next_cursor
+
+    def orders_created_between(self, created_from: str, created_to: str) -> Iterator[Order]:
+        """Every order created from `created_from` to `created_to` (ISO times, both included), in no
+        particular order: the admin listing's index (gsi3, `ORDERS#{n}` / `{created_at}#{order_id}`) read
+        shard by shard to its end. For daily reconciliation, which reads a business day's orders and those
+        of the days before it (refunded since); it yields as it reads, so the caller keeps only what it needs.
+        """
+        for shard in range(INDEX_SHARDS):
+            request: dict[str, Any] = {
+                "TableName": self.table, "IndexName": "gsi3",
+                "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": it.encode({":pk": f"ORDERS#{shard}", ":lo": created_from,
+                                                        ":hi": created_to + "\uffff"}),
+            }
+            while True:
+                got = self.db.query(**request)
+                for item in got.get("Items", []):
+                    yield it.order_from_item(it.decode(item))
+                if "LastEvaluatedKey" not in got:
+                    break
+                request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
+
+    def orders_by_id(self, order_ids: list[str]) -> list[Order]:
+        """The orders of these ids that exist (BatchGetItem, consistent)."""
+        return [it.order_from_item(item) for item in self._batch_get([it.order_key(i) for i in order_ids], True)]
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        """Write or replace one item outside the order and stock model (a reconciliation result)."""
+        self.db.put_item(TableName=self.table, Item=it.encode(item))
 
     def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
         """Ids of PENDING_PAYMENT orders whose window ended by `now_iso`, oldest first (for the sweeper).

@@ -37,6 +37,7 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/orders/{order_id}/shipments"): (201, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/approve"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/reject"): (200, r.AdminOrderOut),
+    ("get", "/admin/reconciliation/{date}"): (200, r.ReconciliationOut),
 }
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}

@@ -127,6 +127,63 @@ class AdjustmentOut(BaseModel):
     ledger_entries: list[LedgerEntryOut]
 
 
+class ReconciliationTotalsOut(BaseModel):
+    count: int
+    totals: dict[str, int]  # currency -> minor units
+
+
+class ReconciliationStatementOut(BaseModel):
+    rows: int
+    checks: list[str]  # what the file was verified against (hash, its own summary, complete pages)
+    payments: ReconciliationTotalsOut
+    refunds: ReconciliationTotalsOut
+    fees: ReconciliationTotalsOut
+    other_rows: int
+
+
+class ReconciliationSideOut(BaseModel):
+    amount: MoneyOut
+    status: str
+    at: str
+    reference: str | None
+    type: str | None = None  # the provider's own row type
+    refund_id: str | None = None  # ours: the refund's id (the provider's idempotency key)
+
+
+class ReconciliationDifferenceOut(BaseModel):
+    mismatch_id: str  # stable across re-runs (also in the reconciliation.mismatch event)
+    category: Literal["amount_differs", "status_differs", "missing_here", "missing_at_provider", "duplicate_charge"]
+    kind: Literal["payment", "refund"]
+    order_id: str | None
+    reference: str | None
+    detail: str
+    late_payment: bool
+    order_status: str | None
+    provider: ReconciliationSideOut | None
+    ours: ReconciliationSideOut | None
+    action: str  # "reported", or for a late payment "refunded" / "refund_pending" / "refund_failed: ..."
+
+
+class ProviderReconciliationOut(BaseModel):
+    provider: str
+    date: str
+    timezone: str
+    status: Literal["completed", "failed"]
+    ran_at: str
+    window: dict[str, str]  # the business day as UTC instants: from, to
+    grace_seconds: int | None = None  # records this close after midnight belong to the day before
+    statement: ReconciliationStatementOut | None
+    counts: dict[str, int]  # matched and each category of difference
+    differences: list[ReconciliationDifferenceOut]
+    differences_truncated: bool
+    error: dict[str, str] | None  # a failed run: reason (hash-mismatch, summary-mismatch, ...) and detail
+
+
+class ReconciliationOut(BaseModel):
+    date: str
+    providers: list[ProviderReconciliationOut]
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details; extension members (fields, skus, shortages...) may follow."""
 

@@ -26,7 +26,7 @@ from shop.services.retry import with_retries
 from shop.services.risk import SETTLED, RiskRules
 
 __all__ = ["approve_held", "cancel", "complete_pending_refunds", "process_payment_event", "refund_order",
-           "reject_held"]
+           "refund_unrecorded_payment", "reject_held"]
 logger = Logger(child=True)
 
 RECORD_TTL_SECONDS = 180 * 24 * 3600
@@ -187,6 +187,37 @@ def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
     if ends:
         ports.events.publish("order.cancelled", {"order_id": order.order_id, "reason": f"refunded: {why}"})
     return "refunded", refund_id
+
+
+def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: PaymentEvent, why: str) -> str:
+    """A verified payment that an ended order (CANCELLED or EXPIRED) never recorded, e.g. found by daily
+    reconciliation in the provider's statement when its notification never arrived: recorded on the order with
+    an automatic refund, exactly as a refused webhook payment is (`_refuse`), and never a sale (the customer may
+    have ordered again since). Keyed on the event id like a webhook, so running it again changes nothing.
+
+    Returns "refunded", "refund_pending" (the provider has not confirmed; the sweeper finishes it),
+    "duplicate" (done before) or "not_applicable" (the order records the payment by now, or has not ended).
+    """
+    assert event.amount is not None and event.order_id
+    if ports.store.get_item(_record_key(event)):
+        return "duplicate"
+
+    def attempt() -> tuple[str, str | None]:
+        order = get_order_for(ports, event.order_id, None)
+        recorded = event.provider_payment_id and (order.provider_payment_id == event.provider_payment_id or any(
+            r.get("provider_payment_id") == event.provider_payment_id for r in order.refunds))
+        if recorded or order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            return "not_applicable", None
+        return _refuse(ports, event, order, why)
+
+    outcome, refund_id = with_retries(attempt)
+    if refund_id:
+        try:
+            finish_refund(ports, lambda name: provider, get_order_for(ports, event.order_id, None), refund_id)
+        except ProviderError as error:  # pending on the order: the sweeper finishes it
+            logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
+            return "refund_pending"
+    return outcome
 
 
 def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:

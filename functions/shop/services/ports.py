@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
@@ -73,6 +73,10 @@ class Store(Protocol):
     def get_item(self, key: dict[str, str]) -> dict[str, Any] | None: ...
     def count_items(self, pk: str, sk_from: str) -> int: ...
     def commit(self, commit: Commit) -> None: ...
+    # Daily reconciliation: a window of orders by creation time, orders by id, and its result item.
+    def orders_created_between(self, created_from: str, created_to: str) -> Iterable[Order]: ...
+    def orders_by_id(self, order_ids: list[str]) -> list[Order]: ...
+    def put_item(self, item: dict[str, Any]) -> None: ...
 
 
 class EventPublisher(Protocol):

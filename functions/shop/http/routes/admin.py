@@ -1,4 +1,4 @@
-"""Operator routes (group admin): SKUs, stock adjustments, the ledger, orders."""
+"""Operator routes (group admin): SKUs, stock adjustments, the ledger, orders, reconciliation."""
 
 from __future__ import annotations
 
@@ -151,6 +151,15 @@ def approve(order_id: str):
     who = admin(router)
     order_id = checked_order_id(order_id)
     return json_response(200, admin_order_view(payments.approve_held(default_ports(), order_id, actor=who.actor)))
+
+
+@router.get("/admin/reconciliation/<date>", summary="Daily reconciliation: each provider's result for a business day")
+def reconciliation(date: str):
+    """`date` is the provider's business day (Beijing time for Alipay and WeChat Pay, UTC for Stripe)."""
+    admin(router)
+    from shop.services.reconciliation import results_for
+
+    return json_response(200, results_for(default_ports(), date))
 
 
 @router.post("/admin/orders/<order_id>/reject", summary="Reject a held order: refund and cancel")
