@@ -9,6 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import grants
 from shop.manifest import QUEUES, QueueSpec
 from shop.workflows import PAYMENT_WINDOW_ASL, PAYMENT_WINDOW_SUBSTITUTIONS
 
@@ -58,5 +59,5 @@ class Messaging(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
-        release_queue.grant_send_messages(machine)
+        grants.send_messages(release_queue, machine)  # the sqs:sendMessage integration sends, nothing else
         return machine

@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from infra.api import STAGE, Api
+from infra import grants
 from infra.data import shop_table
 from infra.edge import EdgeProtection
 from infra.functions import Functions
@@ -163,14 +164,15 @@ class ShopStack(Stack):
                               allow_empty_dependency_layer=_flag(ctx("allow_empty_dependency_layer")))
         fns = functions.by_name
 
+        # Exactly the calls the code makes (infra/grants.py), not CDK's broader grant_* sets.
         for name in READ_WRITE:
-            table.grant_read_write_data(fns[name])
-        table.grant_read_data(fns["catalog_api"])
+            grants.table_read_write(table, fns[name])
+        grants.catalog_read(table, fns["catalog_api"])
         for name in PUBLISHERS:
             messaging.bus.grant_put_events_to(fns[name])
         for name in RESTOCK_PRODUCERS:
-            messaging.queues["restock"].grant_send_messages(fns[name])
-        messaging.queues["stock_release"].grant_send_messages(fns["expiry_sweeper"])
+            grants.send_messages(messaging.queues["restock"], fns[name])
+        grants.send_messages(messaging.queues["stock_release"], fns["expiry_sweeper"])
         for name in WINDOW_OPENERS:
             messaging.state_machine.grant_start_execution(fns[name])
         secrets_arn = self.format_arn(service="secretsmanager", resource="secret",

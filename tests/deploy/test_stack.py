@@ -22,7 +22,7 @@ TABLE_RW = {"table:read", "table:write"}
 EXPECTED_GRANTS = {
     "create_order": TABLE_RW | {"events:put", "states:start", "secrets:read", "sqs:send:restock"},
     "orders_api": TABLE_RW | {"events:put", "states:start", "sqs:send:restock", "secrets:read"},  # reorder, cancel
-    "catalog_api": {"table:read"},
+    "catalog_api": {"table:read:catalog"},  # its own items only (dynamodb:LeadingKeys), test below
     "admin_api": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
     "payment_webhook": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
     "stock_release": TABLE_RW | {"events:put", "sqs:consume:stock_release"},
@@ -37,6 +37,29 @@ XRAY_SAMPLING = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
 SFN_LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
                     "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
                     "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"}
+
+
+def _dynamodb_actions_in_code() -> set[str]:
+    """The DynamoDB IAM actions the functions' code needs, read from its boto3 calls: each client method, and for
+    TransactWriteItems the kinds of action it sends (IAM checks Put as PutItem, Update as UpdateItem, ...)."""
+    import re
+    from pathlib import Path
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "functions").rglob("*.py"))
+    methods = set(re.findall(r"\.db\.(\w+)\(", source)) | set(re.findall(r'client\("dynamodb"\)\.(\w+)\(', source))
+    plain = {"get_item": "GetItem", "batch_get_item": "BatchGetItem", "query": "Query", "scan": "Scan",
+             "put_item": "PutItem", "update_item": "UpdateItem", "delete_item": "DeleteItem",
+             "batch_write_item": "BatchWriteItem", "transact_get_items": "GetItem"}
+    unknown = methods - set(plain) - {"transact_write_items", "exceptions", "get_paginator"}
+    assert not unknown, f"DynamoDB calls this test cannot map to IAM actions: {unknown}"
+    actions = {plain[m] for m in methods if m in plain}
+    if "transact_write_items" in methods:
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+        actions |= {kinds[k] for k in re.findall(r'\{"(Put|Update|Delete|ConditionCheck)": ', source)}
+    return {f"dynamodb:{a}" for a in actions}
+
+
+DYNAMODB_ACTIONS_IN_CODE = _dynamodb_actions_in_code()
 
 
 def as_list(value):
@@ -97,8 +120,12 @@ def classify(statement, refs) -> str:
         table_arn = {"Fn::GetAtt": [refs["table"], "Arn"]}
         assert table_arn in targets and all(t == table_arn or f'"{refs["table"]}", "Arn"]}}, "/index/*"' in json.dumps(t)
                                             for t in targets), statement
+        assert actions <= DYNAMODB_ACTIONS_IN_CODE, statement  # nothing the code never calls
         if actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}:
+            assert "Condition" not in statement and targets == [table_arn], statement  # writes: the table only
             return "table:write"
+        if "Condition" in statement:  # the public catalog read: its own items only
+            return "table:read:catalog"
         return "table:read"
     if actions == {"events:PutEvents"}:
         assert targets == [{"Fn::GetAtt": [refs["bus"], "Arn"]}], statement
@@ -116,7 +143,7 @@ def classify(statement, refs) -> str:
             assert actions <= {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
                                "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, statement
             return f"sqs:consume:{queue}"
-        assert actions == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}, statement
+        assert actions == {"sqs:SendMessage"}, statement  # the code calls send_message and nothing else
         return f"sqs:send:{queue}"
     raise AssertionError(f"unexpected statement {statement}")
 
@@ -309,7 +336,7 @@ def test_state_machine_logs_all_traces_and_may_only_send_to_the_release_queue(te
     role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     refs = stack_refs(resources)
     non_star = [s for s in statements_by_role(resources)[role] if s["Resource"] != "*"]
-    assert non_star == [{"Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+    assert non_star == [{"Action": "sqs:SendMessage",
                          "Effect": "Allow",
                          "Resource": {"Fn::GetAtt": [refs["queue:stock_release"], "Arn"]}}]
 
@@ -698,3 +725,28 @@ def test_rates_latency_and_throttle_alarms_and_the_event_archive(resources):
     (archive,) = of_type(resources, "AWS::Events::Archive").values()
     assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [stack_refs(resources)["bus"], "Arn"]}
     assert archive["Properties"]["RetentionDays"] == 90
+
+
+def test_dynamodb_grants_are_the_calls_the_code_makes(resources):
+    """Read-write functions get exactly the DynamoDB actions derived from the code's boto3 calls (no Scan,
+    DeleteItem, BatchWriteItem, DescribeTable or stream reads unless the code calls them); the public catalog
+    function only BatchGetItem, on SKU and stock items (dynamodb:LeadingKeys)."""
+    from infra.grants import CATALOG_KEY_PREFIXES
+
+    assert DYNAMODB_ACTIONS_IN_CODE == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+                                        "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    by_role, functions = statements_by_role(resources), functions_by_name(resources)
+    for name, (_, props) in functions.items():
+        statements = [s for s in by_role[props["Role"]["Fn::GetAtt"][0]]
+                      if all(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+        granted = {a for s in statements for a in as_list(s["Action"])}
+        if name == "catalog_api":
+            (statement,) = statements
+            assert granted == {"dynamodb:BatchGetItem"}
+            assert statement["Condition"] == {"ForAllValues:StringLike": {
+                "dynamodb:LeadingKeys": [f"{p}*" for p in CATALOG_KEY_PREFIXES]}}
+        else:
+            assert granted == DYNAMODB_ACTIONS_IN_CODE, name
+    from shop.adapters import items
+
+    assert items.sku_key("X")["pk"].startswith("SKU#") and items.shard_key("X", 0)["pk"].startswith("STOCK#")
