@@ -173,6 +173,16 @@ def test_a_day_with_every_class_of_difference_then_a_rerun(api, fakes, published
     assert fakes.refunded[late] == 1000  # refunded once
     assert [kind for kind, _ in published] == ["reconciliation.mismatch"] * 5
 
+    # The lost notification turns up after all (providers retry for a day): recorded, not refunded again.
+    headers, body = signed_webhook(fakes.keys, "alipay", late, Money(1000, "CNY"),
+                                   payment_id=fakes.payment_id("alipay", late))
+    assert api.request("POST", "/webhooks/alipay", user=None, headers=dict(headers), raw=body).status == 200
+    after = api.admin("GET", f"/admin/orders?order_number={orders['late']['order_number']}").json()["items"][0]
+    assert after["refunds"] == refunded["refunds"] and after["amount_paid"] == refunded["amount_paid"]
+    webhook = [i for i in boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+               if i["pk"]["S"].startswith("WEBHOOK#alipay#") and i.get("order_id", {}).get("S") == late]
+    assert sorted(i["outcome"]["S"] for i in webhook) == ["already_refunded", "refunded"]
+
     assert api.admin("GET", "/admin/reconciliation/2001-01-01").status == 404
     for bad in ("2026-13-01", "yesterday", "2026-02-30"):
         assert api.admin("GET", f"/admin/reconciliation/{bad}").status == 422, bad

@@ -89,6 +89,8 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     """
     order = get_order_for(ports, event.order_id, None)
     assert event.amount is not None
+    if _refused_before(order, event):  # e.g. refunded by reconciliation before its notification arrived
+        return _record_only(ports, event, "already_refunded"), None
     if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
         return _refuse(ports, event, order, f"paid through {event.provider}, the order chose "
                                             f"{order.payment_provider}")
@@ -133,6 +135,15 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
         ports.events.publish("order.paid", {"order_id": order.order_id, "total": order.total.to_dict(),
                                             "on_hold": bool(hold)})
     return result
+
+
+def _refused_before(order: Order, event: PaymentEvent) -> bool:
+    """This payment (same provider and payment id) is on the order already as one it refused, with its automatic
+    refund: another notification of it (a retry under a new event id, Alipay's TRADE_FINISHED after
+    TRADE_SUCCESS) must not refund it a second time."""
+    return bool(event.provider_payment_id) and any(
+        r.get("automatic") and r.get("provider_payment_id") == event.provider_payment_id
+        and (r.get("provider") or order.payment_provider) == event.provider for r in order.refunds)
 
 
 def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple[str, str | None]:
