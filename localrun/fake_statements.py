@@ -2,7 +2,7 @@
 and the tests (docs/payments.md, "Daily reconciliation").
 
 - Stripe: `GET /_fake/stripe/v1/balance_transactions` (created[gte]/[lt], limit, starting_after,
-  expand[]=data.source), newest first, as Stripe pages them.
+  expand[]=data.source and data.source.payment_intent), newest first, as Stripe pages them.
 - Alipay: `alipay.data.dataservice.bill.downloadurl.query` on `/_fake/alipay/gateway.do` (RSA2 request
   signature checked as Alipay checks requests, answer signed), then `GET /_fake/alipay/bills/{token}`: a zip of
   the GBK details and summary CSV files, behind a link that expires after LINK_SECONDS.
@@ -315,8 +315,9 @@ class FakeStatements:
             limit = min(100, max(1, int(query.get("limit", ["10"])[0])))
         except (KeyError, ValueError):
             return _json(400, {"error": {"type": "invalid_request_error", "message": "created[gte], created[lt]"}})
-        expand = "data.source" in query.get("expand[]", [])
-        transactions = [self._transaction(r, expand) for r in self.rows_for("stripe", start, end)]
+        expand = query.get("expand[]", [])
+        transactions = [self._transaction(r, "data.source" in expand, "data.source.payment_intent" in expand)
+                        for r in self.rows_for("stripe", start, end)]
         transactions = [t for t in reversed(transactions) if t]  # newest first, as Stripe lists
         after = query.get("starting_after", [None])[0]
         if after:
@@ -326,19 +327,23 @@ class FakeStatements:
                            "has_more": len(transactions) > limit})
 
     @staticmethod
-    def _transaction(row: StatementRow, expand: bool) -> dict[str, Any]:
+    def _transaction(row: StatementRow, expand: bool, expand_intent: bool = False) -> dict[str, Any]:
         created = int(clock.parse_iso(row.at).timestamp())
+        intent_id = row.reference if row.kind == rc.PAYMENT else row.payment_reference
+        # Stripe copies no PaymentIntent metadata to the charge: the order id is on the PaymentIntent.
+        intent = {"id": intent_id, "object": "payment_intent", "metadata": {"order_id": row.order_id}} \
+            if expand_intent and intent_id else intent_id
         txn_id = "txn_" + hashlib.sha256(f"{row.kind}|{row.reference}".encode()).hexdigest()[:24]
         if row.kind == rc.PAYMENT:
             fee = round(row.amount * 0.029) + 30
             source = {"id": "ch_" + row.reference.removeprefix("pi_")[:24], "object": "charge", "amount": row.amount,
-                      "currency": row.currency.lower(), "payment_intent": row.reference, "status": "succeeded",
-                      "metadata": {"order_id": row.order_id} if row.order_id else {}}
+                      "currency": row.currency.lower(), "payment_intent": intent, "status": "succeeded",
+                      "metadata": {}}
             amount, kind = row.amount, "charge"
         else:
             fee = 0
             source = {"id": row.reference, "object": "refund", "amount": row.amount, "currency": row.currency.lower(),
-                      "payment_intent": row.payment_reference, "status": "succeeded",
+                      "payment_intent": intent, "status": "succeeded",
                       "metadata": {"order_id": row.order_id} if row.order_id else {}}
             amount, kind = -row.amount, "refund"
         return {"id": txn_id, "object": "balance_transaction", "amount": amount, "currency": row.currency.lower(),

@@ -356,6 +356,10 @@ def test_stripe_balance_transactions_as_rows():
     fee = {"id": "txn_4", "type": "stripe_fee", "amount": -200, "currency": "eur", "fee": 0, "created": created}
     payout = {"id": "txn_5", "type": "payout", "amount": -10000, "currency": "eur", "fee": 0, "created": created,
               "source": "po_1"}
+    expanded = {**charge, "id": "txn_6", "source": {**charge["source"], "metadata": {}, "payment_intent": {
+        "id": "pi_2", "object": "payment_intent", "metadata": {"order_id": "ord_t"}}}}
+    (payment, _) = stripe_balance.rows_of([expanded])
+    assert (payment.reference, payment.order_id) == ("pi_2", "ord_t")  # the order id is on the PaymentIntent
     rows = stripe_balance.rows_of([charge, refund_txn, failed, fee, payout])
     assert [(r.kind, r.reference, r.amount, r.currency, r.status) for r in rows] == [
         ("payment", "pi_1", 1999, "USD", "succeeded"), ("fee", "txn_1:fee", 84, "EUR", "succeeded"),

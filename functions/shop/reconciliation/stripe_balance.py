@@ -1,7 +1,8 @@
 """Stripe's statement: the balance transactions created in the UTC day
 (`GET /v1/balance_transactions?created[gte]=..&created[lt]=..`, 100 a page, `starting_after` to page on),
-each with its source expanded (`expand[]=data.source`): the Charge names its PaymentIntent (what the order
-records as provider_payment_id) and the Refund its own id, PaymentIntent and metadata.order_id.
+each with its source and the source's PaymentIntent expanded (`expand[]=data.source`,
+`expand[]=data.source.payment_intent`): a Charge names its PaymentIntent (what the order records as
+provider_payment_id, whose metadata.order_id we set), a Refund its own id, PaymentIntent and metadata.order_id.
 
 Stripe gives no file summary to check against; the pages are checked instead: every page is followed to
 `has_more: false`, and a transaction seen twice fails the run.
@@ -37,7 +38,8 @@ class StripeBalanceTransactions:
 
     def _page(self, day: BusinessDay, after: str | None) -> dict[str, Any]:
         query = [("created[gte]", str(int(day.start.timestamp()))), ("created[lt]", str(int(day.end.timestamp()))),
-                 ("limit", str(PAGE)), ("expand[]", "data.source")] + ([("starting_after", after)] if after else [])
+                 ("limit", str(PAGE)), ("expand[]", "data.source"), ("expand[]", "data.source.payment_intent")
+                 ] + ([("starting_after", after)] if after else [])
         base = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
         key = provider_secret(self.provider, "STRIPE_SECRET_KEY", "sk_test_local")
         try:
@@ -94,18 +96,21 @@ def _rows_of(txn: Mapping[str, Any]) -> list[StatementRow]:
     kind, at = txn["type"], _at(txn)
     source = txn.get("source")
     source = source if isinstance(source, dict) else {"id": source}
-    order_id = (source.get("metadata") or {}).get("order_id")
+    intent = source.get("payment_intent")  # expanded: the PaymentIntent carries the order id we set on it
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    order_id = (source.get("metadata") or {}).get("order_id") or (
+        (intent.get("metadata") or {}).get("order_id") if isinstance(intent, dict) else None)
     balance_currency = str(txn["currency"]).upper()
     amount = int(source["amount"]) if isinstance(source.get("amount"), int) else abs(int(txn["amount"]))
     currency = str(source.get("currency") or txn["currency"]).upper()
     status = rc.SUCCEEDED  # `available` or `pending`: the money moved either way
     if kind in PAYMENTS:
-        reference = source.get("payment_intent") or source.get("id") or txn["id"]
+        reference = intent_id or source.get("id") or txn["id"]
         main = StatementRow(rc.PAYMENT, reference, amount, currency, status, at, order_id, note=kind)
     elif kind in REFUNDS + FAILED_REFUNDS:
         failed = kind in FAILED_REFUNDS
         main = StatementRow(rc.REFUND, source.get("id") or txn["id"], amount, currency, rc.FAILED if failed else status,
-                            at, order_id, payment_reference=source.get("payment_intent") or source.get("charge"),
+                            at, order_id, payment_reference=intent_id or source.get("charge"),
                             note=kind)
     elif kind in FEES:
         return [StatementRow(rc.FEE, txn["id"], -int(txn["amount"]), balance_currency, status, at, order_id, note=kind)]
