@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from dataclasses import dataclass
+
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cognito as cognito
@@ -18,11 +20,23 @@ from shop.manifest import ROUTES
 STAGE = "v1"
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """How customers sign in (context cognito_*). Without an SES identity Cognito sends the sign-up and recovery
+    mail itself, with a small daily quota; without callback URLs the client has no OAuth (hosted UI) flows."""
+    ses_from_email: str = ""  # a verified SES identity (address, or one of a verified domain)
+    ses_region: str = ""  # where that identity is verified; default: the stack's region
+    callback_urls: tuple[str, ...] = ()
+    logout_urls: tuple[str, ...] = ()
+    domain_prefix: str = ""  # the hosted UI's <prefix>.auth.<region>.amazoncognito.com, needed with callback URLs
+
+
 class Api(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name_prefix: str, functions: dict[str, lambda_.IFunction],
                  throttle_rate: int, throttle_burst: int, domain_name: str = "", certificate_arn: str = "",
                  cors_origins: list[str] | None = None,
-                 route_throttles: dict[tuple[str, str], tuple[int, int]] | None = None):
+                 route_throttles: dict[tuple[str, str], tuple[int, int]] | None = None, sign_in: SignIn = SignIn(),
+                 production: bool = False):
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self, "Customers",
@@ -36,12 +50,13 @@ class Api(Construct):
             feature_plan=cognito.FeaturePlan.PLUS,
             standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            email=self._email(sign_in, production),
             # Retained on delete, deleted when a failed first create rolls back (RetainExceptOnCreate; infra/data.py).
             removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
         cognito.CfnUserPoolGroup(self, "AdminGroup", user_pool_id=self.user_pool.user_pool_id, group_name=ADMIN_GROUP,
                                  description="Operators: catalog, stock, orders, refunds")
-        self.user_pool.add_client("Storefront", auth_flows=cognito.AuthFlow(user_srp=True))
+        self.client = self._storefront_client(sign_in)
         authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[self.user_pool])
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH,
@@ -104,6 +119,49 @@ class Api(Construct):
                 self, "Domain", domain_name=domain_name, security_policy=apigw.SecurityPolicy.TLS_1_2,
                 certificate=acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn))
             domain.add_base_path_mapping(self.rest_api, base_path=STAGE, stage=self.rest_api.deployment_stage)
+        # What a storefront needs to sign customers in and call the API (README: Deploy, "Signing customers in").
+        stack = Stack.of(self)
+        CfnOutput(stack, "UserPoolId", value=self.user_pool.user_pool_id, description="Cognito user pool of customers")
+        CfnOutput(stack, "UserPoolClientId", value=self.client.user_pool_client_id,
+                  description="App client a storefront signs customers in with (SRP; no secret)")
+        CfnOutput(stack, "ApiUrl", value=f"https://{domain_name}/{STAGE}/" if domain_name else self.rest_api.url,
+                  description="Base URL of the API; send the customer's ID token in the Authorization header")
+
+    def _email(self, sign_in: SignIn, production: bool) -> cognito.UserPoolEmail | None:
+        """Sign-up and recovery mail through SES with a verified identity: Cognito's own sender has a small daily
+        quota (https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-email.html)."""
+        if not sign_in.ses_from_email:
+            if production:
+                Annotations.of(self).add_warning_v2(
+                    "shop:cognito-default-email", "Cognito sends sign-up mail itself (a few per day): give "
+                    "-c cognito_ses_from_email=<verified SES identity> before launch")
+            return None
+        region = sign_in.ses_region or ("" if Token.is_unresolved(Stack.of(self).region) else Stack.of(self).region)
+        if not region:
+            raise ValueError("cognito_ses_from_email needs the region its SES identity is verified in: "
+                             "-c cognito_ses_region=<region> (or a stack bound to a region)")
+        return cognito.UserPoolEmail.with_ses(from_email=sign_in.ses_from_email, ses_region=region)
+
+    def _storefront_client(self, sign_in: SignIn) -> cognito.UserPoolClient:
+        """A public client (no secret: it runs in browsers and apps) signing in with SRP. OAuth only when the shop
+        gives callback URLs, and then only the authorization code grant (never the implicit flow), instead of CDK's
+        defaults (both flows, https://example.com)."""
+        oauth = bool(sign_in.callback_urls)
+        if oauth and not sign_in.domain_prefix:
+            raise ValueError("cognito_callback_urls need a hosted UI domain: -c cognito_domain_prefix=<prefix>")
+        client = self.user_pool.add_client(
+            "Storefront", auth_flows=cognito.AuthFlow(user_srp=True), generate_secret=False,
+            prevent_user_existence_errors=True, disable_o_auth=not oauth,
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True, implicit_code_grant=False),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
+                callback_urls=list(sign_in.callback_urls), logout_urls=list(sign_in.logout_urls) or None)
+            if oauth else None,
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO])
+        if oauth:
+            self.user_pool.add_domain("HostedUi", cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=sign_in.domain_prefix))
+        return client
 
     def _cors_on_gateway_errors(self, origins: list[str]) -> None:
         """Answers API Gateway gives itself (401 from the authorizer, 429 throttled) carry the origin too, so a

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from infra.api import STAGE, Api
+from infra.api import STAGE, Api, SignIn
 from infra import grants
 from infra.data import shop_table
 from infra.edge import EdgeProtection
@@ -65,6 +65,13 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "table_deletion_protection": None,
     "payment_webhook_base_url": "",
     "cors_allowed_origins": "",
+    # Customers' sign-in (infra/api.py SignIn): a verified SES identity for Cognito's mail, and OAuth callback
+    # URLs (comma-separated) with a hosted UI domain prefix, both optional.
+    "cognito_ses_from_email": "",
+    "cognito_ses_region": "",
+    "cognito_callback_urls": "",
+    "cognito_logout_urls": "",
+    "cognito_domain_prefix": "",
     "risk_large_amount": 100000,
     "risk_max_large_payments": 3,
     "risk_max_payments_per_ip": 0,
@@ -107,6 +114,10 @@ def route_throttles(limits: dict[str, tuple[int, int]]) -> dict[tuple[str, str],
         elif route.function == "create_order" or route.path.endswith("/reorder"):
             out[(route.method, route.path)] = limits["order"]
     return out
+
+
+def _list(value: object) -> tuple[str, ...]:
+    return tuple(v.strip() for v in str(value or "").split(",") if v.strip())
 
 
 def _flag(value: object) -> bool:
@@ -193,6 +204,11 @@ class ShopStack(Stack):
                   throttle_burst=int(ctx("api_throttle_burst")), domain_name=str(ctx("domain_name")),
                   certificate_arn=str(ctx("certificate_arn")),
                   cors_origins=[o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()],
+                  production=self.production, sign_in=SignIn(
+                      ses_from_email=str(ctx("cognito_ses_from_email")).strip(),
+                      ses_region=str(ctx("cognito_ses_region")).strip(),
+                      callback_urls=_list(ctx("cognito_callback_urls")), logout_urls=_list(ctx("cognito_logout_urls")),
+                      domain_prefix=str(ctx("cognito_domain_prefix")).strip()),
                   route_throttles=route_throttles({kind: (int(ctx(f"{kind}_throttle_rate")), int(ctx(f"{kind}_throttle_burst")))
                                                    for kind in ("webhook", "catalog", "order")}))
         if _flag(ctx("waf")):

@@ -53,14 +53,18 @@ def resources(synthesized):
 
 @pytest.fixture(scope="session")
 def synthesized_with_domain(tmp_path_factory):
-    """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart, reserved concurrency (a second
+    """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart, reserved concurrency, SES mail
+    and OAuth sign-in for customers (a second
     synth, a few seconds; cdk-nag and cfn-lint run on it too). Flags are given as the CLI gives `-c snap_start=true`:
     strings."""
     return synthesize(tmp_path_factory.mktemp("cdk.out.domain"), domain_name="api.shop.example",
                       certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d",
                       alarm_email="oncall@shop.example",
                       cors_allowed_origins="https://shop.example, https://m.shop.example/",
-                      snap_start="true", reserved_concurrency="true")
+                      snap_start="true", reserved_concurrency="true",
+                      cognito_ses_from_email="no-reply@shop.example", cognito_ses_region="eu-west-1",
+                      cognito_callback_urls="https://shop.example/auth/callback, https://m.shop.example/auth/callback",
+                      cognito_logout_urls="https://shop.example/", cognito_domain_prefix="shop-example-dev")
 
 
 @pytest.fixture(scope="session")

@@ -750,3 +750,40 @@ def test_dynamodb_grants_are_the_calls_the_code_makes(resources):
     from shop.adapters import items
 
     assert items.sku_key("X")["pk"].startswith("SKU#") and items.shard_key("X", 0)["pk"].startswith("STOCK#")
+
+
+def test_cognito_ready_for_customers(synthesized, synthesized_with_domain, synthesized_prod):
+    """A public SRP client with explicit OAuth settings (none without callback URLs, else the code grant only,
+    never the implicit flow), SES mail from a verified identity when given, and the outputs a storefront needs.
+    The methods carry no OAuth scopes, so API Gateway takes the ID token (which has cognito:groups)."""
+    plain, full = synthesized["json"], synthesized_with_domain["json"]
+    (client,) = of_type(plain["Resources"], "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert props["AllowedOAuthFlowsUserPoolClient"] is False and "CallbackURLs" not in props
+    assert "implicit" not in json.dumps(props) and props["GenerateSecret"] is False
+    assert set(props["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    assert props["PreventUserExistenceErrors"] == "ENABLED" and props["SupportedIdentityProviders"] == ["COGNITO"]
+    (pool,) = of_type(plain["Resources"], "AWS::Cognito::UserPool").values()
+    assert pool["Properties"].get("EmailConfiguration", {}).get("EmailSendingAccount", "COGNITO_DEFAULT") == \
+        "COGNITO_DEFAULT"
+    assert {"UserPoolId", "UserPoolClientId", "ApiUrl"} <= set(plain["Outputs"])
+    assert not [m for m in of_type(plain["Resources"], "AWS::ApiGateway::Method").values()
+                if m["Properties"].get("AuthorizationScopes")]
+
+    (client,) = of_type(full["Resources"], "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert props["AllowedOAuthFlowsUserPoolClient"] is True and props["AllowedOAuthFlows"] == ["code"]
+    assert props["CallbackURLs"] == ["https://shop.example/auth/callback", "https://m.shop.example/auth/callback"]
+    assert props["LogoutURLs"] == ["https://shop.example/"]
+    assert set(props["AllowedOAuthScopes"]) == {"openid", "email", "profile"}
+    (domain,) = of_type(full["Resources"], "AWS::Cognito::UserPoolDomain").values()
+    assert domain["Properties"]["Domain"] == "shop-example-dev"
+    (pool,) = of_type(full["Resources"], "AWS::Cognito::UserPool").values()
+    email = pool["Properties"]["EmailConfiguration"]
+    assert email["EmailSendingAccount"] == "DEVELOPER" and email["From"] == "no-reply@shop.example"
+    assert ":ses:eu-west-1:" in json.dumps(email["SourceArn"]) and "identity/no-reply@shop.example" in \
+        json.dumps(email["SourceArn"])
+    assert full["Outputs"]["ApiUrl"]["Value"] == "https://api.shop.example/v1/"
+    warnings = Annotations.from_stack(synthesized_prod["stack"]).find_warning(
+        "*", Match.string_like_regexp(".*cognito_ses_from_email.*"))
+    assert warnings, "prod without an SES identity is warned about"
