@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import ArnFormat, Duration, Stack, Tags
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
@@ -19,6 +18,7 @@ from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
 from infra.observability import Observability
+from infra.secrets import ProviderSecrets
 from infra.reconciliation import DailyReconciliation
 from shop.manifest import QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
@@ -186,12 +186,11 @@ class ShopStack(Stack):
         grants.send_messages(messaging.queues["stock_release"], fns["expiry_sweeper"])
         for name in WINDOW_OPENERS:
             messaging.state_machine.grant_start_execution(fns[name])
-        secrets_arn = self.format_arn(service="secretsmanager", resource="secret",
-                                      resource_name=f"{secret_prefix}*",
-                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        # The stack creates each enabled provider's secret, empty: configuring a provider is filling in a value.
+        provider_secrets = ProviderSecrets(self, "PaymentSecrets", prefix=secret_prefix,
+                                           providers=list(_list(ctx("enabled_payment_providers"))))
         for name in PAYMENT_CALLERS:
-            fns[name].add_to_role_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                                             resources=[secrets_arn]))
+            provider_secrets.grant_read(fns[name])
 
         for spec in QUEUES:
             fns[spec.consumer].add_event_source(sources.SqsEventSource(

@@ -81,6 +81,7 @@ def stack_refs(resources):
     refs = {"table": env["TABLE_NAME"]["Ref"], "bus": env["EVENT_BUS_NAME"]["Ref"],
             "state_machine": env["PAYMENT_WINDOW_STATE_MACHINE_ARN"]["Ref"]}
     refs.update({f"queue:{spec.name}": env[spec.env_var]["Ref"] for spec in QUEUES})
+    refs["secrets"] = list(of_type(resources, "AWS::SecretsManager::Secret"))
     return refs
 
 
@@ -134,7 +135,8 @@ def classify(statement, refs) -> str:
         assert targets == [{"Ref": refs["state_machine"]}], statement
         return "states:start"
     if actions == {"secretsmanager:GetSecretValue"}:
-        assert len(targets) == 1 and text.endswith(f':secret:{SECRET_PREFIX}*"]]}}]'), statement
+        # the stack's own provider secrets, each by its ARN: no wildcard
+        assert targets == [{"Ref": ref} for ref in refs["secrets"]], statement
         return "secrets:read"
     if all(a.startswith("sqs:") for a in actions):
         (queue,) = [name for key, name in ((f"queue:{s.name}", s.name) for s in QUEUES)
@@ -787,3 +789,14 @@ def test_cognito_ready_for_customers(synthesized, synthesized_with_domain, synth
     warnings = Annotations.from_stack(synthesized_prod["stack"]).find_warning(
         "*", Match.string_like_regexp(".*cognito_ses_from_email.*"))
     assert warnings, "prod without an SES identity is warned about"
+
+
+def test_each_enabled_provider_has_its_secret_created_empty_and_kept(resources, synthesized_prod):
+    """Configuring a provider is filling in a value: the stack creates `{prefix}{provider}` as `{}` for every
+    enabled provider, kept when the stack is deleted and deleted when its first create rolls back."""
+    for stage, res in (("dev", resources), ("prod", synthesized_prod["json"]["Resources"])):
+        secrets = {s["Properties"]["Name"]: s for s in of_type(res, "AWS::SecretsManager::Secret").values()}
+        assert set(secrets) == {f"shop/{stage}/payments/{p}" for p in CDK_CONTEXT["enabled_payment_providers"].split(",")}
+        for secret in secrets.values():
+            assert secret["Properties"]["SecretString"] == "{}"
+            assert secret["DeletionPolicy"] == "RetainExceptOnCreate" and secret["UpdateReplacePolicy"] == "Retain"
