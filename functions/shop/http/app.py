@@ -18,8 +18,10 @@ from aws_lambda_powertools.event_handler.router import Router
 from aws_lambda_powertools.logging import correlation_paths
 
 from shop.domain.errors import DomainError
+from shop.http.auth import access_denied
 from shop.http.cors import cors_config
 from shop.http.problems import problem, problem_response
+from shop.manifest import ROUTES
 from shop.payments.base import ProviderError, ProviderNotConfigured
 
 logger = Logger()
@@ -31,6 +33,8 @@ TRACED_MODULES = ("botocore", "httplib")
 tracer = Tracer(patch_modules=TRACED_MODULES)
 
 MAX_BODY_BYTES = 64 * 1024
+# Who may call each route, from the manifest (CDK puts the same authorizers in front of them).
+ROUTE_AUTH = {(route.method, route.path): route.auth for route in ROUTES}
 MAX_JSON_DEPTH = 32  # our request bodies nest 4 deep; anything far deeper is hostile
 # An invalid request DynamoDB refused (e.g. a key value over its size limit): retrying cannot help.
 NOT_RETRYABLE_AWS_CODES = frozenset({"ValidationException"})
@@ -214,6 +218,9 @@ def lambda_entry(app: APIGatewayRestResolver | Callable[[], APIGatewayRestResolv
     @tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
     @metrics.log_metrics
     def handler(event: dict, context: Any) -> dict:
+        denied = access_denied(event, ROUTE_AUTH.get((event.get("httpMethod"), event.get("resource")), "public"))
+        if denied is not None:  # before validation: a stranger learns nothing about the route's schema
+            return problem_response(denied.status, denied.slug, denied.title, denied.detail)
         body = event.get("body") or ""
         if len(body) > MAX_BODY_BYTES:
             return problem_response(413, "payload-too-large", "Payload too large",

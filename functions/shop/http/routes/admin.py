@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
-from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
 from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
-from shop.http.auth import admin
+from shop.http.auth import AdminRouter, caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
     checked_order_id,
@@ -27,7 +26,7 @@ from shop.services import orders as order_service
 from shop.services import payments
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
 
-router = APIGatewayRouter()
+router = AdminRouter()  # every route here needs the admin group
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1024)]
@@ -38,7 +37,7 @@ IsoTime = Annotated[str | None, Query(pattern=ISO_TIME)]
 
 @router.put("/admin/skus/<sku>", summary="Create or replace a SKU (name, price, policy, thresholds, on_hand)")
 def put_sku(sku: str, body: SkuIn):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     details = catalog.SkuDetails(
         name=body.name,
         price=Money(body.price.amount, body.price.currency),
@@ -57,7 +56,7 @@ def put_sku(sku: str, body: SkuIn):
 @router.post("/admin/skus/<sku>/adjustments", summary="Change on_hand by delta, with a reason")
 def adjust(sku: str, body: AdjustmentIn,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     request_id = order_service.request_fingerprint([who.sub, idempotency_key]) if idempotency_key else None
     saved, movements = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
                                            actor=who.actor, request_id=request_id)
@@ -67,13 +66,11 @@ def adjust(sku: str, body: AdjustmentIn,
 
 @router.get("/admin/skus/<sku>", summary="A SKU with its stock levels")
 def read_sku(sku: str):
-    admin(router)
     return json_response(200, admin_sku_view(catalog.get_sku(default_ports(), checked_sku(sku))))
 
 
 @router.get("/admin/skus/<sku>/ledger", summary="The SKU's stock movements, oldest first")
 def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
-    admin(router)
     ports = default_ports()
     catalog.get_sku(ports, checked_sku(sku))
     entries, next_cursor = ports.store.ledger(sku, limit, cursor)
@@ -90,7 +87,6 @@ def list_orders(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ):
-    admin(router)
     ports = default_ports()
     if created_from and created_to and created_from > created_to:
         raise Unprocessable("'from' must not be after 'to'", {"fields": ["from", "to"]})
@@ -107,7 +103,7 @@ def list_orders(
 
 @router.post("/admin/orders/<order_id>/cancel", summary="Cancel an order before shipment (paid: refunded in full)")
 def cancel(order_id: str):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
     order = payments.cancel(default_ports(), registry.provider, order_id, actor=who.actor,
                             reason="cancelled_by_operator")
@@ -117,7 +113,7 @@ def cancel(order_id: str):
 @router.post("/admin/orders/<order_id>/refunds", summary="Refund all or part of a paid order, optionally restocking")
 def refund(order_id: str, body: RefundIn,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
     ports = default_ports()
     order = order_service.get_order_for(ports, order_id, None)
@@ -136,7 +132,7 @@ def refund(order_id: str, body: RefundIn,
 @router.post("/admin/orders/<order_id>/shipments", summary="Record a parcel of a paid order (all that is left by default)")
 def ship(order_id: str, body: ShipmentIn,
          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
     units = order_service.merge_lines([(l.sku, l.quantity) for l in body.lines]) if body.lines else None
     # Without a key, the shipment is keyed on its content: an identical retry records one parcel.
@@ -148,7 +144,7 @@ def ship(order_id: str, body: ShipmentIn,
 
 @router.post("/admin/orders/<order_id>/approve", summary="Release a held order for fulfilment")
 def approve(order_id: str):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
     return json_response(200, admin_order_view(payments.approve_held(default_ports(), order_id, actor=who.actor)))
 
@@ -156,7 +152,6 @@ def approve(order_id: str):
 @router.get("/admin/reconciliation/<date>", summary="Daily reconciliation: each provider's result for a business day")
 def reconciliation(date: str):
     """`date` is the provider's business day (Beijing time for Alipay and WeChat Pay, UTC for Stripe)."""
-    admin(router)
     from shop.services.reconciliation import results_for
 
     return json_response(200, results_for(default_ports(), date))
@@ -164,7 +159,7 @@ def reconciliation(date: str):
 
 @router.post("/admin/orders/<order_id>/reject", summary="Reject a held order: refund and cancel")
 def reject(order_id: str):
-    who = admin(router)
+    who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
     ports = default_ports()
     order = order_service.get_order_for(ports, order_id, None)
