@@ -1,7 +1,12 @@
 # Everything a newcomer needs: `make run` serves the API locally, `make test` runs the suite.
 # Each target installs what it needs first (Python venv, DynamoDB Local, the CDK CLI).
 
-PYTHON ?= python3
+# The Python the functions run on in Lambda (infra/runtime.py; tests/deploy checks both agree): the tests run on
+# it too. Found under pyenv or on PATH; python3 otherwise. When the venv was built with another version, the next
+# `make` rebuilds it.
+LAMBDA_PYTHON := 3.13
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(LAMBDA_PYTHON).*/bin/python$(LAMBDA_PYTHON)) \
+                      $(shell command -v python$(LAMBDA_PYTHON) 2>/dev/null) python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 DDB_JAR := .local/dynamodb/DynamoDBLocal.jar
@@ -12,8 +17,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install run test bench soak synth deploy layer clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+python_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV_STALE := $(if $(wildcard $(PY)),$(filter-out $(call python_version,$(PYTHON)),$(call python_version,$(PY))),)
+.PHONY: venv-rebuild
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(if $(VENV_STALE),venv-rebuild,)
+	$(PYTHON) -m venv $(if $(VENV_STALE),--clear,) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@

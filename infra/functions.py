@@ -7,10 +7,11 @@ from pathlib import Path
 from aws_cdk import Annotations, CfnRule, CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
-from infra.runtime import ARCHITECTURE, PYTHON_VERSION
+from infra.runtime import ARCHITECTURE, PYTHON_VERSION, powertools_version
 from shop.manifest import FUNCTIONS
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -27,8 +28,18 @@ class DependencyLayerMissing(ValueError):
     pass
 
 
-def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
-    """The public Powertools layer (Powertools v3 with pydantic and the X-Ray SDK; boto3 is in the runtime).
+def powertools_layer_parameter(release: str) -> str:
+    """The public SSM parameter Powertools publishes for each release, whose value is that release's layer ARN
+    for the runtime and architecture (https://docs.aws.amazon.com/powertools/python/latest/getting-started/install/
+    "SSM Parameter Store"; e.g. release 3.23.0 is layer version 27 of AWSLambdaPowertoolsPythonV3-python313-arm64).
+    Resolved by CloudFormation at deploy, so the layer is always the release requirements.txt pins."""
+    return f"/aws/service/powertools/python/{ARCHITECTURE}/python{PYTHON_VERSION}/{release}"
+
+
+def powertools_layer(scope: Construct, version: int | None, release: str) -> lambda_.ILayerVersion:
+    """The public Powertools layer (Powertools v3 with pydantic and the X-Ray SDK; boto3 is in the runtime) of the
+    release requirements.txt pins, found through its SSM parameter; `version` (context powertools_layer_version)
+    names a layer version instead, for a region where the parameter is missing.
 
     Its ARN is built with the stack's partition, and only the `aws` partition has it: a stack bound to a region
     of another partition is refused at synth, and an environment-agnostic stack carries a template rule that
@@ -45,9 +56,12 @@ def powertools_layer(scope: Construct, version: int) -> lambda_.ILayerVersion:
             assert_=Fn.condition_equals(stack.partition, POWERTOOLS_PARTITION),
             assert_description=(f"This stack uses the public Powertools layer, published only in the "
                                 f"'{POWERTOOLS_PARTITION}' partition (account {POWERTOOLS_PUBLISHER})."))])
-    python = RUNTIME.name.replace(".", "")  # python3.14 -> python314
-    arn = (f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_PUBLISHER}:layer:"
-           f"AWSLambdaPowertoolsPythonV3-{python}-{ARCHITECTURE}:{version}")
+    if version is None:
+        arn = ssm.StringParameter.value_for_string_parameter(scope, powertools_layer_parameter(release))
+    else:
+        python = RUNTIME.name.replace(".", "")  # python3.13 -> python313
+        arn = (f"arn:{stack.partition}:lambda:{stack.region}:{POWERTOOLS_PUBLISHER}:layer:"
+               f"AWSLambdaPowertoolsPythonV3-{python}-{ARCHITECTURE}:{version}")
     return lambda_.LayerVersion.from_layer_version_arn(scope, "PowertoolsLayer", arn)
 
 
@@ -76,12 +90,12 @@ class Functions(Construct):
     functions named in `snap_start`, the alias of its published version (SnapStart applies to published versions
     only: $LATEST would start cold)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int,
+    def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int | None,
                  snap_start: frozenset[str] = frozenset(), reserved_concurrency: bool = False,
                  allow_empty_dependency_layer: bool = False):
         super().__init__(scope, construct_id)
         code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
-        layer = powertools_layer(self, layer_version)
+        layer = powertools_layer(self, layer_version, powertools_version())
         dependencies = lambda_.LayerVersion(
             self, "Dependencies", code=dependency_layer_code(allow_empty_dependency_layer, self),
             compatible_runtimes=[RUNTIME], compatible_architectures=[lambda_.Architecture.ARM_64],

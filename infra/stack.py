@@ -43,7 +43,9 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "payment_window_seconds": 900,
     "max_payment_window_seconds": 3600,
     "alarm_email": "",
-    "powertools_layer_version": 27,
+    # None: the public layer of the Powertools release requirements.txt pins, through its SSM parameter (infra/
+    # functions.py). A number names a layer version of AWSLambdaPowertoolsPythonV3-python3XX-arm64 instead.
+    "powertools_layer_version": None,
     "enabled_payment_providers": "stripe,alipay,wechatpay",
     "payment_secret_prefix": "shop/{stage}/payments/",  # {stage} is filled in: each stage has its own secrets
     "domain_name": "",
@@ -135,7 +137,7 @@ class ShopStack(Stack):
         def ctx(name: str):
             value = self.node.try_get_context(name)
             value = DEFAULT_CONTEXT[name] if value is None else value
-            return stage_defaults[name] if value is None else value
+            return stage_defaults.get(name) if value is None else value
 
         # Cost allocation tags (activate them once in the Billing console): every resource says which app and stage.
         Tags.of(self).add("app", "shop-core")
@@ -169,7 +171,8 @@ class ShopStack(Stack):
         # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.
         http_functions = frozenset(route.function for route in ROUTES)
         functions = Functions(self, "Functions", environment=environment,
-                              layer_version=int(ctx("powertools_layer_version")),
+                              layer_version=None if ctx("powertools_layer_version") in (None, "") else
+                              int(ctx("powertools_layer_version")),
                               snap_start=http_functions if _flag(ctx("snap_start")) else frozenset(),
                               reserved_concurrency=_flag(ctx("reserved_concurrency")),
                               allow_empty_dependency_layer=_flag(ctx("allow_empty_dependency_layer")))

@@ -251,11 +251,13 @@ def test_consumers_report_partial_batch_failures(resources):
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": spec.max_concurrency}
 
 
-def test_functions_arm64_newest_python_traced_json_logs_one_asset(resources):
-    from aws_cdk import aws_lambda
+def test_functions_arm64_on_the_tested_python_traced_json_logs_one_asset(synthesized, resources):
+    """Every function runs on the Python the tests run on (infra/runtime.py, the Makefile's LAMBDA_PYTHON) with
+    the public Powertools layer of the release requirements.txt pins, found by its SSM parameter."""
+    from infra.functions import powertools_layer_parameter
+    from infra.runtime import PYTHON_VERSION, powertools_version
 
-    newest = max((getattr(aws_lambda.Runtime, n) for n in dir(aws_lambda.Runtime) if n.startswith("PYTHON_3_")),
-                 key=lambda r: tuple(int(p) for p in r.name.removeprefix("python").split(".")))
+    parameters = synthesized["json"]["Parameters"]
     ours = functions_by_name(resources)
     assert set(ours) == set(FUNCTIONS)
     keys = set()
@@ -263,19 +265,39 @@ def test_functions_arm64_newest_python_traced_json_logs_one_asset(resources):
     for name, (_, props) in ours.items():
         spec = FUNCTIONS[name]
         assert props["Architectures"] == ["arm64"]
-        assert props["Runtime"] == newest.name
+        assert props["Runtime"] == f"python{PYTHON_VERSION}"
         assert props["Handler"] == spec.handler
         assert props["MemorySize"] == spec.memory_mb and props["Timeout"] == spec.timeout_s
         assert "ReservedConcurrentExecutions" not in props  # quota-dependent: off by default (a new account)
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         assert log_groups[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]["RetentionInDays"] == 30
-        layers = json.dumps(props["Layers"])
-        assert (f"AWSLambdaPowertoolsPythonV3-{newest.name.replace('.', '')}-arm64:"
-                f"{CDK_CONTEXT['powertools_layer_version']}") in layers
+        (powertools,) = [layer for layer in props["Layers"] if layer.get("Ref") in parameters]
+        parameter = parameters[powertools["Ref"]]
+        assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+        assert parameter["Default"] == powertools_layer_parameter(powertools_version()) == \
+            f"/aws/service/powertools/python/arm64/python{PYTHON_VERSION}/{powertools_version()}"
         keys.add(json.dumps(props["Code"]["S3Key"]))
     assert len(keys) == 1, "all handlers share one code asset"
     assert all(g["Properties"].get("RetentionInDays") for g in log_groups.values())
+
+
+def test_the_tests_run_on_the_deployed_runtime_and_powertools():
+    """`make test` builds its venv with the Lambda runtime's Python, and the Powertools the tests import is the
+    release whose layer is deployed."""
+    import re
+    import sys
+    from importlib.metadata import version
+
+    from infra.runtime import PYTHON_VERSION, powertools_version
+
+    from tests.deploy.conftest import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^LAMBDA_PYTHON := (\S+)$", makefile, re.MULTILINE).group(1) == PYTHON_VERSION
+    assert version("aws-lambda-powertools") == powertools_version()
+    if "%d.%d" % sys.version_info[:2] != PYTHON_VERSION:
+        pytest.skip(f"running on Python {sys.version.split()[0]}, Lambda on {PYTHON_VERSION}: use `make test`")
 
 
 def test_functions_get_the_settings_they_read(resources):

@@ -18,3 +18,9 @@ def test_every_route_but_webhooks_and_the_document_is_described_with_its_answer(
         assert responses["422"]["content"]["application/problem+json"]
     order = doc["components"]["schemas"]["OrderOut"]
     assert {"shipments", "expires_at", "history"} <= set(order["properties"])
+
+
+def test_the_document_is_valid_openapi_for_an_independent_validator():
+    from openapi_spec_validator import validate
+
+    validate(json.loads(openapi_json()))  # e.g. no dangling $ref (Powertools' ValidationError shapes)

@@ -70,7 +70,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 documented[str(status)] = {"description": description,
                                            "content": {PROBLEM_JSON: {"schema": problem}}}
             operation["responses"] = documented
-    for unused in ("HTTPValidationError", "ValidationError"):
+    # Powertools' own validation error shapes: our errors are problem+json, and nothing refers to these.
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         components.pop(unused, None)
     return doc
 
