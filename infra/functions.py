@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Annotations, CfnRule, CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
@@ -92,7 +94,7 @@ class Functions(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int | None,
                  snap_start: frozenset[str] = frozenset(), reserved_concurrency: bool = False,
-                 allow_empty_dependency_layer: bool = False):
+                 allow_empty_dependency_layer: bool = False, canary: frozenset[str] = frozenset()):
         super().__init__(scope, construct_id)
         code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
         layer = powertools_layer(self, layer_version, powertools_version())
@@ -102,11 +104,13 @@ class Functions(Construct):
             description="cryptography for provider signatures (requirements-layer.txt)")
         self.by_name: dict[str, lambda_.Function] = {}
         self.invoke_targets: dict[str, lambda_.IFunction] = {}
-        unknown = set(snap_start) - set(FUNCTIONS)
+        unknown = (set(snap_start) | set(canary)) - set(FUNCTIONS)
         if unknown:
-            raise ValueError(f"snap_start names functions the manifest does not have: {sorted(unknown)}")
+            raise ValueError(f"snap_start or canary names functions the manifest does not have: {sorted(unknown)}")
+        self.deployment_groups: dict[str, codedeploy.LambdaDeploymentGroup] = {}
         for spec in FUNCTIONS.values():
             snapshotted = spec.name in snap_start
+            published = snapshotted or spec.name in canary  # both need versions and an alias
             log_group = logs.LogGroup(self, f"{spec.name}-logs", retention=logs.RetentionDays.ONE_MONTH,
                                       removal_policy=RemovalPolicy.DESTROY)
             self.by_name[spec.name] = lambda_.Function(
@@ -131,15 +135,36 @@ class Functions(Construct):
                 # Each deploy that changes the function publishes a version; the one it replaces is deleted, so
                 # only the live version keeps a cached snapshot (SnapStart charges per cached GB-second).
                 current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY)
-                if snapshotted else None,
+                if published else None,
             )
             fn = self.by_name[spec.name]
-            if snapshotted:
-                Annotations.of(fn).acknowledge_warning(
-                    "@aws-cdk/aws-lambda:snapStartRequirePublish",
-                    f"Versions are published (current_version) and invoked through the alias {SNAP_START_ALIAS!r}")
-                self.invoke_targets[spec.name] = lambda_.Alias(
+            if published:
+                if snapshotted:
+                    Annotations.of(fn).acknowledge_warning(
+                        "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                        f"Versions are published (current_version) and invoked through the alias {SNAP_START_ALIAS!r}")
+                alias = lambda_.Alias(
                     self, f"{spec.name}-{SNAP_START_ALIAS}", alias_name=SNAP_START_ALIAS, version=fn.current_version,
-                    description=f"{spec.name}: the published version API Gateway invokes (SnapStart)")
+                    description=f"{spec.name}: the published version API Gateway invokes")
+                self.invoke_targets[spec.name] = alias
+                if spec.name in canary:
+                    self.deployment_groups[spec.name] = self._canary(spec.name, alias)
             else:
                 self.invoke_targets[spec.name] = fn
+
+    def _canary(self, name: str, alias: lambda_.Alias) -> codedeploy.LambdaDeploymentGroup:
+        """A deploy that changes the function shifts 10% of the alias's traffic to the new version for 5 minutes,
+        then all of it; CodeDeploy rolls the alias back when the alias's error alarm fires meanwhile, and the
+        CloudFormation update fails and rolls back with it
+        (https://docs.aws.amazon.com/codedeploy/latest/userguide/deployment-configurations.html#deployment-configuration-lambda,
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html)."""
+        errors = cw.Alarm(self, f"{name}-canary-errors", metric=alias.metric_errors(period=Duration.minutes(1)),
+                          threshold=1, evaluation_periods=1,
+                          comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                          treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                          alarm_description=f"{name} failed through its alias during a deployment: roll back")
+        return codedeploy.LambdaDeploymentGroup(
+            self, f"{name}-deployment", alias=alias,
+            deployment_config=codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES, alarms=[errors],
+            auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True,
+                                                        deployment_in_alarm=True))

@@ -12,7 +12,8 @@ def acknowledge_findings(stack: Stack) -> None:
     NagSuppressions.add_stack_suppressions(stack, [
         NagPackSuppression(id="AwsSolutions-IAM4", reason=(
             "Only AWS-managed service-role policies CDK attaches: AWSLambdaBasicExecutionRole (writing the "
-            "function's own logs) and AmazonAPIGatewayPushToCloudWatchLogs for the API Gateway account role.")),
+            "function's own logs), AmazonAPIGatewayPushToCloudWatchLogs for the API Gateway account role and, with "
+            "canary_deploy, AWSCodeDeployRoleForLambdaLimited for the CodeDeploy service role.")),
         NagPackSuppression(id="AwsSolutions-IAM5", applies_to=["Resource::*"], reason=(
             "X-Ray PutTraceSegments/PutTelemetryRecords and the Step Functions log-delivery actions only "
             "accept Resource '*'; tests/deploy asserts that no other action has a '*' resource.")),

@@ -82,6 +82,9 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "max_unpaid_units_per_sku": 200,
     # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
     "snap_start": False,
+    # Safe deployments: the HTTP functions are invoked through an alias that CodeDeploy moves to each new version
+    # as a canary (10% for 5 minutes), rolling back when the version's errors alarm (infra/functions.py).
+    "canary_deploy": False,
     # Reserved concurrency from the manifest (payment_webhook 20, expiry_sweeper 1): needs an account concurrency
     # quota of at least 100 + their sum (Lambda keeps 100 unreserved), so it is off for new accounts.
     "reserved_concurrency": False,
@@ -175,6 +178,7 @@ class ShopStack(Stack):
                               int(ctx("powertools_layer_version")),
                               snap_start=http_functions if _flag(ctx("snap_start")) else frozenset(),
                               reserved_concurrency=_flag(ctx("reserved_concurrency")),
+                              canary=http_functions if _flag(ctx("canary_deploy")) else frozenset(),
                               allow_empty_dependency_layer=_flag(ctx("allow_empty_dependency_layer")))
         fns = functions.by_name
 

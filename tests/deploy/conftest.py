@@ -61,7 +61,7 @@ def synthesized_with_domain(tmp_path_factory):
                       certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d",
                       alarm_email="oncall@shop.example",
                       cors_allowed_origins="https://shop.example, https://m.shop.example/",
-                      snap_start="true", reserved_concurrency="true",
+                      snap_start="true", reserved_concurrency="true", canary_deploy="true",
                       cognito_ses_from_email="no-reply@shop.example", cognito_ses_region="eu-west-1",
                       cognito_callback_urls="https://shop.example/auth/callback, https://m.shop.example/auth/callback",
                       cognito_logout_urls="https://shop.example/", cognito_domain_prefix="shop-example-dev")

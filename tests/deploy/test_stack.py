@@ -822,3 +822,30 @@ def test_each_enabled_provider_has_its_secret_created_empty_and_kept(resources, 
         for secret in secrets.values():
             assert secret["Properties"]["SecretString"] == "{}"
             assert secret["DeletionPolicy"] == "RetainExceptOnCreate" and secret["UpdateReplacePolicy"] == "Retain"
+
+
+def test_canary_deployments_are_an_option_rolling_back_on_errors(resources, synthesized_with_domain):
+    """Off by default; with `-c canary_deploy=true` each function API Gateway invokes is deployed through its
+    alias by CodeDeploy, 10% for 5 minutes, rolled back when the alias's error alarm fires."""
+    from infra.stack import DEFAULT_CONTEXT
+
+    assert DEFAULT_CONTEXT["canary_deploy"] is False
+    assert not of_type(resources, "AWS::CodeDeploy::DeploymentGroup")
+    on = synthesized_with_domain["json"]["Resources"]
+    groups = of_type(on, "AWS::CodeDeploy::DeploymentGroup")
+    assert len(groups) == len(_http_functions())
+    alarms = of_type(on, "AWS::CloudWatch::Alarm")
+    for group in groups.values():
+        props = group["Properties"]
+        assert props["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+        assert set(props["AutoRollbackConfiguration"]["Events"]) == {
+            "DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST", "DEPLOYMENT_STOP_ON_ALARM"}
+        assert props["AutoRollbackConfiguration"]["Enabled"] is True
+        (alarm,) = props["AlarmConfiguration"]["Alarms"]
+        (alarm_id,) = [k for k in alarms if k == alarm["Name"]["Ref"]]
+        dims = {d["Name"] for d in alarms[alarm_id]["Properties"]["Dimensions"]}
+        assert alarms[alarm_id]["Properties"]["MetricName"] == "Errors" and dims == {"FunctionName", "Resource"}
+    app_ids = {json.dumps(g["Properties"]["ApplicationName"]) for g in groups.values()}
+    for alias in of_type(on, "AWS::Lambda::Alias").values():
+        update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+        assert json.dumps(update["ApplicationName"]) in app_ids
