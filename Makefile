@@ -38,7 +38,10 @@ install: $(VENV)/.installed $(DDB_JAR)
 run: install
 	$(PY) -m localrun
 
+# The static gates first (configured in pyproject.toml): a lint or type finding fails the run before the tests.
 test: install
+	$(PY) -m ruff check functions localrun infra
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: install
@@ -69,4 +72,4 @@ deploy: $(VENV)/.installed node_modules/.installed layer
 	npx cdk deploy --no-notices $(CDK_APPROVAL) $(CDK_STAGE) $(CDK_DEPLOY_ARGS)
 
 clean:
-	rm -rf $(VENV) .local node_modules cdk.out build .pytest_cache .hypothesis
+	rm -rf $(VENV) .local node_modules cdk.out build .pytest_cache .hypothesis .mypy_cache .ruff_cache

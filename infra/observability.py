@@ -6,10 +6,13 @@ dead letters, failed or throttled executions, DynamoDB throttling, events not pu
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
@@ -63,7 +66,7 @@ class Observability(Construct):
             alarm(f"{name}-error-rate", rate(f"{name} error %", fn.metric_errors(period=five_min),
                                              fn.metric_invocations(period=five_min)), ERROR_RATE_PERCENT,
                   f"More than {ERROR_RATE_PERCENT}% of {name}'s invocations failed")
-            timeout_ms = FUNCTIONS[name].timeout_s * 1000 if name in FUNCTIONS else fn.timeout.to_milliseconds()
+            timeout_ms = FUNCTIONS[name].timeout_s * 1000 if name in FUNCTIONS else (fn.timeout.to_milliseconds() if fn.timeout else 3000)  # Lambda's default
             alarm(f"{name}-duration-p99", fn.metric_duration(period=five_min, statistic="p99"),
                   round(DURATION_P99_SHARE * timeout_ms),
                   f"{name}'s p99 duration is near its timeout ({timeout_ms} ms)")
@@ -81,7 +84,7 @@ class Observability(Construct):
                   ROUTE_LATENCY_P99_MS, f"p99 latency of {route.method} {route.path} over {ROUTE_LATENCY_P99_MS} ms",
                   periods=2)
         # DynamoDB throttling, of the table and of each index (an index that cannot keep up throttles table writes).
-        table = Stack.of(self).node.find_child("Table")
+        table = cast(ddb.ITable, Stack.of(self).node.find_child("Table"))  # infra/data.py shop_table
         table_name = table.table_name
         throttles = {"read": cw.Metric(namespace="AWS/DynamoDB", metric_name="ReadThrottleEvents", statistic="Sum",
                                        period=five_min, dimensions_map={"TableName": table_name}),

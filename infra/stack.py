@@ -10,16 +10,16 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from infra.api import STAGE, Api, SignIn
 from infra import grants
+from infra.api import STAGE, Api, SignIn
 from infra.data import shop_table
 from infra.edge import EdgeProtection
 from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
 from infra.observability import Observability
-from infra.secrets import ProviderSecrets
 from infra.reconciliation import DailyReconciliation
+from infra.secrets import ProviderSecrets
 from shop.manifest import QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 

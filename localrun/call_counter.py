@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 class CountingProxy:
     def __init__(self, target_url: str):
         target = urlsplit(target_url)
-        self.host, self.port = target.hostname, target.port
+        self.host, self.port = target.hostname or "127.0.0.1", target.port
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.local = threading.local()

@@ -83,7 +83,11 @@ class LocalCloud:
         return env
 
     def client(self, service: str):
-        endpoint = self.dynamodb.endpoint_url if service == "dynamodb" else self.moto_url
+        if service == "dynamodb":
+            assert self.dynamodb is not None, "start() first"
+            endpoint = self.dynamodb.endpoint_url
+        else:
+            endpoint = self.moto_url
         return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
                             aws_access_key_id="local", aws_secret_access_key="local")
 

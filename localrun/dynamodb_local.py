@@ -39,7 +39,7 @@ class DynamoDBLocal:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60) -> "DynamoDBLocal":
+    def start(self, timeout_s: float = 60) -> DynamoDBLocal:
         ensure_installed()
         self.port = self.port or _free_port()
         with open(self.log_path, "wb") as log:
@@ -73,7 +73,7 @@ class DynamoDBLocal:
                 self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "DynamoDBLocal":
+    def __enter__(self) -> DynamoDBLocal:
         return self.start()
 
     def __exit__(self, *_: object) -> None:

@@ -23,9 +23,10 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -146,7 +147,7 @@ class ProviderKeys:
     wechat_app_id: str = "wxlocal0000000000"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ProviderKeys":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProviderKeys:
         """Every secret and merchant key the environment gives (see LOCAL_KEY_VARIABLES), the rest defaulted or
         generated. The providers' own key pairs (Alipay's, WeChat Pay's platform key) are always generated:
         a fake provider signs with its own private key, which no environment has."""
@@ -155,13 +156,13 @@ class ProviderKeys:
         def given(name: str) -> str | None:
             return env.get(name) or None
 
-        merchant = {}
+        merchant: dict[str, Any] = {}
         if given("ALIPAY_APP_PRIVATE_KEY"):
             merchant["alipay_app"] = (env["ALIPAY_APP_PRIVATE_KEY"], public_half(env["ALIPAY_APP_PRIVATE_KEY"]))
         if given("WECHATPAY_MERCHANT_PRIVATE_KEY"):
             key = env["WECHATPAY_MERCHANT_PRIVATE_KEY"]
             merchant["wechat_merchant"] = (key, public_half(key))
-        plain = {field_name: env[var] for var, field_name in LOCAL_KEY_VARIABLES.items() if given(var)}
+        plain: dict[str, Any] = {field_name: env[var] for var, field_name in LOCAL_KEY_VARIABLES.items() if given(var)}
         return cls(**plain, **merchant)
 
     def function_env(self) -> dict[str, str]:
@@ -267,7 +268,7 @@ class FakeProviders:
             return None
         if total is not None and total != captured.amount:
             return f"total {total} is not the transaction's {captured.amount}"
-        if amount <= 0 or self.refunded.get(order_id, 0) + amount > captured.amount:
+        if amount <= 0 or self.refunded.get(order_id or "", 0) + amount > captured.amount:
             return f"refund of {amount} exceeds what is left of {captured.amount}"
         return None
 
@@ -556,7 +557,8 @@ class FakeProviders:
                 raise ValueError("not an object")
         except ValueError:
             return self._wechat_error(path, 400, "PARAM_ERROR", "body is not a JSON object")
-        amount = payload.get("amount") if isinstance(payload.get("amount"), dict) else {}
+        given = payload.get("amount")
+        amount = given if isinstance(given, dict) else {}
         if path == "/v3/pay/transactions/native":
             missing = [k for k in ("appid", "mchid", "description", "out_trade_no", "notify_url") if not payload.get(k)]
             if missing or type(amount.get("total")) is not int:

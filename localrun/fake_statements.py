@@ -42,9 +42,10 @@ import time
 import urllib.parse
 import uuid
 import zipfile
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Callable
+from typing import Any
 
 from shop.domain import clock
 from shop.domain import reconciliation as rc
@@ -128,7 +129,7 @@ class FakeStatements:
 
     def seen(self, key: str) -> str:
         with self.lock:
-            return self.first_seen.setdefault(key, clock.iso(datetime.fromtimestamp(self.now(), timezone.utc)))
+            return self.first_seen.setdefault(key, clock.iso(datetime.fromtimestamp(self.now(), UTC)))
 
     def note_payment(self, provider: str, order_id: str) -> None:
         self.payment_providers[order_id] = provider
@@ -208,10 +209,10 @@ class FakeStatements:
             return StatementRow(rc.REFUND, batch, amount, currency, rc.SUCCEEDED, at, order_id,
                                 payment_reference=stable_reference("alipay", order_id or ""), merchant_reference=batch)
         if provider == "wechatpay" and key.startswith("wx:refund:"):
-            amount = answer.get("amount") or {}
+            refund = answer.get("amount") or {}
             order_id = answer.get("out_trade_no")
-            return StatementRow(rc.REFUND, str(answer.get("refund_id")), int(amount.get("refund", 0)),
-                                str(amount.get("currency") or "CNY").upper(), rc.SUCCEEDED, at, order_id,
+            return StatementRow(rc.REFUND, str(answer.get("refund_id")), int(refund.get("refund", 0)),
+                                str(refund.get("currency") or "CNY").upper(), rc.SUCCEEDED, at, order_id,
                                 payment_reference=stable_reference("wechatpay", order_id or ""),
                                 merchant_reference=answer.get("out_refund_no"))
         return None
@@ -310,7 +311,7 @@ class FakeStatements:
             return _json(401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}})
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(raw_path).query)
         try:
-            start, end = (datetime.fromtimestamp(int(query[name][0]), timezone.utc)
+            start, end = (datetime.fromtimestamp(int(query[name][0]), UTC)
                           for name in ("created[gte]", "created[lt]"))
             limit = min(100, max(1, int(query.get("limit", ["10"])[0])))
         except (KeyError, ValueError):
@@ -437,7 +438,7 @@ class FakeStatements:
 def alipay_bill(day: Any, rows: list[StatementRow], summary_off: bool = False) -> bytes:
     """The zip Alipay serves: the GBK details file (rows, then its totals) and the summary file."""
     stamp = day.strftime("%Y%m%d")
-    head = [f"#支付宝业务明细查询", f"#账号：[{ALIPAY_PID}0156]",
+    head = ["#支付宝业务明细查询", f"#账号：[{ALIPAY_PID}0156]",
             f"#起始日期：[{day.strftime('%Y年%m月%d日')} 00:00:00]   终止日期：[{day.strftime('%Y年%m月%d日')} 23:59:59]",
             "#-----------------------------------------业务明细列表----------------------------------------"]
     out = io.StringIO()

@@ -53,6 +53,7 @@ def provider_environment(fakes: FakeProviders, environ: dict[str, str] | os._Env
         if owner in real:
             continue
         if name in PROVIDER_OWNED:
+            assert owner is not None  # each provider-owned name has its provider's prefix
             if environ.get(name) and environ[name] != value:
                 log.warning("%s is the local %s fake's own key while %s is unset; the value in the environment "
                             "is not used", name, owner, API_BASES[owner])
@@ -60,7 +61,7 @@ def provider_environment(fakes: FakeProviders, environ: dict[str, str] | os._Env
         elif not environ.get(name):
             updates[name] = value
     for name in sorted(API_BASES.values()):
-        state = "real: %s" % environ[name] if name in environ and environ[name] else "local fake"
+        state = f"real: {environ[name]}" if name in environ and environ[name] else "local fake"
         log.info("payment provider API %s -> %s", name, state)
     from_env = sorted(v for v in (*LOCAL_KEY_VARIABLES, "ALIPAY_APP_PRIVATE_KEY", "WECHATPAY_MERCHANT_PRIVATE_KEY")
                       if environ.get(v))
@@ -80,9 +81,9 @@ class LocalServer:
         self.env = self.cloud.start()
         # Provider fakes answer on this same server; the workers must know their URLs and keys before they start.
         # Secrets and keys the environment sets win; only what is missing is defaulted or generated.
-        self.fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
-        self.fakes = fake_statements.with_statements(self.fakes)  # daily reconciliation: statement fakes in front
-        os.environ.update(provider_environment(self.fakes, os.environ))
+        fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
+        self.fakes = fake_statements.with_statements(fakes)  # daily reconciliation: statement fakes in front
+        os.environ.update(provider_environment(fakes, os.environ))
         self.runtime = LambdaRuntime(workers)
         self.runtime.warm_up()
         sqs = make_sqs_client(self.cloud.moto_url)
@@ -103,7 +104,7 @@ class LocalServer:
             protocol_version = "HTTP/1.1"
 
             def log_message(self, fmt: str, *args: Any) -> None:  # access log on stderr, one line
-                sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+                sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
 
             def _respond(self, response: gateway.HttpResponse) -> None:
                 self.send_response(response.status)
@@ -154,7 +155,8 @@ class LocalServer:
         if method == "GET" and path == "/_local/health":
             return _json(200, {"status": "ok"})
         if method == "GET" and path == "/_local/resources":
-            return _json(200, {"aws_endpoint": self.cloud.moto_url, "dynamodb_endpoint": self.cloud.dynamodb.endpoint_url,
+            dynamodb_endpoint = self.cloud.dynamodb.endpoint_url if self.cloud.dynamodb else None
+            return _json(200, {"aws_endpoint": self.cloud.moto_url, "dynamodb_endpoint": dynamodb_endpoint,
                                "queues": self.cloud.queue_urls, "dead_letter_queues": self.cloud.dlq_urls,
                                "state_machine_arn": self.cloud.state_machine_arn})
         if method == "GET" and path == "/_local/stats":
@@ -200,7 +202,7 @@ class LocalServer:
             "webhook": {"status": answer.status, "body": answer.body.decode(errors="replace")}})
 
     def drain_events(self) -> list[dict[str, Any]]:
-        events = []
+        events: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.cloud.events_tap_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=0)

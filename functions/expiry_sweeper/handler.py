@@ -38,6 +38,7 @@ def lambda_handler(event: dict, context) -> dict:
     cutoff = clock.iso(clock.now() - timedelta(seconds=grace))
     overdue = ports.store.overdue_pending_order_ids(cutoff, limit=500)
     for order_id in overdue:
+        assert ports.release_queue is not None  # default_ports() always has one
         ports.release_queue.request_release(order_id, "sweeper")
     if overdue:
         metrics.add_metric(name="OverdueOrdersSwept", unit=MetricUnit.Count, value=len(overdue))

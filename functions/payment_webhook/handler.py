@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
@@ -15,6 +16,10 @@ from shop.http.app import create_app, lambda_entry
 from shop.http.problems import problem
 from shop.payments import registry
 from shop.payments.base import MAX_WEBHOOK_BYTES, InvalidWebhook, ProviderError, ProviderNotConfigured
+
+if TYPE_CHECKING:  # imported by build_app(), not at init
+    from shop.adapters.wiring import default_ports
+    from shop.services.payments import process_payment_event
 
 logger = Logger(child=True)
 metrics = Metrics()

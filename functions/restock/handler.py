@@ -3,11 +3,11 @@ rebalance a SKU's shards when an order found one dry."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from shop.adapters.sqs_batch import PoisonMessage, consume, parse_message

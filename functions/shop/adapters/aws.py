@@ -3,7 +3,7 @@ AWS_ENDPOINT_URL_<SERVICE> variables, which the local run sets."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import boto3
 from botocore.config import Config
@@ -12,7 +12,7 @@ from botocore.config import Config
 _CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str):
     return boto3.client(service, config=_CONFIG)
 

@@ -13,8 +13,9 @@ import binascii
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
@@ -548,7 +549,7 @@ class DynamoShopStore:
         existing: dict[str, dict[str, Any]] = {}
         short: set[str] = set()
         stale = False
-        for (label, _), reason in zip(operations, reasons):
+        for (label, _), reason in zip(operations, reasons, strict=False):
             code = reason.get("Code", "None")
             if code == "ConditionalCheckFailed":
                 if label.startswith("stock:"):

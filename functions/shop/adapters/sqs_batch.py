@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -52,4 +53,4 @@ def consume(event: dict[str, Any], context: Any, handle: Callable[[SQSRecord], N
             raise
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event, record_handler=guarded, processor=processor, context=context)
+    return dict(process_partial_response(event=event, record_handler=guarded, processor=processor, context=context))

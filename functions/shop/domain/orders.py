@@ -10,7 +10,7 @@ from shop.domain.money import Money
 from shop.domain.skus import StockPolicy
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
     PENDING_PAYMENT = "PENDING_PAYMENT"
     PAID = "PAID"
     ON_HOLD = "ON_HOLD"

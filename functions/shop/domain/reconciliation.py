@@ -25,16 +25,16 @@ every record is checked by exactly one day's run; matching itself uses every rec
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
 
 from shop.domain import clock, refunds
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 
 CHINA = timezone(timedelta(hours=8), "UTC+08:00")
-UTC = timezone.utc
 PROVIDER_TIMEZONES: dict[str, timezone] = {"alipay": CHINA, "wechatpay": CHINA, "stripe": UTC, "sandbox": UTC}
 
 PAYMENT, REFUND, FEE, OTHER = "payment", "refund", "fee", "other"
@@ -264,7 +264,7 @@ class Outcome:
 
 
 def _totals(rows: Iterable[StatementRow]) -> dict[str, Any]:
-    count, sums = 0, {}
+    count, sums = 0, dict[str, Any]()
     for row in rows:
         count += 1
         sums[row.currency] = sums.get(row.currency, 0) + row.amount

@@ -106,11 +106,11 @@ def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | Non
                                     f"{' with shipments' if order.shipments else ''}; it cannot be cancelled",
                                     {"order_id": order.order_id, "current_status": order.status.value})
         # Nothing has left the warehouse: every unit not yet put back comes back.
-        units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
+        units: dict[str, int] = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
         back = {s: q - restocked.get(s, 0) for s, q in ordered.items()}
         return RefundPlan(max(0, refundable(order)), _positive(units), _positive(back))
     if lines is None and not restock:
-        units: dict[str, int] = {}
+        units = {}
     elif lines is None:  # a full return
         units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
     else:

@@ -11,7 +11,6 @@ import random
 from shop.domain.errors import InsufficientStock
 
 
-
 def pick_shard(live_shards: int, rng: random.Random | None = None) -> int:
     """Where an order first tries to take its units: any live shard, at random, so orders spread out."""
     return (rng or random).randrange(max(1, live_shards))

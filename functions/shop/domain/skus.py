@@ -16,7 +16,7 @@ def is_valid_sku_code(code: str) -> bool:
     return bool(_SKU_RE.match(code))
 
 
-class StockPolicy(str, Enum):
+class StockPolicy(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
     RESERVE_ON_ORDER = "reserve_on_order"
     DEDUCT_ON_PAYMENT = "deduct_on_payment"
 

@@ -7,15 +7,16 @@ import json
 import math
 import random
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.router import Router
 from aws_lambda_powertools.logging import correlation_paths
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shop.domain.errors import DomainError
 from shop.http.auth import access_denied
@@ -204,21 +205,21 @@ def lambda_entry(app: APIGatewayRestResolver | Callable[[], APIGatewayRestResolv
     init phase imports only logging, metrics and tracing; the routes, their pydantic models, the services and
     boto3 load with the resolver (bench/cold_start.py shows both costs). With SnapStart the resolver is built
     before the snapshot instead, so restored environments start with it. `handler.resolver()` returns it."""
-    built: list[APIGatewayRestResolver] = [app] if hasattr(app, "resolve") else []  # a resolver, or its factory
+    built: list[APIGatewayRestResolver] = [cast(APIGatewayRestResolver, app)] if hasattr(app, "resolve") else []
     lock = threading.Lock()
 
     def resolver() -> APIGatewayRestResolver:
         if not built:
             with lock:
                 if not built:
-                    built.append(app())
+                    built.append(cast(Callable[[], APIGatewayRestResolver], app)())  # not a resolver: its factory
         return built[0]
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)  # responses carry addresses
     @metrics.log_metrics
     def handler(event: dict, context: Any) -> dict:
-        denied = access_denied(event, ROUTE_AUTH.get((event.get("httpMethod"), event.get("resource")), "public"))
+        denied = access_denied(event, ROUTE_AUTH.get((event.get("httpMethod") or "", event.get("resource") or ""), "public"))
         if denied is not None:  # before validation: a stranger learns nothing about the route's schema
             return problem_response(denied.status, denied.slug, denied.title, denied.detail)
         body = event.get("body") or ""
@@ -232,7 +233,7 @@ def lambda_entry(app: APIGatewayRestResolver | Callable[[], APIGatewayRestResolv
             _as_json_request(event)
         return resolver().resolve(event, context)
 
-    handler.resolver = resolver  # type: ignore[attr-defined]
+    handler.resolver = resolver
     if _HOOKS and not built:
         _HOOKS[0](resolver)
     return handler

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter, Router
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.domain.errors import DomainError, Forbidden, Unauthorized
@@ -42,7 +42,7 @@ def _groups(raw: object) -> frozenset[str]:
     return frozenset({raw})
 
 
-def caller(app: APIGatewayRestResolver) -> Caller:
+def caller(app: BaseRouter) -> Caller:
     return caller_from_event(app.current_event.raw_event)
 
 
@@ -55,7 +55,7 @@ def caller_from_event(event: dict) -> Caller:
     return Caller(sub=sub, groups=_groups(claims.get("cognito:groups")))
 
 
-def admin(app: APIGatewayRestResolver) -> Caller:
+def admin(app: BaseRouter) -> Caller:
     who = caller(app)
     if not who.is_admin:
         raise Forbidden("this endpoint needs the admin group")
@@ -77,7 +77,8 @@ class AdminRouter(APIGatewayRouter):
         given = kwargs.pop("middlewares", None)
         if len(args) > _MIDDLEWARES:
             given, args = args[_MIDDLEWARES], args[:_MIDDLEWARES]
-        return super().route(*args, middlewares=[_require_admin, *(given or [])], **kwargs)
+        kwargs["middlewares"] = [_require_admin, *(given or [])]
+        return super().route(*args, **kwargs)
 
 
 def access_denied(event: dict, required: str) -> DomainError | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
@@ -14,7 +14,10 @@ SkuCode = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 # From the registry: a new provider module is accepted here without touching this file.
-PaymentProvider = Literal[tuple(PROVIDERS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    PaymentProvider = str
+else:  # pydantic checks the value is one of the registry's names
+    PaymentProvider = Literal[tuple(PROVIDERS)]
 
 
 class Strict(BaseModel):

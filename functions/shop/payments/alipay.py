@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
 from shop.payments.base import (
+    EventKind,
     InvalidWebhook,
     PaymentEvent,
     ProviderError,
@@ -23,7 +25,7 @@ from shop.payments.base import (
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import rsa_sign, rsa_verify
 
-KINDS = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded", "TRADE_CLOSED": "payment_failed"}
+KINDS: dict[str, EventKind] = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded", "TRADE_CLOSED": "payment_failed"}
 CHINA = timezone(timedelta(hours=8))
 DEFAULT_APP_ID = "2021000000000000"  # local runs only; deployed, ALIPAY_APP_ID comes from the secret
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Protocol
 
 from shop.domain.money import Money
 from shop.domain.orders import Order

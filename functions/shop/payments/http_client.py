@@ -6,10 +6,10 @@ from __future__ import annotations
 import http.client
 import random
 import time
-from time import monotonic  # tests replace `time` (its sleep) to skip the pauses; the deadline keeps real time
 import urllib.error
 import urllib.request
-from typing import Mapping
+from collections.abc import Mapping
+from time import monotonic  # tests replace `time` (its sleep) to skip the pauses; the deadline keeps real time
 
 from shop.payments.base import ProviderError
 

@@ -26,7 +26,8 @@ class _Providers(Mapping[str, PaymentProvider]):
     """A read-only dict of one instance per provider, each made on first access."""
 
     def __init__(self, classes: dict[str, tuple[str, str]]):
-        self._classes, self._made, self._lock = classes, {}, threading.Lock()
+        self._classes, self._lock = classes, threading.Lock()
+        self._made: dict[str, PaymentProvider] = {}
 
     def __getitem__(self, name: str) -> PaymentProvider:
         made = self._made.get(name)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments.base import (
+    EventKind,
     InvalidWebhook,
     PaymentEvent,
     RefundResult,
@@ -24,6 +26,8 @@ SIGNATURE_HEADER = "Sandbox-Signature"
 DEFAULT_SECRET = "sandbox_local_secret"
 
 
+KINDS: dict[str, EventKind] = {"payment.succeeded": "payment_succeeded", "payment.failed": "payment_failed"}
+
 class SandboxProvider:
     name = "sandbox"
     currencies: frozenset[str] | None = None  # any: it moves no money
@@ -38,8 +42,7 @@ class SandboxProvider:
         verify_hmac_header(header(headers, SIGNATURE_HEADER), body, self.secret())
         try:
             data = json.loads(body)
-            kind = {"payment.succeeded": "payment_succeeded", "payment.failed": "payment_failed"}.get(
-                data["type"], "ignored")
+            kind = KINDS.get(data["type"], "ignored")
             amount = data.get("amount")
             return PaymentEvent(self.name, str(data["id"])[:128], kind, str(data.get("order_id") or "")[:64] or None,
                                 Money(minor_amount(amount["amount"]), provider_currency(amount["currency"]))

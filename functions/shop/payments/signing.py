@@ -43,11 +43,17 @@ def verify_hmac_header(header_value: str | None, body: bytes, secret: str, now: 
 
 
 def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    return serialization.load_pem_private_key(pem.encode(), password=None)
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError(f"expected an RSA private key, got {type(key).__name__}")  # signing would fail anyway
+    return key
 
 
 def load_public_key(pem: str) -> rsa.RSAPublicKey:
-    return serialization.load_pem_public_key(pem.encode())
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise TypeError(f"expected an RSA public key, got {type(key).__name__}")  # verifying would fail anyway
+    return key
 
 
 def rsa_sign(private_pem: str, message: bytes) -> str:

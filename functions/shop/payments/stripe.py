@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
 from shop.payments.base import (
+    EventKind,
     InvalidWebhook,
     PaymentEvent,
     ProviderError,
@@ -37,7 +39,7 @@ CURRENCIES = frozenset("""
     JOD JPY KES KGS KHR KRW KWD KYD KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MUR MVR MWK MXN MYR MZN NAD
     NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SEK SGD SHP SLE SOS SRD SZL THB
     TJS TND TOP TRY TTD TWD TZS UAH UYU UZS VND WST XCD YER ZAR ZMW""".split())
-KINDS = {"payment_intent.succeeded": "payment_succeeded", "payment_intent.payment_failed": "payment_failed",
+KINDS: dict[str, EventKind] = {"payment_intent.succeeded": "payment_succeeded", "payment_intent.payment_failed": "payment_failed",
          "charge.refunded": "refund_succeeded"}
 
 

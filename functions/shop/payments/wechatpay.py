@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,6 +17,7 @@ from shop.domain.money import Money
 from shop.domain.orders import Order
 from shop.payments import http_client
 from shop.payments.base import (
+    EventKind,
     InvalidWebhook,
     PaymentEvent,
     ProviderError,
@@ -28,7 +30,7 @@ from shop.payments.base import (
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
 
-KINDS = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
+KINDS: dict[str, EventKind] = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
 USER_AGENT = "shop-core/1.0 (python)"  # WeChat Pay APIv3 asks every request for one
 DEFAULT_MCH_ID = "1900000001"  # local runs only; deployed, WECHATPAY_MCH_ID comes from the secret
 

@@ -17,9 +17,10 @@ import os
 import re
 import urllib.parse
 import zipfile
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from shop.domain import reconciliation as rc
 from shop.domain.reconciliation import BusinessDay, Statement, StatementRow
@@ -139,7 +140,7 @@ def _table(lines: list[str]) -> list[dict[str, str]]:
     if not cells:
         raise StatementInvalid("alipay bill: a section has no header")
     header = cells[0]
-    return [dict(zip(header, row)) for row in cells[1:]]
+    return [dict(zip(header, row, strict=False)) for row in cells[1:]]
 
 
 def _decode(data: bytes, name: str) -> list[str]:
@@ -172,7 +173,7 @@ def parse_trade_bill(data: bytes, day: BusinessDay) -> Statement:
         raise StatementInvalid("alipay bill: details lack columns " +
                                ", ".join(COLUMNS[c] for c in REQUIRED if COLUMNS[c] not in table[0]))
     rows: list[StatementRow] = []
-    counted = {TRADE: [0, Decimal(0)], REFUND: [0, Decimal(0)]}
+    counted: dict[str, list[Any]] = {TRADE: [0, Decimal(0)], REFUND: [0, Decimal(0)]}  # kind -> [rows, yuan]
     fees = Decimal(0)
     for line in table:
         kind, received, fee = line.get(COLUMNS["type"], ""), _yuan(line, "received"), _yuan(line, "fee")

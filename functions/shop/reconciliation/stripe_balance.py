@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from shop.domain import clock
 from shop.domain import reconciliation as rc
@@ -77,7 +78,7 @@ class StripeBalanceTransactions:
 
 
 def _at(txn: Mapping[str, Any]) -> str:
-    return clock.iso(datetime.fromtimestamp(int(txn["created"]), timezone.utc))
+    return clock.iso(datetime.fromtimestamp(int(txn["created"]), UTC))
 
 
 def rows_of(transactions: Iterable[Mapping[str, Any]]) -> list[StatementRow]:

@@ -18,8 +18,9 @@ import os
 import secrets
 import time
 import urllib.parse
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from shop.domain import reconciliation as rc
 from shop.domain.reconciliation import BusinessDay, Statement, StatementRow
@@ -142,8 +143,8 @@ def parse_trade_bill(text: str, day: BusinessDay) -> Statement:
     split = next((i for i, row in enumerate(table) if row and row[0] == SUMMARY_HEADER), None)
     if split is None or split + 1 >= len(table):
         raise SummaryMismatch("wechatpay bill: no summary (总交易单数,...) after the rows")
-    header, summary = table[0], dict(zip(table[split], table[split + 1]))
-    records = [dict(zip(header, row)) for row in table[1:split]]
+    header, summary = table[0], dict(zip(table[split], table[split + 1], strict=False))
+    records = [dict(zip(header, row, strict=False)) for row in table[1:split]]
     for needed in ("微信订单号", "商户订单号", "交易状态", "货币种类", "应结订单金额", "退款金额", "手续费"):
         if needed not in header:
             raise StatementInvalid(f"wechatpay bill: no {needed} column")

@@ -11,7 +11,8 @@ and by the capacity model's simulation (tests/unit/test_capacity_model.py).
 from __future__ import annotations
 
 import random
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from shop.domain import shards
 from shop.domain.errors import InsufficientStock, Unavailable

@@ -8,7 +8,8 @@ finds no reservation) goes through services/allocation.py.
 from __future__ import annotations
 
 import random
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from shop.domain import clock, shards, stock
 from shop.domain.orders import Order

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from shop.domain import clock, stock
 from shop.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
     InsufficientStock,
-    InvalidTransition,
     NotFound,
     TooManyUnpaid,
     Unprocessable,
 )
 from shop.domain.ids import new_order_id, new_order_number
 from shop.domain.orders import (
-    HistoryEntry,
     MAX_DISTINCT_SKUS_PER_ORDER,
     MAX_QUANTITY_PER_LINE,
     MAX_UNITS_PER_ORDER,
+    HistoryEntry,
     Order,
     OrderLine,
     OrderStatus,
@@ -101,7 +101,7 @@ def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
     over = [
         {"sku": c, "reason": "max_per_order", "max_per_order": skus[c].max_per_order, "requested": q}
         for c, q in wanted.items()
-        if skus[c].max_per_order is not None and q > skus[c].max_per_order
+        if (limit := skus[c].max_per_order) is not None and q > limit
     ]
     if over:
         raise Unprocessable("quantity above the per-order limit", {"skus": over})
@@ -323,7 +323,7 @@ def end_reservation(
     if updated is not None:
         event = "order.expired" if to is OrderStatus.EXPIRED else "order.cancelled"
         ports.events.publish(event, {"order_id": order_id, "reason": reason,
-                                     "released": [{"sku": l.sku, "quantity": l.quantity} for l in updated.lines]})
+                                     "released": [{"sku": line.sku, "quantity": line.quantity} for line in updated.lines]})
     return updated
 
 

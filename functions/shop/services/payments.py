@@ -66,7 +66,7 @@ def process_payment_event(ports: Ports, provider: PaymentProvider, event: Paymen
     outcome, refund_id = with_retries(lambda: _settle_once(ports, provider, event, risk or RiskRules.from_env()))
     if refund_id:
         try:
-            finish_refund(ports, lambda name: provider, get_order_for(ports, event.order_id, None), refund_id)
+            finish_refund(ports, lambda name: provider, get_order_for(ports, order.order_id, None), refund_id)
         except ProviderError as error:  # recorded as pending on the order: the sweeper finishes it
             logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
             return "refund_pending"
@@ -87,8 +87,9 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
 
     Returns (outcome, id of an automatic refund to make now or None).
     """
+    assert event.order_id is not None and event.amount is not None  # process_payment_event found the order
+    paid = event.amount.amount
     order = get_order_for(ports, event.order_id, None)
-    assert event.amount is not None
     if _refused_before(order, event):  # e.g. refunded by reconciliation before its notification arrived
         return _record_only(ports, event, "already_refunded"), None
     if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
@@ -114,7 +115,7 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     def commit(movements: list[StockMovement], selling: Order) -> tuple[str, str | None]:
         updated = selling.transition(OrderStatus.ON_HOLD if hold else OrderStatus.PAID, at=at, actor=actor,
                                      reason=reason, payment_status="paid",
-                                     amount_paid=order.amount_paid + event.amount.amount,
+                                     amount_paid=order.amount_paid + paid,
                                      provider_payment_id=event.provider_payment_id, hold_reason=hold)
         try:
             ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
@@ -210,11 +211,12 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
     "duplicate" (done before) or "not_applicable" (the order records the payment by now, or has not ended).
     """
     assert event.amount is not None and event.order_id
+    order_id = event.order_id
     if ports.store.get_item(_record_key(event)):
         return "duplicate"
 
     def attempt() -> tuple[str, str | None]:
-        order = get_order_for(ports, event.order_id, None)
+        order = get_order_for(ports, order_id, None)
         recorded = event.provider_payment_id and (order.provider_payment_id == event.provider_payment_id or any(
             r.get("provider_payment_id") == event.provider_payment_id for r in order.refunds))
         if recorded or order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):

@@ -8,7 +8,6 @@ from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
 from shop.domain.stock import StockMovement
 
-
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
 # Actors a customer may see by name: the customer, the payment provider, the system's own jobs.

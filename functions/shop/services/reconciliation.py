@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -182,7 +183,8 @@ def _failed(ports: Ports, day: rc.BusinessDay, reason: str, detail: str, started
     """A run that could not use the statement: recorded (replacing an earlier result), no differences at all."""
     logger.error("reconciliation failed", extra={"provider": day.provider, "date": day.date.isoformat(),
                                                  "reason": reason, "detail": detail[:300]})
-    result = {"provider": day.provider, "date": day.date.isoformat(), "timezone": day.timezone, "status": "failed",
+    result: dict[str, Any] = {"provider": day.provider, "date": day.date.isoformat(), "timezone": day.timezone,
+              "status": "failed",
               "ran_at": clock.iso(started), "window": _window(day), "statement": None, "counts": {},
               "differences": [], "differences_truncated": False, "error": {"reason": reason, "detail": detail[:500]}}
     ports.store.put_item({**result_key(day.provider, day.date), "entity": "RECONCILIATION", **result})

@@ -9,7 +9,8 @@ refunding twice (see docs/payments.md).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -92,8 +93,9 @@ def finish_refund(ports: Ports, provider_for: ProviderFor, order: Order, refund_
                                  amount=Money(entry["amount"], currency), refund_id=refund_id,
                                  captured=Money(entry.get("captured") or entry["amount"], currency))
     except ProviderError as error:
+        message = str(error)
         _record(ports, order.order_id, lambda o: refunds.with_failed_attempt(
-            o, refund_id, error=str(error), at=clock.iso(clock.now())))
+            o, refund_id, error=message, at=clock.iso(clock.now())))
         raise
     updated, changed = _record(ports, order.order_id, lambda o: refunds.with_outcome(
         o, refund_id, provider_refund_id=result.provider_refund_id, at=clock.iso(clock.now())))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from shop.domain.errors import Unavailable
 from shop.services.ports import StaleWrite, Throttled

@@ -21,9 +21,8 @@ from shop.http.routes.common import (
 )
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog, fulfilment
+from shop.services import catalog, fulfilment, payments
 from shop.services import orders as order_service
-from shop.services import payments
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
 
 router = AdminRouter()  # every route here needs the admin group
@@ -124,7 +123,7 @@ def refund(order_id: str, body: RefundIn,
     updated = payments.refund_order(
         ports, registry.provider(order.payment_provider), order_id,
         amount=body.amount.amount if body.amount else None,
-        lines=[(l.sku, l.quantity) for l in body.lines] if body.lines else None,
+        lines=[(line.sku, line.quantity) for line in body.lines] if body.lines else None,
         restock=body.restock, reason=body.reason, key=key, actor=who.actor)
     return json_response(201, admin_order_view(updated))
 
@@ -134,7 +133,7 @@ def ship(order_id: str, body: ShipmentIn,
          idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None):
     who = caller(router)  # admin: the router requires it for every route
     order_id = checked_order_id(order_id)
-    units = order_service.merge_lines([(l.sku, l.quantity) for l in body.lines]) if body.lines else None
+    units = order_service.merge_lines([(line.sku, line.quantity) for line in body.lines]) if body.lines else None
     # Without a key, the shipment is keyed on its content: an identical retry records one parcel.
     key = idempotency_key or order_service.request_fingerprint(body.model_dump())
     order, created = fulfilment.ship_order(default_ports(), order_id, units=units, carrier=body.carrier,

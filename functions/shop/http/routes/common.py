@@ -17,7 +17,7 @@ DEFAULT_PAGE = 20
 # Real order ids are "ord_" + 26 base32 characters (shop/domain/ids.py); anything longer, or with other
 # characters, is not an id and never reaches DynamoDB (an oversized key is a ValidationException there).
 MAX_ORDER_ID_LENGTH = 64
-_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ORDER_ID_LENGTH)
+_ORDER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ORDER_ID_LENGTH}}}")
 
 IdempotencyKey = Annotated[
     str | None,

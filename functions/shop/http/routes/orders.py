@@ -20,9 +20,8 @@ from shop.http.routes.common import (
 from shop.http.schemas import ReorderIn
 from shop.payments import registry
 from shop.payments.registry import payment_details
-from shop.services import fulfilment
+from shop.services import fulfilment, payments
 from shop.services import orders as order_service
-from shop.services import payments
 from shop.services.presenters import order_view
 from shop.settings import get_settings
 
@@ -46,7 +45,7 @@ def get_order(order_id: str):
     return json_response(200, order_view(order_service.get_order_for(default_ports(), order_id, who.sub)))
 
 
-@router.post("/orders/<order_id>/cancel", summary="Cancel an unpaid order; its stock is released at once")
+@router.post("/orders/<order_id>/cancel", summary="Cancel before shipment: unpaid, the stock is released at once; paid, refunded in full and restocked")
 def cancel_order(order_id: str):
     who = caller(router)
     order_id = checked_order_id(order_id)
