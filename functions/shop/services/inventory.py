@@ -66,7 +66,8 @@ def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[
 
 
 def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], catalog: dict[str, Sku] | None = None,
-                         *, ran_short: frozenset[str] | set[str] = frozenset()) -> None:
+                         *, ran_short: frozenset[str] | set[str] = frozenset(),
+                         known_available: dict[str, int] | None = None) -> None:
     """stock.low / stock.sold_out when a SKU's available units over all its shards cross its threshold or
     zero; each state change is recorded on the catalog entry (conditionally) and announced once.
 
@@ -90,9 +91,15 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
             probe = ports.store.shard_levels({code: touched}, consistent=False)[code]
             if not any(level.available <= near for level in probe.values()):
                 continue
-        shard_view = ports.store.shard_levels({code: list(range(sku.shard_items))})[code]
-        total = sum(max(0, level.available) for level in shard_view.values())
-        state = availability_of(total, sku.low_stock_threshold)
+        if known_available is not None and code in known_available:  # just read whole by the caller
+            total = known_available[code]
+            state = availability_of(total, sku.low_stock_threshold)
+            if state == sku.stock_state:
+                continue  # nothing new to announce: no read at all (the sold-out tail of a sale)
+        else:
+            shard_view = ports.store.shard_levels({code: list(range(sku.shard_items))})[code]
+            total = sum(max(0, level.available) for level in shard_view.values())
+            state = availability_of(total, sku.low_stock_threshold)
         current = ports.store.get_catalog([code]).get(code)
         if current is None or current.stock_state == state:
             continue

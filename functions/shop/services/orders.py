@@ -211,6 +211,7 @@ def place_order(
             }
             number = {"pk": f"ORDERNO#{placed.order_number}", "sk": "ORDERNO", "entity": "ORDERNO",
                       "order_id": order_id}
+            wrote[0] = True
             ports.store.commit(Commit(
                 movements=movements,
                 new_order=placed,
@@ -223,14 +224,18 @@ def place_order(
 
         def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
             ran_dry.update(codes)
+            if not wrote[0]:  # read before any write (last seen sold out): the write will check the catalog
+                return inventory.available_by_shard(ports, {code: skus[code] for code in codes})
             current = ports.store.get_catalog(codes)
             if any(_priced_differently(skus[code], current.get(code)) for code in codes):
                 fresh_reads[0] = True  # the catalog changed since our read: price the order again
                 raise StaleWrite("catalog changed")
             return inventory.available_by_shard(ports, {code: current[code] for code in codes})
 
+        wrote = [False]
         return take_units(reserving, {code: skus[code].stock_shards for code in reserving}, commit=commit,
-                          read_available=read_available)
+                          read_available=read_available,
+                          read_first={code for code in reserving if skus[code].stock_state == "sold_out"})
 
     def attempt_or_replay() -> PlacedOrder:
         try:
@@ -250,8 +255,9 @@ def place_order(
             break
         except CommitRejected:
             continue
-        except InsufficientStock:
-            inventory.announce_stock_state(ports, [], ran_short=ran_dry)  # a sell-out shows here
+        except InsufficientStock as short:  # a sell-out shows here: the totals were just read
+            inventory.announce_stock_state(ports, [], ran_short=ran_dry, known_available={
+                item["sku"]: item["available"] for item in short.extra.get("shortages", [])})
             raise
     else:
         raise Unprocessable("could not allocate a unique order number; retry")
