@@ -52,7 +52,7 @@ class LocalCloud:
             "AWS_REGION": REGION,
         }
         os.environ.update(base_env)
-        self.dynamodb = DynamoDBLocal()
+        self.dynamodb = DynamoDBLocal(die_with_parent=True)
         self.dynamodb.start()
         port = free_port()
         # The Step Functions executor runs inside this process and sends its SQS calls to MOTO_PORT.
@@ -124,9 +124,14 @@ class LocalCloud:
                            Targets=[{"Id": "tap", "Arn": tap_arn}])
 
     def stop(self) -> None:
-        if self.counter:
-            self.counter.stop()
-        if self.moto:
-            self.moto.stop()
-        if self.dynamodb:
-            self.dynamodb.stop()
+        """Idempotent: the server calls it on the way out and again at exit."""
+        counter, moto, dynamodb = self.counter, self.moto, self.dynamodb
+        self.counter = self.moto = None
+        try:
+            if counter:
+                counter.stop()
+            if moto:
+                moto.stop()
+        finally:
+            if dynamodb:
+                dynamodb.stop()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +26,10 @@ def ensure_installed() -> None:
         subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True)
 
 
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -30,8 +37,10 @@ def _free_port() -> int:
 
 
 class DynamoDBLocal:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, die_with_parent: bool = False):
         self.port = port
+        # Linux: the JVM gets SIGTERM when the thread that started it ends, even if the server is SIGKILLed.
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"dynamodb-local-{os.getpid()}.log"
 
@@ -47,7 +56,9 @@ class DynamoDBLocal:
                 ["java", "-Xmx1g", "-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
                  "-inMemory", "-port", str(self.port), "-disableTelemetry"],
                 cwd=DYNAMODB_LOCAL_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent if self.die_with_parent and sys.platform == "linux" else None,
             )
+        atexit.register(self.stop)
         client = boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local",
                               config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))

@@ -112,6 +112,9 @@ def proxy_event(route: Route, params: dict[str, str], method: str, raw_path: str
 def to_http(result: dict[str, Any]) -> HttpResponse:
     if "__function_error__" in result or "statusCode" not in result:
         # What API Gateway answers when the integration fails; the detail stays in the server log.
+        if result.get("__crashed__"):  # the instance died or timed out and is being replaced: retry soon
+            failed = problem(502, "Bad Gateway", "the function's process died and is being replaced; retry")
+            return HttpResponse(502, [*failed.headers, ("Retry-After", "1")], failed.body)
         return problem(502, "Bad Gateway", "the function failed; see the server log")
     headers: list[tuple[str, str]] = []
     seen: set[str] = set()

@@ -5,13 +5,16 @@ Binds to 127.0.0.1 only; never deployed.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
+from html import escape as html_escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from shop.manifest import QUEUES, SWEEP_INTERVAL_SECONDS  # noqa: E402
 
 log = logging.getLogger("localrun")
 MAX_REQUEST_BYTES = 1024 * 1024
+PAY_PAGE_FORM = b"pay_page=1"  # what the pay page's form posts
 _LOCAL_PAY = re.compile(r"^/_local/pay/(?P<order_id>[A-Za-z0-9_-]{1,64})$")
 
 
@@ -77,21 +81,32 @@ def _env_int(name: str, default: float) -> float:
 class LocalServer:
     def __init__(self, port: int, workers: int, window_seconds: int, sweep_interval_s: float, retry_delay_s: int):
         self.port = port
+        self.threads: list[Any] = []
+        self.runtime: LambdaRuntime | None = None
+        self.httpd: _Server | None = None
         self.cloud = LocalCloud(payment_window_seconds=window_seconds)
+        try:
+            self._start(workers, sweep_interval_s, retry_delay_s)
+        except BaseException:  # a failed start or a signal while starting: end what was started
+            self.stop()
+            raise
+
+    def _start(self, workers: int, sweep_interval_s: float, retry_delay_s: int) -> None:
+        port = self.port
         self.env = self.cloud.start()
         # Provider fakes answer on this same server; the workers must know their URLs and keys before they start.
         # Secrets and keys the environment sets win; only what is missing is defaulted or generated.
         fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
         self.fakes = fake_statements.with_statements(fakes)  # daily reconciliation: statement fakes in front
         os.environ.update(provider_environment(fakes, os.environ))
-        self.runtime = LambdaRuntime(workers)
-        self.runtime.warm_up()
+        self.runtime = runtime = LambdaRuntime(workers)
+        runtime.warm_up()
         sqs = make_sqs_client(self.cloud.moto_url)
-        self.threads: list[Any] = [
-            QueuePoller(spec, self.cloud.queue_urls[spec.name], self.runtime.invoke, sqs, retry_delay_s)
+        self.threads = [
+            QueuePoller(spec, self.cloud.queue_urls[spec.name], runtime.invoke, sqs, retry_delay_s)
             for spec in QUEUES
         ]
-        self.threads.append(Schedule("expiry_sweeper", sweep_interval_s, self.runtime.invoke))
+        self.threads.append(Schedule("expiry_sweeper", sweep_interval_s, runtime.invoke))
         for thread in self.threads:
             thread.start()
         self.sqs = sqs
@@ -147,13 +162,17 @@ class LocalServer:
             status, sent, payload = self.fakes.respond(method, raw_path, dict(headers), body)
             return gateway.HttpResponse(status, sent, payload)
         if path.startswith("/_local/"):
-            return self.local_route(method, path, body)
+            # The pay page's button (curl -d sends the same content type, with JSON: that stays an API call).
+            form = body == PAY_PAGE_FORM and any(
+                k.lower() == "content-type" and v.startswith("application/x-www-form-urlencoded") for k, v in headers)
+            return self.local_route(method, path, b"" if form else body, html=form)
+        assert self.runtime is not None  # set before the server listens
         return gateway.handle(self.runtime.invoke, method, raw_path, headers, body, source_ip)
 
-    def local_route(self, method: str, path: str, body: bytes = b"") -> gateway.HttpResponse:
+    def local_route(self, method: str, path: str, body: bytes = b"", html: bool = False) -> gateway.HttpResponse:
         """Developer helpers that exist only in the local run."""
         if method == "GET" and path == "/_local/health":
-            return _json(200, {"status": "ok"})
+            return self.health()
         if method == "GET" and path == "/_local/resources":
             dynamodb_endpoint = self.cloud.dynamodb.endpoint_url if self.cloud.dynamodb else None
             return _json(200, {"aws_endpoint": self.cloud.moto_url, "dynamodb_endpoint": dynamodb_endpoint,
@@ -167,9 +186,29 @@ class LocalServer:
         if path.startswith("/_local/reconcile/"):  # daily reconciliation on demand
             return fake_statements.local_reconcile(self, method, path, body)
         pay = _LOCAL_PAY.match(path)
+        if method == "GET" and pay:  # the sandbox's pay_url, opened in a browser
+            return _pay_page(pay.group("order_id"))
         if method == "POST" and pay:
-            return self.local_pay(pay.group("order_id"), body)
+            paid = self.local_pay(pay.group("order_id"), body)
+            return _pay_page(pay.group("order_id"), paid) if html else paid
         return gateway.problem(404, "Not Found", f"no local route {method} {path}")
+
+    def health(self) -> gateway.HttpResponse:
+        """Each stand-in and whether it can serve: 503 when one cannot, "degraded" while a worker is replaced."""
+        assert self.runtime is not None
+        dynamodb = self.cloud.dynamodb
+        components: dict[str, Any] = {
+            "lambda_workers": self.runtime.status(),
+            "dynamodb_local": {"status": "ok" if dynamodb and dynamodb.process and dynamodb.process.poll() is None
+                               and _listening(dynamodb.port) else "down"},
+            "moto": {"status": "ok" if _listening(int(self.cloud.moto_url.rsplit(":", 1)[1])) else "down"},
+        }
+        for thread in self.threads:
+            name = f"poller:{thread.spec.name}" if isinstance(thread, QueuePoller) else f"schedule:{thread.function}"
+            components[name] = thread.status()
+        states = {c["status"] for c in components.values()}
+        overall = "down" if "down" in states else "degraded" if "degraded" in states else "ok"
+        return _json(503 if overall == "down" else 200, {"status": overall, "components": components})
 
     def local_pay(self, order_id: str, body: bytes) -> gateway.HttpResponse:
         """The order's provider 'pays' it: its own signed webhook goes to /webhooks/{provider}.
@@ -215,19 +254,50 @@ class LocalServer:
 
     def serve(self) -> None:
         print(f"Shop API listening on http://127.0.0.1:{self.port} (Ctrl-C stops it)", flush=True)
+        assert self.httpd is not None
         self.httpd.serve_forever()
 
     def stop(self) -> None:
+        """End every thread and child process; safe to call twice and on a half-started server."""
         for thread in self.threads:
             thread.stopping.set()
-        self.httpd.server_close()
-        self.runtime.close()
-        self.cloud.stop()
+        steps = [self.httpd.server_close if self.httpd else None, self.runtime.close if self.runtime else None,
+                 self.cloud.stop]
+        for step in steps:
+            try:
+                if step:
+                    step()
+            except Exception:  # noqa: BLE001 - the next stand-in must still be stopped
+                log.exception("stopping the local server")
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # a flash sale opens many connections at once
+
+
+def _pay_page(order_id: str, paid: gateway.HttpResponse | None = None) -> gateway.HttpResponse:
+    """The sandbox provider's pay page: one button that pays the order (a form POST to the same URL)."""
+    safe = html_escape(order_id)
+    if paid is None:
+        main = (f'<p>Order <code>{safe}</code></p><form method="post"><input type="hidden" name="pay_page" '
+                'value="1"><button type="submit">Pay</button></form>'
+                "<p>The order's payment provider sends its signed webhook, as a real payment would.</p>")
+    else:
+        outcome = "Paid" if paid.status == 200 else f"Not paid ({paid.status})"
+        main = f"<p>{outcome}: order <code>{safe}</code></p><pre>{html_escape(paid.body.decode())}</pre>"
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Sandbox payment</title></head>"
+            f"<body><h1>Sandbox payment</h1>{main}</body></html>")
+    return gateway.HttpResponse(200 if paid is None else paid.status,
+                                [("Content-Type", "text/html; charset=utf-8")], page.encode())
+
+
+def _listening(port: int | None) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _json(status: int, body: Any, content_type: str = "application/json") -> gateway.HttpResponse:
@@ -237,19 +307,34 @@ def _json(status: int, body: Any, content_type: str = "application/json") -> gat
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's access log
-    server = LocalServer(
+    serving = threading.Event()
+    holder: list[LocalServer] = []
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        # Ctrl-C, kill (SIGTERM) and a closed terminal (SIGHUP) all stop everything the server started.
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        if not serving.is_set():
+            raise KeyboardInterrupt  # still starting: LocalServer ends what it has started
+        httpd = holder[0].httpd
+        if httpd is not None:
+            threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, shutdown)
+    try:
+        server = LocalServer(
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("LOCAL_LAMBDA_WORKERS", "4")),
         window_seconds=int(os.environ.get("PAYMENT_WINDOW_SECONDS", "900")),
         sweep_interval_s=_env_int("SWEEP_INTERVAL_SECONDS", SWEEP_INTERVAL_SECONDS),
         retry_delay_s=int(os.environ.get("LOCAL_SQS_RETRY_DELAY_SECONDS", "2")),
-    )
-
-    def shutdown(*_: Any) -> None:
-        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+        )
+    except KeyboardInterrupt:
+        print("stopped while starting", flush=True)
+        return
+    holder.append(server)
+    atexit.register(server.stop)  # an unexpected exit still ends the children
+    serving.set()
     try:
         server.serve()
     finally:

@@ -31,6 +31,26 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     } for m in messages]}
 
 
+class Health:
+    """What a poller or a timer last did, for GET /_local/health."""
+
+    def __init__(self) -> None:
+        self.last_ok: float | None = None
+        self.last_error: str | None = None
+        self.failures_in_a_row = 0
+
+    def ok(self) -> None:
+        self.last_ok, self.failures_in_a_row = time.time(), 0
+
+    def failed(self, error: Exception) -> None:
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.failures_in_a_row += 1
+
+    def status(self, alive: bool) -> dict[str, Any]:
+        return {"status": "ok" if alive else "down", "last_ok": self.last_ok, "last_error": self.last_error,
+                "failures_in_a_row": self.failures_in_a_row}
+
+
 class QueuePoller(threading.Thread):
     """Receives batches and deletes what the handler did not report in batchItemFailures.
 
@@ -45,14 +65,20 @@ class QueuePoller(threading.Thread):
         self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"]
         self.stopping = threading.Event()
+        self.health = Health()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - keep polling, like the event source mapping does
+                self.health.ok()
+            except Exception as error:  # noqa: BLE001 - keep polling, like the event source mapping does
                 log.exception("poller %s failed", self.spec.name)
+                self.health.failed(error)
                 time.sleep(1)
+
+    def status(self) -> dict[str, Any]:
+        return self.health.status(self.is_alive())
 
     def poll_once(self) -> int:
         got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.spec.batch_size,
@@ -82,17 +108,25 @@ class Schedule(threading.Thread):
         super().__init__(name=f"schedule-{function}", daemon=True)
         self.function, self.interval_s, self.invoke = function, interval_s, invoke
         self.stopping = threading.Event()
+        self.health = Health()
+
+    def status(self) -> dict[str, Any]:
+        return {**self.health.status(self.is_alive()), "interval_s": self.interval_s}
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval_s):
             try:
-                self.invoke(self.function, {
+                result = self.invoke(self.function, {
                     "version": "0", "id": f"local-{time.time_ns()}", "detail-type": "Scheduled Event",
                     "source": "aws.events", "account": "123456789012", "region": "us-east-1",
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "resources": [], "detail": {},
                 })
-            except Exception:  # noqa: BLE001
+                if "__function_error__" in result:
+                    raise RuntimeError(result["__function_error__"])
+                self.health.ok()
+            except Exception as error:  # noqa: BLE001 - the next tick runs anyway, as EventBridge's would
                 log.exception("scheduled %s failed", self.function)
+                self.health.failed(error)
 
 
 def make_sqs_client(endpoint: str) -> Any:

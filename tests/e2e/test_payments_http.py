@@ -161,3 +161,21 @@ def test_late_stripe_payment_without_stock_is_refunded_over_http(local_server):
     refunded = [e for e in api.call("GET", "/_local/events", user=None).json()["events"]
                 if e.get("detail-type") == "order.refunded" and e["detail"]["order_id"] == late["order_id"]]
     assert refunded and refunded[0]["detail"]["automatic"] is True
+
+
+def test_the_sandbox_pay_url_opens_in_a_browser(local_server):
+    """GET pay_url is a page whose button (a form POST, as a browser sends it) pays; curl -d JSON stays the API."""
+    api = local_server
+    order = place(api, new_sku(api, on_hand=5)).json()
+    page = api.call("GET", order["payment"]["pay_url"], user=None)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert '<form method="post">' in page.text and "<button" in page.text and order["order_id"] in page.text
+    pressed = api.call("POST", order["payment"]["pay_url"], user=None, data={"pay_page": "1"})
+    assert pressed.status_code == 200 and pressed.headers["Content-Type"].startswith("text/html")
+    assert "Paid" in pressed.text
+    assert api.call("GET", f"/orders/{order['order_id']}").json()["status"] == "PAID"
+    held = place(api, new_sku(api, on_hand=5)).json()
+    wrong = api.call("POST", held["payment"]["pay_url"], user=None, data='{"amount": {"amount": 1, "currency": "EUR"}}',
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})  # what curl -d sends
+    assert wrong.status_code == 200 and wrong.json()["webhook"]["status"] == 200
+    assert api.call("GET", f"/orders/{held['order_id']}").json()["status"] == "ON_HOLD"
