@@ -336,3 +336,30 @@ def test_every_automatic_refund_is_on_the_order(shop, case, monkeypatch):
     assert automatic[0]["amount"] == order.total.amount
     assert order.amount_paid == shop.books.taken[order_id], "the refused payment is not counted on the order"
     shop.check([order_id])
+
+
+def test_a_held_payment_notified_again_is_not_refunded_twice(ddb_ports, provider_fakes):
+    """A wrong-amount payment holds the order; the provider notifies the same payment again under a new event
+    id; the operator rejects: the payment is refunded once, by the reject."""
+    from localrun.fake_providers import signed_webhook
+    from shop.domain.money import Money
+    from shop.payments.registry import PROVIDERS
+    from shop.services import catalog, payments
+    from shop.services.risk import RiskRules
+    from tests.ddblocal.test_contention import order as place
+
+    catalog.upsert_sku(ddb_ports, "HELD", catalog.SkuDetails(name="H", price=Money(1999, "USD"), on_hand=3),
+                       actor="admin:t")
+    placed = place(ddb_ports, "alice", "k1", [("HELD", 1)])
+    ddb_ports.restock_queue = type("Q", (), {"request_restock": lambda *a: None})()
+    no_risk = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+    provider = PROVIDERS["sandbox"]
+    for event_id in ("evt-a", "evt-b"):  # one payment (same payment id), two notifications
+        headers, body = signed_webhook(provider_fakes.keys, "sandbox", placed.order_id, Money(2000, "USD"),
+                                       event_id=event_id, payment_id="pay-held")
+        payments.process_payment_event(ddb_ports, provider, provider.parse_webhook(dict(headers), body), no_risk)
+    held = ddb_ports.store.get_order(placed.order_id)
+    assert held.status.value == "ON_HOLD" and held.refunds == ()
+    rejected = payments.reject_held(ddb_ports, provider, placed.order_id, actor="admin:ops")
+    assert [(r["amount"], r["status"]) for r in rejected.refunds] == [(2000, "succeeded")]
+    assert rejected.amount_paid == rejected.amount_refunded == 2000

@@ -274,6 +274,8 @@ class Round:
             out += [f"    refund {e['refund_id'][:10]} {e['amount']} {e.get('status', '(no status)')} "
                     f"automatic={e.get('automatic')} lines={e.get('lines')} restocked={e.get('restocked')} "
                     f"restock={e.get('restock')} by {e.get('actor')}: {e.get('reason')}" for e in order.refunds]
+            out += [f"    provider call {c['provider']} {c['refund_id'][:10]} {c['amount']} (order said: {c['intent']})"
+                    for c in self.books.calls_for(order_id)]
         return "\n".join(out)
 
     def problems(self) -> list[str]:

@@ -95,6 +95,11 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
         return _refuse(ports, event, order, f"paid through {event.provider}, the order chose "
                                             f"{order.payment_provider}")
+    held = (order.held_payment or {}).get("provider_payment_id")
+    if event.provider_payment_id and event.provider_payment_id in (order.provider_payment_id, held):
+        # Another notification of a payment the order already has (accepted, or held for review): a
+        # provider may notify one payment under several event ids; refunding it again would pay it back twice.
+        return _record_only(ports, event, "already_paid"), None
     if event.amount != order.total:
         return _hold_for_mismatch(ports, event, order)
     if order.payment_status in SETTLED or order.status not in (
