@@ -363,3 +363,45 @@ def test_a_held_payment_notified_again_is_not_refunded_twice(ddb_ports, provider
     rejected = payments.reject_held(ddb_ports, provider, placed.order_id, actor="admin:ops")
     assert [(r["amount"], r["status"]) for r in rejected.refunds] == [(2000, "succeeded")]
     assert rejected.amount_paid == rejected.amount_refunded == 2000
+
+
+def test_finishing_a_reject_refunds_each_payment_through_the_provider_that_took_it(ddb_ports, provider_fakes,
+                                                                                   monkeypatch):
+    """An order held for a wrong amount also got a payment through another provider, whose automatic refund is
+    still pending; the reject finishes every pending refund: each through its own provider, never the order's."""
+    from localrun.fake_providers import signed_webhook
+    from shop.domain.money import Money
+    from shop.payments.base import ProviderError
+    from shop.payments.registry import PROVIDERS
+    from shop.services import catalog, payments
+    from shop.services.risk import RiskRules
+    from tests.ddblocal.test_contention import order as place
+
+    catalog.upsert_sku(ddb_ports, "TWO", catalog.SkuDetails(name="T", price=Money(1999, "USD"), on_hand=3),
+                       actor="admin:t")
+    placed = place(ddb_ports, "alice", "k1", [("TWO", 1)])  # the order chose sandbox
+    no_risk = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+    calls = []
+    for name in ("sandbox", "stripe"):
+        real = type(PROVIDERS[name]).refund.__get__(PROVIDERS[name])
+
+        def refund(real=real, name=name, **kw):
+            calls.append((name, kw["provider_payment_id"]))
+            if name == "stripe" and len(calls) == 1:
+                raise ProviderError("stripe is down for a moment")
+            if name == "stripe":
+                from shop.payments.base import RefundResult
+                return RefundResult(kw["refund_id"], "re_x", "succeeded")
+            return real(**kw)
+        monkeypatch.setattr(PROVIDERS[name], "refund", refund, raising=False)
+    stripe_headers, stripe_body = signed_webhook(provider_fakes.keys, "stripe", placed.order_id, Money(1999, "USD"),
+                                                 event_id="evt_stripe", payment_id="pi_other")
+    sandbox_headers, sandbox_body = signed_webhook(provider_fakes.keys, "sandbox", placed.order_id,
+                                                   Money(2000, "USD"), event_id="evt_held", payment_id="pay_held")
+    for name, headers, body in (("stripe", stripe_headers, stripe_body), ("sandbox", sandbox_headers, sandbox_body)):
+        provider = PROVIDERS[name]
+        payments.process_payment_event(ddb_ports, provider, provider.parse_webhook(dict(headers), body), no_risk)
+    rejected = payments.reject_held(ddb_ports, PROVIDERS["sandbox"], placed.order_id, actor="admin:ops")
+    assert all(r["status"] == "succeeded" for r in rejected.refunds) and len(rejected.refunds) == 2
+    assert ("sandbox", "pi_other") not in calls  # the Stripe payment never refunded through the sandbox
+    assert [c for c in calls if c[1] == "pi_other"] == [("stripe", "pi_other")] * 2  # failed once, then done

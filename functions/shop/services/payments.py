@@ -66,11 +66,19 @@ def process_payment_event(ports: Ports, provider: PaymentProvider, event: Paymen
     outcome, refund_id = with_retries(lambda: _settle_once(ports, provider, event, risk or RiskRules.from_env()))
     if refund_id:
         try:
-            finish_refund(ports, lambda name: provider, get_order_for(ports, order.order_id, None), refund_id)
+            finish_refund(ports, _providers(provider), get_order_for(ports, order.order_id, None), refund_id)
         except ProviderError as error:  # recorded as pending on the order: the sweeper finishes it
             logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
             return "refund_pending"
     return outcome
+
+
+def _providers(given: PaymentProvider):
+    """Each refund goes back through the provider that took its payment: `given` for its own, the registry's
+    for others (a payment through another provider is refunded by that one, never by the order's)."""
+    from shop.payments import registry
+
+    return lambda name: given if name == given.name else registry.PROVIDERS[name]
 
 
 def _finish_refunds_of(ports: Ports, order_id: str | None) -> None:
@@ -231,7 +239,7 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
     outcome, refund_id = with_retries(attempt)
     if refund_id:
         try:
-            finish_refund(ports, lambda name: provider, get_order_for(ports, event.order_id, None), refund_id)
+            finish_refund(ports, _providers(provider), get_order_for(ports, event.order_id, None), refund_id)
         except ProviderError as error:  # pending on the order: the sweeper finishes it
             logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
             return "refund_pending"
@@ -305,4 +313,4 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
                             key="reject", actor=actor, cancel=True)
     if how == "rejected":
         ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason})
-    return complete_pending_refunds(ports, lambda name: provider, order_id) if refunds.pending(order) else order
+    return complete_pending_refunds(ports, _providers(provider), order_id) if refunds.pending(order) else order

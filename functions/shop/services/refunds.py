@@ -60,7 +60,7 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
     if created and cancel:
         ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason,
                                                  "refund": {"amount": entry["amount"], "currency": entry["currency"]}})
-    return _finish_quietly(ports, lambda name: provider, order, refund_id)
+    return _finish_quietly(ports, lambda name: provider, order, refund_id)  # this refund's own provider
 
 
 def complete_pending_refunds(ports: Ports, provider_for: ProviderFor, order_id: str) -> Order:
