@@ -5,9 +5,6 @@ stored result."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import boto3
 import pytest
 
@@ -22,32 +19,15 @@ from shop.payments import secrets as payment_secrets
 from shop.reconciliation import stripe_balance
 from tests.api.conftest import PROVIDER_KEYS, TABLE
 from tests.api.test_orders_api import make_sku, order_body
+from tests.loopback import serve_fakes
 
 
 @pytest.fixture(scope="module")
 def loopback():
     """One loopback HTTP server for the module; each test puts its own fakes behind it."""
     holder: dict = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _any(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, payload = holder["fakes"].respond(self.command, self.path, dict(self.headers), body)
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_DELETE = _any
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", holder
+    server, base = serve_fakes(holder)
+    yield base, holder
     server.shutdown()
     server.server_close()
 

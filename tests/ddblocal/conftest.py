@@ -49,32 +49,13 @@ def ddb_ports(dynamodb_local, monkeypatch) -> Ports:
 def provider_fakes():
     """The local run's provider fakes on their own loopback port, with the functions' env pointing at them."""
     import os
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from localrun.fake_providers import FakeProviders
+    from tests.loopback import serve_fakes
 
-    holder = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, payload = holder["fakes"].respond(self.command, self.path, dict(self.headers), body)
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fakes = holder["fakes"] = FakeProviders(f"http://127.0.0.1:{server.server_address[1]}")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    holder: dict = {}
+    server, base = serve_fakes(holder)
+    fakes = holder["fakes"] = FakeProviders(base)
     saved = {k: os.environ.get(k) for k in fakes.function_env()}
     os.environ.update(fakes.function_env())
     yield fakes
