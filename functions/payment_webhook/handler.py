@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shop.domain.errors import DomainError
+from shop.domain.statuses import PaymentOutcome
 from shop.http.app import create_app, lambda_entry
 from shop.http.problems import problem
 from shop.payments import registry
@@ -107,11 +108,11 @@ def webhook(provider: str):
         outcome = process_payment_event(default_ports(), handler, event)
     except Exception as error:  # noqa: BLE001 - e.g. an automatic refund could not be made: the provider retries
         return _failure(handler, provider, error, "settling")
-    name = "OrdersPaid" if outcome.startswith("paid") else (
-        "AutomaticRefunds" if outcome == "refunded" else "WebhookEventsRecorded")
+    name = "OrdersPaid" if outcome.accepted else (
+        "AutomaticRefunds" if outcome is PaymentOutcome.REFUNDED else "WebhookEventsRecorded")
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info("webhook processed", extra={"provider": provider, "event_id": event.event_id,
-                                            "order_id": event.order_id, "outcome": outcome})
+                                            "order_id": event.order_id, "outcome": outcome.value})
     status, content_type, text = handler.acknowledge()
     return Response(status_code=status, content_type=content_type, body=text)
 

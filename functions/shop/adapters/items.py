@@ -12,6 +12,7 @@ from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
+from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 
 _serializer = TypeSerializer()
@@ -137,7 +138,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
     shard = index_shard(order.order_id)
     refund_pending_since = min(
         (str(r.get("at") or order.updated_at) for r in order.refunds
-         if isinstance(r, dict) and r.get("status") == "pending"),
+         if isinstance(r, dict) and r.get("status") == RefundStatus.PENDING),
         default=None)
     return {
         **order_key(order.order_id),
@@ -146,8 +147,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "order_number": order.order_number,
         "customer_id": order.customer_id,
         "status": order.status.value,
-        "payment_status": order.payment_status,
-        "fulfillment_status": order.fulfillment_status,
+        "payment_status": order.payment_status.value,
+        "fulfillment_status": order.fulfillment_status.value,
         "currency": order.currency,
         "total_amount": order.total.amount,
         "lines": [
@@ -217,8 +218,8 @@ def order_from_item(item: dict[str, Any]) -> Order:
         created_at=item["created_at"],
         updated_at=item["updated_at"],
         expires_at=item["expires_at"],
-        payment_status=item.get("payment_status", "unpaid"),
-        fulfillment_status=item.get("fulfillment_status", "unfulfilled"),
+        payment_status=PaymentStatus(item.get("payment_status", PaymentStatus.UNPAID)),
+        fulfillment_status=FulfillmentStatus(item.get("fulfillment_status", FulfillmentStatus.UNFULFILLED)),
         history=tuple(
             HistoryEntry(h["at"], h["actor"], h.get("from"), h["to"], h["reason"]) for h in item.get("history", [])
         ),

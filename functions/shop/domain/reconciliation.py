@@ -33,12 +33,13 @@ from typing import Any
 from shop.domain import clock, refunds
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.statuses import TransactionStatus
 
 CHINA = timezone(timedelta(hours=8), "UTC+08:00")
 PROVIDER_TIMEZONES: dict[str, timezone] = {"alipay": CHINA, "wechatpay": CHINA, "stripe": UTC, "sandbox": UTC}
 
 PAYMENT, REFUND, FEE, OTHER = "payment", "refund", "fee", "other"
-SUCCEEDED, PENDING, FAILED = "succeeded", "pending", "failed"
+SUCCEEDED, PENDING, FAILED = TransactionStatus.SUCCEEDED, TransactionStatus.PENDING, TransactionStatus.FAILED
 
 MATCHED = "matched"
 AMOUNT_DIFFERS = "amount_differs"

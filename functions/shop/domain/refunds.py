@@ -18,11 +18,9 @@ from typing import Any
 
 from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.orders import Order, OrderStatus, sum_lines
+from shop.domain.statuses import HOLDS_MONEY, PaymentStatus, RefundStatus
 
-PENDING = "pending"
-SUCCEEDED = "succeeded"
-PAID_STATUSES = ("paid", "partially_refunded")  # the order holds money it may give back
-ACCEPTED_STATUSES = PAID_STATUSES + ("refunded",)  # the order took a payment (its units were sold)
+PENDING, SUCCEEDED = RefundStatus.PENDING, RefundStatus.SUCCEEDED
 
 
 def stable_id(*parts: str) -> str:
@@ -30,8 +28,8 @@ def stable_id(*parts: str) -> str:
     return "rf_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def entry_status(entry: dict[str, Any]) -> str:
-    return entry.get("status", SUCCEEDED)
+def entry_status(entry: dict[str, Any]) -> RefundStatus:
+    return RefundStatus(entry.get("status", SUCCEEDED))
 
 
 def restocked_lines(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -72,13 +70,13 @@ def restocked_units(order: Order) -> dict[str, int]:
     return sum_lines(line for r in order.refunds for line in restocked_lines(r))
 
 
-def _status_after_refund(order: Order) -> str:
+def _status_after_refund(order: Order) -> PaymentStatus:
     captured, refunded = own_captured(order), own_refunded(order)
     if captured <= 0:
         return order.payment_status
     if refunded >= captured:
-        return "refunded"
-    return "partially_refunded" if refunded else "paid"
+        return PaymentStatus.REFUNDED
+    return PaymentStatus.PARTIALLY_REFUNDED if refunded else PaymentStatus.PAID
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | Non
         raise Unprocessable("a refund by amount cannot restock: say which units come back with `lines`",
                             {"fields": ["restock", "lines"]})
     # A cancel of an order refunded in full already only brings its units back.
-    if order.payment_status not in PAID_STATUSES and not (cancel and order.payment_status == "refunded"):
+    if order.payment_status not in HOLDS_MONEY and not (cancel and order.payment_status is PaymentStatus.REFUNDED):
         raise InvalidTransition(f"order {order.order_id} has no payment left to refund",
                                 {"order_id": order.order_id, "payment_status": order.payment_status})
     ordered = {line.sku: line.quantity for line in order.lines}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shop.domain import clock
 from shop.domain.errors import InvalidTransition
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.statuses import FulfillmentStatus
 from shop.services.orders import get_order_for, request_fingerprint
 from shop.services.ports import Commit, Ports
 from shop.services.retry import with_retries
@@ -30,7 +31,7 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
 
     updated, created = with_retries(attempt)
     if created:
-        event = "order.shipped" if updated.fulfillment_status == "fulfilled" else "order.partially_shipped"
+        event = "order.shipped" if updated.fulfillment_status is FulfillmentStatus.FULFILLED else "order.partially_shipped"
         ports.events.publish(event, {"order_id": order_id, **updated.shipments[-1]})
     return updated, created
 

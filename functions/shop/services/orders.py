@@ -29,6 +29,7 @@ from shop.domain.orders import (
     payment_window_seconds,
 )
 from shop.domain.skus import Sku
+from shop.domain.statuses import PaymentStatus
 from shop.services import inventory
 from shop.services.allocation import take_units
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
@@ -347,12 +348,12 @@ def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment
 
     def attempt() -> Order | None:
         order = get_order_for(ports, order_id, None)
-        if order.payment_status == "paid" or order.status is OrderStatus.PAID:
+        if order.payment_status is PaymentStatus.PAID or order.status is OrderStatus.PAID:
             return None
         at = clock.iso(clock.now())
 
         def commit(movements: list[stock.StockMovement], selling: Order) -> Order:
-            updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status="paid")
+            updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status=PaymentStatus.PAID)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return updated
 

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from shop.domain import clock, refunds
 from shop.domain.errors import InsufficientStock, InvalidTransition
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentOutcome, PaymentStatus
 from shop.domain.stock import StockMovement
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
 from shop.services import inventory
@@ -36,40 +37,40 @@ def _record_key(event: PaymentEvent) -> dict[str, str]:
     return {"pk": f"WEBHOOK#{event.provider}#{event.event_id}", "sk": "WEBHOOK"}
 
 
-def _record(event: PaymentEvent, outcome: str, **detail: Any) -> dict[str, Any]:
+def _record(event: PaymentEvent, outcome: PaymentOutcome, **detail: Any) -> dict[str, Any]:
     now = clock.now()
     return {**_record_key(event), "entity": "WEBHOOK", "provider": event.provider, "event_id": event.event_id,
-            "kind": event.kind, "order_id": event.order_id, "outcome": outcome,
+            "kind": event.kind, "order_id": event.order_id, "outcome": outcome.value,
             "amount": event.amount.to_dict() if event.amount else None, "received_at": clock.iso(now),
             "ttl": int(now.timestamp()) + RECORD_TTL_SECONDS, **detail}
 
 
-def _record_only(ports: Ports, event: PaymentEvent, outcome: str, **detail: Any) -> str:
+def _record_only(ports: Ports, event: PaymentEvent, outcome: PaymentOutcome, **detail: Any) -> PaymentOutcome:
     try:
         ports.store.commit(Commit(unique_puts=[("webhook", _record(event, outcome, **detail))]))
     except CommitRejected:
-        return "duplicate"
+        return PaymentOutcome.DUPLICATE
     return outcome
 
 
 def process_payment_event(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
-                          risk: RiskRules | None = None) -> str:
+                          risk: RiskRules | None = None) -> PaymentOutcome:
     """Apply a verified event once. Returns the outcome recorded (or "duplicate")."""
     if ports.store.get_item(_record_key(event)):
         _finish_refunds_of(ports, event.order_id)  # a redelivery is a chance to finish an automatic refund
-        return "duplicate"
+        return PaymentOutcome.DUPLICATE
     if event.kind != "payment_succeeded" or event.amount is None:
-        return _record_only(ports, event, "ignored")
+        return _record_only(ports, event, PaymentOutcome.IGNORED)
     order = ports.store.get_order(event.order_id) if event.order_id and event.order_id.startswith("ord_") else None
     if order is None:
-        return _record_only(ports, event, "unknown_order")
+        return _record_only(ports, event, PaymentOutcome.UNKNOWN_ORDER)
     outcome, refund_id = with_retries(lambda: _settle_once(ports, provider, event, risk or RiskRules.from_env()))
     if refund_id:
         try:
             finish_refund(ports, _providers(provider), get_order_for(ports, order.order_id, None), refund_id)
         except ProviderError as error:  # recorded as pending on the order: the sweeper finishes it
             logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
-            return "refund_pending"
+            return PaymentOutcome.REFUND_PENDING
     return outcome
 
 
@@ -90,7 +91,7 @@ def _finish_refunds_of(ports: Ports, order_id: str | None) -> None:
 
 
 def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
-                 risk: RiskRules) -> tuple[str, str | None]:
+                 risk: RiskRules) -> tuple[PaymentOutcome, str | None]:
     """One attempt on one version of the order: decide, then commit that decision with the webhook record.
 
     Returns (outcome, id of an automatic refund to make now or None).
@@ -99,7 +100,7 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     paid = event.amount.amount
     order = get_order_for(ports, event.order_id, None)
     if _refused_before(order, event):  # e.g. refunded by reconciliation before its notification arrived
-        return _record_only(ports, event, "already_refunded"), None
+        return _record_only(ports, event, PaymentOutcome.ALREADY_REFUNDED), None
     if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
         return _refuse(ports, event, order, f"paid through {event.provider}, the order chose "
                                             f"{order.payment_provider}")
@@ -107,13 +108,13 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     if event.provider_payment_id and event.provider_payment_id in (order.provider_payment_id, held):
         # Another notification of a payment the order already has (accepted, or held for review): a
         # provider may notify one payment under several event ids; refunding it again would pay it back twice.
-        return _record_only(ports, event, "already_paid"), None
+        return _record_only(ports, event, PaymentOutcome.ALREADY_PAID), None
     if event.amount != order.total:
         return _hold_for_mismatch(ports, event, order)
     if order.payment_status in SETTLED or order.status not in (
             OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED, OrderStatus.CANCELLED):
         if order.provider_payment_id == event.provider_payment_id:
-            return _record_only(ports, event, "already_paid"), None
+            return _record_only(ports, event, PaymentOutcome.ALREADY_PAID), None
         return _refuse(ports, event, order, "second payment for an order already paid or on hold")
     if order.status is OrderStatus.CANCELLED:
         return _refuse(ports, event, order, "payment for a cancelled order")
@@ -122,19 +123,19 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     hold = risk.hold_reason(ports, order)
     reason = hold or ("late payment, stock taken again" if order.status is OrderStatus.EXPIRED
                       else "payment_received")
-    outcome = "paid_on_hold" if hold else "paid"
+    outcome = PaymentOutcome.PAID_ON_HOLD if hold else PaymentOutcome.PAID
     ip_record = risk.ip_payment_record(order, at)
 
-    def commit(movements: list[StockMovement], selling: Order) -> tuple[str, str | None]:
+    def commit(movements: list[StockMovement], selling: Order) -> tuple[PaymentOutcome, str | None]:
         updated = selling.transition(OrderStatus.ON_HOLD if hold else OrderStatus.PAID, at=at, actor=actor,
-                                     reason=reason, payment_status="paid",
+                                     reason=reason, payment_status=PaymentStatus.PAID,
                                      amount_paid=order.amount_paid + paid,
                                      provider_payment_id=event.provider_payment_id, hold_reason=hold)
         try:
             ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
                 ("webhook", _record(event, outcome))] + ([ip_record] if ip_record else [])))
         except CommitRejected:
-            return "duplicate", None
+            return PaymentOutcome.DUPLICATE, None
         sold.extend(movements)
         return outcome, None
 
@@ -160,7 +161,7 @@ def _refused_before(order: Order, event: PaymentEvent) -> bool:
         and (r.get("provider") or order.payment_provider) == event.provider for r in order.refunds)
 
 
-def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple[str, str | None]:
+def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple[PaymentOutcome, str | None]:
     assert event.amount is not None
     if order.status is not OrderStatus.PENDING_PAYMENT:  # nothing to hold: give the money back
         return _refuse(ports, event, order, f"wrong amount for a {order.status.value} order")
@@ -176,15 +177,16 @@ def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple
     detail = {"expected": order.total.to_dict(), "received": received}
     try:
         ports.store.commit(Commit(order_update=(order, held),
-                                  unique_puts=[("webhook", _record(event, "amount_mismatch_held", **detail))]))
+                                  unique_puts=[("webhook", _record(event, PaymentOutcome.AMOUNT_MISMATCH_HELD,
+                                                                   **detail))]))
     except CommitRejected:
-        return "duplicate", None
+        return PaymentOutcome.DUPLICATE, None
     ports.events.publish("order.on_hold", {"order_id": order.order_id, "reason": reason})
-    return "amount_mismatch_held", None
+    return PaymentOutcome.AMOUNT_MISMATCH_HELD, None
 
 
 def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
-            end_order: bool = False) -> tuple[str, str | None]:
+            end_order: bool = False) -> tuple[PaymentOutcome, str | None]:
     """A payment the order cannot take: record it on the order with a pending automatic refund (and end an
     unpaid order that cannot be served) together with the webhook record; the provider is called after."""
     assert event.amount is not None
@@ -201,20 +203,21 @@ def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
     # An order that never took a payment and has ended shows the money as refunded; a held or paid one
     # keeps its own payment status (the automatic refund is listed beside it).
     ended = ends or order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
-    status = {"payment_status": "refunded"} if ended and order.payment_status == "unpaid" else {}
+    unpaid = order.payment_status is PaymentStatus.UNPAID
+    status = {"payment_status": PaymentStatus.REFUNDED} if ended and unpaid else {}
     updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=f"refunded: {why}", cancel=ends,
                                   received=event.amount.amount if same_currency else 0, **status)
     try:
         ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
-            ("webhook", _record(event, "refunded", refund_reason=why, refund_id=refund_id))]))
+            ("webhook", _record(event, PaymentOutcome.REFUNDED, refund_reason=why, refund_id=refund_id))]))
     except CommitRejected:
-        return "duplicate", None
+        return PaymentOutcome.DUPLICATE, None
     if ends:
         ports.events.publish("order.cancelled", {"order_id": order.order_id, "reason": f"refunded: {why}"})
-    return "refunded", refund_id
+    return PaymentOutcome.REFUNDED, refund_id
 
 
-def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: PaymentEvent, why: str) -> str:
+def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: PaymentEvent, why: str) -> PaymentOutcome:
     """A verified payment that an ended order (CANCELLED or EXPIRED) never recorded, e.g. found by daily
     reconciliation in the provider's statement when its notification never arrived: recorded on the order with
     an automatic refund, exactly as a refused webhook payment is (`_refuse`), and never a sale (the customer may
@@ -226,14 +229,14 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
     assert event.amount is not None and event.order_id
     order_id = event.order_id
     if ports.store.get_item(_record_key(event)):
-        return "duplicate"
+        return PaymentOutcome.DUPLICATE
 
-    def attempt() -> tuple[str, str | None]:
+    def attempt() -> tuple[PaymentOutcome, str | None]:
         order = get_order_for(ports, order_id, None)
         recorded = event.provider_payment_id and (order.provider_payment_id == event.provider_payment_id or any(
             r.get("provider_payment_id") == event.provider_payment_id for r in order.refunds))
         if recorded or order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
-            return "not_applicable", None
+            return PaymentOutcome.NOT_APPLICABLE, None
         return _refuse(ports, event, order, why)
 
     outcome, refund_id = with_retries(attempt)
@@ -242,7 +245,7 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
             finish_refund(ports, _providers(provider), get_order_for(ports, event.order_id, None), refund_id)
         except ProviderError as error:  # pending on the order: the sweeper finishes it
             logger.warning("automatic refund left pending", extra={"order_id": event.order_id, "error": str(error)})
-            return "refund_pending"
+            return PaymentOutcome.REFUND_PENDING
     return outcome
 
 
@@ -255,18 +258,18 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
         if order.status is not OrderStatus.ON_HOLD:
             raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
         held = (order.held_payment or {}).get("amount")
-        if order.payment_status == "unpaid" and held and held["currency"] != order.currency:
+        if order.payment_status is PaymentStatus.UNPAID and held and held["currency"] != order.currency:
             raise InvalidTransition(f"the payment was made in {held['currency']}, the order is in {order.currency}; "
                                     "reject it to refund the payment", {"order_id": order_id})
         at = clock.iso(clock.now())
 
         def commit(movements: list[StockMovement], selling: Order) -> tuple[Order, bool]:
             updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
-                                         payment_status="paid", hold_reason=None, held_payment=None)
+                                         payment_status=PaymentStatus.PAID, hold_reason=None, held_payment=None)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return updated, True
 
-        if order.payment_status == "unpaid":  # held for a wrong amount: accepting it sells the reservation
+        if order.payment_status is PaymentStatus.UNPAID:  # held for a wrong amount: accepting it sells the reservation
             return inventory.sell_order(ports, order, at, actor, commit)
         return commit([], order)
 
@@ -287,7 +290,7 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
             return order, "done"
         if order.status is not OrderStatus.ON_HOLD:
             raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
-        if order.payment_status in refunds.ACCEPTED_STATUSES:  # held by a risk rule: a refunding cancel
+        if order.payment_status in ACCEPTED_PAYMENT:  # held by a risk rule: a refunding cancel
             return order, "refund"
         # Held unpaid for a wrong amount or currency: give back all of what arrived, release the reservation.
         held = (order.held_payment or {}).get("amount") or {"amount": refunds.own_captured(order),
@@ -300,7 +303,7 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
                                       provider_payment_id=order.provider_payment_id, captured=held["amount"],
                                       currency=held["currency"], automatic=True)
             updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=True,
-                                          payment_status="refunded", **changes)
+                                          payment_status=PaymentStatus.REFUNDED, **changes)
         else:
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason, **changes)
         movements = release_order_lines(order, at, actor, "cancelled_by_operator")

@@ -6,6 +6,7 @@ from typing import Any
 
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
+from shop.domain.statuses import RefundStatus
 from shop.domain.stock import StockMovement
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
@@ -33,7 +34,7 @@ def _customer_history_entry(entry: HistoryEntry) -> dict[str, Any]:
 
 def _customer_refund(refund: dict[str, Any], currency: str) -> dict[str, Any]:
     # Entries written before refunds had a status were recorded once the provider had refunded.
-    defaults = {"currency": currency, "status": "succeeded", "automatic": False, "lines": []}
+    defaults = {"currency": currency, "status": RefundStatus.SUCCEEDED.value, "automatic": False, "lines": []}
     shown = {name: refund.get(name, defaults.get(name)) for name in CUSTOMER_REFUND_FIELDS}
     shown["lines"] = [{name: line.get(name) for name in CUSTOMER_REFUND_LINE_FIELDS}
                       for line in shown["lines"] or [] if isinstance(line, dict)]
@@ -58,8 +59,8 @@ def _full_order_view(order: Order) -> dict[str, Any]:
         "order_id": order.order_id,
         "order_number": order.order_number,
         "status": order.status.value,
-        "payment_status": order.payment_status,
-        "fulfillment_status": order.fulfillment_status,
+        "payment_status": order.payment_status.value,
+        "fulfillment_status": order.fulfillment_status.value,
         "currency": order.currency,
         "lines": [
             {

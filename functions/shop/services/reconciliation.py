@@ -30,6 +30,7 @@ from shop.domain import clock
 from shop.domain import reconciliation as rc
 from shop.domain.errors import NotFound, Unprocessable
 from shop.domain.orders import Order
+from shop.domain.statuses import PaymentOutcome
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
 from shop.reconciliation.statements import STATEMENT_PROVIDERS, StatementError, StatementSource, source_for
 from shop.services.ports import Ports
@@ -148,8 +149,8 @@ def _refund_late_payments(ports: Ports, provider: str, day: rc.BusinessDay, outc
                 ports, provider_for(provider), event,
                 f"late payment found by reconciliation of {day.date.isoformat()}: the order is "
                 f"{difference.order_status}")
-            actions[mismatch_id] = {"refunded": "refunded", "refund_pending": "refund_pending",
-                                    "duplicate": "refund_requested_before"}.get(outcome_of_refund, outcome_of_refund)
+            actions[mismatch_id] = ("refund_requested_before" if outcome_of_refund is PaymentOutcome.DUPLICATE
+                                    else outcome_of_refund.value)
         except Exception as error:  # noqa: BLE001 - one order's trouble is reported, the run goes on
             logger.exception("late payment not refunded", extra={"provider": provider, "order_id": difference.order_id})
             actions[mismatch_id] = f"refund_failed: {type(error).__name__}"

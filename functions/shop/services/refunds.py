@@ -18,6 +18,7 @@ from shop.domain import clock, refunds
 from shop.domain.errors import InvalidTransition
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus
 from shop.payments.base import PaymentProvider, ProviderError
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, Ports
@@ -140,13 +141,13 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
         order = get_order_for(ports, order_id, customer_id)
         if order.done_by(OrderStatus.CANCELLED, actor):
             return order, "done"  # our own earlier request committed; its answer was lost
-        if order.status is OrderStatus.PENDING_PAYMENT and order.payment_status == "unpaid":
+        if order.status is OrderStatus.PENDING_PAYMENT and order.payment_status is PaymentStatus.UNPAID:
             at = clock.iso(clock.now())
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
             movements = release_order_lines(order, at, actor, reason)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return updated, "released"
-        if order.payment_status in refunds.ACCEPTED_STATUSES and order.status is not OrderStatus.CANCELLED:
+        if order.payment_status in ACCEPTED_PAYMENT and order.status is not OrderStatus.CANCELLED:
             refunds.plan(order, amount=None, lines=None, restock=True, cancel=True)  # 409 if shipped
             return order, "refund"
         raise InvalidTransition(f"order {order_id} is {order.status.value}; it cannot be cancelled",

@@ -9,9 +9,10 @@ from typing import Any
 
 from shop.domain import clock
 from shop.domain.orders import Order
+from shop.domain.statuses import ACCEPTED_PAYMENT
 from shop.services.ports import Ports
 
-SETTLED = ("paid", "partially_refunded", "refunded")
+SETTLED = ACCEPTED_PAYMENT  # the order took a payment, refunded since or not
 
 
 @dataclass(frozen=True)
