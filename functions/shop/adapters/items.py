@@ -14,6 +14,7 @@ from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
+from shop.domain.values import Shipment, UnitLine
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -126,6 +127,30 @@ def movement_from_item(item: dict[str, Any]) -> StockMovement:
                          movement_id=item.get("movement_id", ""))
 
 
+def _lines_to_record(lines: tuple[UnitLine, ...]) -> list[dict[str, Any]]:
+    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
+
+
+def _lines_from_record(lines: list[dict[str, Any]] | None) -> tuple[UnitLine, ...]:
+    return tuple(UnitLine(line["sku"], line["quantity"]) for line in lines or ())
+
+
+def shipment_to_record(shipment: Shipment) -> dict[str, Any]:
+    """A parcel on the order item: {shipment_id, lines: [{sku, quantity}], carrier, tracking_number, at, actor}."""
+    record: dict[str, Any] = {"shipment_id": shipment.shipment_id, "lines": _lines_to_record(shipment.lines),
+                              "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
+                              "at": shipment.at}
+    if shipment.actor is not None:
+        record["actor"] = shipment.actor
+    return record
+
+
+def shipment_from_record(record: dict[str, Any]) -> Shipment:
+    return Shipment(shipment_id=record["shipment_id"], lines=_lines_from_record(record.get("lines")),
+                    carrier=record.get("carrier"), tracking_number=record.get("tracking_number"),
+                    at=record.get("at", ""), actor=record.get("actor"))
+
+
 def index_shard(order_id: str) -> int:
     """The order's shard of the shop-wide indexes: a hash that is the same in every process
     (unlike Python's salted hash()), so a rewrite of the order keeps it in the same partition."""
@@ -176,7 +201,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "hold_reason": order.hold_reason,
         "client_ip_hash": order.client_ip_hash,
         "held_payment": order.held_payment,
-        "shipments": list(order.shipments) or None,
+        "shipments": [shipment_to_record(s) for s in order.shipments] or None,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -231,6 +256,6 @@ def order_from_item(item: dict[str, Any]) -> Order:
         hold_reason=item.get("hold_reason"),
         client_ip_hash=item.get("client_ip_hash"),
         held_payment=item.get("held_payment"),
-        shipments=tuple(item.get("shipments") or ()),
+        shipments=tuple(shipment_from_record(s) for s in item.get("shipments") or ()),
         version=item["version"],
     )

@@ -9,6 +9,7 @@ from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
 from shop.domain.skus import StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus
+from shop.domain.values import Shipment, sum_units, unit_lines
 
 
 class OrderStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
@@ -124,8 +125,7 @@ class Order:
     # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
     # {"amount": {"amount", "currency"}, "provider_payment_id"}.
     held_payment: dict | None = None
-    # Parcels sent: {"shipment_id", "lines": [{"sku", "quantity"}], "carrier", "tracking_number", "at", "actor"}.
-    shipments: tuple[dict, ...] = field(default_factory=tuple)
+    shipments: tuple[Shipment, ...] = field(default_factory=tuple)  # parcels sent
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -164,7 +164,7 @@ class Order:
 
     def unshipped_units(self) -> dict[str, int]:
         """Units per SKU still to ship: ordered, less shipped, less refunded by line."""
-        shipped = sum_lines(line for shipment in self.shipments for line in shipment["lines"])
+        shipped = sum_units(line for shipment in self.shipments for line in shipment.lines)
         refunded = self.refunded_units()
         left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
         return {sku: qty for sku, qty in left.items() if qty > 0}
@@ -188,8 +188,7 @@ class Order:
         if short:
             raise InvalidTransition(f"order {self.order_id} has fewer units left to ship", {"skus": short})
         done = all(left[sku] == parcel.get(sku, 0) for sku in left)
-        shipment = {"shipment_id": shipment_id, "lines": [{"sku": s, "quantity": q} for s, q in parcel.items()],
-                    "carrier": carrier, "tracking_number": tracking_number, "at": at, "actor": actor}
+        shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor)
         return self.transition(S.SHIPPED if done else S.PARTIALLY_SHIPPED, at=at, actor=actor,
                                reason=f"shipment {shipment_id}",
                                fulfillment_status=FulfillmentStatus.FULFILLED if done else FulfillmentStatus.PARTIAL,

@@ -8,6 +8,7 @@ from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import FulfillmentStatus
 from shop.services.orders import get_order_for, request_fingerprint
 from shop.services.ports import Commit, Ports
+from shop.services.presenters import shipment_view
 from shop.services.retry import with_retries
 
 
@@ -22,7 +23,7 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
 
     def attempt() -> tuple[Order, bool]:
         order = get_order_for(ports, order_id, None)
-        if any(s["shipment_id"] == shipment_id for s in order.shipments):
+        if any(s.shipment_id == shipment_id for s in order.shipments):
             return order, False
         updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
                              at=clock.iso(clock.now()), actor=actor)
@@ -32,7 +33,7 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
     updated, created = with_retries(attempt)
     if created:
         event = "order.shipped" if updated.fulfillment_status is FulfillmentStatus.FULFILLED else "order.partially_shipped"
-        ports.events.publish(event, {"order_id": order_id, **updated.shipments[-1]})
+        ports.events.publish(event, {"order_id": order_id, **shipment_view(updated.shipments[-1])})
     return updated, created
 
 

@@ -8,6 +8,7 @@ from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
 from shop.domain.statuses import RefundStatus
 from shop.domain.stock import StockMovement
+from shop.domain.values import Shipment
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
@@ -41,6 +42,17 @@ def _customer_refund(refund: dict[str, Any], currency: str) -> dict[str, Any]:
     return shown
 
 
+def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str, Any]:
+    """A parcel as the API and its events show it (a customer sees operators anonymously)."""
+    shown: dict[str, Any] = {"shipment_id": shipment.shipment_id,
+                             "lines": [{"sku": line.sku, "quantity": line.quantity} for line in shipment.lines],
+                             "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
+                             "at": shipment.at}
+    if shipment.actor is not None:  # parcels recorded before actors were kept show none
+        shown["actor"] = _customer_actor(shipment.actor) if for_customer else shipment.actor
+    return shown
+
+
 def order_view(order: Order) -> dict[str, Any]:
     """The order as its customer sees it: a held order is under review (not why), operators are
     anonymous, refunds show only what the customer needs. admin_order_view keeps everything."""
@@ -49,8 +61,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "history": [_customer_history_entry(entry) for entry in order.history],
         "refunds": [_customer_refund(refund, order.currency) for refund in order.refunds],
         "hold_reason": UNDER_REVIEW if order.status is OrderStatus.ON_HOLD else None,
-        "shipments": [{**shipment, "actor": _customer_actor(shipment.get("actor"))} if "actor" in shipment
-                      else dict(shipment) for shipment in order.shipments],
+        "shipments": [shipment_view(shipment, for_customer=True) for shipment in order.shipments],
     }
 
 
@@ -84,7 +95,7 @@ def _full_order_view(order: Order) -> dict[str, Any]:
         "amount_refunded": {"amount": order.amount_refunded, "currency": order.currency},
         "refunds": list(order.refunds),
         "hold_reason": order.hold_reason,
-        "shipments": list(order.shipments),
+        "shipments": [shipment_view(shipment) for shipment in order.shipments],
     }
 
 
