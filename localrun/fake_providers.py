@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shop.domain.money import Money
 from shop.payments.alipay import CHINA
 from shop.payments.base import decimal_text, minor_units
+from shop.payments.secrets import LOCAL_DEFAULTS
 from shop.payments.signing import hmac_header, new_rsa_keypair
 
 Headers = list[tuple[str, str]]
@@ -132,19 +133,19 @@ def wechat_verifies_request(method: str, path: str, authorization: str, body: by
 
 @dataclass
 class ProviderKeys:
-    stripe_secret_key: str = "sk_test_local"
-    stripe_webhook_secret: str = "whsec_local_dev_secret"
-    sandbox_webhook_secret: str = "sandbox_local_secret"
+    stripe_secret_key: str = LOCAL_DEFAULTS["STRIPE_SECRET_KEY"]
+    stripe_webhook_secret: str = LOCAL_DEFAULTS["STRIPE_WEBHOOK_SECRET"]
+    sandbox_webhook_secret: str = LOCAL_DEFAULTS["SANDBOX_WEBHOOK_SECRET"]
     alipay_platform: tuple[str, str] = field(default_factory=new_rsa_keypair)  # Alipay's own key pair
     alipay_app: tuple[str, str] = field(default_factory=new_rsa_keypair)  # the merchant app's key pair
     wechat_platform: tuple[str, str] = field(default_factory=new_rsa_keypair)
     wechat_merchant: tuple[str, str] = field(default_factory=new_rsa_keypair)
     wechat_platform_serial: str = "5157F09EFDC096DE15EBE81A47057A72"
-    wechat_merchant_serial: str = "LOCALMERCHANT"
+    wechat_merchant_serial: str = LOCAL_DEFAULTS["WECHATPAY_MERCHANT_SERIAL"]
     wechat_apiv3_key: str = field(default_factory=lambda: secrets.token_hex(16))  # 32 characters
-    alipay_app_id: str = "2021000000000000"
-    wechat_mch_id: str = "1900000001"
-    wechat_app_id: str = "wxlocal0000000000"
+    alipay_app_id: str = LOCAL_DEFAULTS["ALIPAY_APP_ID"]
+    wechat_mch_id: str = LOCAL_DEFAULTS["WECHATPAY_MCH_ID"]
+    wechat_app_id: str = LOCAL_DEFAULTS["WECHATPAY_APP_ID"]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProviderKeys:

@@ -12,7 +12,6 @@ or the provider did not answer, the refund is still pending a minute later and i
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,6 +21,7 @@ from shop.adapters.wiring import default_ports
 from shop.domain import clock, refunds
 from shop.payments import registry
 from shop.services.refunds import complete_pending_refunds
+from shop.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -33,7 +33,7 @@ tracer = Tracer()  # X-Ray subsegments for boto3 and provider calls; off outside
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     # A grace period lets the state machine, which fires on time, do the normal work.
-    grace = int(os.environ.get("SWEEP_GRACE_SECONDS", "30"))
+    grace = get_settings().sweep_grace_seconds
     ports = default_ports()
     cutoff = clock.iso(clock.now() - timedelta(seconds=grace))
     overdue = ports.store.overdue_pending_order_ids(cutoff, limit=500)

@@ -1,50 +1,165 @@
-"""Runtime settings read from the environment (set by CDK or the local run)."""
+"""Runtime settings: the one reader of the environment (set by CDK or the local run, from the manifest).
+
+Every setting is a field of `Settings` whose alias is its environment variable; `get_settings()` builds the
+object from `os.environ` and nothing else in functions/ reads the environment (Powertools reads its own
+POWERTOOLS_* variables and boto3 its AWS_* ones). Each function's environment is declared in the manifest
+(`shop.manifest.FunctionSpec.settings`, by field name) and CDK and the local run both set it from there.
+
+A new setting: a field here (with its default and its variable), its name in the manifest entry of each function
+that reads it, and its deployed value in infra/stack.py (`deployed_settings`) if the default is not what the
+deployed stack wants.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shop.services.ports import HoldLimits
 
+# The payment providers (shop.payments.registry has one module each: a test checks the two lists agree). Each
+# may have a `{NAME}_NOTIFY_URL` and a `{NAME}_CURRENCIES` setting.
+PROVIDER_NAMES = ("sandbox", "stripe", "alipay", "wechatpay")
+# Provider keys, read from the environment by the local run and the tests only: deployed, they live in one Secrets
+# Manager secret per provider (PAYMENT_SECRETS_SOURCE=secretsmanager), never in the environment.
+PROVIDER_SECRET_KEYS = (
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SANDBOX_WEBHOOK_SECRET",
+    "ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY",
+    "WECHATPAY_MCH_ID", "WECHATPAY_APP_ID", "WECHATPAY_MERCHANT_PRIVATE_KEY", "WECHATPAY_MERCHANT_SERIAL",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY", "WECHATPAY_PLATFORM_SERIAL", "WECHATPAY_APIV3_KEY",
+)
+# Settings read from a family of variables, one per provider or key: field -> variable names.
+_FAMILIES: dict[str, tuple[str, ...]] = {
+    "notify_urls": tuple(f"{p.upper()}_NOTIFY_URL" for p in PROVIDER_NAMES),
+    "currencies": tuple(f"{p.upper()}_CURRENCIES" for p in PROVIDER_NAMES),
+    "provider_keys": PROVIDER_SECRET_KEYS,
+}
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
 
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-@dataclass(frozen=True)
-class Settings:
-    table_name: str
-    payment_window_seconds: int
-    max_payment_window_seconds: int
-    state_machine_arn: str
-    event_bus_name: str
-    stock_release_queue_url: str
-    restock_queue_url: str
-    idempotency_ttl_seconds: int
-    service_name: str
-    max_unpaid_orders_per_customer: int  # 0: no cap
-    max_unpaid_units_per_sku: int  # per customer; 0: no cap
+    # Resources of the stack (CDK fills them in; the local run names its stand-ins).
+    table_name: str = Field("shop", alias="TABLE_NAME")
+    state_machine_arn: str = Field("", alias="PAYMENT_WINDOW_STATE_MACHINE_ARN")
+    event_bus_name: str = Field("", alias="EVENT_BUS_NAME")
+    stock_release_queue_url: str = Field("", alias="STOCK_RELEASE_QUEUE_URL")
+    restock_queue_url: str = Field("", alias="RESTOCK_QUEUE_URL")
+    service_name: str = Field("shop", alias="POWERTOOLS_SERVICE_NAME")  # Powertools' own; the function's name
+
+    # Orders
+    payment_window_seconds: int = Field(900, alias="PAYMENT_WINDOW_SECONDS", ge=0)
+    max_payment_window_seconds: int = Field(3600, alias="MAX_PAYMENT_WINDOW_SECONDS", ge=0, validate_default=True)
+    idempotency_ttl_seconds: int = Field(24 * 3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=0)
+    max_unpaid_orders_per_customer: int = Field(50, alias="MAX_UNPAID_ORDERS_PER_CUSTOMER", ge=0)  # 0: no cap
+    max_unpaid_units_per_sku: int = Field(200, alias="MAX_UNPAID_UNITS_PER_SKU", ge=0)  # per customer; 0: no cap
+    sweep_grace_seconds: int = Field(30, alias="SWEEP_GRACE_SECONDS", ge=0)
+    cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")  # comma-separated; empty: CORS off
+
+    # Payments
+    payment_providers_enabled: str = Field(",".join(PROVIDER_NAMES), alias="PAYMENT_PROVIDERS_ENABLED")
+    payment_webhook_base_url: str = Field("", alias="PAYMENT_WEBHOOK_BASE_URL")
+    payment_secrets_source: str = Field("environment", alias="PAYMENT_SECRETS_SOURCE")  # or "secretsmanager"
+    payment_secret_prefix: str = Field("shop/payments/", alias="PAYMENT_SECRET_PREFIX")
+    notify_urls: dict[str, str] = Field(default_factory=dict)  # provider -> {PROVIDER}_NOTIFY_URL
+    currencies: dict[str, str] = Field(default_factory=dict)  # provider -> {PROVIDER}_CURRENCIES
+    provider_keys: dict[str, str] = Field(default_factory=dict, repr=False)  # local runs: PROVIDER_SECRET_KEYS set
+    stripe_api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
+    stripe_api_version: str = Field("2024-06-20", alias="STRIPE_API_VERSION")  # balance transactions
+    alipay_gateway: str = Field("https://openapi.alipay.com/gateway.do", alias="ALIPAY_GATEWAY")
+    alipay_return_url: str = Field("", alias="ALIPAY_RETURN_URL")
+    wechatpay_api_base: str = Field("https://api.mch.weixin.qq.com", alias="WECHATPAY_API_BASE")
+
+    # Risk rules (shop.services.risk)
+    risk_large_amount: int = Field(100000, alias="RISK_LARGE_AMOUNT", ge=0)  # minor units
+    risk_max_large_payments: int = Field(3, alias="RISK_MAX_LARGE_PAYMENTS", ge=0)
+    risk_window_seconds: int = Field(3600, alias="RISK_WINDOW_SECONDS", ge=0)
+    risk_max_payments_per_ip: int = Field(0, alias="RISK_MAX_PAYMENTS_PER_IP", ge=0)  # 0: no per-address rule
+
+    # Daily reconciliation
+    reconciliation_grace_seconds: int = Field(900, alias="RECONCILIATION_GRACE_SECONDS", ge=0)
+    reconciliation_lookback_days: int = Field(30, alias="RECONCILIATION_LOOKBACK_DAYS", ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_numbers_are_unset(cls, data: Any) -> Any:
+        """`NAME=` (empty) leaves a number at its default, as the code before Settings did."""
+        if isinstance(data, dict):
+            numbers = {f.alias for f in cls.model_fields.values() if f.annotation in (int, "int")}
+            data = {k: v for k, v in data.items() if not (k in numbers and v == "")}
+        return data
+
+    @field_validator("max_payment_window_seconds")
+    @classmethod
+    def _at_least_the_default_window(cls, value: int, info: ValidationInfo) -> int:
+        return max(value, info.data.get("payment_window_seconds", value))
+
+    @field_validator("payment_secrets_source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        return value if value == "secretsmanager" else "environment"
 
     def hold_limits(self) -> HoldLimits:
         return HoldLimits(self.max_unpaid_orders_per_customer, self.max_unpaid_units_per_sku)
 
+    def enabled_providers(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.payment_providers_enabled.split(",") if n.strip())
 
-@lru_cache(maxsize=1)
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip()]
+
+    @classmethod
+    def env_names(cls, field: str) -> tuple[str, ...]:
+        """The environment variables setting `field` is read from."""
+        if field in _FAMILIES:
+            return _FAMILIES[field]
+        info = cls.model_fields[field]  # KeyError: no such setting
+        assert info.alias is not None, field
+        return (info.alias,)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        values: dict[str, Any] = {name: environ[name] for f in cls.model_fields if f not in _FAMILIES
+                                  for name in cls.env_names(f) if name in environ}
+        values["notify_urls"] = {p: environ[v] for p, v in zip(PROVIDER_NAMES, _FAMILIES["notify_urls"], strict=True)
+                                 if environ.get(v)}
+        values["currencies"] = {p: environ[v] for p, v in zip(PROVIDER_NAMES, _FAMILIES["currencies"], strict=True)
+                                if environ.get(v, "").strip()}
+        values["provider_keys"] = {k: environ[k] for k in PROVIDER_SECRET_KEYS if k in environ}  # "": missing
+        return cls.model_validate(values)
+
+    def to_environ(self, fields: tuple[str, ...] | None = None) -> dict[str, str]:
+        """The environment that yields these settings (of `fields`, or all): what CDK and the local run set."""
+        out: dict[str, str] = {}
+        for field in fields if fields is not None else tuple(type(self).model_fields):
+            value = getattr(self, field)
+            if field == "provider_keys":
+                out.update(value)
+            elif field in _FAMILIES:  # {PROVIDER}_NOTIFY_URL, {PROVIDER}_CURRENCIES
+                suffix = _FAMILIES[field][0][len(PROVIDER_NAMES[0]):]
+                out.update({f"{p.upper()}{suffix}": v for p, v in value.items()})
+            else:
+                out[self.env_names(field)[0]] = str(value)
+        return out
+
+
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(sorted({n for f in Settings.model_fields for n in Settings.env_names(f)}))
+
+
+@lru_cache(maxsize=32)
+def _settings(values: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_environ(dict(values))
+
+
 def get_settings() -> Settings:
-    window = _int("PAYMENT_WINDOW_SECONDS", 900)
-    return Settings(
-        table_name=os.environ.get("TABLE_NAME", "shop"),
-        payment_window_seconds=window,
-        max_payment_window_seconds=max(window, _int("MAX_PAYMENT_WINDOW_SECONDS", 3600)),
-        state_machine_arn=os.environ.get("PAYMENT_WINDOW_STATE_MACHINE_ARN", ""),
-        event_bus_name=os.environ.get("EVENT_BUS_NAME", ""),
-        stock_release_queue_url=os.environ.get("STOCK_RELEASE_QUEUE_URL", ""),
-        restock_queue_url=os.environ.get("RESTOCK_QUEUE_URL", ""),
-        idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
-        service_name=os.environ.get("POWERTOOLS_SERVICE_NAME", "shop"),
-        max_unpaid_orders_per_customer=_int("MAX_UNPAID_ORDERS_PER_CUSTOMER", 50),
-        max_unpaid_units_per_sku=_int("MAX_UNPAID_UNITS_PER_SKU", 200),
-    )
+    """The settings of this process's environment, built once per distinct environment (a test that changes a
+    variable gets settings that say so, a Lambda container builds them once)."""
+    return _settings(tuple((name, os.environ[name]) for name in ENVIRONMENT_VARIABLES if name in os.environ))
+
+
+def clear_cache() -> None:
+    _settings.cache_clear()

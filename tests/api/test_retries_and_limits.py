@@ -57,9 +57,6 @@ def test_approve_and_reject_retried_after_success_answer_the_same_order(api, que
 def test_unpaid_order_caps_answer_429_and_free_up_when_an_order_ends(api, monkeypatch):
     monkeypatch.setenv("MAX_UNPAID_ORDERS_PER_CUSTOMER", "2")
     monkeypatch.setenv("MAX_UNPAID_UNITS_PER_SKU", "5")
-    from shop.settings import get_settings
-
-    get_settings.cache_clear()
     make_sku(api, "TEE", on_hand=50)
     make_sku(api, "CAP", on_hand=50)
     first = place(api, ("TEE", 3), key="1").json()
@@ -74,7 +71,6 @@ def test_unpaid_order_caps_answer_429_and_free_up_when_an_order_ends(api, monkey
     assert place(api, ("CAP", 4), key="6").status == 201
     # A replay of a placed order is never refused by the cap.
     assert place(api, ("CAP", 4), key="6").status == 201
-    get_settings.cache_clear()
 
 
 def test_refund_by_amount_with_restock_must_name_the_units(api, queues):

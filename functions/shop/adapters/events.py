@@ -4,13 +4,13 @@ a lost notification is logged and counted, never a lost order."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from shop.adapters.aws import client
+from shop.settings import get_settings
 
 logger = Logger(child=True)
 SOURCE = "shop"
@@ -44,4 +44,4 @@ class EventBridgePublisher:
 def _count_lost_event() -> None:
     """EventsNotPublished{service}: an alarm watches it, so a lost notification is seen, not just logged."""
     with single_metric(name=EVENTS_NOT_PUBLISHED, unit=MetricUnit.Count, value=1) as metric:
-        metric.add_dimension(name="service", value=os.environ.get("POWERTOOLS_SERVICE_NAME", "shop"))
+        metric.add_dimension(name="service", value=get_settings().service_name)

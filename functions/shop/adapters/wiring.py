@@ -9,7 +9,7 @@ from shop.adapters.events import EventBridgePublisher
 from shop.adapters.queues import SqsReleaseQueue, SqsRestockQueue
 from shop.adapters.workflows import StepFunctionsPaymentWindows
 from shop.services.ports import Ports
-from shop.settings import get_settings
+from shop.settings import clear_cache, get_settings
 
 
 @lru_cache(maxsize=1)
@@ -26,4 +26,4 @@ def default_ports() -> Ports:
 
 def reset() -> None:
     default_ports.cache_clear()
-    get_settings.cache_clear()
+    clear_cache()

@@ -6,8 +6,6 @@ functions add the headers to their answers; the local run does both in its API G
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools.event_handler import CORSConfig
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
@@ -17,8 +15,9 @@ MAX_AGE_SECONDS = 600
 
 
 def allowed_origins() -> list[str]:
-    raw = os.environ.get("CORS_ALLOWED_ORIGINS", "")
-    return [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
+    from shop.settings import get_settings  # pydantic loads with the resolver, not at a handler's import
+
+    return get_settings().allowed_origins()
 
 
 def cors_config() -> CORSConfig | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -24,10 +23,10 @@ from shop.payments.base import (
 )
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import rsa_sign, rsa_verify
+from shop.settings import get_settings
 
 KINDS: dict[str, EventKind] = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded", "TRADE_CLOSED": "payment_failed"}
 CHINA = timezone(timedelta(hours=8))
-DEFAULT_APP_ID = "2021000000000000"  # local runs only; deployed, ALIPAY_APP_ID comes from the secret
 
 
 def _content(params: Mapping[str, str], excluded: tuple[str, ...]) -> bytes:
@@ -70,12 +69,12 @@ class AlipayProvider:
         return provider_secret(self.name, key)
 
     def _gateway(self) -> str:
-        return os.environ.get("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
+        return get_settings().alipay_gateway
 
     def _signed_params(self, method: str, biz: dict[str, Any], **extra: str) -> dict[str, str]:
         """The common request parameters, signed RSA2 with the app's private key."""
         params = {
-            "app_id": provider_secret(self.name, "ALIPAY_APP_ID", DEFAULT_APP_ID),
+            "app_id": provider_secret(self.name, "ALIPAY_APP_ID"),
             "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2", "version": "1.0",
             "timestamp": datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
             "notify_url": notify_url(self.name),
@@ -108,8 +107,8 @@ class AlipayProvider:
         answer = self._call("alipay.trade.precreate", biz)
         # Desktop web: a signed alipay.trade.page.pay request the browser is sent to (no server call needed).
         page = self._signed_params("alipay.trade.page.pay", {**biz, "product_code": "FAST_INSTANT_TRADE_PAY"},
-                                   **({"return_url": os.environ["ALIPAY_RETURN_URL"]}
-                                      if os.environ.get("ALIPAY_RETURN_URL") else {}))
+                                   **({"return_url": return_url} if (return_url := get_settings().alipay_return_url)
+                                      else {}))
         return {"provider": self.name, "amount": order.total.to_dict(), "qr_code": answer["qr_code"],
                 "out_trade_no": order.order_id,
                 "page_pay_url": f"{self._gateway()}?{urllib.parse.urlencode(page)}"}
@@ -126,7 +125,7 @@ class AlipayProvider:
             raise InvalidWebhook("only RSA2 notifications are accepted", 401)
         rsa_verify(self._secret("ALIPAY_PUBLIC_KEY"), notification_content(params), params["sign"])
         # Alipay: after the signature, check the notification is for this app (else ignore it).
-        if params.get("app_id") != provider_secret(self.name, "ALIPAY_APP_ID", DEFAULT_APP_ID):
+        if params.get("app_id") != provider_secret(self.name, "ALIPAY_APP_ID"):
             raise InvalidWebhook("notification is for another app_id", 401)
         try:
             currency = params.get("trans_currency") or params.get("currency") or "CNY"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,10 +153,13 @@ def notify_url(provider: str) -> str:
     """Where the provider sends its notifications: `{PROVIDER}_NOTIFY_URL`, else
     `{PAYMENT_WEBHOOK_BASE_URL}/webhooks/{provider}`. Never guessed: a payment whose notification
     would go nowhere is not created."""
-    explicit = os.environ.get(f"{provider.upper()}_NOTIFY_URL")
+    from shop.settings import get_settings  # pydantic: loaded with the resolver, not by a handler's import
+
+    settings = get_settings()
+    explicit = settings.notify_urls.get(provider)
     if explicit:
         return explicit
-    base = os.environ.get("PAYMENT_WEBHOOK_BASE_URL", "").rstrip("/")
+    base = settings.payment_webhook_base_url.rstrip("/")
     if not base:
         raise ProviderNotConfigured(provider, f"PAYMENT_WEBHOOK_BASE_URL (or {provider.upper()}_NOTIFY_URL)")
     return f"{base}/webhooks/{provider}"

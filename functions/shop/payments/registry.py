@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -56,7 +55,9 @@ PROVIDERS: Mapping[str, PaymentProvider] = _Providers(_CLASSES)
 
 
 def enabled() -> set[str]:
-    return {n.strip() for n in os.environ.get("PAYMENT_PROVIDERS_ENABLED", ",".join(PROVIDERS)).split(",") if n.strip()}
+    from shop.settings import get_settings  # pydantic: loaded with the resolver, not by a handler's import
+
+    return set(get_settings().enabled_providers())
 
 
 def provider(name: str) -> PaymentProvider:
@@ -68,7 +69,9 @@ def provider(name: str) -> PaymentProvider:
 def accepted_currencies(name: str) -> frozenset[str] | None:
     """The currencies provider `name` takes (None: any). `{NAME}_CURRENCIES` (e.g. ALIPAY_CURRENCIES=CNY,USD for a
     cross-border merchant account; `*` for any) overrides what the provider declares."""
-    raw = os.environ.get(f"{name.upper()}_CURRENCIES", "").strip()
+    from shop.settings import get_settings
+
+    raw = get_settings().currencies.get(name, "").strip()
     if raw == "*":
         return None
     if raw:

@@ -23,7 +23,6 @@ from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 
 SIGNATURE_HEADER = "Sandbox-Signature"
-DEFAULT_SECRET = "sandbox_local_secret"
 
 
 KINDS: dict[str, EventKind] = {"payment.succeeded": "payment_succeeded", "payment.failed": "payment_failed"}
@@ -33,7 +32,7 @@ class SandboxProvider:
     currencies: frozenset[str] | None = None  # any: it moves no money
 
     def secret(self) -> str:
-        return provider_secret(self.name, "SANDBOX_WEBHOOK_SECRET", DEFAULT_SECRET)
+        return provider_secret(self.name, "SANDBOX_WEBHOOK_SECRET")
 
     def create_payment(self, order: Order) -> dict[str, Any]:
         return {"provider": self.name, "amount": order.total.to_dict(), "pay_url": f"/_local/pay/{order.order_id}"}

@@ -7,24 +7,40 @@ environment variables listed per provider (e.g. {"STRIPE_WEBHOOK_SECRET": "whsec
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
 from shop.payments.base import ProviderNotConfigured
+from shop.settings import get_settings
 
 _cache: dict[str, tuple[float, dict[str, str]]] = {}
 _lock = threading.Lock()
 CACHE_SECONDS = 300
 
 
-def provider_secret(provider: str, key: str, default: str | None = None) -> str:
-    """`default` is a local-run value only: from Secrets Manager every key must be present, so a
-    deployment can never fall back to a publicly documented development secret."""
-    if os.environ.get("PAYMENT_SECRETS_SOURCE") == "secretsmanager":
+# The local run's values of the keys that have one (localrun/fake_providers.py takes the same; the keys pairs are
+# generated there). Never used with Secrets Manager: there every key must be present, so a deployment can never
+# fall back to a publicly documented development secret.
+LOCAL_DEFAULTS: dict[str, str] = {
+    "STRIPE_SECRET_KEY": "sk_test_local",
+    "STRIPE_WEBHOOK_SECRET": "whsec_local_dev_secret",
+    "SANDBOX_WEBHOOK_SECRET": "sandbox_local_secret",
+    "ALIPAY_APP_ID": "2021000000000000",
+    "WECHATPAY_MCH_ID": "1900000001",
+    "WECHATPAY_APP_ID": "wxlocal0000000000",
+    "WECHATPAY_MERCHANT_SERIAL": "LOCALMERCHANT",
+}
+
+
+def provider_secret(provider: str, key: str) -> str:
+    """Key `key` of `provider`: from its Secrets Manager secret when deployed, else from the environment (through
+    Settings) or LOCAL_DEFAULTS."""
+    settings = get_settings()
+    if settings.payment_secrets_source == "secretsmanager":
         value = _from_secrets_manager(provider).get(key)
     else:
-        value = os.environ.get(key, default)
+        # Set but empty: missing (the local default applies only to a key the environment does not set).
+        value = settings.provider_keys[key] if key in settings.provider_keys else LOCAL_DEFAULTS.get(key)
     if not value or not isinstance(value, str):
         # A configuration error, not an outage: 503 provider-not-configured, no Retry-After, a metric and an alarm.
         raise ProviderNotConfigured(provider, key)
@@ -40,7 +56,7 @@ def _from_secrets_manager(provider: str) -> dict[str, str]:
 
     from shop.adapters.aws import client
 
-    name = os.environ.get("PAYMENT_SECRET_PREFIX", "shop/payments/") + provider
+    name = get_settings().payment_secret_prefix + provider
     try:
         values = json.loads(client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
     except ClientError as error:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from shop.payments.base import (
 )
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
+from shop.settings import get_settings
 
 # The API version every request pins (Stripe-Version), so an upgrade of the account's default version in the
 # Dashboard cannot change what our calls get back. A documented version (docs.stripe.com/upgrades); webhook
@@ -48,12 +48,12 @@ class StripeProvider:
     currencies: frozenset[str] | None = CURRENCIES
 
     def _base(self) -> str:
-        return os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+        return get_settings().stripe_api_base
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """What every call carries, as the stripe library sends it: bearer key, pinned version, and for POSTs
         form encoding and the idempotency key."""
-        headers = {"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY', 'sk_test_local')}",
+        headers = {"Authorization": f"Bearer {provider_secret(self.name, 'STRIPE_SECRET_KEY')}",
                    "Stripe-Version": API_VERSION}
         if idempotency_key is not None:
             headers.update({"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": idempotency_key})
@@ -78,7 +78,7 @@ class StripeProvider:
                 "client_secret": intent["client_secret"]}
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
-        secret = provider_secret(self.name, "STRIPE_WEBHOOK_SECRET", "whsec_local_dev_secret")
+        secret = provider_secret(self.name, "STRIPE_WEBHOOK_SECRET")
         verify_hmac_header(header(headers, "Stripe-Signature"), body, secret)
         try:
             event = json.loads(body)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -29,10 +28,10 @@ from shop.payments.base import (
 )
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
+from shop.settings import get_settings
 
 KINDS: dict[str, EventKind] = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
 USER_AGENT = "shop-core/1.0 (python)"  # WeChat Pay APIv3 asks every request for one
-DEFAULT_MCH_ID = "1900000001"  # local runs only; deployed, WECHATPAY_MCH_ID comes from the secret
 
 
 def decrypt_resource(resource: Mapping[str, str], api_v3_key: str) -> dict[str, Any]:
@@ -51,18 +50,18 @@ class WechatPayProvider:
     # Pay's cross-border merchants use another API (/v3/global/...), which this adapter does not speak.
     currencies: frozenset[str] | None = frozenset({"CNY"})
 
-    def _secret(self, key: str, default: str | None = None) -> str:
-        return provider_secret(self.name, key, default)
+    def _secret(self, key: str) -> str:
+        return provider_secret(self.name, key)
 
     def _call(self, path: str, payload: dict[str, Any] | None, method: str = "POST") -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False) if payload is not None else ""
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
         message = f"{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
         signature = rsa_sign(self._secret("WECHATPAY_MERCHANT_PRIVATE_KEY"), message)
-        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)}",'
+        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID")}",'
                          f'nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
-                         f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL", "LOCALMERCHANT")}"')
-        base = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
+                         f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL")}"')
+        base = get_settings().wechatpay_api_base
         status, answer_headers, answer = http_client.exchange(
             method, base + path, body=body.encode() or None,
             headers={"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json",
@@ -90,8 +89,8 @@ class WechatPayProvider:
 
     def create_payment(self, order: Order) -> dict[str, Any]:
         answer = self._call("/v3/pay/transactions/native", {
-            "appid": self._secret("WECHATPAY_APP_ID", "wxlocal0000000000"),
-            "mchid": self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID),
+            "appid": self._secret("WECHATPAY_APP_ID"),
+            "mchid": self._secret("WECHATPAY_MCH_ID"),
             "description": f"Order {order.order_number}", "out_trade_no": order.order_id,
             "notify_url": notify_url(self.name),
             "amount": {"total": order.total.amount, "currency": order.currency},
@@ -103,7 +102,7 @@ class WechatPayProvider:
         try:
             notification = json.loads(body)
             transaction = decrypt_resource(notification["resource"], self._secret("WECHATPAY_APIV3_KEY"))
-            mchid = self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)
+            mchid = self._secret("WECHATPAY_MCH_ID")
             if str(transaction.get("mchid", mchid)) != mchid:
                 raise InvalidWebhook("notification is for another mchid", 401)
             kind = KINDS.get(notification["event_type"], "ignored")
@@ -131,7 +130,7 @@ class WechatPayProvider:
         return RefundResult(refund_id, answer.get("refund_id", refund_id), answer.get("status", "PROCESSING"))
 
     def query(self, order: Order) -> str:
-        mchid = self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)
+        mchid = self._secret("WECHATPAY_MCH_ID")
         answer = self._call(f"/v3/pay/transactions/out-trade-no/{order.order_id}?mchid={mchid}", None, "GET")
         return {"SUCCESS": "succeeded", "CLOSED": "failed", "PAYERROR": "failed"}.get(
             answer.get("trade_state", ""), "pending")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import urllib.parse
 import zipfile
@@ -36,10 +35,10 @@ from shop.reconciliation.statements import (
     decimal_amount,
     to_minor,
 )
+from shop.settings import get_settings
 
 METHOD = "alipay.data.dataservice.bill.downloadurl.query"
 RESPONSE = METHOD.replace(".", "_") + "_response"
-DEFAULT_APP_ID = "2021000000000000"  # local runs only; deployed, ALIPAY_APP_ID comes from the secret
 DETAIL_START, DETAIL_END = "业务明细列表", "业务明细列表结束"
 SUMMARY_START, SUMMARY_END = "业务汇总列表", "业务汇总列表结束"
 TRADE, REFUND = "交易", "退款"
@@ -59,11 +58,11 @@ class AlipayTradeBill:
     provider = "alipay"
 
     def _gateway(self) -> str:
-        return os.environ.get("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
+        return get_settings().alipay_gateway
 
     def download_url(self, day: date) -> str:
         params = {
-            "app_id": provider_secret(self.provider, "ALIPAY_APP_ID", DEFAULT_APP_ID), "method": METHOD,
+            "app_id": provider_secret(self.provider, "ALIPAY_APP_ID"), "method": METHOD,
             "format": "JSON", "charset": "utf-8", "sign_type": "RSA2", "version": "1.0",
             "timestamp": datetime.now(rc.CHINA).strftime("%Y-%m-%d %H:%M:%S"),
             "biz_content": json.dumps({"bill_type": "trade", "bill_date": day.isoformat()}, separators=(",", ":")),

@@ -11,7 +11,6 @@ Stripe gives no file summary to check against; the pages are checked instead: ev
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -24,10 +23,10 @@ from shop.payments import http_client
 from shop.payments.base import ProviderError
 from shop.payments.secrets import provider_secret
 from shop.reconciliation.statements import StatementInvalid, StatementUnavailable
+from shop.settings import get_settings
 
 PAGE = 100
 MAX_PAGES = 2000  # 200,000 transactions a day; beyond that the run fails rather than stop halfway
-API_VERSION = os.environ.get("STRIPE_API_VERSION", "2024-06-20")  # the shape below does not change with it
 PAYMENTS = ("charge", "payment")
 REFUNDS = ("refund", "payment_refund")
 FAILED_REFUNDS = ("refund_failure", "payment_failure_refund")
@@ -41,12 +40,13 @@ class StripeBalanceTransactions:
         query = [("created[gte]", str(int(day.start.timestamp()))), ("created[lt]", str(int(day.end.timestamp()))),
                  ("limit", str(PAGE)), ("expand[]", "data.source"), ("expand[]", "data.source.payment_intent")
                  ] + ([("starting_after", after)] if after else [])
-        base = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
-        key = provider_secret(self.provider, "STRIPE_SECRET_KEY", "sk_test_local")
+        settings = get_settings()
+        base = settings.stripe_api_base
+        key = provider_secret(self.provider, "STRIPE_SECRET_KEY")
         try:
             status, body = http_client.request(
                 "GET", f"{base}/v1/balance_transactions?{urllib.parse.urlencode(query)}",
-                headers={"Authorization": f"Bearer {key}", "Stripe-Version": API_VERSION})
+                headers={"Authorization": f"Bearer {key}", "Stripe-Version": settings.stripe_api_version})
         except ProviderError as error:
             raise StatementUnavailable(f"stripe balance_transactions failed: {error}") from None
         if status >= 300:

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import secrets
 import time
 import urllib.parse
@@ -37,9 +36,8 @@ from shop.reconciliation.statements import (
     decimal_amount,
     to_minor,
 )
+from shop.settings import get_settings
 
-DEFAULT_BASE = "https://api.mch.weixin.qq.com"
-DEFAULT_MCH_ID = "1900000001"  # local runs only; deployed, WECHATPAY_MCH_ID comes from the secret
 SUMMARY_HEADER = "总交易单数"
 REFUND_STATES = {"SUCCESS": rc.SUCCEEDED, "PROCESSING": rc.PENDING}
 
@@ -47,20 +45,20 @@ REFUND_STATES = {"SUCCESS": rc.SUCCEEDED, "PROCESSING": rc.PENDING}
 class WechatTradeBill:
     provider = "wechatpay"
 
-    def _secret(self, key: str, default: str | None = None) -> str:
-        return provider_secret(self.provider, key, default)
+    def _secret(self, key: str) -> str:
+        return provider_secret(self.provider, key)
 
     def _base(self) -> str:
-        return os.environ.get("WECHATPAY_API_BASE", DEFAULT_BASE).rstrip("/")
+        return get_settings().wechatpay_api_base.rstrip("/")
 
     def _get(self, path: str, accept: str = "application/json") -> tuple[int, dict[str, str], bytes]:
         """A GET signed WECHATPAY2-SHA256-RSA2048 over "GET\\n{path}\\n{timestamp}\\n{nonce}\\n\\n"."""
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
         signature = rsa_sign(self._secret("WECHATPAY_MERCHANT_PRIVATE_KEY"),
                              f"GET\n{path}\n{timestamp}\n{nonce}\n\n".encode())
-        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID", DEFAULT_MCH_ID)}",'
+        authorization = (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._secret("WECHATPAY_MCH_ID")}",'
                          f'nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
-                         f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL", "LOCALMERCHANT")}"')
+                         f'serial_no="{self._secret("WECHATPAY_MERCHANT_SERIAL")}"')
         try:
             return http_client.exchange("GET", self._base() + path,
                                         headers={"Authorization": authorization, "Accept": accept,

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from shop.domain.statuses import PaymentOutcome
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
 from shop.reconciliation.statements import STATEMENT_PROVIDERS, StatementError, StatementSource, source_for
 from shop.services.ports import Ports
+from shop.settings import get_settings
 
 logger = Logger(child=True)
 RESULT_SK = "RESULT"
@@ -49,8 +49,8 @@ class ReconciliationSettings:
 
     @classmethod
     def from_env(cls) -> ReconciliationSettings:
-        return cls(int(os.environ.get("RECONCILIATION_GRACE_SECONDS") or 900),
-                   int(os.environ.get("RECONCILIATION_LOOKBACK_DAYS") or 30))
+        settings = get_settings()
+        return cls(settings.reconciliation_grace_seconds, settings.reconciliation_lookback_days)
 
 
 def result_key(provider: str, day: date) -> dict[str, str]:

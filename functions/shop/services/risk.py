@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from shop.domain import clock
 from shop.domain.orders import Order
 from shop.domain.statuses import ACCEPTED_PAYMENT
 from shop.services.ports import Ports
+from shop.settings import get_settings
 
 SETTLED = ACCEPTED_PAYMENT  # the order took a payment, refunded since or not
 
@@ -27,10 +27,9 @@ class RiskRules:
 
     @classmethod
     def from_env(cls) -> RiskRules:
-        return cls(int(os.environ.get("RISK_LARGE_AMOUNT", "100000")),
-                   int(os.environ.get("RISK_MAX_LARGE_PAYMENTS", "3")),
-                   int(os.environ.get("RISK_WINDOW_SECONDS", "3600")),
-                   int(os.environ.get("RISK_MAX_PAYMENTS_PER_IP", "0")))
+        settings = get_settings()
+        return cls(settings.risk_large_amount, settings.risk_max_large_payments, settings.risk_window_seconds,
+                   settings.risk_max_payments_per_ip)
 
     def _ip_partition(self, order: Order) -> str | None:
         if self.max_payments_per_ip <= 0 or not order.client_ip_hash:
