@@ -394,7 +394,7 @@ class DynamoShopStore:
 
     def commit(self, commit: Commit) -> None:
         operations: list[tuple[str, dict[str, Any]]] = []
-        for (code, shard), delta in _net_deltas(commit.movements).items():
+        for (code, shard), delta in commit.shard_deltas().items():
             operations.append((f"stock:{code}", self._shard_update(code, shard, delta, commit.catalog_guards.get(code))))
         for movement in commit.movements:
             operations.append(("ledger", {"Put": {
@@ -493,18 +493,10 @@ class DynamoShopStore:
     def _holds_update(self, commit: Commit) -> dict[str, Any] | None:
         """ADD to the customer's unpaid holdings what this write changes: +1 order and its reserved units for a
         new unpaid order (capped by `hold_limits`), minus the same when an order stops being unpaid."""
-        if commit.new_order:
-            customer, (orders, units) = commit.new_order.customer_id, commit.new_order.unpaid_holdings()
-        elif commit.order_update:
-            before, after = commit.order_update
-            (was_o, was_u), (now_o, now_u) = before.unpaid_holdings(), after.unpaid_holdings()
-            customer, orders = after.customer_id, now_o - was_o
-            units = {s: now_u.get(s, 0) - was_u.get(s, 0) for s in set(was_u) | set(now_u)}
-        else:
+        change = commit.holdings_change()
+        if change is None:
             return None
-        units = {s: q for s, q in units.items() if q}
-        if not orders and not units:
-            return None
+        customer, orders, units = change
         names = {"#o": "unpaid_orders", **{f"#u{i}": f"u#{s}" for i, s in enumerate(units)}}
         values: dict[str, Any] = {":o": orders, **{f":u{i}": q for i, q in enumerate(units.values())}}
         update: dict[str, Any] = {
@@ -576,12 +568,3 @@ class DynamoShopStore:
 def _names(*attributes: str) -> dict[str, str]:
     """Placeholders for attribute names (several are DynamoDB reserved words): "#x" -> "x", "#price" -> price_amount."""
     return {f"#{a}": ("price_amount" if a == "price" else a) for a in attributes}
-
-
-def _net_deltas(movements: list[StockMovement]) -> dict[tuple[str, int], StockLevels]:
-    """One update per stock item (a transaction may touch an item once): the movements' deltas summed."""
-    net: dict[tuple[str, int], StockLevels] = {}
-    for movement in movements:
-        key = (movement.sku, movement.shard)
-        net[key] = net.get(key, StockLevels()) + movement.delta
-    return net

@@ -75,6 +75,9 @@ class RefundResult:
 
 
 class PaymentProvider(Protocol):
+    """What the core calls on a provider (the providers' own `query` is not part of it: nothing calls it).
+    mypy checks every provider in registry.py against it."""
+
     name: str
 
     def create_payment(self, order: Order) -> dict[str, Any]: ...
@@ -88,8 +91,6 @@ class PaymentProvider(Protocol):
         `captured` is what the original payment took (WeChat Pay requires it with every refund);
         None means `amount` is the whole payment."""
         ...
-
-    def query(self, order: Order) -> PaymentState: ...
 
     def acknowledge(self) -> tuple[int, str, str]:
         """(status, content type, body) of the provider's documented "received" answer."""

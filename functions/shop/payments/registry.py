@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shop.domain.errors import Unavailable, Unprocessable
 from shop.domain.orders import Order
@@ -52,6 +52,17 @@ class _Providers(Mapping[str, PaymentProvider]):
 
 
 PROVIDERS: Mapping[str, PaymentProvider] = _Providers(_CLASSES)
+
+if TYPE_CHECKING:  # loaded by name above, so mypy proves here that each class is a complete PaymentProvider
+    from shop.payments.alipay import AlipayProvider
+    from shop.payments.sandbox import SandboxProvider
+    from shop.payments.stripe import StripeProvider
+    from shop.payments.wechatpay import WechatPayProvider
+
+    _SANDBOX: PaymentProvider = SandboxProvider()
+    _STRIPE: PaymentProvider = StripeProvider()
+    _ALIPAY: PaymentProvider = AlipayProvider()
+    _WECHATPAY: PaymentProvider = WechatPayProvider()
 
 
 def enabled() -> set[str]:

@@ -60,32 +60,140 @@ class Commit:
     # that price, so no order reserves a deactivated SKU or charges a changed price.
     catalog_guards: dict[str, Sku] = field(default_factory=dict)
 
+    def shard_deltas(self) -> dict[tuple[str, int], StockLevels]:
+        """The movements summed per stock shard (sku, shard number): each shard is written once."""
+        net: dict[tuple[str, int], StockLevels] = {}
+        for movement in self.movements:
+            key = (movement.sku, movement.shard)
+            net[key] = net.get(key, StockLevels()) + movement.delta
+        return net
+
+    def holdings_change(self) -> tuple[str, int, dict[str, int]] | None:
+        """(customer, change of unpaid orders, change of unpaid units per SKU) the order written here makes to
+        its customer's unpaid holdings (`Order.unpaid_holdings` before and after); None if nothing changes."""
+        if self.new_order:
+            customer = self.new_order.customer_id
+            orders, units = self.new_order.unpaid_holdings()
+        elif self.order_update:
+            before, after = self.order_update
+            (was_orders, was_units), (now_orders, now_units) = before.unpaid_holdings(), after.unpaid_holdings()
+            customer, orders = after.customer_id, now_orders - was_orders
+            units = {s: now_units.get(s, 0) - was_units.get(s, 0) for s in set(was_units) | set(now_units)}
+        else:
+            return None
+        units = {s: q for s, q in units.items() if q}
+        return (customer, orders, units) if orders or units else None
+
 
 class Store(Protocol):
-    def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]: ...
+    """The shop's records: catalog entries, stock shards and their ledger, orders, customers' unpaid holdings,
+    and keyed items (idempotency, webhook, dedupe and reconciliation records: `{"pk", "sk", ...}` dicts).
+
+    Reads are consistent (they see every commit that returned) unless `consistent=False` says a recent
+    past is good enough. `commit` is the only write of orders and stock, all-or-nothing (see `commit`).
+    `tests/fakes/store.py` implements this protocol in memory from these docstrings alone, and
+    `tests/services_contract.py` runs the same service tests on it and on DynamoDB Local.
+    """
+
+    def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
+        """The catalog entries of these codes that exist (code -> entry), without stock levels."""
+        ...
+
     def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
-                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]: ...
+                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+        """`get_catalog(codes)` and `get_item(key)` (None without a key) in one read."""
+        ...
+
     def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
-                     ) -> dict[str, dict[int, StockLevels]]: ...
-    def get_sku(self, code: str) -> Sku | None: ...
-    def set_stock_state(self, code: str, state: str, expected: str) -> bool: ...
-    def catalog_version(self, code: str) -> int | None: ...
+                     ) -> dict[str, dict[int, StockLevels]]:
+        """Levels of the given shards of each SKU (code -> shard numbers); every code asked for is in the
+        answer, with the shards that exist."""
+        ...
+
+    def get_sku(self, code: str) -> Sku | None:
+        """The catalog entry with its stock: every shard's levels (`shard_levels`) and their sum (`levels`)."""
+        ...
+
+    def set_stock_state(self, code: str, state: str, expected: str) -> bool:
+        """Record the stock state last announced, if it is still `expected`: False (nothing written) if not,
+        or if the SKU does not exist."""
+        ...
+
+    def catalog_version(self, code: str) -> int | None:
+        """The version of the catalog entry (what `Commit.sku_put` is conditional on), None if it does not exist."""
+        ...
+
     def get_order(self, order_id: str) -> Order | None: ...
-    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None: ...
-    def count_items(self, pk: str, sk_from: str) -> int: ...
-    def commit(self, commit: Commit) -> None: ...
+
+    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
+        """The keyed item `{"pk", "sk"}` as written by `Commit.unique_puts` or `put_item`, None if absent."""
+        ...
+
+    def count_items(self, pk: str, sk_from: str) -> int:
+        """How many keyed items under partition `pk` have a sort key at or after `sk_from`."""
+        ...
+
+    def commit(self, commit: Commit) -> None:
+        """Apply everything in `commit` atomically, or nothing. A failed condition raises, in this order:
+
+        - `CommitRejected(labels, existing)` if a record that must be new exists: a unique put (its label,
+          with the item found in `existing`), `"order_new"` (the order id), `"sku_new"` (a SKU created with
+          version None), or `"holds"` when the new order would pass `hold_limits` (`existing["holds"]` is the
+          customer's holdings: `unpaid_orders` and `u#{sku}` units);
+        - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
+          version and status read (or is gone), the catalog entry is not at `sku_put`'s version, a ledger
+          entry's movement id was written before;
+        - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
+          delta, applied only if the shard exists and every level the delta lowers holds at least that much
+          (and, for a SKU in `catalog_guards`, the shard's copy of the catalog is active at that price);
+        - `Throttled` when the database sheds load (safe to retry: a commit that did apply fails its
+          conditions on the retry).
+
+        Applied: each shard's delta and each movement's ledger entry; the catalog entry at version+1 (1 if
+        new) with every shard's copy of active/price (shards created with zero levels); the order; the
+        customer's unpaid holdings changed by what the order holds unpaid before and after
+        (`Order.unpaid_holdings`); the unique puts. More than 100 records: `Unprocessable`.
+        """
+        ...
+
     # Daily reconciliation: a window of orders by creation time, orders by id, and its result item.
-    def orders_created_between(self, created_from: str, created_to: str) -> Iterable[Order]: ...
-    def orders_by_id(self, order_ids: list[str]) -> list[Order]: ...
-    def put_item(self, item: dict[str, Any]) -> None: ...
+    def orders_created_between(self, created_from: str, created_to: str) -> Iterable[Order]:
+        """Every order created from `created_from` to `created_to` (ISO times, both included; `created_to`
+        as a prefix), in no particular order."""
+        ...
+
+    def orders_by_id(self, order_ids: list[str]) -> list[Order]:
+        """The orders of these ids that exist, in no particular order."""
+        ...
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        """Write or replace one keyed item (`pk`, `sk`), unconditionally."""
+        ...
+
     # Reads for the HTTP routes (lists are (page, cursor of the next page or None)) and the sweeper.
+    # Listings are newest first by (created_at, order_id); a cursor is opaque, bound to its listing, and
+    # an invalid one raises Unprocessable; `limit` is capped at 100.
     def order_id_by_number(self, order_number: str) -> str | None: ...
+
     def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]: ...
+
     def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
-               created_to: str | None, limit: int, cursor: str | None) -> tuple[list[Order], str | None]: ...
-    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]: ...
-    def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]: ...
-    def pending_refund_order_ids(self, before_iso: str, limit: int = 100) -> list[str]: ...
+               created_to: str | None, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+        """Orders matching every filter given; created_from/created_to as in `orders_created_between`."""
+        ...
+
+    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
+        """A SKU's stock movements over all its shards, oldest first by (at, movement_id)."""
+        ...
+
+    def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """PENDING_PAYMENT orders whose `expires_at` <= `now_iso`, earliest expiry first."""
+        ...
+
+    def pending_refund_order_ids(self, before_iso: str, limit: int = 100) -> list[str]:
+        """Orders (not PENDING_PAYMENT) with a refund entry still pending, by the time of their oldest pending
+        entry (its `at`, else the order's `updated_at`), those at or before `before_iso`, oldest first."""
+        ...
 
 
 class EventPublisher(Protocol):

@@ -1,0 +1,316 @@
+"""An in-memory `Store`, written from the protocol in functions/shop/services/ports.py (its docstrings are the
+specification), not from the DynamoDB adapter: records are Python objects in dicts, and `commit` checks every
+condition on a snapshot before it changes anything (all-or-nothing), under one lock.
+
+Every record is copied in and out, as a database round trip would: a caller mutating what it read (the dicts
+inside an order) never changes the stored record. tests/services_contract.py runs the same service tests on
+this store and on DynamoDB Local, which is how this fake is shown faithful.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shop.domain.errors import Unprocessable
+from shop.domain.money import Money
+from shop.domain.orders import Order, OrderStatus
+from shop.domain.skus import Sku, StockLevels
+from shop.domain.stock import StockMovement
+from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort
+
+MAX_PAGE = 100
+MAX_RECORDS_PER_COMMIT = 100
+_LEVELS = ("available", "reserved", "sold")
+
+
+@dataclass(frozen=True)
+class _Shard:
+    levels: StockLevels
+    active: bool
+    price: Money
+
+
+def _order_sort_key(order: Order) -> str:
+    return f"{order.created_at}#{order.order_id}"
+
+
+def _in_created_range(order: Order, created_from: str | None, created_to: str | None) -> bool:
+    key = _order_sort_key(order)
+    return (not created_from or key >= created_from) and (not created_to or key <= created_to + "\uffff")
+
+
+def _oldest_pending_refund(order: Order) -> str | None:
+    return min((str(entry.get("at") or order.updated_at) for entry in order.refunds
+                if entry.get("status") == "pending"), default=None)
+
+
+class InMemoryStore:
+    """A complete `Store` in memory (mypy checks it against the protocol in tests/fakes/__init__.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._catalog: dict[str, tuple[Sku, int]] = {}  # code -> (entry without levels, version)
+        self._shards: dict[tuple[str, int], _Shard] = {}
+        self._ledger: dict[str, StockMovement] = {}  # movement id -> movement
+        self._orders: dict[str, Order] = {}
+        self._holds: dict[str, dict[str, int]] = {}  # customer -> {"unpaid_orders": n, "u#{sku}": units}
+        self._items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.commits = 0  # commits applied (for tests that count writes)
+
+    # ---- catalog and stock -------------------------------------------------
+
+    def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
+        with self._lock:
+            return {code: self._catalog[code][0] for code in codes if code in self._catalog}
+
+    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
+                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+        with self._lock:
+            return self.get_catalog(codes), self.get_item(key) if key is not None else None
+
+    def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
+                     ) -> dict[str, dict[int, StockLevels]]:
+        with self._lock:
+            return {code: {n: self._shards[(code, n)].levels for n in numbers if (code, n) in self._shards}
+                    for code, numbers in shards.items()}
+
+    def get_sku(self, code: str) -> Sku | None:
+        with self._lock:
+            if code not in self._catalog:
+                return None
+            sku = self._catalog[code][0]
+            return sku.with_shard_levels(self.shard_levels({code: list(range(sku.shard_items))})[code])
+
+    def set_stock_state(self, code: str, state: str, expected: str) -> bool:
+        with self._lock:
+            if code not in self._catalog:
+                return False
+            sku, version = self._catalog[code]
+            if sku.stock_state != expected:
+                return False
+            self._catalog[code] = (replace(sku, stock_state=state), version)
+            return True
+
+    def catalog_version(self, code: str) -> int | None:
+        with self._lock:
+            return self._catalog[code][1] if code in self._catalog else None
+
+    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
+        with self._lock:
+            movements = [m for m in self._ledger.values() if m.sku == code]
+        return _page(movements, key=lambda m: f"{m.at}#{m.movement_id}", newest_first=False,
+                     scope=f"ledger:{code}", limit=limit, cursor=cursor)
+
+    # ---- orders -------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> Order | None:
+        with self._lock:
+            order = self._orders.get(order_id)
+            return copy.deepcopy(order)
+
+    def orders_by_id(self, order_ids: list[str]) -> list[Order]:
+        with self._lock:
+            return [copy.deepcopy(self._orders[i]) for i in dict.fromkeys(order_ids) if i in self._orders]
+
+    def orders_created_between(self, created_from: str, created_to: str) -> Iterator[Order]:
+        with self._lock:
+            found = [copy.deepcopy(o) for o in self._orders.values()
+                     if _in_created_range(o, created_from, created_to)]
+        yield from found
+
+    def order_id_by_number(self, order_number: str) -> str | None:
+        with self._lock:
+            return next((o.order_id for o in self._orders.values() if o.order_number == order_number), None)
+
+    def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+        return self.orders(status=None, customer_id=customer_id, created_from=None, created_to=None,
+                           limit=limit, cursor=cursor, _scope=f"customer:{customer_id}")
+
+    def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
+               created_to: str | None, limit: int, cursor: str | None,
+               _scope: str | None = None) -> tuple[list[Order], str | None]:
+        with self._lock:
+            found = [copy.deepcopy(o) for o in self._orders.values()
+                     if (status is None or o.status.value == status)
+                     and (customer_id is None or o.customer_id == customer_id)
+                     and _in_created_range(o, created_from, created_to)]
+        scope = _scope or f"orders:{status}:{customer_id}"
+        return _page(found, key=_order_sort_key, newest_first=True, scope=scope, limit=limit, cursor=cursor)
+
+    def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        with self._lock:
+            due = sorted((o.expires_at, o.order_id) for o in self._orders.values()
+                         if o.status is OrderStatus.PENDING_PAYMENT and o.expires_at <= now_iso)
+        return [order_id for _, order_id in due[:max(0, limit)]]
+
+    def pending_refund_order_ids(self, before_iso: str, limit: int = 100) -> list[str]:
+        with self._lock:
+            due = sorted((since, o.order_id) for o in self._orders.values()
+                         if o.status is not OrderStatus.PENDING_PAYMENT
+                         and (since := _oldest_pending_refund(o)) is not None and since <= before_iso)
+        return [order_id for _, order_id in due[:max(0, limit)]]
+
+    # ---- keyed items --------------------------------------------------------
+
+    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._items.get((key["pk"], key["sk"])))
+
+    def put_item(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[(item["pk"], item["sk"])] = _stored(item)
+
+    def count_items(self, pk: str, sk_from: str) -> int:
+        with self._lock:
+            return sum(1 for (p, s) in self._items if p == pk and s >= sk_from)
+
+    # ---- the one write path -------------------------------------------------
+
+    def commit(self, commit: Commit) -> None:
+        with self._lock:
+            deltas = commit.shard_deltas()
+            holds = commit.holdings_change()
+            records = (len(deltas) + len(commit.movements) + len(commit.unique_puts) + bool(commit.new_order)
+                       + bool(commit.order_update) + bool(holds)
+                       + (1 + commit.sku_put[0].shard_items if commit.sku_put else 0))
+            if records == 0:
+                return
+            if records > MAX_RECORDS_PER_COMMIT:
+                raise Unprocessable("too many items for one transaction", {"items": records})
+            self._check_one_write_per_record(commit, deltas)
+            rejected, existing = self._rejected(commit, holds)
+            if rejected:
+                raise CommitRejected(rejected, existing)
+            if self._stale(commit):
+                raise StaleWrite("what the commit was computed from changed")
+            short = self._short(commit, deltas)
+            if short:
+                raise StockShort(short)
+            self._apply(commit, deltas, holds)
+            self.commits += 1
+
+    def _check_one_write_per_record(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels]) -> None:
+        """A transaction writes each record once: two writes of one record is a programming error."""
+        shards = list(deltas) + ([(commit.sku_put[0].sku, n) for n in range(commit.sku_put[0].shard_items)]
+                                 if commit.sku_put else [])
+        orders = [o.order_id for o in (commit.new_order, commit.order_update and commit.order_update[1]) if o]
+        keys = [(item["pk"], item["sk"]) for _, item in commit.unique_puts]
+        for written in (shards, orders, keys, [m.movement_id for m in commit.movements]):
+            if len(written) != len(set(written)):
+                raise ValueError(f"a commit writes one record twice: {sorted(map(str, written))}")
+
+    def _rejected(self, commit: Commit, holds: tuple[str, int, dict[str, int]] | None
+                  ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        rejected: set[str] = set()
+        existing: dict[str, dict[str, Any]] = {}
+        for label, item in commit.unique_puts:
+            found = self._items.get((item["pk"], item["sk"]))
+            if found is not None:
+                rejected.add(label)
+                existing[label] = copy.deepcopy(found)
+        if commit.new_order and commit.new_order.order_id in self._orders:
+            rejected.add("order_new")
+        if commit.sku_put and commit.sku_put[1] is None and commit.sku_put[0].sku in self._catalog:
+            rejected.add("sku_new")
+        limits = commit.hold_limits
+        if commit.new_order and limits and holds:
+            customer, orders, units = holds
+            held = self._holds.get(customer, {})
+            over_orders = bool(limits.max_unpaid_orders) and held.get("unpaid_orders", 0) >= limits.max_unpaid_orders
+            # A SKU the customer holds nothing of yet is not capped (the per-order limit applies instead).
+            over_units = bool(limits.max_unpaid_units_per_sku) and any(
+                f"u#{sku}" in held and held[f"u#{sku}"] + quantity > limits.max_unpaid_units_per_sku
+                for sku, quantity in units.items())
+            if over_orders or over_units:
+                rejected.add("holds")
+                existing["holds"] = dict(held)
+        return rejected, existing
+
+    def _stale(self, commit: Commit) -> bool:
+        if commit.order_update:
+            before, _ = commit.order_update
+            stored = self._orders.get(before.order_id)
+            if stored is None or (stored.version, stored.status) != (before.version, before.status):
+                return True
+        if commit.sku_put and commit.sku_put[1] is not None:
+            sku, version = commit.sku_put
+            if self.catalog_version(sku.sku) != version:
+                return True
+        return any(m.movement_id in self._ledger for m in commit.movements)
+
+    def _short(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels]) -> set[str]:
+        short: set[str] = set()
+        for (code, n), delta in deltas.items():
+            shard = self._shards.get((code, n))
+            guard = commit.catalog_guards.get(code)
+            if shard is None or any(getattr(shard.levels, level) < -getattr(delta, level)
+                                    for level in _LEVELS if getattr(delta, level) < 0):
+                short.add(code)
+            elif guard is not None and (not shard.active or shard.price != guard.price):
+                short.add(code)
+        return short
+
+    def _apply(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels],
+               holds: tuple[str, int, dict[str, int]] | None) -> None:
+        if commit.sku_put:
+            sku, version = commit.sku_put
+            self._catalog[sku.sku] = (replace(sku, levels=StockLevels(), shard_levels={}), (version or 0) + 1)
+            for n in range(sku.shard_items):
+                levels = self._shards[(sku.sku, n)].levels if (sku.sku, n) in self._shards else StockLevels()
+                self._shards[(sku.sku, n)] = _Shard(levels, sku.active, sku.price)
+        for key, delta in deltas.items():
+            self._shards[key] = replace(self._shards[key], levels=self._shards[key].levels + delta)
+        for movement in commit.movements:
+            self._ledger[movement.movement_id] = movement
+        for order in (commit.new_order, commit.order_update and commit.order_update[1]):
+            if order:
+                self._orders[order.order_id] = copy.deepcopy(order)
+        if holds:
+            customer, orders, units = holds
+            held = self._holds.setdefault(customer, {})
+            held["unpaid_orders"] = held.get("unpaid_orders", 0) + orders
+            for code, quantity in units.items():
+                held[f"u#{code}"] = held.get(f"u#{code}", 0) + quantity
+        for _, item in commit.unique_puts:
+            self._items[(item["pk"], item["sk"])] = _stored(item)
+
+
+def _stored(item: dict[str, Any]) -> dict[str, Any]:
+    """What a keyed item reads back as: a copy, without its None attributes."""
+    return {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
+
+
+def _page(records: list[Any], *, key: Any, newest_first: bool, scope: str, limit: int,
+          cursor: str | None) -> tuple[list[Any], str | None]:
+    """One page of `records` sorted by `key` after the cursor's key; the next cursor if more follow."""
+    after = _decode_cursor(cursor, scope)
+    ordered = sorted(records, key=key, reverse=newest_first)
+    if after is not None:
+        ordered = [r for r in ordered if (key(r) < after if newest_first else key(r) > after)]
+    want = max(1, min(limit, MAX_PAGE))
+    page = ordered[:want]
+    more = len(ordered) > want
+    return page, _encode_cursor(scope, key(page[-1])) if more else None
+
+
+def _encode_cursor(scope: str, last: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([scope, last]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None, scope: str) -> str | None:
+    if not cursor:
+        return None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        plain = None
+    if not (isinstance(plain, list) and len(plain) == 2 and plain[0] == scope and isinstance(plain[1], str)):
+        raise Unprocessable("cursor is not valid", {"fields": ["cursor"]})
+    return plain[1]
