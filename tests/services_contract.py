@@ -376,7 +376,7 @@ class ServiceContract:
             ship({"A": 2}, "s2")  # only one A is left to ship
         shipped, _ = ship(None, "s3")
         assert shipped.status is OrderStatus.SHIPPED and shipped.unshipped_units() == {}
-        assert [e["shipment_id"] for e in shop.events.of("order.shipped")] == [shipped.shipments[-1]["shipment_id"]]
+        assert [e["shipment_id"] for e in shop.events.of("order.shipped")] == [shipped.shipments[-1].shipment_id]
         with pytest.raises(InvalidTransition):  # shipped goods are refunded, not cancelled
             refunds.cancel(shop.ports, shop.provider_for, order_id, actor=ADMIN, reason="late")
         done = fulfilment.confirm_receipt(shop.ports, order_id, customer_id="cus_1", actor="customer:cus_1")
