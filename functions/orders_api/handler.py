@@ -5,9 +5,9 @@ from shop.http.app import create_app, lambda_entry
 
 def build_app():
     """The resolver and its routes, built by the first request (or before a SnapStart snapshot), not at import."""
-    from shop.http.routes import orders
+    from shop.http.routes import after_sales, orders
 
-    return create_app(orders.router)
+    return create_app(orders.router, after_sales.router)
 
 
 lambda_handler = lambda_entry(build_app)

@@ -89,6 +89,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/orders/{order_id}/cancel", "orders_api", "customer"),
     Route("POST", "/orders/{order_id}/reorder", "orders_api", "customer"),
     Route("POST", "/orders/{order_id}/confirm-receipt", "orders_api", "customer"),
+    Route("POST", "/orders/{order_id}/after-sales", "orders_api", "customer"),
+    Route("GET", "/orders/{order_id}/after-sales", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
     Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),
@@ -101,6 +103,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/orders/{order_id}/approve", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/reject", "admin_api", "admin"),
     Route("GET", "/admin/reconciliation/{date}", "admin_api", "admin"),
+    Route("GET", "/admin/after-sales", "admin_api", "admin"),
+    Route("GET", "/admin/after-sales/{after_sale_id}", "admin_api", "admin"),
+    Route("POST", "/admin/after-sales/{after_sale_id}/approve", "admin_api", "admin"),
+    Route("POST", "/admin/after-sales/{after_sale_id}/reject", "admin_api", "admin"),
+    Route("POST", "/admin/after-sales/{after_sale_id}/received", "admin_api", "admin"),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (

@@ -84,6 +84,15 @@ class Settings(BaseModel):
     reconciliation_grace_seconds: int = Field(900, alias="RECONCILIATION_GRACE_SECONDS", ge=0)
     reconciliation_lookback_days: int = Field(30, alias="RECONCILIATION_LOOKBACK_DAYS", ge=0)
 
+    # After-sales (docs/after-sales.md): the evidence bucket, photo limits, how long a request may be opened.
+    evidence_bucket: str = Field("", alias="EVIDENCE_BUCKET")
+    after_sales_max_photos: int = Field(6, alias="AFTER_SALES_MAX_PHOTOS", ge=0, le=20)
+    after_sales_photo_max_bytes: int = Field(10 * 1024 * 1024, alias="AFTER_SALES_PHOTO_MAX_BYTES", ge=1)
+    after_sales_upload_expires_seconds: int = Field(900, alias="AFTER_SALES_UPLOAD_EXPIRES_SECONDS", ge=1,
+                                                    le=7 * 24 * 3600)
+    after_sales_days_after_delivery: int = Field(7, alias="AFTER_SALES_DAYS_AFTER_DELIVERY", ge=0)
+    after_sales_days_after_shipment: int = Field(15, alias="AFTER_SALES_DAYS_AFTER_SHIPMENT", ge=0)
+
     @model_validator(mode="before")
     @classmethod
     def _empty_numbers_are_unset(cls, data: Any) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shop.domain.after_sales import AfterSale
 from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
@@ -62,6 +63,7 @@ class InMemoryStore:
         self._orders: dict[str, Order] = {}
         self._holds: dict[str, dict[str, int]] = {}  # customer -> {"unpaid_orders": n, "u#{sku}": units}
         self._items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._after_sales: dict[str, AfterSale] = {}
         self.commits = 0  # commits applied (for tests that count writes)
 
     # ---- catalog and stock -------------------------------------------------
@@ -157,6 +159,16 @@ class InMemoryStore:
                          and (since := _oldest_pending_refund(o)) is not None and since <= before_iso)
         return [order_id for _, order_id in due[:max(0, limit)]]
 
+    def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
+        with self._lock:
+            return copy.deepcopy(self._after_sales.get(after_sale_id))
+
+    def after_sales(self, *, status: str | None, limit: int, cursor: str | None) -> tuple[list[AfterSale], str | None]:
+        with self._lock:
+            found = [copy.deepcopy(a) for a in self._after_sales.values() if status is None or a.status.value == status]
+        return _page(found, key=lambda a: f"{a.created_at}#{a.after_sale_id}", newest_first=True,
+                     scope=f"after_sales:{status}", limit=limit, cursor=cursor)
+
     # ---- keyed items --------------------------------------------------------
 
     def get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
@@ -178,7 +190,7 @@ class InMemoryStore:
             deltas = commit.shard_deltas()
             holds = commit.holdings_change()
             records = (len(deltas) + len(commit.movements) + len(commit.unique_puts) + bool(commit.new_order)
-                       + bool(commit.order_update) + bool(holds)
+                       + bool(commit.order_update) + bool(holds) + bool(commit.after_sale)
                        + (1 + commit.sku_put[0].shard_items if commit.sku_put else 0))
             if records == 0:
                 return
@@ -219,6 +231,9 @@ class InMemoryStore:
             rejected.add("order_new")
         if commit.sku_put and commit.sku_put[1] is None and commit.sku_put[0].sku in self._catalog:
             rejected.add("sku_new")
+        if commit.after_sale and commit.after_sale[1] is None and commit.after_sale[0].after_sale_id in self._after_sales:
+            rejected.add("after_sale_new")
+            existing["after_sale_new"] = {}
         limits = commit.hold_limits
         if commit.new_order and limits and holds:
             customer, orders, units = holds
@@ -242,6 +257,11 @@ class InMemoryStore:
         if commit.sku_put and commit.sku_put[1] is not None:
             sku, version = commit.sku_put
             if self.catalog_version(sku.sku) != version:
+                return True
+        if commit.after_sale and commit.after_sale[1] is not None:
+            sale, version = commit.after_sale
+            stored_sale = self._after_sales.get(sale.after_sale_id)
+            if stored_sale is None or stored_sale.version != version:
                 return True
         return any(m.movement_id in self._ledger for m in commit.movements)
 
@@ -280,6 +300,8 @@ class InMemoryStore:
                 held[f"u#{code}"] = held.get(f"u#{code}", 0) + quantity
         for _, item in commit.unique_puts:
             self._items[(item["pk"], item["sk"])] = _stored(item)
+        if commit.after_sale:
+            self._after_sales[commit.after_sale[0].after_sale_id] = copy.deepcopy(commit.after_sale[0])
 
 
 def _stored(item: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from shop.adapters import items as it
 from shop.adapters.aws import client
 from shop.adapters.table_schema import INDEX_SHARDS
+from shop.domain.after_sales import AfterSale
 from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
@@ -241,7 +242,8 @@ class DynamoShopStore:
             return list(pool.map(lambda request: self._partition_query(request, want, keep), requests))
 
     def _query_orders(self, index: str, partitions: list[str], scope_value: str, limit: int, cursor: str | None,
-                      sk_range: tuple[str | None, str | None] = (None, None)) -> tuple[list[Order], str | None]:
+                      sk_range: tuple[str | None, str | None] = (None, None),
+                      convert: Callable[[dict[str, Any]], Any] = it.order_from_item) -> tuple[list[Any], str | None]:
         """Newest first over the index partitions `partitions` (the shards of one listing), merged.
 
         Each shard is sorted by the same "{created_at}#{order_id}": querying every shard for its
@@ -289,7 +291,7 @@ class DynamoShopStore:
         page = merged[:want]
         more = len(merged) > want or any(more for _, more in results)
         next_cursor = encode_listing_cursor(scope, page[-1][sk_attr]) if more and page else None
-        return [it.order_from_item(item) for item in page], next_cursor
+        return [convert(item) for item in page], next_cursor
 
     def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
         partition = f"CUSTOMER#{customer_id}"  # one customer's orders: not a hot key, not sharded
@@ -307,6 +309,16 @@ class DynamoShopStore:
         if status and customer_id:
             found = [o for o in found if o.status.value == status]
         return found, next_cursor
+
+    def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
+        item = self.get_item(it.after_sale_key(after_sale_id))
+        return it.after_sale_from_item(item) if item else None
+
+    def after_sales(self, *, status: str | None, limit: int, cursor: str | None) -> tuple[list[AfterSale], str | None]:
+        """Operators' listing, newest first: gsi2 by status or gsi3 for all, over the index shards (never a scan)."""
+        index, base = ("gsi2", f"{it.AFTER_SALES_BY_STATUS}#{status}") if status else ("gsi3", it.AFTER_SALES_BY_STATUS)
+        partitions = [f"{base}#{n}" for n in range(INDEX_SHARDS)]
+        return self._query_orders(index, partitions, base, limit, cursor, convert=it.after_sale_from_item)
 
     def orders_created_between(self, created_from: str, created_to: str) -> Iterator[Order]:
         """Every order created from `created_from` to `created_to` (ISO times, both included), in no
@@ -420,6 +432,15 @@ class DynamoShopStore:
                 "ExpressionAttributeNames": {"#v": "version", "#s": "status"},
                 "ExpressionAttributeValues": it.encode({":v": before.version, ":s": before.status.value}),
             }}))
+        if commit.after_sale:
+            sale, expected = commit.after_sale
+            put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(it.after_sale_to_item(sale))}
+            if expected is None:  # a new request: its id derives from the request, so a replay finds it here
+                put.update(ConditionExpression="attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            else:
+                put.update(ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
+                           ExpressionAttributeValues=it.encode({":v": expected}))
+            operations.append(("after_sale_new" if expected is None else "after_sale", {"Put": put}))
         holds = self._holds_update(commit)
         if holds:
             operations.append(("holds", holds))
@@ -546,7 +567,7 @@ class DynamoShopStore:
             if code == "ConditionalCheckFailed":
                 if label.startswith("stock:"):
                     short.add(label.removeprefix("stock:"))
-                elif label in {"sku", "order", "ledger", "shard"}:
+                elif label in {"sku", "order", "ledger", "shard", "after_sale"}:
                     stale = True
                 else:
                     rejected.add(label)

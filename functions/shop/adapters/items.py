@@ -9,6 +9,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from shop.adapters.table_schema import INDEX_SHARDS
+from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
@@ -202,6 +203,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "client_ip_hash": order.client_ip_hash,
         "held_payment": order.held_payment,
         "shipments": [shipment_to_record(s) for s in order.shipments] or None,
+        "after_sales": list(order.after_sales) or None,
+        "open_after_sales": order.open_after_sales,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -257,5 +260,70 @@ def order_from_item(item: dict[str, Any]) -> Order:
         client_ip_hash=item.get("client_ip_hash"),
         held_payment=item.get("held_payment"),
         shipments=tuple(shipment_from_record(s) for s in item.get("shipments") or ()),
+        after_sales=tuple(item.get("after_sales") or ()),
+        open_after_sales=int(item.get("open_after_sales") or 0),
         version=item["version"],
+    )
+
+
+def after_sale_key(after_sale_id: str) -> dict[str, str]:
+    return {"pk": f"AFTERSALE#{after_sale_id}", "sk": "AFTERSALE"}
+
+
+AFTER_SALES_BY_STATUS = "AFTERSALES"  # gsi2 partition prefix of the operators' listing (see table_schema)
+
+
+def after_sale_to_item(sale: AfterSale) -> dict[str, Any]:
+    shard = index_shard(sale.after_sale_id)
+    sort = f"{sale.created_at}#{sale.after_sale_id}"
+    return {
+        **after_sale_key(sale.after_sale_id),
+        "entity": "AFTERSALE",
+        "after_sale_id": sale.after_sale_id,
+        "order_id": sale.order_id,
+        "customer_id": sale.customer_id,
+        "type": sale.type.value,
+        "status": sale.status.value,
+        "lines": [{"sku": s, "quantity": q} for s, q in sale.lines],
+        "reason": sale.reason,
+        "created_at": sale.created_at,
+        "updated_at": sale.updated_at,
+        "photo_keys": list(sale.photo_keys) or None,
+        "photo_types": list(sale.photo_types) or None,
+        "source": sale.source,
+        "shipment_id": sale.shipment_id,
+        "request_hash": sale.request_hash,
+        "refund_id": sale.refund_id,
+        "decision_reason": sale.decision_reason,
+        "history": list(sale.history),
+        "version": sale.version,
+        # The operators' listings share the order indexes under their own partition values, sharded the same way:
+        # gsi2 by status, gsi3 all requests; newest first by "{created_at}#{after_sale_id}".
+        "gsi2pk": f"{AFTER_SALES_BY_STATUS}#{sale.status.value}#{shard}",
+        "gsi2sk": sort,
+        "gsi3pk": f"{AFTER_SALES_BY_STATUS}#{shard}",
+        "gsi3sk": sort,
+    }
+
+
+def after_sale_from_item(item: dict[str, Any]) -> AfterSale:
+    return AfterSale(
+        after_sale_id=item["after_sale_id"],
+        order_id=item["order_id"],
+        customer_id=item["customer_id"],
+        type=AfterSaleType(item["type"]),
+        status=AfterSaleStatus(item["status"]),
+        lines=tuple((line["sku"], int(line["quantity"])) for line in item["lines"]),
+        reason=item.get("reason", ""),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        photo_keys=tuple(item.get("photo_keys") or ()),
+        photo_types=tuple(item.get("photo_types") or ()),
+        source=item.get("source", "customer"),
+        shipment_id=item.get("shipment_id"),
+        request_hash=item.get("request_hash"),
+        refund_id=item.get("refund_id"),
+        decision_reason=item.get("decision_reason"),
+        history=tuple(item.get("history") or ()),
+        version=int(item["version"]),
     )

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from shop.adapters.dynamo_store import DynamoShopStore
 from shop.adapters.events import EventBridgePublisher
+from shop.adapters.evidence import S3Evidence
 from shop.adapters.queues import SqsReleaseQueue, SqsRestockQueue
 from shop.adapters.workflows import StepFunctionsPaymentWindows
 from shop.services.ports import Ports
@@ -21,6 +22,9 @@ def default_ports() -> Ports:
         windows=StepFunctionsPaymentWindows(settings.state_machine_arn),
         release_queue=SqsReleaseQueue(settings.stock_release_queue_url) if settings.stock_release_queue_url else None,
         restock_queue=SqsRestockQueue(settings.restock_queue_url) if settings.restock_queue_url else None,
+        evidence=S3Evidence(settings.evidence_bucket, max_bytes=settings.after_sales_photo_max_bytes,
+                            expires_seconds=settings.after_sales_upload_expires_seconds)
+        if settings.evidence_bucket else None,
     )
 
 

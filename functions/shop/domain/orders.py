@@ -126,6 +126,10 @@ class Order:
     # {"amount": {"amount", "currency"}, "provider_payment_id"}.
     held_payment: dict | None = None
     shipments: tuple[Shipment, ...] = field(default_factory=tuple)  # parcels sent
+    # After-sales requests on this order, summarized (shop.domain.after_sales), and how many are open: an open
+    # request holds the order back from COMPLETED. Both change only in the request's own transaction.
+    after_sales: tuple[dict, ...] = field(default_factory=tuple)
+    open_after_sales: int = 0
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -163,9 +167,11 @@ class Order:
         return sum_lines(line for refund in self.refunds for line in refund.get("lines", []))
 
     def unshipped_units(self) -> dict[str, int]:
-        """Units per SKU still to ship: ordered, less shipped, less refunded by line."""
+        """Units per SKU still to ship: ordered, less shipped, less refunded by line (an after-sales refund is of
+        units shipped already: it leaves what is still to ship as it was)."""
         shipped = sum_units(line for shipment in self.shipments for line in shipment.lines)
-        refunded = self.refunded_units()
+        refunded = sum_lines(line for refund in self.refunds if not refund.get("after_sale_id")
+                             for line in refund.get("lines", []))
         left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
@@ -208,6 +214,11 @@ class Order:
                 f"order {self.order_id} is {self.status.value}; it cannot become {to.value}",
                 {"order_id": self.order_id, "current_status": self.status.value, "requested_status": to.value},
             )
+        if to is S.COMPLETED and self.open_after_sales > 0:
+            raise InvalidTransition(
+                f"order {self.order_id} has an open after-sales request; it completes once that is closed",
+                {"order_id": self.order_id, "current_status": self.status.value, "requested_status": to.value,
+                 "open_after_sales": self.open_after_sales})
         entry = HistoryEntry(at, actor, self.status.value, to.value, reason)
         return replace(
             self,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
-from shop.http.routes import admin, catalog, create_order, orders
+from shop.http.routes import admin, after_sales, catalog, create_order, orders
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,6 +38,13 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/orders/{order_id}/approve"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/reject"): (200, r.AdminOrderOut),
     ("get", "/admin/reconciliation/{date}"): (200, r.ReconciliationOut),
+    ("post", "/orders/{order_id}/after-sales"): (201, r.AfterSaleOut),
+    ("get", "/orders/{order_id}/after-sales"): (200, r.AfterSalePage),
+    ("get", "/admin/after-sales"): (200, r.AdminAfterSalePage),
+    ("get", "/admin/after-sales/{after_sale_id}"): (200, r.AdminAfterSaleOut),
+    ("post", "/admin/after-sales/{after_sale_id}/approve"): (200, r.AdminAfterSaleOut),
+    ("post", "/admin/after-sales/{after_sale_id}/reject"): (200, r.AdminAfterSaleOut),
+    ("post", "/admin/after-sales/{after_sale_id}/received"): (200, r.AdminAfterSaleOut),
 }
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}
@@ -79,7 +86,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
-    everything = create_app(catalog.router, create_order.router, orders.router, admin.router)
+    everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, admin.router,
+                            after_sales.admin_router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,

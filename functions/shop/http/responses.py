@@ -56,6 +56,71 @@ class OrderOut(BaseModel):
     refunds: list[dict[str, Any]]
     hold_reason: str | None
     shipments: list[ShipmentOut]
+    after_sales: list[AfterSaleSummaryOut]
+
+
+class AfterSaleLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class AfterSaleSummaryOut(BaseModel):
+    """One request as its order shows it (GET /orders/{order_id} `after_sales`, GET /orders/{order_id}/after-sales)."""
+
+    after_sale_id: str
+    type: Literal["refund_only", "return_and_refund"]
+    status: Literal["requested", "approved", "rejected", "received"]
+    lines: list[AfterSaleLineOut]
+    created_at: str
+    updated_at: str
+    source: Literal["customer", "carrier"]
+    decision_reason: str | None
+    refund: dict[str, Any] | None
+
+
+class AfterSalePage(BaseModel):
+    items: list[AfterSaleSummaryOut]
+    next_cursor: str | None
+
+
+class UploadOut(BaseModel):
+    """A presigned S3 POST: send `fields` and then the file (field `file`) as multipart/form-data to `url`."""
+
+    url: str
+    fields: dict[str, str]
+    key: str
+    content_type: Literal["image/jpeg", "image/png", "image/webp"]
+    max_bytes: int
+
+
+class AfterSaleOut(BaseModel):
+    after_sale_id: str
+    order_id: str
+    type: Literal["refund_only", "return_and_refund"]
+    status: Literal["requested", "approved", "rejected", "received"]
+    lines: list[AfterSaleLineOut]
+    reason: str
+    photos: Any  # the count for the customer; [{key, content_type, url}] for operators
+    source: Literal["customer", "carrier"]
+    decision_reason: str | None
+    created_at: str
+    updated_at: str
+    refund: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    uploads: list[UploadOut] | None = None  # the answer to POST /orders/{order_id}/after-sales
+
+
+class AdminAfterSaleOut(AfterSaleOut):
+    customer_id: str
+    shipment_id: str | None
+    version: int
+    order_status: str
+    open_after_sales: int
+
+
+class AdminAfterSalePage(BaseModel):
+    items: list[AdminAfterSaleOut]
+    next_cursor: str | None
 
 
 class AdminOrderOut(OrderOut):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS, AfterSaleType
 from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
 from shop.domain.skus import MAX_STOCK_SHARDS, SKU_PATTERN, StockPolicy
 from shop.payments.registry import PROVIDERS
@@ -103,3 +104,21 @@ class RefundIn(Strict):
     lines: list[RefundLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES_PER_ORDER)
     restock: StrictBool = False
     reason: ShortText = "refund"
+
+
+PhotoType = Literal["image/jpeg", "image/png", "image/webp"]  # shop.domain.after_sales.PHOTO_TYPES
+
+
+class AfterSaleIn(Strict):
+    """A customer's after-sales request. `photos` evidence photos are uploaded straight to S3 with the presigned
+    POSTs of the answer (at most AFTER_SALES_MAX_PHOTOS); each is image/jpeg unless `photo_types` names its type."""
+
+    type: AfterSaleType
+    lines: list[RefundLineIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON_CHARS, strip_whitespace=True)]
+    photos: StrictInt = Field(default=0, ge=0, le=MAX_PHOTOS_ANY_SETTING)
+    photo_types: list[PhotoType] | None = Field(default=None, max_length=MAX_PHOTOS_ANY_SETTING)
+
+
+class AfterSaleRejectIn(Strict):
+    reason: ShortText

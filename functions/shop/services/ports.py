@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shop.domain.after_sales import AfterSale
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
@@ -59,6 +60,8 @@ class Commit:
     # SKU -> the catalog entry an order was priced from: its shard writes also require the SKU active at
     # that price, so no order reserves a deactivated SKU or charges a changed price.
     catalog_guards: dict[str, Sku] = field(default_factory=dict)
+    # An after-sales request, with the version it was read at (None: new, its id must not exist yet).
+    after_sale: tuple[AfterSale, int | None] | None = None
 
     def shard_deltas(self) -> dict[tuple[str, int], StockLevels]:
         """The movements summed per stock shard (sku, shard number): each shard is written once."""
@@ -138,11 +141,12 @@ class Store(Protocol):
 
         - `CommitRejected(labels, existing)` if a record that must be new exists: a unique put (its label,
           with the item found in `existing`), `"order_new"` (the order id), `"sku_new"` (a SKU created with
-          version None), or `"holds"` when the new order would pass `hold_limits` (`existing["holds"]` is the
+          version None), `"after_sale_new"` (an after-sales request created with version None whose id exists),
+          or `"holds"` when the new order would pass `hold_limits` (`existing["holds"]` is the
           customer's holdings: `unpaid_orders` and `u#{sku}` units);
         - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
-          version and status read (or is gone), the catalog entry is not at `sku_put`'s version, a ledger
-          entry's movement id was written before;
+          version and status read (or is gone), the catalog entry is not at `sku_put`'s version, the after-sales
+          request is not at `after_sale`'s version (or is gone), a ledger entry's movement id was written before;
         - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
           delta, applied only if the shard exists and every level the delta lowers holds at least that much
           (and, for a SKU in `catalog_guards`, the shard's copy of the catalog is active at that price);
@@ -152,7 +156,8 @@ class Store(Protocol):
         Applied: each shard's delta and each movement's ledger entry; the catalog entry at version+1 (1 if
         new) with every shard's copy of active/price (shards created with zero levels); the order; the
         customer's unpaid holdings changed by what the order holds unpaid before and after
-        (`Order.unpaid_holdings`); the unique puts. More than 100 records: `Unprocessable`.
+        (`Order.unpaid_holdings`); the unique puts; the after-sales request (its version as given). More than
+        100 records: `Unprocessable`.
         """
         ...
 
@@ -195,6 +200,27 @@ class Store(Protocol):
         entry (its `at`, else the order's `updated_at`), those at or before `before_iso`, oldest first."""
         ...
 
+    def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
+        """The after-sales request of this id as last committed (`Commit.after_sale`), None if absent."""
+        ...
+
+    def after_sales(self, *, status: str | None, limit: int, cursor: str | None) -> tuple[list[AfterSale], str | None]:
+        """After-sales requests, newest first by (created_at, after_sale_id); only those of `status` when given.
+        Cursors as for orders."""
+        ...
+
+
+class EvidenceUploads(Protocol):
+    """Presigned S3 POSTs for customers' evidence photos, and short-lived links for operators to view them."""
+
+    def upload_slots(self, keys: list[str], content_types: list[str]) -> list[dict[str, Any]]:
+        """One presigned POST per key, with the content type its policy requires: {url, fields, key, ...}."""
+        ...
+
+    def view_urls(self, keys: list[str]) -> list[str]:
+        """A short-lived GET link per key."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
@@ -221,3 +247,4 @@ class Ports:
     windows: PaymentWindows
     release_queue: ReleaseQueue | None = None
     restock_queue: RestockQueue | None = None
+    evidence: EvidenceUploads | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shop.domain.after_sales import AfterSale
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
 from shop.domain.statuses import RefundStatus
@@ -62,6 +63,48 @@ def order_view(order: Order) -> dict[str, Any]:
         "refunds": [_customer_refund(refund, order.currency) for refund in order.refunds],
         "hold_reason": UNDER_REVIEW if order.status is OrderStatus.ON_HOLD else None,
         "shipments": [shipment_view(shipment, for_customer=True) for shipment in order.shipments],
+        "after_sales": customer_after_sales(order),
+    }
+
+
+def _refund_of(order: Order, refund_id: str | None) -> dict[str, Any] | None:
+    entry = next((r for r in order.refunds if refund_id and r.get("refund_id") == refund_id), None)
+    return _customer_refund(entry, order.currency) if entry else None
+
+
+def customer_after_sales(order: Order) -> list[dict[str, Any]]:
+    """The order's after-sales requests as its customer sees them: status, units, and the refund they made."""
+    return [{**{k: v for k, v in summary.items() if k != "refund_id"}, "refund": _refund_of(order, summary.get("refund_id"))}
+            for summary in order.after_sales]
+
+
+def after_sale_view(sale: AfterSale, order: Order, *, uploads: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One request as its customer sees it (operators anonymous, the evidence as a count)."""
+    shown = {
+        "after_sale_id": sale.after_sale_id, "order_id": sale.order_id, "type": sale.type.value,
+        "status": sale.status.value, "lines": [{"sku": s, "quantity": q} for s, q in sale.lines],
+        "reason": sale.reason, "photos": len(sale.photo_keys), "source": sale.source,
+        "decision_reason": sale.decision_reason, "created_at": sale.created_at, "updated_at": sale.updated_at,
+        "refund": _refund_of(order, sale.refund_id),
+        "history": [{**h, "actor": _customer_actor(h.get("actor"))} for h in sale.history],
+    }
+    if uploads is not None:
+        shown["uploads"] = uploads
+    return shown
+
+
+def admin_after_sale_view(sale: AfterSale, order: Order, photo_urls: list[str] | None = None) -> dict[str, Any]:
+    """Everything, with short-lived links to the evidence photos when the bucket is configured."""
+    urls: list[str | None] = list(photo_urls) if photo_urls else [None] * len(sale.photo_keys)
+    types: list[str | None] = list(sale.photo_types) or [None] * len(sale.photo_keys)
+    return {
+        **after_sale_view(sale, order),
+        "customer_id": sale.customer_id, "shipment_id": sale.shipment_id, "version": sale.version,
+        "photos": [{"key": key, "content_type": kind, "url": url}
+                   for key, kind, url in zip(sale.photo_keys, types, urls, strict=False)],
+        "history": list(sale.history),
+        "refund": next((r for r in order.refunds if sale.refund_id and r.get("refund_id") == sale.refund_id), None),
+        "order_status": order.status.value, "open_after_sales": order.open_after_sales,
     }
 
 
@@ -96,6 +139,8 @@ def _full_order_view(order: Order) -> dict[str, Any]:
         "refunds": list(order.refunds),
         "hold_reason": order.hold_reason,
         "shipments": [shipment_view(shipment) for shipment in order.shipments],
+        "after_sales": list(order.after_sales),
+        "open_after_sales": order.open_after_sales,
     }
 
 

@@ -43,25 +43,44 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
         order = get_order_for(ports, order_id, customer_id)
         if refunds.find(order, refund_id):
             return order, False  # a retry: the intent is recorded, finish what is left below
-        refund = refunds.plan(order, amount=amount, lines=lines, restock=restock, cancel=cancel)
-        at = clock.iso(clock.now())
-        entry = refunds.new_entry(refund_id, order, refund, reason=reason, at=at, actor=actor,
-                                  provider=provider.name, provider_payment_id=order.provider_payment_id,
-                                  captured=refunds.own_captured(order))
-        if refund.amount == 0:  # a cancel after everything was refunded already: only units come back
-            entry = {**entry, "status": refunds.SUCCEEDED}
-        updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=cancel)
+        updated = with_refund_intent(order, refund_id, provider_name=provider.name, amount=amount, lines=lines,
+                                     restock=restock, reason=reason, actor=actor, cancel=cancel)
         ports.store.commit(Commit(order_update=(order, updated)))
         return updated, True
 
     order, created = with_retries(attempt)
     entry = refunds.find(order, refund_id)
     assert entry is not None
-    send_restocks(ports, order_id, entry)
     if created and cancel:
         ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason,
                                                  "refund": {"amount": entry["amount"], "currency": entry["currency"]}})
-    return _finish_quietly(ports, lambda name: provider, order, refund_id)  # this refund's own provider
+    return settle_refund(ports, lambda name: provider, order, refund_id)  # this refund's own provider
+
+
+def with_refund_intent(order: Order, refund_id: str, *, provider_name: str, amount: int | None,
+                       lines: list[tuple[str, int]] | None, restock: bool, reason: str, actor: str,
+                       cancel: bool = False, **entry_fields: Any) -> Order:
+    """The order with a pending refund, planned on this version (every check re-run on it); not committed: the
+    caller commits it, conditional on `order`'s version, alone or with what else the refund belongs to (an
+    after-sales request's transition). `entry_fields` go on the refund entry (e.g. the after_sale_id)."""
+    refund = refunds.plan(order, amount=amount, lines=lines, restock=restock, cancel=cancel)
+    at = clock.iso(clock.now())
+    entry = refunds.new_entry(refund_id, order, refund, reason=reason, at=at, actor=actor,
+                              provider=provider_name, provider_payment_id=order.provider_payment_id,
+                              captured=refunds.own_captured(order))
+    entry.update(entry_fields)
+    if refund.amount == 0:  # a cancel after everything was refunded already: only units come back
+        entry = {**entry, "status": refunds.SUCCEEDED}
+    return refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=cancel)
+
+
+def settle_refund(ports: Ports, provider_for: ProviderFor, order: Order, refund_id: str) -> Order:
+    """After the intent is committed: its units go to the restock queue (keyed by the refund, so applied once),
+    then the provider is called and the outcome recorded (left pending for the sweeper if the provider fails)."""
+    entry = refunds.find(order, refund_id)
+    assert entry is not None
+    send_restocks(ports, order.order_id, entry)
+    return _finish_quietly(ports, provider_for, order, refund_id)
 
 
 def complete_pending_refunds(ports: Ports, provider_for: ProviderFor, order_id: str) -> Order:
