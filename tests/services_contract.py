@@ -470,3 +470,38 @@ class ServiceContract:
         assert store.set_stock_state("A", "low_stock", "in_stock") is True
         assert store.set_stock_state("A", "sold_out", "in_stock") is False
         assert store.get_catalog(["A"])["A"].stock_state == "low_stock"
+
+    def test_commit_guards_orders_against_catalog_changes(self, shop: Shop) -> None:
+        shop.sku("A", 5)
+        store = shop.store
+        order = shop.order(shop.place([("A", 1)]).order_id)
+        at = clock.iso(clock.now())
+        with pytest.raises(CommitRejected) as exists:  # an order id is written once
+            store.commit(Commit(new_order=dataclasses.replace(order, order_number="other")))
+        assert exists.value.labels == {"order_new"}
+        from shop.domain import stock
+
+        read = store.get_catalog(["A"])["A"]
+        take = stock.allocate("A", 0, 1, at=at, actor=ADMIN, order_id=order.order_id)
+        shop.sku("A", None, price=2500)  # the price changed after the order read it
+        with pytest.raises(StockShort):
+            store.commit(Commit(movements=[take], catalog_guards={"A": read}))
+        shop.sku("A", None, price=PRICE, active=False)
+        with pytest.raises(StockShort):  # deactivated
+            store.commit(Commit(movements=[take], catalog_guards={"A": read}))
+        shop.sku("A", None, price=PRICE)
+        store.commit(Commit(movements=[take], catalog_guards={"A": read}))
+        assert shop.levels("A").reserved == 2
+        mine = store.get_order(order.order_id)  # what a caller does to what it read never changes the record
+        mine.shipping_address["city"] = "elsewhere"
+        assert shop.order(order.order_id).shipping_address["city"] == "Localhost"
+
+    def test_pending_refunds_are_listed_by_age(self, shop: Shop) -> None:
+        shop.sku("A", 5)
+        order_id = shop.paid_order([("A", 1)])
+        before = clock.iso(clock.now() - timedelta(seconds=1))
+        shop.provider.failures_left = 1
+        refunds.cancel(shop.ports, shop.provider_for, order_id, actor=ADMIN, reason="fraud")
+        assert shop.store.pending_refund_order_ids(before) == []
+        assert shop.store.pending_refund_order_ids(clock.iso(clock.now())) == [order_id]
+        assert shop.store.pending_refund_order_ids(clock.iso(clock.now()), limit=0) == []
