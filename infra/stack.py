@@ -14,6 +14,7 @@ from infra import grants
 from infra.api import STAGE, Api, SignIn
 from infra.data import shop_table
 from infra.edge import EdgeProtection
+from infra.evidence import EvidenceBucket
 from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
@@ -32,6 +33,8 @@ PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "sto
 # create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
 RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
 PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper", "reconciliation")
+EVIDENCE_UPLOADERS = ("orders_api",)  # POST /orders/{order_id}/after-sales presigns the photo uploads
+EVIDENCE_VIEWERS = ("admin_api",)  # operators' views of a request link its photos
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
@@ -88,6 +91,13 @@ DEFAULT_CONTEXT: dict[str, object] = {
     # Reserved concurrency from the manifest (payment_webhook 20, expiry_sweeper 1): needs an account concurrency
     # quota of at least 100 + their sum (Lambda keeps 100 unreserved), so it is off for new accounts.
     "reserved_concurrency": False,
+    # After-sales (docs/after-sales.md): how long after delivery / after the last parcel left a customer may open a
+    # request, photos per request and their size, and how long evidence photos are kept.
+    "after_sales_days_after_delivery": 7,
+    "after_sales_days_after_shipment": 15,
+    "after_sales_max_photos": 6,
+    "after_sales_photo_max_bytes": 10485760,
+    "evidence_expiry_days": 180,
     # Synthesize without build/layer (tests, `make synth`); a deploy needs the layer, so the default refuses.
     "allow_empty_dependency_layer": False,
 }
@@ -199,6 +209,25 @@ class ShopStack(Stack):
         for name in PAYMENT_CALLERS:
             provider_secrets.grant_read(fns[name])
 
+        # After-sales evidence: orders_api presigns the customers' uploads, admin_api the operators' views.
+        evidence = EvidenceBucket(self, "Evidence", cors_origins=[
+            o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()],
+            expiry_days=int(ctx("evidence_expiry_days")))
+        after_sales_env = {
+            "EVIDENCE_BUCKET": evidence.bucket.bucket_name,
+            "AFTER_SALES_DAYS_AFTER_DELIVERY": str(int(ctx("after_sales_days_after_delivery"))),
+            "AFTER_SALES_DAYS_AFTER_SHIPMENT": str(int(ctx("after_sales_days_after_shipment"))),
+            "AFTER_SALES_MAX_PHOTOS": str(int(ctx("after_sales_max_photos"))),
+            "AFTER_SALES_PHOTO_MAX_BYTES": str(int(ctx("after_sales_photo_max_bytes"))),
+        }
+        for name in EVIDENCE_UPLOADERS + EVIDENCE_VIEWERS:
+            for key, value in after_sales_env.items():
+                fns[name].add_environment(key, value)
+        for name in EVIDENCE_UPLOADERS:
+            evidence.grant_presign_upload(fns[name])
+        for name in EVIDENCE_VIEWERS:
+            evidence.grant_presign_view(fns[name])
+
         for spec in QUEUES:
             fns[spec.consumer].add_event_source(sources.SqsEventSource(
                 messaging.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True,
@@ -237,4 +266,5 @@ class ShopStack(Stack):
             alarm_email=alarm_email, publishers=PUBLISHERS, providers=tuple(PROVIDERS))
         DailyReconciliation(self, "Reconciliation", function=fns["reconciliation"], topic=observability.topic)
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
+        self.evidence = evidence
         acknowledge_findings(self)

@@ -22,6 +22,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 TABLE_NAME = "shop-local"
 EVENT_BUS_NAME = "shop-events"
+EVIDENCE_BUCKET = "shop-evidence-local"  # after-sales photos: presigned POSTs go straight to moto's S3
 EVENTS_TAP_QUEUE = "shop-events-tap"  # a copy of every domain event, for curl and tests to read
 
 
@@ -74,6 +75,7 @@ class LocalCloud:
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
             "TABLE_NAME": TABLE_NAME,
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
+            "EVIDENCE_BUCKET": EVIDENCE_BUCKET,
             "PAYMENT_WINDOW_STATE_MACHINE_ARN": self.state_machine_arn,
             "PAYMENT_WINDOW_SECONDS": str(self.payment_window_seconds),
             "POWERTOOLS_METRICS_NAMESPACE": "shop-local",
@@ -93,6 +95,10 @@ class LocalCloud:
 
     def _create_resources(self) -> None:
         self.client("dynamodb").create_table(**create_table_kwargs(TABLE_NAME))
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=EVIDENCE_BUCKET)
+        s3.put_bucket_cors(Bucket=EVIDENCE_BUCKET, CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}]})
         sqs = self.client("sqs")
         for spec in QUEUES:
             dlq_url = sqs.create_queue(QueueName=f"shop-{spec.name}-dlq")["QueueUrl"]

@@ -21,9 +21,10 @@ PAYMENT_ENV = {"PAYMENT_PROVIDERS_ENABLED", "PAYMENT_SECRET_PREFIX"}
 TABLE_RW = {"table:read", "table:write"}
 EXPECTED_GRANTS = {
     "create_order": TABLE_RW | {"events:put", "states:start", "secrets:read", "sqs:send:restock"},
-    "orders_api": TABLE_RW | {"events:put", "states:start", "sqs:send:restock", "secrets:read"},  # reorder, cancel
+    # reorder, cancel; presigns after-sales photo uploads
+    "orders_api": TABLE_RW | {"events:put", "states:start", "sqs:send:restock", "secrets:read", "s3:put:evidence"},
     "catalog_api": {"table:read:catalog"},  # its own items only (dynamodb:LeadingKeys), test below
-    "admin_api": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
+    "admin_api": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read", "s3:get:evidence"},  # photo links
     "payment_webhook": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
     "stock_release": TABLE_RW | {"events:put", "sqs:consume:stock_release"},
     "restock": TABLE_RW | {"events:put", "sqs:consume:restock"},
@@ -82,6 +83,7 @@ def stack_refs(resources):
             "state_machine": env["PAYMENT_WINDOW_STATE_MACHINE_ARN"]["Ref"]}
     refs.update({f"queue:{spec.name}": env[spec.env_var]["Ref"] for spec in QUEUES})
     refs["secrets"] = list(of_type(resources, "AWS::SecretsManager::Secret"))
+    refs["resources"] = resources
     return refs
 
 
@@ -138,6 +140,11 @@ def classify(statement, refs) -> str:
         # the stack's own provider secrets, each by its ARN: no wildcard
         assert targets == [{"Ref": ref} for ref in refs["secrets"]], statement
         return "secrets:read"
+    if actions in ({"s3:PutObject"}, {"s3:GetObject"}):
+        # the evidence bucket's after-sales keys only (infra/evidence.py): never the bucket, never another prefix
+        (bucket,) = of_type(refs["resources"], "AWS::S3::Bucket")
+        assert targets == [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/after-sales/*"]]}], statement
+        return "s3:put:evidence" if actions == {"s3:PutObject"} else "s3:get:evidence"
     if all(a.startswith("sqs:") for a in actions):
         (queue,) = [name for key, name in ((f"queue:{s.name}", s.name) for s in QUEUES)
                     if targets == [{"Fn::GetAtt": [refs[key], "Arn"]}]]
@@ -849,3 +856,40 @@ def test_canary_deployments_are_an_option_rolling_back_on_errors(resources, synt
     for alias in of_type(on, "AWS::Lambda::Alias").values():
         update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
         assert json.dumps(update["ApplicationName"]) in app_ids
+
+
+def test_evidence_bucket_is_private_encrypted_ssl_only_expiring_and_takes_browser_posts(resources):
+    """After-sales photos (infra/evidence.py): no public access of any kind, encrypted, SSL only, expired by
+    lifecycle, CORS for the browser's form POST; only orders_api and admin_api know it (test above: exact IAM)."""
+    ((bucket_id, bucket),) = of_type(resources, "AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}  # no ACLs
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Prefix"], rule["ExpirationInDays"], rule["Status"]) == ("after-sales/", 180, "Enabled")
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    (cors,) = props["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"] and cors["AllowedOrigins"] == ["*"]  # no cors_allowed_origins in dev
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
+    (policy,) = [p["Properties"] for p in of_type(resources, "AWS::S3::BucketPolicy").values()
+                 if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    statements = policy["PolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Deny" for s in statements)  # the bucket policy grants nothing to anyone
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and s["Action"] == "s3:*"
+               for s in statements)
+    users = {name: props["Environment"]["Variables"] for name, (_, props) in functions_by_name(resources).items()
+             if "EVIDENCE_BUCKET" in props["Environment"]["Variables"]}
+    assert set(users) == {"orders_api", "admin_api"}
+    for env in users.values():
+        assert env["EVIDENCE_BUCKET"] == {"Ref": bucket_id}
+        assert (env["AFTER_SALES_DAYS_AFTER_DELIVERY"], env["AFTER_SALES_DAYS_AFTER_SHIPMENT"]) == ("7", "15")
+        assert (env["AFTER_SALES_MAX_PHOTOS"], env["AFTER_SALES_PHOTO_MAX_BYTES"]) == ("6", str(10 * 1024 * 1024))
+
+
+def test_evidence_cors_follows_the_storefront_origins(synthesized_with_domain):
+    (bucket,) = of_type(synthesized_with_domain["json"]["Resources"], "AWS::S3::Bucket").values()
+    (cors,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedOrigins"] == ["https://shop.example", "https://m.shop.example"]
