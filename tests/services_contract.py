@@ -32,7 +32,14 @@ from shop.services import catalog, fulfilment, payments, refunds
 from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
 from shop.services.risk import RiskRules
-from tests.fakes import FakeProvider, QueuedRestocks, RecordingEvents, RecordingReleaseQueue, RecordingWindows
+from tests.fakes import (
+    FakeEvidence,
+    FakeProvider,
+    QueuedRestocks,
+    RecordingEvents,
+    RecordingReleaseQueue,
+    RecordingWindows,
+)
 
 ADDRESS = {"name": "Ada", "line1": "1 Loop", "city": "Localhost", "postal_code": "12345", "country": "US"}
 NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
@@ -49,7 +56,8 @@ class Shop:
         self.restocks = QueuedRestocks()
         self.provider = FakeProvider()
         self.ports = Ports(store=store, events=self.events, windows=self.windows,
-                           release_queue=RecordingReleaseQueue(), restock_queue=self.restocks)
+                           release_queue=RecordingReleaseQueue(), restock_queue=self.restocks,
+                           evidence=FakeEvidence())
         self.store = store
         self._offset = timedelta()
         real_now = clock.now
@@ -383,6 +391,36 @@ class ServiceContract:
         assert done.status is OrderStatus.COMPLETED
         again = fulfilment.confirm_receipt(shop.ports, order_id, customer_id="cus_1", actor="customer:cus_1")
         assert again.version == done.version and len(shop.events.of("order.completed")) == 1
+
+    def test_after_sales_refund_only_and_return(self, shop: Shop) -> None:
+        from shop.domain.after_sales import AfterSaleStatus, AfterSaleType, Windows
+        from shop.services import after_sales
+
+        shop.sku("A", 10)
+        order_id = shop.paid_order([("A", 3)])
+        fulfilment.ship_order(shop.ports, order_id, units=None, carrier="DHL", tracking_number="T1", key="s",
+                              actor=ADMIN)
+
+        def open_request(kind: AfterSaleType, units: int, key: str) -> after_sales.Opened:
+            return after_sales.open_request(
+                shop.ports, order_id, customer_id="cus_1", key=key, windows=Windows(),
+                request=after_sales.NewRequest(kind, {"A": units}, "broken", ["image/png"]))
+
+        refund_only = open_request(AfterSaleType.REFUND_ONLY, 1, "k1")
+        assert [slot["key"] for slot in refund_only.uploads] == list(refund_only.sale.photo_keys)
+        assert open_request(AfterSaleType.REFUND_ONLY, 1, "k1").replayed
+        with pytest.raises(IdempotencyKeyReused):
+            open_request(AfterSaleType.REFUND_ONLY, 2, "k1")
+        sale, order = after_sales.approve(shop.ports, shop.provider_for, refund_only.sale.after_sale_id, actor=ADMIN)
+        assert sale.status is AfterSaleStatus.APPROVED and order.amount_refunded == PRICE
+        back = open_request(AfterSaleType.RETURN_AND_REFUND, 2, "k2").sale
+        listed, _ = shop.store.after_sales(status="requested", limit=10, cursor=None)
+        assert [s.after_sale_id for s in listed] == [back.after_sale_id]
+        after_sales.approve(shop.ports, shop.provider_for, back.after_sale_id, actor=ADMIN)
+        received, order = after_sales.receive(shop.ports, shop.provider_for, back.after_sale_id, actor=ADMIN)
+        assert received.status is AfterSaleStatus.RECEIVED and order.amount_refunded == 3 * PRICE
+        shop.restocks.deliver(shop.ports)
+        assert shop.levels("A") == StockLevels(9, 9, 0, 1) and shop.provider.refunded() == 3 * PRICE
 
     # ---- risk rules and listings ---------------------------------------------
 

@@ -1,5 +1,5 @@
 """In-memory side channels, written from the protocols in functions/shop/services/ports.py: the event bus,
-the payment-window workflow, the release and restock queues. Each remembers what it was sent; the restock
+the payment-window workflow, the release and restock queues, evidence uploads. Each remembers what it was sent; the restock
 queue can be delivered to the consumer's use cases, as SQS would."""
 
 from __future__ import annotations
@@ -38,6 +38,20 @@ class RecordingReleaseQueue:
 
     def request_release(self, order_id: str, reason: str) -> None:
         self.requests.append((order_id, reason))
+
+
+@dataclass
+class FakeEvidence:
+    """Evidence uploads: a presigned POST and a view link per key, pointing nowhere real."""
+
+    base: str = "https://evidence.test"
+
+    def upload_slots(self, keys: list[str], content_types: list[str]) -> list[dict[str, Any]]:
+        return [{"url": self.base, "fields": {"key": key, "Content-Type": content_type}, "key": key}
+                for key, content_type in zip(keys, content_types, strict=True)]
+
+    def view_urls(self, keys: list[str]) -> list[str]:
+        return [f"{self.base}/{key}" for key in keys]
 
 
 class QueuedRestocks:

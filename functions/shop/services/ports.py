@@ -223,21 +223,35 @@ class EvidenceUploads(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Announce a domain event after its change committed. Never raises: a lost notification is logged and
+        counted, never a failed request (the change is already committed)."""
+        ...
 
 
 class PaymentWindows(Protocol):
-    def open(self, order_id: str, expires_at: str) -> None: ...
+    def open(self, order_id: str, expires_at: str) -> None:
+        """Start the order's payment window, which asks for its expiry at `expires_at`. Once per order (a retry
+        starts nothing new); never raises (the sweeper expires an order whose window never started)."""
+        ...
 
 
 class ReleaseQueue(Protocol):
-    def request_release(self, order_id: str, reason: str) -> None: ...
+    def request_release(self, order_id: str, reason: str) -> None:
+        """Ask the release consumer to end the order's reservation (it re-checks the order: redelivery is safe)."""
+        ...
 
 
 class RestockQueue(Protocol):
     def request_restock(self, message_id: str, sku: str, quantity: int, order_id: str | None,
-                        reason: str) -> None: ...
-    def request_rebalance(self, sku: str) -> None: ...
+                        reason: str) -> None:
+        """Ask the restock consumer to put `quantity` sold units back on sale, once per `message_id`
+        (services/restock.py)."""
+        ...
+
+    def request_rebalance(self, sku: str) -> None:
+        """Ask the restock consumer to even out the SKU's stock shards (services/inventory.rebalance)."""
+        ...
 
 
 @dataclass
