@@ -26,6 +26,7 @@ from shop.domain.errors import (
     Unprocessable,
 )
 from shop.domain.money import Money
+from shop.domain.refunds import pending as pending_refunds
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.skus import StockLevels
 from shop.services import catalog, fulfilment, payments, refunds
@@ -212,7 +213,7 @@ class ServiceContract:
         order = shop.order(order_id)
         assert order.status is OrderStatus.PAID and order.amount_paid == 2 * PRICE
         assert shop.provider.refunded() == PRICE and order.amount_refunded == PRICE
-        assert [r["status"] for r in order.refunds] == ["succeeded"]
+        assert len(order.refunds) == 1 and not pending_refunds(order)
         assert shop.levels("A").sold == 1
 
     def test_wrong_amount_holds_the_order_and_keeps_the_reservation(self, shop: Shop) -> None:
@@ -276,7 +277,7 @@ class ServiceContract:
         cancelled = refunds.cancel(shop.ports, shop.provider_for, order_id, actor="customer:cus_1",
                                    reason="changed mind", customer_id="cus_1")
         assert (cancelled.status, cancelled.payment_status) == (OrderStatus.CANCELLED, "refunded")
-        assert [r["status"] for r in cancelled.refunds] == ["succeeded"]
+        assert len(cancelled.refunds) == 1 and not pending_refunds(cancelled)
         assert shop.provider.refunded() == 3 * PRICE
         assert shop.levels("A").sold == 3  # until the restock message is consumed
         assert shop.restocks.deliver(shop.ports, twice=True) == 1  # a redelivered message applies once
@@ -289,10 +290,10 @@ class ServiceContract:
         shop.provider.failures_left = 1
         pending = refunds.cancel(shop.ports, shop.provider_for, order_id, actor=ADMIN, reason="fraud")
         assert pending.status is OrderStatus.CANCELLED
-        assert [r["status"] for r in pending.refunds] == ["pending"] and shop.provider.refunded() == 0
+        assert len(pending_refunds(pending)) == len(pending.refunds) == 1 and shop.provider.refunded() == 0
         assert shop.store.pending_refund_order_ids(clock.iso(clock.now())) == [order_id]
         done = payments.complete_pending_refunds(shop.ports, shop.provider_for, order_id)  # the sweeper's job
-        assert [r["status"] for r in done.refunds] == ["succeeded"] and shop.provider.refunded() == 2 * PRICE
+        assert len(done.refunds) == 1 and not pending_refunds(done) and shop.provider.refunded() == 2 * PRICE
         assert shop.store.pending_refund_order_ids(clock.iso(clock.now())) == []
         payments.complete_pending_refunds(shop.ports, shop.provider_for, order_id)
         assert shop.provider.calls == 2 and shop.provider.refunded() == 2 * PRICE
