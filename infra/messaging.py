@@ -15,12 +15,12 @@ from shop.workflows import PAYMENT_WINDOW_ASL, PAYMENT_WINDOW_SUBSTITUTIONS
 
 DLQ_RETENTION = Duration.days(14)
 # Every domain event is archived, so consumers added later (or a fixed one) can replay what they missed:
-# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-archive.html
-EVENT_ARCHIVE_RETENTION = Duration.days(90)
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-archive.html. Retention: context
+# event_archive_retention_days (infra/stack.py; 0 keeps events for ever).
 
 
 class Messaging(Construct):
-    def __init__(self, scope: Construct, construct_id: str):
+    def __init__(self, scope: Construct, construct_id: str, *, archive_retention_days: int = 90):
         super().__init__(scope, construct_id)
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
@@ -29,7 +29,8 @@ class Messaging(Construct):
         self.bus = events.EventBus(self, "DomainEvents", event_bus_name=None)
         self.archive = self.bus.archive("DomainEventsArchive", description="Every domain event, for replay",
                                         event_pattern=events.EventPattern(account=[Stack.of(self).account]),
-                                        retention=EVENT_ARCHIVE_RETENTION)
+                                        retention=Duration.days(archive_retention_days)
+                                        if archive_retention_days else None)
         self.state_machine = self._payment_window()
 
     def _queue(self, spec: QueueSpec) -> None:

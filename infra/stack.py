@@ -18,6 +18,7 @@ from infra.evidence import EvidenceBucket
 from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
+from infra.notifications import Notifications
 from infra.observability import Observability
 from infra.reconciliation import DailyReconciliation
 from infra.secrets import ProviderSecrets
@@ -26,8 +27,9 @@ from shop.payments.registry import PROVIDERS
 
 # The sweeper also finishes refunds a crash left pending: it calls providers and records outcomes.
 # Reconciliation reads orders and statements, stores its result, refunds late payments, publishes mismatches.
+# The notifier reads orders and preferences, claims each message and writes in-app messages.
 READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper", "reconciliation")
+              "expiry_sweeper", "reconciliation", "notifier")
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
               "expiry_sweeper", "reconciliation")
 # create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
@@ -83,6 +85,14 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "risk_window_seconds": 3600,
     "max_unpaid_orders_per_customer": 50,
     "max_unpaid_units_per_sku": 200,
+    # Notifications (docs/notifications.md): e-mail from this verified SES identity (empty: no e-mail), SMS through
+    # SNS, the operators' topic (optionally subscribed by e-mail) in this language (zh-CN or en).
+    "notification_email_from": "",
+    "notification_sms": True,
+    "operator_email": "",
+    "operator_locale": "en",
+    # How long the event bus archive keeps every domain event for replay (0: for ever).
+    "event_archive_retention_days": 90,
     # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
     "snap_start": False,
     # Safe deployments: the HTTP functions are invoked through an alias that CodeDeploy moves to each new version
@@ -157,7 +167,7 @@ class ShopStack(Stack):
         Tags.of(self).add("stage", stage)
 
         table = shop_table(self, deletion_protection=_flag(ctx("table_deletion_protection")))
-        messaging = Messaging(self, "Messaging")
+        messaging = Messaging(self, "Messaging", archive_retention_days=int(ctx("event_archive_retention_days")))
         secret_prefix = str(ctx("payment_secret_prefix")).replace("{stage}", stage)
         environment = {
             "TABLE_NAME": table.table_name,
@@ -228,6 +238,14 @@ class ShopStack(Stack):
         for name in EVIDENCE_VIEWERS:
             evidence.grant_presign_view(fns[name])
 
+        operator_locale = str(ctx("operator_locale"))
+        if operator_locale not in ("zh-CN", "en"):
+            raise ValueError(f"context operator_locale={operator_locale!r}: zh-CN or en")
+        self.notifications = Notifications(
+            self, "Notifications", bus=messaging.bus, queues=messaging.queues,
+            dead_letter_queues=messaging.dead_letter_queues, notifier=fns["notifier"],
+            email_from=str(ctx("notification_email_from")).strip(), sms=_flag(ctx("notification_sms")),
+            operator_email=str(ctx("operator_email")).strip(), operator_locale=operator_locale)
         for spec in QUEUES:
             fns[spec.consumer].add_event_source(sources.SqsEventSource(
                 messaging.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True,

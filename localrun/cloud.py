@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 from localrun.call_counter import CountingProxy
 from localrun.dynamodb_local import DynamoDBLocal
 from shop.adapters.table_schema import create_table_kwargs
-from shop.manifest import QUEUES
+from shop.manifest import EVENT_RULES, QUEUES
 from shop.workflows import PAYMENT_WINDOW_ASL, render
 
 REGION = "us-east-1"
@@ -24,6 +24,9 @@ TABLE_NAME = "shop-local"
 EVENT_BUS_NAME = "shop-events"
 EVIDENCE_BUCKET = "shop-evidence-local"  # after-sales photos: presigned POSTs go straight to moto's S3
 EVENTS_TAP_QUEUE = "shop-events-tap"  # a copy of every domain event, for curl and tests to read
+# Notifications go to moto's SES and SNS, which keep what was sent: GET /_local/outbox lists it.
+EMAIL_FROM = "shop@example.com"
+OPERATOR_TOPIC = "shop-operator-notifications"
 
 
 def free_port() -> int:
@@ -42,6 +45,7 @@ class LocalCloud:
     dlq_urls: dict[str, str] = field(default_factory=dict)
     events_tap_url: str = ""
     state_machine_arn: str = ""
+    operator_topic_arn: str = ""
     counter: CountingProxy | None = None
 
     def start(self) -> dict[str, str]:
@@ -79,6 +83,10 @@ class LocalCloud:
             "PAYMENT_WINDOW_STATE_MACHINE_ARN": self.state_machine_arn,
             "PAYMENT_WINDOW_SECONDS": str(self.payment_window_seconds),
             "POWERTOOLS_METRICS_NAMESPACE": "shop-local",
+            "NOTIFY_EMAIL_FROM": EMAIL_FROM,
+            "NOTIFY_SMS": "on",
+            "OPERATOR_TOPIC_ARN": self.operator_topic_arn,
+            "OPERATOR_LOCALE": os.environ.get("OPERATOR_LOCALE", "en"),
             **{spec.env_var: self.queue_urls[spec.name] for spec in QUEUES},
         }
         os.environ.update(env)
@@ -128,6 +136,35 @@ class LocalCloud:
                         EventPattern=json.dumps({"source": ["shop"]}))
         events.put_targets(Rule="all-domain-events", EventBusName=EVENT_BUS_NAME,
                            Targets=[{"Id": "tap", "Arn": tap_arn}])
+        # The deployed rules (infra/notifications.py), from the same manifest entries: moto's bus delivers
+        # matching events to the SQS target, and the queue's poller hands them to the consumer.
+        for rule in EVENT_RULES:
+            queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_urls[rule.queue],
+                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_rule(Name=rule.name, EventBusName=EVENT_BUS_NAME, EventPattern=json.dumps(rule.pattern()))
+            events.put_targets(Rule=rule.name, EventBusName=EVENT_BUS_NAME, Targets=[{"Id": rule.queue, "Arn": queue_arn}])
+        self.client("ses").verify_email_identity(EmailAddress=EMAIL_FROM)
+        self.operator_topic_arn = self.client("sns").create_topic(Name=OPERATOR_TOPIC)["TopicArn"]
+
+    def outbox(self) -> list[dict[str, object]]:
+        """What the notifier sent through moto's SES and SNS (this process runs the moto server)."""
+        from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
+
+        ses, sns = ses_backends[ACCOUNT][REGION], sns_backends[ACCOUNT][REGION]
+        sent: list[dict[str, object]] = []
+        for message in list(ses.sent_messages):
+            if hasattr(message, "subject"):
+                sent.append({"channel": "email", "message_id": message.id, "to": message.destinations.get("ToAddresses"),
+                             "subject": message.subject, "body": message.body})
+        for message_id, (phone, text) in list(sns.sms_messages.items()):
+            sent.append({"channel": "sms", "message_id": message_id, "to": phone, "body": text})
+        topic = sns.topics.get(self.operator_topic_arn)
+        for message_id, text, subject, attributes, _ in list(topic.sent_notifications if topic else []):
+            kind = (attributes or {}).get("detail_type", {})
+            sent.append({"channel": "operators", "message_id": message_id, "to": OPERATOR_TOPIC, "subject": subject,
+                         "body": text, "type": kind.get("Value") or kind.get("StringValue")})
+        return sent
 
     def stop(self) -> None:
         """Idempotent: the server calls it on the way out and again at exit."""

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))
 
 from localrun import fake_statements, gateway  # noqa: E402
-from localrun.cloud import LocalCloud  # noqa: E402
+from localrun.cloud import TABLE_NAME, LocalCloud  # noqa: E402
 from localrun.fake_providers import LOCAL_KEY_VARIABLES, FakeProviders, ProviderKeys, signed_webhook  # noqa: E402
 from localrun.lambdas import LambdaRuntime  # noqa: E402
 from localrun.workers import QueuePoller, Schedule, make_sqs_client  # noqa: E402
@@ -183,6 +183,8 @@ class LocalServer:
             return _json(200, {"dynamodb_calls": counts})
         if method == "GET" and path == "/_local/events":
             return _json(200, {"events": self.drain_events()})
+        if method == "GET" and path == "/_local/outbox":
+            return _json(200, {"messages": self.outbox()})
         if path.startswith("/_local/reconcile/"):  # daily reconciliation on demand
             return fake_statements.local_reconcile(self, method, path, body)
         pay = _LOCAL_PAY.match(path)
@@ -239,6 +241,26 @@ class LocalServer:
         return _json(200 if answer.status < 300 else answer.status, {
             "order_id": order_id, "provider": order.payment_provider,
             "webhook": {"status": answer.status, "body": answer.body.decode(errors="replace")}})
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every notification sent: e-mail and SMS as moto's SES and SNS received them, the operators' topic, and
+        the in-app messages (a scan of DynamoDB Local: fine for a developer's look, never done deployed)."""
+        from shop.adapters import items
+
+        sent: list[dict[str, Any]] = list(self.cloud.outbox())
+        db = self.cloud.client("dynamodb")
+        request: dict[str, Any] = {"TableName": TABLE_NAME, "FilterExpression": "entity = :inbox",
+                                   "ExpressionAttributeValues": {":inbox": {"S": "INBOX"}}}
+        while True:
+            got = db.scan(**request)
+            for raw in got.get("Items", []):
+                item = items.decode(raw)
+                sent.append({"channel": "in_app", "message_id": item.get("notification_id"),
+                             "to": item["pk"].removeprefix("INBOX#"), "subject": item.get("subject"),
+                             "body": item.get("body"), "type": item.get("type"), "created_at": item.get("created_at")})
+            if "LastEvaluatedKey" not in got:
+                return sent
+            request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
 
     def drain_events(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

@@ -8,7 +8,9 @@ second copy, so the two runtimes cannot drift.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from shop.domain.notifications import routed_event_types
 
 Auth = Literal["public", "customer", "admin", "webhook"]
 
@@ -57,6 +59,23 @@ class QueueSpec:
         return f"{self.name.upper()}_QUEUE_URL"
 
 
+# Every domain event is published with this source (shop.adapters.events).
+EVENT_SOURCE = "shop"
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    """An EventBridge rule on the domain event bus: events of these detail-types go to a queue of QUEUES.
+    CDK deploys it (infra/messaging.py) and the local run puts the same rule on moto's bus (localrun/cloud.py)."""
+
+    name: str
+    detail_types: tuple[str, ...]
+    queue: str
+
+    def pattern(self) -> dict[str, Any]:
+        return {"source": [EVENT_SOURCE], "detail-type": list(self.detail_types)}
+
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     f.name: f
     for f in (
@@ -77,6 +96,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "reconciliation", 512, 300, "Schedule: daily reconciliation of provider statements", reserved_concurrency=1
         ),
+        # Waits on SES, SNS and DynamoDB (5 s read timeout, 3 attempts each) for up to three channels per event.
+        FunctionSpec("notifier", 256, 60, "SQS: render domain events into customer and operator notifications"),
     )
 }
 
@@ -91,6 +112,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/orders/{order_id}/confirm-receipt", "orders_api", "customer"),
     Route("POST", "/orders/{order_id}/after-sales", "orders_api", "customer"),
     Route("GET", "/orders/{order_id}/after-sales", "orders_api", "customer"),
+    Route("GET", "/me/notifications", "orders_api", "customer"),
+    Route("GET", "/me/notification-preferences", "orders_api", "customer"),
+    Route("PUT", "/me/notification-preferences", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
     Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),
@@ -113,6 +137,12 @@ ROUTES: tuple[Route, ...] = (
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("stock_release", consumer="stock_release", max_concurrency=20),
     QueueSpec("restock", consumer="restock", max_concurrency=5),
+    QueueSpec("notifications", consumer="notifier", max_concurrency=5),
+)
+
+# Domain events that reach people: every event type with a notification route goes to the notifier's queue.
+EVENT_RULES: tuple[EventRuleSpec, ...] = (
+    EventRuleSpec("notifications", routed_event_types(), queue="notifications"),
 )
 
 # The sweeper runs on this schedule (EventBridge rule deployed, a timer locally).

@@ -54,7 +54,7 @@ def resources(synthesized):
 @pytest.fixture(scope="session")
 def synthesized_with_domain(tmp_path_factory):
     """The optional parts switched on: custom domain, alarm e-mail, CORS, SnapStart, reserved concurrency, SES mail
-    and OAuth sign-in for customers (a second
+    and OAuth sign-in for customers, notification e-mail without SMS (a second
     synth, a few seconds; cdk-nag and cfn-lint run on it too). Flags are given as the CLI gives `-c snap_start=true`:
     strings."""
     return synthesize(tmp_path_factory.mktemp("cdk.out.domain"), domain_name="api.shop.example",
@@ -64,7 +64,9 @@ def synthesized_with_domain(tmp_path_factory):
                       snap_start="true", reserved_concurrency="true", canary_deploy="true",
                       cognito_ses_from_email="no-reply@shop.example", cognito_ses_region="eu-west-1",
                       cognito_callback_urls="https://shop.example/auth/callback, https://m.shop.example/auth/callback",
-                      cognito_logout_urls="https://shop.example/", cognito_domain_prefix="shop-example-dev")
+                      cognito_logout_urls="https://shop.example/", cognito_domain_prefix="shop-example-dev",
+                      notification_email_from="orders@shop.example", notification_sms="false",
+                      operator_email="ops@shop.example", operator_locale="zh-CN", event_archive_retention_days="30")
 
 
 @pytest.fixture(scope="session")

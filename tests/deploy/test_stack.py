@@ -31,6 +31,9 @@ EXPECTED_GRANTS = {
     "expiry_sweeper": TABLE_RW | {"events:put", "sqs:send:stock_release", "sqs:send:restock", "secrets:read"},
     # reads orders, stores its result, refunds late payments (automatic refunds restock nothing)
     "reconciliation": TABLE_RW | {"events:put", "secrets:read"},
+    # in-app messages and claims in the table; the operators' topic and SMS (e-mail only with a sender: see
+    # tests/deploy/test_notifications.py)
+    "notifier": TABLE_RW | {"sqs:consume:notifications", "sns:publish:operators", "sns:sms"},
 }
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 XRAY_SAMPLING = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
@@ -84,6 +87,8 @@ def stack_refs(resources):
     refs.update({f"queue:{spec.name}": env[spec.env_var]["Ref"] for spec in QUEUES})
     refs["secrets"] = list(of_type(resources, "AWS::SecretsManager::Secret"))
     refs["resources"] = resources
+    notifier = functions_by_name(resources)["notifier"][1]["Environment"]["Variables"]
+    refs["operator_topic"], refs["email_from"] = notifier["OPERATOR_TOPIC_ARN"]["Ref"], notifier["NOTIFY_EMAIL_FROM"]
     return refs
 
 
@@ -145,6 +150,16 @@ def classify(statement, refs) -> str:
         (bucket,) = of_type(refs["resources"], "AWS::S3::Bucket")
         assert targets == [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/after-sales/*"]]}], statement
         return "s3:put:evidence" if actions == {"s3:PutObject"} else "s3:get:evidence"
+    if actions == {"sns:Publish"}:
+        if targets == ["*"]:
+            assert statement.get("Sid") == "SmsToPhoneNumbers", statement  # SMS has no resource ARN
+            return "sns:sms"
+        assert targets == [{"Ref": refs["operator_topic"]}], statement
+        return "sns:publish:operators"
+    if actions == {"ses:SendEmail"}:
+        assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": refs["email_from"]}}, statement
+        assert len(targets) == 2 and all("identity/" in json.dumps(t) for t in targets), statement
+        return "ses:send"
     if all(a.startswith("sqs:") for a in actions):
         (queue,) = [name for key, name in ((f"queue:{s.name}", s.name) for s in QUEUES)
                     if targets == [{"Fn::GetAtt": [refs[key], "Arn"]}]]
@@ -354,7 +369,7 @@ def test_no_wildcard_actions_and_star_resources_only_where_the_service_requires_
         if "*" in as_list(statement.get("Resource")):
             assert as_list(statement["Resource"]) == ["*"], statement
             star_actions.update(actions)
-    assert star_actions == XRAY_WRITE | XRAY_SAMPLING | SFN_LOG_DELIVERY
+    assert star_actions == XRAY_WRITE | XRAY_SAMPLING | SFN_LOG_DELIVERY | {"sns:Publish"}  # SMS to phone numbers
 
 
 def test_state_machine_logs_all_traces_and_may_only_send_to_the_release_queue(template, resources):
@@ -755,7 +770,7 @@ def test_rates_latency_and_throttle_alarms_and_the_event_archive(resources):
     assert throttled["Namespace"] == "AWS/States" and throttled["Threshold"] == 1
     (archive,) = of_type(resources, "AWS::Events::Archive").values()
     assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [stack_refs(resources)["bus"], "Arn"]}
-    assert archive["Properties"]["RetentionDays"] == 90
+    assert archive["Properties"]["RetentionDays"] == CDK_CONTEXT["event_archive_retention_days"] == 90
 
 
 def test_dynamodb_grants_are_the_calls_the_code_makes(resources):

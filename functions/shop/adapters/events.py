@@ -10,10 +10,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from shop.adapters.aws import client
+from shop.manifest import EVENT_SOURCE
 from shop.settings import get_settings
 
 logger = Logger(child=True)
-SOURCE = "shop"
+SOURCE = EVENT_SOURCE
 EVENTS_NOT_PUBLISHED = "EventsNotPublished"
 
 

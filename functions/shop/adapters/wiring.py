@@ -29,5 +29,8 @@ def default_ports() -> Ports:
 
 
 def reset() -> None:
+    from shop.adapters.notifications import notify_ports
+
     default_ports.cache_clear()
+    notify_ports.cache_clear()
     clear_cache()

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
-from shop.http.routes import admin, after_sales, catalog, create_order, orders
+from shop.http.routes import admin, after_sales, catalog, create_order, me, orders
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -45,6 +45,9 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/after-sales/{after_sale_id}/approve"): (200, r.AdminAfterSaleOut),
     ("post", "/admin/after-sales/{after_sale_id}/reject"): (200, r.AdminAfterSaleOut),
     ("post", "/admin/after-sales/{after_sale_id}/received"): (200, r.AdminAfterSaleOut),
+    ("get", "/me/notifications"): (200, r.NotificationPage),
+    ("get", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
+    ("put", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
 }
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}
@@ -86,7 +89,7 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
-    everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, admin.router,
+    everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router, admin.router,
                             after_sales.admin_router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,

@@ -258,3 +258,26 @@ class Problem(BaseModel):
     detail: str
 
     model_config = {"extra": "allow"}
+
+
+class NotificationOut(BaseModel):
+    notification_id: str
+    type: str  # the domain event it tells of, e.g. order.shipped
+    subject: str
+    body: str
+    locale: Literal["zh-CN", "en"]
+    order_id: str | None
+    created_at: str
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: str | None
+
+
+class NotificationPreferencesOut(BaseModel):
+    locale: Literal["zh-CN", "en"] | None
+    email: str | None
+    phone: str | None
+    email_enabled: bool
+    sms_enabled: bool
