@@ -80,6 +80,13 @@ class Settings(BaseModel):
     risk_window_seconds: int = Field(3600, alias="RISK_WINDOW_SECONDS", ge=0)
     risk_max_payments_per_ip: int = Field(0, alias="RISK_MAX_PAYMENTS_PER_IP", ge=0)  # 0: no per-address rule
 
+    # Notifications (shop.adapters.notifications): e-mail from this verified SES identity (empty: no e-mail), SMS
+    # through SNS (on/off), the operators' SNS topic and its language.
+    notify_email_from: str = Field("", alias="NOTIFY_EMAIL_FROM")
+    notify_sms: str = Field("on", alias="NOTIFY_SMS")
+    operator_topic_arn: str = Field("", alias="OPERATOR_TOPIC_ARN")
+    operator_locale: str = Field("en", alias="OPERATOR_LOCALE")
+
     # Daily reconciliation
     reconciliation_grace_seconds: int = Field(900, alias="RECONCILIATION_GRACE_SECONDS", ge=0)
     reconciliation_lookback_days: int = Field(30, alias="RECONCILIATION_LOOKBACK_DAYS", ge=0)
@@ -111,6 +118,14 @@ class Settings(BaseModel):
     @classmethod
     def _known_source(cls, value: str) -> str:
         return value if value == "secretsmanager" else "environment"
+
+    @field_validator("operator_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        return value if value in ("zh-CN", "en") else "en"
+
+    def sms_enabled(self) -> bool:
+        return self.notify_sms.strip().lower() in ("1", "on", "true", "yes")
 
     def hold_limits(self) -> HoldLimits:
         return HoldLimits(self.max_unpaid_orders_per_customer, self.max_unpaid_units_per_sku)

@@ -10,7 +10,8 @@ Items (pk / sk):
 
 from __future__ import annotations
 
-import os
+import random
+import time
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -24,6 +25,7 @@ from shop.services.notifications import Delivery, NotifyPorts, NotSent, Undelive
 from shop.settings import get_settings
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+CONFLICT_ATTEMPTS = 4  # an in-app message written by two deliveries at once: one transaction conflicts, retries
 # Provider answers that mean "not sent, try later" (throttles, transient service faults).
 TRANSIENT = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
                        "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
@@ -72,21 +74,24 @@ class DynamoNotificationStore:
             return True
         message = {"pk": inbox_partition(delivery.recipient), "sk": f"{delivery.event.time}#{delivery.event.event_id}",
                    "entity": "INBOX", **inbox, "ttl": ttl}
-        try:
-            self.db.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table, "Item": it.encode({**claim, "status": "sent"}),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table, "Item": it.encode(message),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-            ])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:
-                return False
-            raise NotSent(f"inbox write cancelled: {reasons}") from None  # a concurrent twin: retried, then found
-        return True
+        reasons: list[str | None] = []
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self.db.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": it.encode({**claim, "status": "sent"}),
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self.table, "Item": it.encode(message),
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                ])
+                return True
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+                time.sleep(0.05 * (attempt + 1) * random.random())  # a concurrent twin: it wins or we do
+        raise NotSent(f"inbox write cancelled: {reasons}")  # the record comes back and finds the twin's claim
 
     def finish(self, delivery: Delivery, status: str, detail: str = "") -> None:
         self.db.update_item(TableName=self.table, Key=it.encode(claim_key(delivery)),
@@ -171,18 +176,15 @@ class AwsChannels:
 
 @lru_cache(maxsize=1)
 def notify_ports() -> NotifyPorts:
-    """The notifier's adapters from the environment (CDK sets it; the local run too):
-    NOTIFY_EMAIL_FROM (a verified SES identity; empty: no e-mail), NOTIFY_SMS (on/off), OPERATOR_TOPIC_ARN,
-    OPERATOR_LOCALE (zh-CN or en)."""
+    """The notifier's adapters from the settings (NOTIFY_EMAIL_FROM, NOTIFY_SMS, OPERATOR_TOPIC_ARN,
+    OPERATOR_LOCALE: shop.settings)."""
     from shop.adapters.wiring import default_ports
 
-    env = os.environ
+    settings = get_settings()
     return NotifyPorts(
         orders=default_ports().store,
-        store=DynamoNotificationStore(get_settings().table_name),
-        channels=AwsChannels(email_from=env.get("NOTIFY_EMAIL_FROM", ""),
-                             operator_topic_arn=env.get("OPERATOR_TOPIC_ARN", ""),
-                             sms_enabled=env.get("NOTIFY_SMS", "on").lower() in ("1", "on", "true", "yes")),
-        operator_locale=env.get("OPERATOR_LOCALE", "en") if env.get("OPERATOR_LOCALE") in ("zh-CN", "en") else "en",
+        store=DynamoNotificationStore(settings.table_name),
+        channels=AwsChannels(email_from=settings.notify_email_from, operator_topic_arn=settings.operator_topic_arn,
+                             sms_enabled=settings.sms_enabled()),
+        operator_locale=settings.operator_locale,
     )
-

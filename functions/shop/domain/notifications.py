@@ -129,7 +129,7 @@ def e164(phone: str | None, country: str | None) -> str | None:
     """The number in E.164 (what SNS sends SMS to), or None when it cannot be made one."""
     if not phone:
         return None
-    digits = re.sub(r"[^0-9]", "", phone)
+    digits = re.sub(r"[^0-9]", "", phone.replace("(0)", ""))  # "+44 (0)20 ...": the trunk 0 is not dialled
     if phone.strip().startswith("+"):
         candidate = "+" + digits
     elif digits.startswith("00"):

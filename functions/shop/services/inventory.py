@@ -73,8 +73,12 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
 
     The order path reads no shard for this unless it has reason to: a SKU is looked at whole when a
     shard ran short during the request (`ran_short`: that is how a sell-out shows), when its recorded
-    state is not in_stock (units came back), or, for a SKU with a low-stock threshold, when a shard
-    the change touched shows no more than its share of the threshold (one cheap read)."""
+    state is not in_stock (units came back), or when a shard the change touched shows no more than its
+    share of the SKU's low-stock threshold (zero without one: a shard it took units from is empty; one cheap
+    read). Every path that moves stock calls this after its commit: placement, payment (reserved and
+    deduct-on-payment lines, late payments that take units again), approval of a held order, operators'
+    adjustments and on_hand changes, expiry and cancellation releases, restocks. Only crossings downwards are
+    announced (in_stock -> low_stock, anything -> sold_out); units coming back record the state silently."""
     codes = sorted({m.sku for m in movements} | set(ran_short))
     if not codes:
         return
@@ -84,10 +88,16 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
         if sku is None:
             continue
         if sku.stock_state == "in_stock" and code not in ran_short:
+            # Without a threshold only a sell-out is news: a shard this change took units from that is now empty
+            # (the last units sold by an order that did not run short, an adjustment, a deduct-on-payment sale).
             if sku.low_stock_threshold is None:
+                touched = sorted({m.shard for m in movements if m.sku == code and m.delta.available < 0})
+                near = 0
+            else:
+                touched = sorted({m.shard for m in movements if m.sku == code})
+                near = -(-sku.low_stock_threshold // max(1, sku.stock_shards))
+            if not touched:
                 continue
-            touched = sorted({m.shard for m in movements if m.sku == code})
-            near = -(-sku.low_stock_threshold // max(1, sku.stock_shards))
             probe = ports.store.shard_levels({code: touched}, consistent=False)[code]
             if not any(level.available <= near for level in probe.values()):
                 continue

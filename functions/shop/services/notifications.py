@@ -126,9 +126,9 @@ def fields(event: DomainEvent, order: Order | None, locale: str) -> dict[str, An
         shown.setdefault("order_number", order.order_number)
         shown.setdefault("total", format_money(order.total.to_dict()))
         shown.setdefault("expires_at", order.expires_at)
-        shipment = order.shipments[-1] if order.shipments else {}
-        for key in ("carrier", "tracking_number"):
-            shown.setdefault(key, shipment.get(key))
+        if order.shipments:
+            shown.setdefault("carrier", order.shipments[-1].carrier)
+            shown.setdefault("tracking_number", order.shipments[-1].tracking_number)
     shown["parcel_status"] = templates.parcel_status_text(rules.parcel_status(detail), locale)
     shown["after_sale_type"] = detail.get("type")
     return shown

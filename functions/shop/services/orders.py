@@ -355,11 +355,14 @@ def mark_paid(ports: Ports, order_id: str, *, actor: str, reason: str = "payment
         def commit(movements: list[stock.StockMovement], selling: Order) -> Order:
             updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason=reason, payment_status=PaymentStatus.PAID)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            sold.extend(movements)
             return updated
 
         return inventory.sell_order(ports, order, at, actor, commit)
 
+    sold: list[stock.StockMovement] = []
     updated = with_retries(attempt)
+    inventory.announce_stock_state(ports, sold)  # deduct-on-payment and late payments take available units
     if updated is not None:
         ports.events.publish("order.paid", {"order_id": order_id, "total": updated.total.to_dict()})
     return updated

@@ -267,14 +267,17 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
             updated = selling.transition(OrderStatus.PAID, at=at, actor=actor, reason="approved by operator",
                                          payment_status=PaymentStatus.PAID, hold_reason=None, held_payment=None)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            sold.extend(movements)
             return updated, True
 
         if order.payment_status is PaymentStatus.UNPAID:  # held for a wrong amount: accepting it sells the reservation
             return inventory.sell_order(ports, order, at, actor, commit)
         return commit([], order)
 
+    sold: list[StockMovement] = []
     approved, changed = with_retries(attempt)
     if changed:
+        inventory.announce_stock_state(ports, sold)  # deduct-on-payment lines take their units now
         ports.events.publish("order.approved", {"order_id": order_id, "total": approved.total.to_dict()})
     return approved
 
