@@ -89,8 +89,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
-    everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router, admin.router,
-                            after_sales.admin_router)
+    everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router,
+                            admin.router, after_sales.admin_router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,
