@@ -423,6 +423,54 @@ class ServiceContract:
         shop.restocks.deliver(shop.ports)
         assert shop.levels("A") == StockLevels(9, 9, 0, 1) and shop.provider.refunded() == 3 * PRICE
 
+    # ---- after-sales -----------------------------------------------------------
+
+    def test_after_sales_requests_claim_units_refund_once_and_hold_completion(self, shop: Shop) -> None:
+        from shop.domain.after_sales import AfterSaleType, Windows
+        from shop.services import after_sales
+
+        shop.sku("A", 10)
+        order_id = shop.paid_order([("A", 3)])
+        fulfilment.ship_order(shop.ports, order_id, units=None, carrier=None, tracking_number=None, key="k",
+                              actor=ADMIN)
+
+        def ask(units: int, key: str, kind: AfterSaleType = AfterSaleType.REFUND_ONLY) -> str:
+            request = after_sales.NewRequest(kind=kind, lines={"A": units}, reason="torn", photo_types=[])
+            return after_sales.open_request(shop.ports, order_id, customer_id="cus_1", key=key, request=request,
+                                            windows=Windows()).sale.after_sale_id
+
+        refund_id, return_id = ask(1, "r1"), ask(2, "r2", AfterSaleType.RETURN_AND_REFUND)
+        assert ask(1, "r1") == refund_id  # a retry names the same request
+        with pytest.raises(Unprocessable):
+            ask(1, "r3")  # all 3 shipped units are claimed
+        assert shop.order(order_id).open_after_sales == 2
+        with pytest.raises(InvalidTransition):
+            fulfilment.confirm_receipt(shop.ports, order_id, customer_id="cus_1", actor="customer:cus_1")
+        after_sales.approve(shop.ports, shop.provider_for, refund_id, actor=ADMIN)
+        after_sales.approve(shop.ports, shop.provider_for, refund_id, actor=ADMIN)  # a retry: nothing more
+        after_sales.approve(shop.ports, shop.provider_for, return_id, actor=ADMIN)
+        assert shop.provider.refunded() == PRICE and shop.order(order_id).open_after_sales == 1
+        sold = shop.levels("A").sold
+        after_sales.receive(shop.ports, shop.provider_for, return_id, actor=ADMIN)
+        after_sales.receive(shop.ports, shop.provider_for, return_id, actor=ADMIN)
+        assert shop.restocks.deliver(shop.ports, twice=True) == 1
+        assert shop.levels("A").sold == sold - 2 and shop.ledger_matches_levels("A")
+        order = shop.order(order_id)
+        assert shop.provider.refunded() == order.amount_refunded == 3 * PRICE and order.open_after_sales == 0
+        assert [s["status"] for s in order.after_sales] == ["approved", "received"]
+        listed, cursor = shop.store.after_sales(status="received", limit=10, cursor=None)
+        assert [s.after_sale_id for s in listed] == [return_id] and cursor is None
+        seen, cursor = [], None
+        for _ in range(4):  # pages of one, newest first (a page may end with a cursor to an empty page)
+            found, cursor = shop.store.after_sales(status=None, limit=1, cursor=cursor)
+            seen += [(s.created_at, s.after_sale_id) for s in found]
+            if cursor is None:
+                break
+        assert seen == sorted(seen, reverse=True) and {i for _, i in seen} == {refund_id, return_id} \
+            and len(seen) == 2 and cursor is None
+        completed = fulfilment.confirm_receipt(shop.ports, order_id, customer_id="cus_1", actor="customer:cus_1")
+        assert completed.status is OrderStatus.COMPLETED
+
     # ---- risk rules and listings ---------------------------------------------
 
     def test_payments_from_one_address_beyond_the_cap_are_held(self, shop: Shop) -> None:
