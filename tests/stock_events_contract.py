@@ -1,6 +1,6 @@
 """stock.low and stock.sold_out on every movement that crosses downwards, whatever moved the stock: written once,
-run on the in-memory fake store (tests/unit/test_stock_events.py) and on DynamoDB Local
-(tests/ddblocal/test_stock_events_ddblocal.py). Units coming back (restock, release) never announce anything;
+run on the in-memory fake store (tests/unit/test_services_fake_store.py) and on DynamoDB Local
+(tests/ddblocal/test_services_ddblocal.py). Units coming back (restock, release) never announce anything;
 they only let the next crossing be announced again."""
 
 from __future__ import annotations

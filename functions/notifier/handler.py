@@ -7,6 +7,7 @@ the table, shop/services/notifications.py); a channel that certainly failed make
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shop.adapters.notifications import notify_ports
 from shop.adapters.sqs_batch import RetryLater, consume, parse_message
+from shop.domain import clock
 from shop.manifest import EVENT_SOURCE
 from shop.services.notifications import DomainEvent, NotSent, notify
 
 logger = Logger()
+ISO_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 metrics = Metrics()
 tracer = Tracer()  # X-Ray subsegments for boto3 calls; off outside Lambda
 
@@ -36,9 +39,14 @@ class EventBridgeEvent(BaseModel):
     detail: dict[str, Any]
 
     def iso_time(self) -> str:
+        """When the event was published, in milliseconds (the publisher's `published_at`, shop.adapters.events),
+        else EventBridge's `time` (whole seconds): the inbox is ordered by it."""
+        published = self.detail.get("published_at")
+        if isinstance(published, str) and ISO_MILLIS.match(published):
+            return published
         if isinstance(self.time, str):
             return self.time[:40]
-        return datetime.fromtimestamp(self.time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return clock.iso(datetime.fromtimestamp(self.time, UTC))
 
 
 def handle(record: SQSRecord) -> None:

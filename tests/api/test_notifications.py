@@ -130,11 +130,10 @@ def test_operators_get_stock_held_orders_and_differences_on_their_topic(api, not
 def test_inbox_is_the_callers_own_newest_first_paginated(api, notifier):
     order = placed_order(api, user="dana")
     other = placed_order(api, user="erin")
-    times = ["2026-11-30T09:00:01Z", "2026-11-30T09:00:02Z", "2026-11-30T09:00:03Z"]
-    records = []
-    for kind, at in zip(["order.created", "order.paid", "order.shipped"], times, strict=True):
-        body = json.loads(record(kind, {"order_id": order["order_id"]})["body"]) | {"time": at}
-        records.append(dict(record(kind, {}), body=json.dumps(body)))
+    # One second of EventBridge time: the publisher's millisecond `published_at` orders them.
+    times = ["2026-11-30T09:00:01.007Z", "2026-11-30T09:00:01.020Z", "2026-11-30T09:00:01.300Z"]
+    records = [record(kind, {"order_id": order["order_id"], "published_at": at})
+               for kind, at in zip(["order.created", "order.paid", "order.shipped"], times, strict=True)]
     records.append(record("order.created", {"order_id": other["order_id"]}))
     assert notifier({"Records": records}, LocalContext("notifier")) == {"batchItemFailures": []}
     first = api.request("GET", "/me/notifications?limit=2", user="dana").json()
@@ -142,6 +141,7 @@ def test_inbox_is_the_callers_own_newest_first_paginated(api, notifier):
     second = api.request("GET", f"/me/notifications?limit=2&cursor={first['next_cursor']}", user="dana").json()
     assert [m["type"] for m in second["items"]] == ["order.created"] and second["next_cursor"] is None
     assert all(m["order_id"] == order["order_id"] for m in first["items"] + second["items"])
+    assert [m["created_at"] for m in first["items"]] == times[:0:-1]
     assert [m["order_id"] for m in api.request("GET", "/me/notifications", user="erin").json()["items"]] == [
         other["order_id"]]
     stolen = api.request("GET", f"/me/notifications?cursor={first['next_cursor']}", user="erin")

@@ -7,6 +7,7 @@ import pytest
 
 from shop.services.ports import Ports
 from tests.services_contract import ServiceContract, Shop
+from tests.stock_events_contract import StockEventContract
 
 pytestmark = pytest.mark.ddblocal
 
@@ -18,3 +19,7 @@ def shop(ddb_ports: Ports, monkeypatch: pytest.MonkeyPatch) -> Shop:
 
 class TestServicesOnDynamoDBLocal(ServiceContract):
     pass
+
+
+class TestStockEventsOnDynamoDBLocal(StockEventContract):
+    """stock.low / stock.sold_out on every downward crossing (tests/stock_events_contract.py) on DynamoDB Local."""

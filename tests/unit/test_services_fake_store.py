@@ -7,6 +7,7 @@ import pytest
 
 from tests.fakes import InMemoryStore
 from tests.services_contract import ServiceContract, Shop
+from tests.stock_events_contract import StockEventContract
 
 
 @pytest.fixture
@@ -16,3 +17,7 @@ def shop(monkeypatch: pytest.MonkeyPatch) -> Shop:
 
 class TestServicesOnFakeStore(ServiceContract):
     pass
+
+
+class TestStockEventsOnFakeStore(StockEventContract):
+    """stock.low / stock.sold_out on every downward crossing (tests/stock_events_contract.py) on the fake store."""

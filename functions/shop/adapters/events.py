@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from shop.adapters.aws import client
+from shop.domain import clock
 from shop.manifest import EVENT_SOURCE
 from shop.settings import get_settings
 
@@ -30,7 +31,8 @@ class EventBridgePublisher:
             result = client("events").put_events(Entries=[{
                 "Source": SOURCE,
                 "DetailType": detail_type,
-                "Detail": json.dumps(detail, separators=(",", ":")),
+                # EventBridge's own `time` has whole seconds: consumers that order events (the in-app inbox) use this.
+                "Detail": json.dumps({**detail, "published_at": clock.iso(clock.now())}, separators=(",", ":")),
                 "EventBusName": self.bus_name,
             }])
             if result.get("FailedEntryCount"):
