@@ -223,4 +223,4 @@ def event_detail(sale: AfterSale) -> dict[str, Any]:
     return {"after_sale_id": sale.after_sale_id, "order_id": sale.order_id, "customer_id": sale.customer_id,
             "type": sale.type.value, "status": sale.status.value, "source": sale.source,
             "lines": [{"sku": s, "quantity": q} for s, q in sale.lines], "photos": len(sale.photo_keys),
-            "refund_id": sale.refund_id}
+            "refund_id": sale.refund_id, "reason": sale.reason}
