@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from shop.adapters.items import refund_from_record
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.services.presenters import (
@@ -146,17 +147,21 @@ FUTURE_REFUND = {"refund_id": "rf_1", "amount": 1999, "currency": "EUR", "status
 
 
 def test_customer_refunds_are_an_allow_list():
-    order = _order(refunds=(FUTURE_REFUND,))
+    order = _order(refunds=(refund_from_record(FUTURE_REFUND, "EUR"),))
     shown = order_view(order)["refunds"]
     assert shown == [{"refund_id": "rf_1", "amount": 1999, "currency": "EUR", "lines": [{"sku": "TEE", "quantity": 1}],
                       "status": "pending", "at": AT, "automatic": False}]
-    assert admin_order_view(order)["refunds"] == [FUTURE_REFUND]
+    admin, = admin_order_view(order)["refunds"]
+    assert {k: admin[k] for k in ("reason", "actor", "attempts", "last_error", "provider_refund_id", "restocked")} == {
+        "reason": "internal: suspected reseller", "actor": "admin:ops-1", "attempts": 3,
+        "last_error": "stripe /v1/refunds answered 500", "provider_refund_id": "re_123",
+        "restocked": [{"sku": "TEE", "quantity": 1}]}
 
 
 def test_refunds_recorded_before_they_had_a_status_show_as_succeeded_in_the_orders_currency():
     legacy = {"refund_id": "rf_0", "amount": 500, "lines": [], "restock": False, "reason": "refund", "at": AT,
               "actor": "admin:ops-1", "provider_refund_id": "re_0"}
-    assert order_view(_order(refunds=(legacy,)))["refunds"] == [
+    assert order_view(_order(refunds=(refund_from_record(legacy, "EUR"),)))["refunds"] == [
         {"refund_id": "rf_0", "amount": 500, "currency": "EUR", "lines": [], "status": "succeeded", "at": AT,
          "automatic": False}]
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from localrun.fake_providers import signed_webhook
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.values import Refund
 from shop.payments.base import ProviderError
 from shop.payments.registry import PROVIDERS
 from shop.services import catalog, payments
@@ -45,42 +46,31 @@ class Crash(BaseException):
 # refund entries, old and new shape
 
 
-def entry_status(entry: dict[str, Any]) -> str:
-    return entry.get("status", "succeeded")
-
-
-def restocked_lines(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    if "restocked" in entry:
-        return entry["restocked"] or []
-    return entry.get("lines", []) if entry.get("restock") else []
-
-
 def units(lines) -> Counter:
     total: Counter = Counter()
     for line in lines:
-        total[line["sku"]] += line["quantity"]
+        total[line.sku] += line.quantity
     return total
 
 
 def refunded_total(order: Order, *, include_pending: bool = True) -> int:
-    return sum(e["amount"] for e in order.refunds
-               if include_pending or entry_status(e) == "succeeded")
+    return sum(e.amount for e in order.refunds if include_pending or not e.pending)
 
 
 def succeeded_total(order: Order) -> int:
     return refunded_total(order, include_pending=False)
 
 
-def pending_entries(order: Order) -> list[dict[str, Any]]:
-    return [e for e in order.refunds if entry_status(e) == "pending"]
+def pending_entries(order: Order) -> list[Refund]:
+    return [e for e in order.refunds if e.pending]
 
 
 def restocked_units(order: Order) -> Counter:
-    return units(line for e in order.refunds for line in restocked_lines(e))
+    return units(line for e in order.refunds for line in e.restocked)
 
 
 def refunded_units(order: Order) -> Counter:
-    return units(line for e in order.refunds for line in e.get("lines", []) or [])
+    return units(line for e in order.refunds for line in e.lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,12 +269,12 @@ class Books:
     def _booked(self, name: str, real):
         def refund(**kw):
             order = self.store.get_order(kw["order_id"])
-            entry = next((e for e in (order.refunds if order else ()) if e.get("refund_id") == kw["refund_id"]),
+            entry = next((e for e in (order.refunds if order else ()) if e.refund_id == kw["refund_id"]),
                          None)
             with self.lock:
                 self.calls.append({"refund_id": kw["refund_id"], "order_id": kw["order_id"],
                                    "amount": kw["amount"].amount, "provider": name,
-                                   "intent": entry_status(entry) if entry is not None else None})
+                                   "intent": entry.status.value if entry is not None else None})
                 before = list(self.before)
             for hook in before:
                 hook(name, kw)
@@ -431,7 +421,7 @@ def money_violations(order: Order, books: Books | None = None, *, final: bool = 
             and every != order.amount_paid:
         out.append(f"{oid}: {order.status.value} with amount_paid {order.amount_paid} but refunds (done + pending) "
                    f"of {every}, payment_status {order.payment_status}")
-    ids = [e["refund_id"] for e in order.refunds]
+    ids = [e.refund_id for e in order.refunds]
     if len(ids) != len(set(ids)):
         out.append(f"{oid}: refund ids recorded twice: {sorted(i for i in ids if ids.count(i) > 1)}")
     ordered = {line.sku: line.quantity for line in order.lines}
@@ -442,7 +432,7 @@ def money_violations(order: Order, books: Books | None = None, *, final: bool = 
     if final:
         pend = pending_entries(order)
         if pend:
-            out.append(f"{oid}: refunds still pending: {[(e['refund_id'], e.get('last_error')) for e in pend]}")
+            out.append(f"{oid}: refunds still pending: {[(e.refund_id, e.last_error) for e in pend]}")
         if books is not None:
             taken, refunded = books.taken.get(oid, 0), books.refunded(oid)
             if order.amount_paid != taken:

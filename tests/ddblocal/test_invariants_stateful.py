@@ -229,8 +229,7 @@ def build_machine(ports_factory, fakes):
                 for line in order.lines:
                     # Each reservation ends exactly once; expired or cancelled orders hold none.
                     assert moves[f"{line.sku}.reserved"] == held.get(line.sku, 0), (order.status, line)
-                    returned = sum(l["quantity"] for r in order.refunds for l in refunds.restocked_lines(r)
-                                   if l["sku"] == line.sku)
+                    returned = sum(u.quantity for r in order.refunds for u in r.restocked if u.sku == line.sku)
                     assert returned <= (line.quantity if settled else 0)  # never more back than sold
                     delivered = not any(m.order_id == order_id for m in self.queue.messages)
                     expected_sold = (line.quantity if settled else 0) - (returned if delivered else 0)
@@ -241,10 +240,10 @@ def build_machine(ports_factory, fakes):
                 if order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
                     assert not held
                     # Never ended with money kept: everything paid is refunded (pending or done).
-                    assert sum(r["amount"] for r in order.refunds) == order.amount_paid, order.refunds
-                assert sum(r["amount"] for r in order.refunds) <= order.amount_paid
+                    assert sum(r.amount for r in order.refunds) == order.amount_paid, order.refunds
+                assert sum(r.amount for r in order.refunds) <= order.amount_paid
                 assert not refunds.pending(order)  # the providers answer: nothing is left pending
-                assert order.amount_refunded == sum(r["amount"] for r in order.refunds)
+                assert order.amount_refunded == sum(r.amount for r in order.refunds)
                 taken += order.amount_paid
             # Every payment the providers delivered is on its order, automatic refunds included.
             assert self.received == taken, (self.received, taken)

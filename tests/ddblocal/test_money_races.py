@@ -330,9 +330,9 @@ def test_every_automatic_refund_is_on_the_order(shop, case, monkeypatch):
     _, outcome = pay(shop.ports, shop.books, order_id, provider="alipay" if case == "wrong_provider" else None)
     shop.settle([order_id])
     order = shop.get(order_id)
-    automatic = [e for e in order.refunds if e.get("automatic")]
+    automatic = [e for e in order.refunds if e.automatic]
     assert len(automatic) == 1, (outcome, order.refunds)
-    assert automatic[0]["amount"] == order.total.amount
+    assert automatic[0].amount == order.total.amount
     assert order.amount_paid == shop.books.taken[order_id], "the refused payment is not counted on the order"
     shop.check([order_id])
 
@@ -360,7 +360,7 @@ def test_a_held_payment_notified_again_is_not_refunded_twice(ddb_ports, provider
     held = ddb_ports.store.get_order(placed.order_id)
     assert held.status.value == "ON_HOLD" and held.refunds == ()
     rejected = payments.reject_held(ddb_ports, provider, placed.order_id, actor="admin:ops")
-    assert [(r["amount"], r["status"]) for r in rejected.refunds] == [(2000, "succeeded")]
+    assert [(r.amount, r.status) for r in rejected.refunds] == [(2000, "succeeded")]
     assert rejected.amount_paid == rejected.amount_refunded == 2000
 
 
@@ -401,6 +401,6 @@ def test_finishing_a_reject_refunds_each_payment_through_the_provider_that_took_
         provider = PROVIDERS[name]
         payments.process_payment_event(ddb_ports, provider, provider.parse_webhook(dict(headers), body), no_risk)
     rejected = payments.reject_held(ddb_ports, PROVIDERS["sandbox"], placed.order_id, actor="admin:ops")
-    assert all(r["status"] == "succeeded" for r in rejected.refunds) and len(rejected.refunds) == 2
+    assert all(r.status == "succeeded" for r in rejected.refunds) and len(rejected.refunds) == 2
     assert ("sandbox", "pi_other") not in calls  # the Stripe payment never refunded through the sandbox
     assert [c for c in calls if c[1] == "pi_other"] == [("stripe", "pi_other")] * 2  # failed once, then done

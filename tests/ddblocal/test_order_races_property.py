@@ -271,9 +271,9 @@ class Round:
                        f"providers took {self.books.taken.get(order_id, 0)} and refunded "
                        f"{self.books.refunded(order_id)}")
             out += [f"    history: {h.from_status} -> {h.to_status} by {h.actor}: {h.reason}" for h in order.history]
-            out += [f"    refund {e['refund_id'][:10]} {e['amount']} {e.get('status', '(no status)')} "
-                    f"automatic={e.get('automatic')} lines={e.get('lines')} restocked={e.get('restocked')} "
-                    f"restock={e.get('restock')} by {e.get('actor')}: {e.get('reason')}" for e in order.refunds]
+            out += [f"    refund {e.refund_id[:10]} {e.amount} {e.status} "
+                    f"automatic={e.automatic} lines={e.lines} restocked={e.restocked} "
+                    f"by {e.actor}: {e.reason}" for e in order.refunds]
             out += [f"    provider call {c['provider']} {c['refund_id'][:10]} {c['amount']} (order said: {c['intent']})"
                     for c in self.books.calls_for(order_id)]
         return "\n".join(out)

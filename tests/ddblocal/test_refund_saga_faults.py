@@ -197,7 +197,7 @@ def test_refund_saga_converges_after_a_fault(saga, fault, recovery):
               f"{order.status.value}, restocked {dict(restocked_units(order))}")
     else:
         check(order.status is OrderStatus.CANCELLED and order.amount_paid == TOTAL
-              and [e.get("automatic") for e in order.refunds] == [True],
+              and [e.automatic for e in order.refunds] == [True],
               f"{order.status.value}, amount_paid {order.amount_paid}, refunds on the order {order.refunds}")
     levels = saga.real.get_sku("SAGA-1").levels.to_dict()
     check(levels == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}, f"stock ends at {levels}")

@@ -16,6 +16,7 @@ from shop.domain.ids import new_order_id, new_order_number
 from shop.domain.money import Money
 from shop.domain.orders import ALLOWED_TRANSITIONS, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
+from shop.domain.values import Refund, UnitLine
 from shop.services.inventory import release_order_lines, sell_reserved_lines
 from shop.services.orders import check_catalog, merge_lines
 
@@ -208,7 +209,7 @@ def test_shipping_a_paid_order_in_parcels():
         paid.ship("shp_4", {"HAT": 1}, carrier=None, tracking_number=None, at=AT, actor="a")
     with pytest.raises(InvalidTransition):
         order().ship("shp_5", None, carrier=None, tracking_number=None, at=AT, actor="a")
-    refunded = replace(paid, refunds=({"lines": [{"sku": "CAP", "quantity": 1}]},))
+    refunded = replace(paid, refunds=(Refund("rf_1", 500, "USD", lines=(UnitLine("CAP", 1),)),))
     assert refunded.unshipped_units() == {"TEE": 3}
 
 

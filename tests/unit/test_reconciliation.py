@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +16,8 @@ from shop.domain import reconciliation as rc
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.reconciliation import StatementRow
+from shop.domain.statuses import RefundStatus
+from shop.domain.values import Refund
 from shop.reconciliation import alipay_bill, stripe_balance, wechat_bill
 from shop.reconciliation.statements import HashMismatch, StatementInvalid, SummaryMismatch, minor
 
@@ -61,9 +64,9 @@ def order(order_id, status=OrderStatus.PAID, *, provider="alipay", paid=1000, pa
 
 def refund(refund_id, amount, *, status="succeeded", provider_refund_id=None, payment="T-o", automatic=False,
            captured=None, at=NOON, currency="CNY"):
-    return {"refund_id": refund_id, "amount": amount, "currency": currency, "status": status, "provider": "alipay",
-            "provider_payment_id": payment, "provider_refund_id": provider_refund_id, "captured": captured or amount,
-            "automatic": automatic, "at": at, "lines": [], "restocked": []}
+    return Refund(refund_id=refund_id, amount=amount, currency=currency, status=RefundStatus(status), provider="alipay",
+                  provider_payment_id=payment, provider_refund_id=provider_refund_id, captured=captured or amount,
+                  automatic=automatic, at=at)
 
 
 def pay_row(reference, order_id, amount=1000, at=NOON, currency="CNY"):
@@ -167,9 +170,7 @@ def test_mismatch_ids_are_stable_across_runs_and_differ_between_differences():
 
 def test_a_refund_the_provider_reports_failed_after_it_succeeded():
     orders = [order("o", provider="stripe", payment="pi_1",
-                    refunds=[refund("rf", 300, payment="pi_1", provider_refund_id="re_1")])]
-    for r in orders[0].refunds:
-        r["provider"] = "stripe"
+                    refunds=[replace(refund("rf", 300, payment="pi_1", provider_refund_id="re_1"), provider="stripe")])]
     rows = [StatementRow(rc.PAYMENT, "pi_1", 1000, "CNY", rc.SUCCEEDED, NOON, "o"),
             StatementRow(rc.REFUND, "re_1", 300, "CNY", rc.SUCCEEDED, NOON, "o", payment_reference="pi_1"),
             StatementRow(rc.REFUND, "re_1", 300, "CNY", rc.FAILED, "2026-03-01T05:00:00.000Z", "o")]

@@ -15,7 +15,7 @@ from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
-from shop.domain.values import Shipment, UnitLine
+from shop.domain.values import Refund, Shipment, UnitLine
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -152,6 +152,41 @@ def shipment_from_record(record: dict[str, Any]) -> Shipment:
                     at=record.get("at", ""), actor=record.get("actor"))
 
 
+def refund_to_record(refund: Refund) -> dict[str, Any]:
+    """A refund on the order item (the attributes written since refunds became a saga)."""
+    record: dict[str, Any] = {
+        "refund_id": refund.refund_id, "amount": refund.amount, "currency": refund.currency,
+        "lines": _lines_to_record(refund.lines), "restocked": _lines_to_record(refund.restocked),
+        "reason": refund.reason, "at": refund.at, "actor": refund.actor, "automatic": refund.automatic,
+        "status": refund.status.value, "provider": refund.provider, "provider_payment_id": refund.provider_payment_id,
+        "captured": refund.captured, "provider_refund_id": refund.provider_refund_id, "attempts": refund.attempts,
+        "last_error": refund.last_error}
+    if refund.after_sale_id is not None:
+        record["after_sale_id"] = refund.after_sale_id
+    if refund.last_attempt_at is not None:
+        record["last_attempt_at"] = refund.last_attempt_at
+    if refund.completed_at is not None:
+        record["completed_at"] = refund.completed_at
+    return record
+
+
+def refund_from_record(record: dict[str, Any], order_currency: str) -> Refund:
+    """Also reads entries written before the saga: no status (they were recorded once refunded), no
+    currency (the order's), `restock: true` instead of the units put back."""
+    lines = _lines_from_record(record.get("lines"))
+    restocked = (_lines_from_record(record["restocked"]) if "restocked" in record
+                 else lines if record.get("restock") else ())
+    return Refund(
+        refund_id=record["refund_id"], amount=int(record["amount"]), currency=record.get("currency") or order_currency,
+        lines=lines, restocked=restocked, reason=record.get("reason", ""), at=record.get("at", ""),
+        actor=record.get("actor", ""), automatic=bool(record.get("automatic")),
+        status=RefundStatus(record.get("status", RefundStatus.SUCCEEDED)), provider=record.get("provider"),
+        provider_payment_id=record.get("provider_payment_id"), captured=record.get("captured"),
+        provider_refund_id=record.get("provider_refund_id"), attempts=int(record.get("attempts") or 0),
+        last_error=record.get("last_error"), last_attempt_at=record.get("last_attempt_at"),
+        completed_at=record.get("completed_at"), after_sale_id=record.get("after_sale_id"))
+
+
 def index_shard(order_id: str) -> int:
     """The order's shard of the shop-wide indexes: a hash that is the same in every process
     (unlike Python's salted hash()), so a rewrite of the order keeps it in the same partition."""
@@ -162,10 +197,7 @@ def index_shard(order_id: str) -> int:
 def order_to_item(order: Order) -> dict[str, Any]:
     sort = f"{order.created_at}#{order.order_id}"
     shard = index_shard(order.order_id)
-    refund_pending_since = min(
-        (str(r.get("at") or order.updated_at) for r in order.refunds
-         if isinstance(r, dict) and r.get("status") == RefundStatus.PENDING),
-        default=None)
+    refund_pending_since = min((r.at or order.updated_at for r in order.refunds if r.pending), default=None)
     return {
         **order_key(order.order_id),
         "entity": "ORDER",
@@ -198,7 +230,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "amount_paid": order.amount_paid,
         "amount_refunded": order.amount_refunded,
         "provider_payment_id": order.provider_payment_id,
-        "refunds": list(order.refunds) or None,
+        "refunds": [refund_to_record(r) for r in order.refunds] or None,
         "hold_reason": order.hold_reason,
         "client_ip_hash": order.client_ip_hash,
         "held_payment": order.held_payment,
@@ -255,7 +287,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
         amount_paid=item.get("amount_paid", 0),
         amount_refunded=item.get("amount_refunded", 0),
         provider_payment_id=item.get("provider_payment_id"),
-        refunds=tuple(item.get("refunds") or ()),
+        refunds=tuple(refund_from_record(r, currency) for r in item.get("refunds") or ()),
         hold_reason=item.get("hold_reason"),
         client_ip_hash=item.get("client_ip_hash"),
         held_payment=item.get("held_payment"),

@@ -9,7 +9,7 @@ from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
 from shop.domain.skus import StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus
-from shop.domain.values import Shipment, sum_units, unit_lines
+from shop.domain.values import Refund, Shipment, sum_units, unit_lines
 
 
 class OrderStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
@@ -119,7 +119,7 @@ class Order:
     amount_paid: int = 0  # minor units received from the provider
     amount_refunded: int = 0
     provider_payment_id: str | None = None
-    refunds: tuple[dict, ...] = field(default_factory=tuple)
+    refunds: tuple[Refund, ...] = field(default_factory=tuple)
     hold_reason: str | None = None
     client_ip_hash: str | None = None  # the caller's address, hashed: risk rules compare, nobody reads it
     # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
@@ -164,7 +164,7 @@ class Order:
 
     def refunded_units(self) -> dict[str, int]:
         """Units per SKU that refunds by line took back."""
-        return sum_lines(line for refund in self.refunds for line in refund.get("lines", []))
+        return sum_units(line for refund in self.refunds for line in refund.lines)
 
     def unshipped_units(self) -> dict[str, int]:
         """Units per SKU still to ship: ordered, less shipped, less refunded by line (an after-sales refund is of
@@ -229,9 +229,3 @@ class Order:
             **changes,
         )
 
-
-def sum_lines(lines) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for line in lines:
-        total[line["sku"]] = total.get(line["sku"], 0) + line["quantity"]
-    return total

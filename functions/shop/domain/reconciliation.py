@@ -178,11 +178,11 @@ def records_of(order: Order) -> list[Record]:
     """
     found: dict[str, Record] = {}
     for entry in order.refunds:
-        reference = entry.get("provider_payment_id")
-        if entry.get("automatic") and reference and reference not in found:
-            found[reference] = Record(PAYMENT, entry.get("provider") or order.payment_provider, order.order_id,
-                                      reference, int(entry.get("captured") or entry["amount"]),
-                                      entry.get("currency", order.currency), SUCCEEDED, entry["at"])
+        reference = entry.provider_payment_id
+        if entry.automatic and reference and reference not in found:
+            found[reference] = Record(PAYMENT, entry.provider or order.payment_provider, order.order_id,
+                                      reference, int(entry.captured or entry.amount), entry.currency, SUCCEEDED,
+                                      entry.at)
     own = order.provider_payment_id
     if own and own not in found:
         held = (order.held_payment or {}).get("amount")
@@ -193,15 +193,13 @@ def records_of(order: Order) -> list[Record]:
                                 SUCCEEDED, _payment_time(order))
     records = list(found.values())
     for entry in order.refunds:
-        if not entry.get("amount"):
+        if not entry.amount:
             continue  # a cancel of an order refunded already: nothing reached the provider
-        status = SUCCEEDED if refunds.entry_status(entry) == refunds.SUCCEEDED else PENDING
-        records.append(Record(REFUND, entry.get("provider") or order.payment_provider, order.order_id,
-                              entry.get("provider_refund_id"), int(entry["amount"]),
-                              entry.get("currency", order.currency), status,
-                              entry.get("completed_at") or entry["at"], merchant_reference=entry["refund_id"],
-                              payment_reference=entry.get("provider_payment_id"),
-                              automatic=bool(entry.get("automatic"))))
+        status = PENDING if entry.pending else SUCCEEDED
+        records.append(Record(REFUND, entry.provider or order.payment_provider, order.order_id,
+                              entry.provider_refund_id, entry.amount, entry.currency, status,
+                              entry.completed_at or entry.at, merchant_reference=entry.refund_id,
+                              payment_reference=entry.provider_payment_id, automatic=entry.automatic))
     return records
 
 

@@ -5,9 +5,7 @@ refunded and against the units that may still come back), in one conditional wri
 version. Only then is the provider called, with the entry's id as its idempotency key; the outcome
 is recorded after. A crash anywhere leaves a pending entry that a retry or the sweeper finishes.
 
-Entry fields: refund_id, amount, currency, lines (units refunded), restocked (units put back on
-sale), reason, at, actor, automatic, status, provider, provider_payment_id, captured,
-provider_refund_id, attempts, last_error.
+Each entry is a `Refund` (domain/values.py).
 """
 
 from __future__ import annotations
@@ -17,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shop.domain.errors import InvalidTransition, Unprocessable
-from shop.domain.orders import Order, OrderStatus, sum_lines
+from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import HOLDS_MONEY, PaymentStatus, RefundStatus
+from shop.domain.values import Refund, UnitLine, sum_units, unit_lines
 
 PENDING, SUCCEEDED = RefundStatus.PENDING, RefundStatus.SUCCEEDED
 
@@ -28,38 +27,27 @@ def stable_id(*parts: str) -> str:
     return "rf_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def entry_status(entry: dict[str, Any]) -> RefundStatus:
-    return RefundStatus(entry.get("status", SUCCEEDED))
+def find(order: Order, refund_id: str) -> Refund | None:
+    return next((r for r in order.refunds if r.refund_id == refund_id), None)
 
 
-def restocked_lines(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    if "restocked" in entry:
-        return entry["restocked"]
-    return entry.get("lines", []) if entry.get("restock") else []  # entries written before the saga
+def pending(order: Order) -> list[Refund]:
+    return [r for r in order.refunds if r.pending]
 
 
-def find(order: Order, refund_id: str) -> dict[str, Any] | None:
-    return next((r for r in order.refunds if r["refund_id"] == refund_id), None)
-
-
-def pending(order: Order) -> list[dict[str, Any]]:
-    return [r for r in order.refunds if entry_status(r) == PENDING]
-
-
-def _in_order_currency(order: Order, entry: dict[str, Any]) -> bool:
-    return entry.get("currency", order.currency) == order.currency
+def _in_order_currency(order: Order, entry: Refund) -> bool:
+    return entry.currency == order.currency
 
 
 def own_captured(order: Order) -> int:
     """What the order's own accepted payment took: amount_paid also counts payments it refused
     (refunded automatically)."""
-    return order.amount_paid - sum(r["amount"] for r in order.refunds if r.get("automatic")
-                                   and _in_order_currency(order, r))
+    return order.amount_paid - sum(r.amount for r in order.refunds if r.automatic and _in_order_currency(order, r))
 
 
 def own_refunded(order: Order) -> int:
     """Refunds of the order's own payment, done or pending."""
-    return sum(r["amount"] for r in order.refunds if not r.get("automatic") and _in_order_currency(order, r))
+    return sum(r.amount for r in order.refunds if not r.automatic and _in_order_currency(order, r))
 
 
 def refundable(order: Order) -> int:
@@ -67,7 +55,7 @@ def refundable(order: Order) -> int:
 
 
 def restocked_units(order: Order) -> dict[str, int]:
-    return sum_lines(line for r in order.refunds for line in restocked_lines(r))
+    return sum_units(line for r in order.refunds for line in r.restocked)
 
 
 def _status_after_refund(order: Order) -> PaymentStatus:
@@ -112,7 +100,7 @@ def plan(order: Order, *, amount: int | None, lines: list[tuple[str, int]] | Non
     elif lines is None:  # a full return
         units = {s: q - refunded_by_line.get(s, 0) for s, q in ordered.items()}
     else:
-        units = sum_lines({"sku": s, "quantity": q} for s, q in lines)
+        units = sum_units(UnitLine(s, q) for s, q in lines)
     over = [s for s, q in units.items() if s not in ordered or q < 0 or q + refunded_by_line.get(s, 0) > ordered[s]]
     if over:
         raise Unprocessable("more units than the order has left to refund",
@@ -136,21 +124,16 @@ def _positive(units: dict[str, int]) -> dict[str, int]:
     return {s: q for s, q in units.items() if q > 0}
 
 
-def _as_lines(units: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"sku": s, "quantity": q} for s, q in units.items()]
-
-
 def new_entry(refund_id: str, order: Order, refund: RefundPlan, *, reason: str, at: str, actor: str,
               provider: str, provider_payment_id: str | None, captured: int, currency: str | None = None,
-              automatic: bool = False) -> dict[str, Any]:
-    return {"refund_id": refund_id, "amount": refund.amount, "currency": currency or order.currency,
-            "lines": _as_lines(refund.units), "restocked": _as_lines(refund.restocked), "reason": reason,
-            "at": at, "actor": actor, "automatic": automatic, "status": PENDING, "provider": provider,
-            "provider_payment_id": provider_payment_id, "captured": captured, "provider_refund_id": None,
-            "attempts": 0, "last_error": None}
+              automatic: bool = False) -> Refund:
+    return Refund(refund_id=refund_id, amount=refund.amount, currency=currency or order.currency,
+                  lines=unit_lines(refund.units), restocked=unit_lines(refund.restocked), reason=reason, at=at,
+                  actor=actor, automatic=automatic, status=PENDING, provider=provider,
+                  provider_payment_id=provider_payment_id, captured=captured)
 
 
-def with_intent(order: Order, entry: dict[str, Any], *, at: str, actor: str, reason: str,
+def with_intent(order: Order, entry: Refund, *, at: str, actor: str, reason: str,
                 cancel: bool = False, received: int = 0, **changes: Any) -> Order:
     """The order with a pending refund (and, for a cancel, CANCELLED in the same write).
 
@@ -158,7 +141,7 @@ def with_intent(order: Order, entry: dict[str, Any], *, at: str, actor: str, rea
     the order could not accept): it counts in amount_paid, so the order shows money in and out.
     """
     updated = replace(order, refunds=order.refunds + (entry,), amount_paid=order.amount_paid + received, **changes)
-    if not entry.get("automatic"):
+    if not entry.automatic:
         updated = replace(updated, payment_status=_status_after_refund(updated))
     if cancel:
         return updated.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
@@ -168,12 +151,11 @@ def with_intent(order: Order, entry: dict[str, Any], *, at: str, actor: str, rea
 def with_outcome(order: Order, refund_id: str, *, provider_refund_id: str, at: str) -> Order:
     """The provider confirmed the refund: it counts in amount_refunded."""
     entry = find(order, refund_id)
-    if entry is None or entry_status(entry) != PENDING:
+    if entry is None or not entry.pending:
         return order
-    done = {**entry, "status": SUCCEEDED, "provider_refund_id": provider_refund_id, "completed_at": at,
-            "last_error": None}
+    done = replace(entry, status=SUCCEEDED, provider_refund_id=provider_refund_id, completed_at=at, last_error=None)
     refunds = tuple(done if r is entry else r for r in order.refunds)
-    counted = entry["amount"] if _in_order_currency(order, entry) else 0
+    counted = entry.amount if _in_order_currency(order, entry) else 0
     return replace(order, refunds=refunds, amount_refunded=order.amount_refunded + counted, updated_at=at,
                    version=order.version + 1)
 
@@ -181,8 +163,8 @@ def with_outcome(order: Order, refund_id: str, *, provider_refund_id: str, at: s
 def with_failed_attempt(order: Order, refund_id: str, *, error: str, at: str) -> Order:
     """The provider call failed or its answer was lost: still pending, retried later."""
     entry = find(order, refund_id)
-    if entry is None or entry_status(entry) != PENDING:
+    if entry is None or not entry.pending:
         return order
-    tried = {**entry, "attempts": int(entry.get("attempts", 0)) + 1, "last_error": error[:200], "last_attempt_at": at}
+    tried = replace(entry, attempts=entry.attempts + 1, last_error=error[:200], last_attempt_at=at)
     refunds = tuple(tried if r is entry else r for r in order.refunds)
     return replace(order, refunds=refunds, updated_at=at, version=order.version + 1)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shop.domain.money import Money
+from shop.domain.statuses import RefundStatus
+
 
 @dataclass(frozen=True)
 class UnitLine:
@@ -43,3 +46,42 @@ class Shipment:
 
     def units(self) -> dict[str, int]:
         return sum_units(self.lines)
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Money given back on an order (see domain/refunds.py for the saga that records it).
+
+    Recorded first as a pending intent, counted against what may still be refunded; SUCCEEDED once the
+    provider confirmed it. `automatic`: a payment the order refused, given back (it is not a refund of the
+    order's own payment). `currency` is the refunded money's (an automatic refund may give back a payment
+    made in another currency than the order's).
+    """
+
+    refund_id: str
+    amount: int  # minor units of `currency`
+    currency: str
+    lines: tuple[UnitLine, ...] = ()  # units refunded
+    restocked: tuple[UnitLine, ...] = ()  # units put back on sale
+    reason: str = ""
+    at: str = ""
+    actor: str = ""
+    automatic: bool = False
+    status: RefundStatus = RefundStatus.SUCCEEDED
+    provider: str | None = None  # the provider that took the payment (None: the order's)
+    provider_payment_id: str | None = None
+    captured: int | None = None  # what the payment refunded took (providers that need it)
+    provider_refund_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt_at: str | None = None
+    completed_at: str | None = None
+    after_sale_id: str | None = None  # the after-sales request this refund settles
+
+    @property
+    def pending(self) -> bool:
+        return self.status is RefundStatus.PENDING
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)

@@ -157,8 +157,8 @@ def _refused_before(order: Order, event: PaymentEvent) -> bool:
     refund: another notification of it (a retry under a new event id, Alipay's TRADE_FINISHED after
     TRADE_SUCCESS) must not refund it a second time."""
     return bool(event.provider_payment_id) and any(
-        r.get("automatic") and r.get("provider_payment_id") == event.provider_payment_id
-        and (r.get("provider") or order.payment_provider) == event.provider for r in order.refunds)
+        r.automatic and r.provider_payment_id == event.provider_payment_id
+        and (r.provider or order.payment_provider) == event.provider for r in order.refunds)
 
 
 def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple[PaymentOutcome, str | None]:
@@ -234,7 +234,7 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
     def attempt() -> tuple[PaymentOutcome, str | None]:
         order = get_order_for(ports, order_id, None)
         recorded = event.provider_payment_id and (order.provider_payment_id == event.provider_payment_id or any(
-            r.get("provider_payment_id") == event.provider_payment_id for r in order.refunds))
+            r.provider_payment_id == event.provider_payment_id for r in order.refunds))
         if recorded or order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             return PaymentOutcome.NOT_APPLICABLE, None
         return _refuse(ports, event, order, why)

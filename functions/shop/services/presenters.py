@@ -7,9 +7,8 @@ from typing import Any
 from shop.domain.after_sales import AfterSale
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.skus import Sku
-from shop.domain.statuses import RefundStatus
 from shop.domain.stock import StockMovement
-from shop.domain.values import Shipment
+from shop.domain.values import Refund, Shipment, UnitLine
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
@@ -20,7 +19,6 @@ OPERATOR = "operator"
 # The refund fields a customer sees. An allow-list: the actor, the operator's note (`reason`), provider
 # ids, attempts, errors, restock details and any field added later stay in the admin view.
 CUSTOMER_REFUND_FIELDS = ("refund_id", "amount", "currency", "lines", "status", "at", "automatic")
-CUSTOMER_REFUND_LINE_FIELDS = ("sku", "quantity")
 
 
 def _customer_actor(actor: Any) -> str:
@@ -34,13 +32,30 @@ def _customer_history_entry(entry: HistoryEntry) -> dict[str, Any]:
     return shown
 
 
-def _customer_refund(refund: dict[str, Any], currency: str) -> dict[str, Any]:
-    # Entries written before refunds had a status were recorded once the provider had refunded.
-    defaults = {"currency": currency, "status": RefundStatus.SUCCEEDED.value, "automatic": False, "lines": []}
-    shown = {name: refund.get(name, defaults.get(name)) for name in CUSTOMER_REFUND_FIELDS}
-    shown["lines"] = [{name: line.get(name) for name in CUSTOMER_REFUND_LINE_FIELDS}
-                      for line in shown["lines"] or [] if isinstance(line, dict)]
+def _lines_view(lines: tuple[UnitLine, ...]) -> list[dict[str, Any]]:
+    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
+
+
+def refund_view(refund: Refund) -> dict[str, Any]:
+    """A refund as operators see it: every field."""
+    shown: dict[str, Any] = {
+        "refund_id": refund.refund_id, "amount": refund.amount, "currency": refund.currency,
+        "lines": _lines_view(refund.lines), "restocked": _lines_view(refund.restocked), "reason": refund.reason,
+        "at": refund.at, "actor": refund.actor, "automatic": refund.automatic, "status": refund.status.value,
+        "provider": refund.provider, "provider_payment_id": refund.provider_payment_id, "captured": refund.captured,
+        "provider_refund_id": refund.provider_refund_id, "attempts": refund.attempts, "last_error": refund.last_error}
+    if refund.after_sale_id is not None:
+        shown["after_sale_id"] = refund.after_sale_id
+    if refund.last_attempt_at is not None:
+        shown["last_attempt_at"] = refund.last_attempt_at
+    if refund.completed_at is not None:
+        shown["completed_at"] = refund.completed_at
     return shown
+
+
+def _customer_refund(refund: Refund) -> dict[str, Any]:
+    full = refund_view(refund)
+    return {name: full[name] for name in CUSTOMER_REFUND_FIELDS}
 
 
 def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str, Any]:
@@ -60,7 +75,7 @@ def order_view(order: Order) -> dict[str, Any]:
     return {
         **_full_order_view(order),
         "history": [_customer_history_entry(entry) for entry in order.history],
-        "refunds": [_customer_refund(refund, order.currency) for refund in order.refunds],
+        "refunds": [_customer_refund(refund) for refund in order.refunds],
         "hold_reason": UNDER_REVIEW if order.status is OrderStatus.ON_HOLD else None,
         "shipments": [shipment_view(shipment, for_customer=True) for shipment in order.shipments],
         "after_sales": customer_after_sales(order),
@@ -136,7 +151,7 @@ def _full_order_view(order: Order) -> dict[str, Any]:
         "history": [entry.to_dict() for entry in order.history],
         "amount_paid": {"amount": order.amount_paid, "currency": order.currency},
         "amount_refunded": {"amount": order.amount_refunded, "currency": order.currency},
-        "refunds": list(order.refunds),
+        "refunds": [refund_view(refund) for refund in order.refunds],
         "hold_reason": order.hold_reason,
         "shipments": [shipment_view(shipment) for shipment in order.shipments],
         "after_sales": list(order.after_sales),

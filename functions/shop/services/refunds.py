@@ -10,7 +10,7 @@ refunding twice (see docs/payments.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from aws_lambda_powertools import Logger
 
@@ -18,7 +18,8 @@ from shop.domain import clock, refunds
 from shop.domain.errors import InvalidTransition
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
-from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus
+from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus, RefundStatus
+from shop.domain.values import Refund
 from shop.payments.base import PaymentProvider, ProviderError
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, Ports
@@ -53,13 +54,13 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
     assert entry is not None
     if created and cancel:
         ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason,
-                                                 "refund": {"amount": entry["amount"], "currency": entry["currency"]}})
+                                                 "refund": entry.money.to_dict()})
     return settle_refund(ports, lambda name: provider, order, refund_id)  # this refund's own provider
 
 
 def with_refund_intent(order: Order, refund_id: str, *, provider_name: str, amount: int | None,
                        lines: list[tuple[str, int]] | None, restock: bool, reason: str, actor: str,
-                       cancel: bool = False, **entry_fields: Any) -> Order:
+                       cancel: bool = False, after_sale_id: str | None = None) -> Order:
     """The order with a pending refund, planned on this version (every check re-run on it); not committed: the
     caller commits it, conditional on `order`'s version, alone or with what else the refund belongs to (an
     after-sales request's transition). `entry_fields` go on the refund entry (e.g. the after_sale_id)."""
@@ -68,9 +69,9 @@ def with_refund_intent(order: Order, refund_id: str, *, provider_name: str, amou
     entry = refunds.new_entry(refund_id, order, refund, reason=reason, at=at, actor=actor,
                               provider=provider_name, provider_payment_id=order.provider_payment_id,
                               captured=refunds.own_captured(order))
-    entry.update(entry_fields)
+    entry = replace(entry, after_sale_id=after_sale_id)
     if refund.amount == 0:  # a cancel after everything was refunded already: only units come back
-        entry = {**entry, "status": refunds.SUCCEEDED}
+        entry = replace(entry, status=RefundStatus.SUCCEEDED)
     return refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=cancel)
 
 
@@ -88,7 +89,7 @@ def complete_pending_refunds(ports: Ports, provider_for: ProviderFor, order_id: 
     order = get_order_for(ports, order_id, None)
     for entry in refunds.pending(order):
         send_restocks(ports, order_id, entry)
-        order = _finish_quietly(ports, provider_for, order, entry["refund_id"])
+        order = _finish_quietly(ports, provider_for, order, entry.refund_id)
     return order
 
 
@@ -104,14 +105,13 @@ def _finish_quietly(ports: Ports, provider_for: ProviderFor, order: Order, refun
 def finish_refund(ports: Ports, provider_for: ProviderFor, order: Order, refund_id: str) -> Order:
     """Provider call (idempotent on refund_id), then the outcome. Raises ProviderError after noting the attempt."""
     entry = refunds.find(order, refund_id)
-    if entry is None or refunds.entry_status(entry) != refunds.PENDING:
+    if entry is None or not entry.pending:
         return order
-    provider = provider_for(entry.get("provider") or order.payment_provider)
-    currency = entry.get("currency", order.currency)
+    provider = provider_for(entry.provider or order.payment_provider)
     try:
-        result = provider.refund(order_id=order.order_id, provider_payment_id=entry.get("provider_payment_id") or "",
-                                 amount=Money(entry["amount"], currency), refund_id=refund_id,
-                                 captured=Money(entry.get("captured") or entry["amount"], currency))
+        result = provider.refund(order_id=order.order_id, provider_payment_id=entry.provider_payment_id or "",
+                                 amount=entry.money, refund_id=refund_id,
+                                 captured=Money(entry.captured or entry.amount, entry.currency))
     except ProviderError as error:
         message = str(error)
         _record(ports, order.order_id, lambda o: refunds.with_failed_attempt(
@@ -122,8 +122,7 @@ def finish_refund(ports: Ports, provider_for: ProviderFor, order: Order, refund_
     if changed:
         ports.events.publish("order.refunded", {
             "order_id": order.order_id, "refund_id": refund_id,
-            "amount": {"amount": entry["amount"], "currency": currency},
-            "restock": bool(entry.get("restocked")), "automatic": bool(entry.get("automatic"))})
+            "amount": entry.money.to_dict(), "restock": bool(entry.restocked), "automatic": entry.automatic})
     return updated
 
 
@@ -139,15 +138,15 @@ def _record(ports: Ports, order_id: str, change: Callable[[Order], Order]) -> tu
     return with_retries(attempt)
 
 
-def send_restocks(ports: Ports, order_id: str, entry: dict[str, Any]) -> None:
+def send_restocks(ports: Ports, order_id: str, entry: Refund) -> None:
     """One message per SKU, keyed by the refund: the consumer applies each message id once."""
-    lines = refunds.restocked_lines(entry)
+    lines = entry.restocked
     if not lines:
         return
     if ports.restock_queue is None:
         raise RuntimeError("RESTOCK_QUEUE_URL is not configured: refunded units cannot be restocked")
     for line in lines:
-        ports.restock_queue.request_restock(f"{entry['refund_id']}-{line['sku']}", line["sku"], line["quantity"],
+        ports.restock_queue.request_restock(f"{entry.refund_id}-{line.sku}", line.sku, line.quantity,
                                             order_id, "refund_restock")
 
 
