@@ -48,8 +48,7 @@ def _in_created_range(order: Order, created_from: str | None, created_to: str | 
 
 
 def _oldest_pending_refund(order: Order) -> str | None:
-    return min((str(entry.get("at") or order.updated_at) for entry in order.refunds
-                if entry.get("status") == "pending"), default=None)
+    return min((entry.at or order.updated_at for entry in order.refunds if entry.pending), default=None)
 
 
 class InMemoryStore:
