@@ -132,7 +132,7 @@ def requestable_units(order: Order) -> dict[str, int]:
     (an operator's refund by line) when those leave fewer."""
     shipped, claimed = shipped_units(order), claimed_units(order)
     ordered = {line.sku: line.quantity for line in order.lines}
-    other_refunds = sum_lines(line for r in order.refunds if not r.get("after_sale_id") for line in r.get("lines", []))
+    other_refunds = sum_units(line for r in order.refunds if not r.after_sale_id for line in r.lines)
     left = {sku: min(shipped.get(sku, 0), ordered[sku] - other_refunds.get(sku, 0)) - claimed.get(sku, 0)
             for sku in ordered}
     return {sku: q for sku, q in left.items() if q > 0}

@@ -170,8 +170,7 @@ class Order:
         """Units per SKU still to ship: ordered, less shipped, less refunded by line (an after-sales refund is of
         units shipped already: it leaves what is still to ship as it was)."""
         shipped = sum_units(line for shipment in self.shipments for line in shipment.lines)
-        refunded = sum_lines(line for refund in self.refunds if not refund.get("after_sale_id")
-                             for line in refund.get("lines", []))
+        refunded = sum_units(line for refund in self.refunds if not refund.after_sale_id for line in refund.lines)
         left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
@@ -229,3 +228,10 @@ class Order:
             **changes,
         )
 
+
+def sum_lines(lines) -> dict[str, int]:
+    """Units per SKU over {"sku", "quantity"} dicts (after-sales summaries; value objects use values.sum_units)."""
+    total: dict[str, int] = {}
+    for line in lines:
+        total[line["sku"]] = total.get(line["sku"], 0) + line["quantity"]
+    return total

@@ -83,8 +83,8 @@ def order_view(order: Order) -> dict[str, Any]:
 
 
 def _refund_of(order: Order, refund_id: str | None) -> dict[str, Any] | None:
-    entry = next((r for r in order.refunds if refund_id and r.get("refund_id") == refund_id), None)
-    return _customer_refund(entry, order.currency) if entry else None
+    entry = next((r for r in order.refunds if refund_id and r.refund_id == refund_id), None)
+    return _customer_refund(entry) if entry else None
 
 
 def customer_after_sales(order: Order) -> list[dict[str, Any]]:
@@ -118,7 +118,8 @@ def admin_after_sale_view(sale: AfterSale, order: Order, photo_urls: list[str] |
         "photos": [{"key": key, "content_type": kind, "url": url}
                    for key, kind, url in zip(sale.photo_keys, types, urls, strict=False)],
         "history": list(sale.history),
-        "refund": next((r for r in order.refunds if sale.refund_id and r.get("refund_id") == sale.refund_id), None),
+        "refund": next((refund_view(r) for r in order.refunds if sale.refund_id and r.refund_id == sale.refund_id),
+                       None),
         "order_status": order.status.value, "open_after_sales": order.open_after_sales,
     }
 
