@@ -32,6 +32,7 @@ from shop.domain.skus import StockLevels
 from shop.services import catalog, fulfilment, payments, refunds
 from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
+from shop.services.records import PaidFromAddress, RestockApplied
 from shop.services.risk import RiskRules
 from tests.fakes import (
     FakeEvidence,
@@ -526,15 +527,16 @@ class ServiceContract:
         store.commit(Commit(order_update=(order, paid)))
         with pytest.raises(StaleWrite):  # the version read is gone
             store.commit(Commit(order_update=(order, paid)))
-        item = {"pk": "TEST#1", "sk": "TEST", "n": 1, "gone": None}
-        store.commit(Commit(unique_puts=[("marker", item)]))
-        assert store.get_item({"pk": "TEST#1", "sk": "TEST"}) == {"pk": "TEST#1", "sk": "TEST", "n": 1}
+        marker = RestockApplied("msg-1", "A", 1, applied_at=at, expires=1)
+        store.commit(Commit(records=[marker]))
+        assert store.restock_applied("msg-1") == marker and store.restock_applied("msg-2") is None
         from shop.domain import stock
 
         take = stock.adjust("A", 0, -1, at=at, actor=ADMIN, reason="test")
         with pytest.raises(CommitRejected) as rejected:  # all or nothing: the stock write is not applied either
-            store.commit(Commit(movements=[take], unique_puts=[("marker", {**item, "n": 2})]))
-        assert rejected.value.labels == {"marker"} and rejected.value.existing["marker"]["n"] == 1
+            store.commit(Commit(movements=[take], records=[dataclasses.replace(marker, quantity=2)]))
+        assert rejected.value.labels == {RestockApplied.label}
+        assert rejected.value.existing[RestockApplied.label].quantity == 1
         assert shop.levels("A") == StockLevels(5, 3, 2, 0)
         too_many = stock.adjust("A", 0, -4, at=at, actor=ADMIN, reason="test")
         with pytest.raises(StockShort) as short:
@@ -546,8 +548,8 @@ class ServiceContract:
         with pytest.raises(StaleWrite):  # a movement is ledgered once
             store.commit(Commit(movements=[take]))
         assert shop.levels("A") == StockLevels(4, 2, 2, 0) and shop.ledger_matches_levels("A")
-        store.commit(Commit(unique_puts=[("risk", {"pk": "COUNT#x", "sk": f"{at}#{n}"}) for n in range(3)]))
-        assert store.count_items("COUNT#x", at) == 3 and store.count_items("COUNT#x", at + "~") == 0
+        store.commit(Commit(records=[PaidFromAddress("x", at, f"ord_{n}", expires=1) for n in range(3)]))
+        assert store.count_paid_from_address("x", at) == 3 and store.count_paid_from_address("x", at + "~") == 0
         sku = store.get_catalog(["A"])["A"]
         with pytest.raises(StaleWrite):  # a catalog edit on an old version
             store.commit(Commit(sku_put=(dataclasses.replace(sku, name="x"), 0)))

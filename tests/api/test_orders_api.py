@@ -170,7 +170,7 @@ def test_a_failing_database_answers_503_problem_not_a_stack_trace(api, monkeypat
     def broken(*args, **kwargs):
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "BatchGetItem")
 
-    monkeypatch.setattr(store, "get_catalog_and_item", broken)
+    monkeypatch.setattr(store, "get_catalog_and_response", broken)
     result = place(api, ("TEE", 1), key="down")
     assert result.status == 503 and result.headers["content-type"] == "application/problem+json"
     assert result.headers.get("retry-after") == "2" and "Traceback" not in result.text and "boom" not in result.text

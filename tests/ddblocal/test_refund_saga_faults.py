@@ -92,7 +92,7 @@ class Saga:
         self.hook = None
         if fault == "crash_after_intent_commit":
             self.store.crash_next_commit("after", lambda c: getattr(c, "order_update", None) is not None
-                                         or bool(getattr(c, "unique_puts", None)))
+                                         or bool(getattr(c, "records", None)))
         elif fault == "crash_recording_outcome":
             self.hook = once(lambda *_: self.store.crash_next_commit("before"))
             self.books.after.append(self.hook)

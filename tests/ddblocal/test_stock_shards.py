@@ -104,8 +104,8 @@ class PausingCatalogRead:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def get_catalog_and_item(self, *args, **kwargs):
-        read = self.real.get_catalog_and_item(*args, **kwargs)
+    def get_catalog_and_response(self, *args, **kwargs):
+        read = self.real.get_catalog_and_response(*args, **kwargs)
         if not self.done:
             self.done = True
             self.between()

@@ -16,6 +16,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from shop.domain.after_sales import AfterSale
@@ -25,6 +26,15 @@ from shop.domain.orders import Order, OrderStatus
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort
+from shop.services.records import (
+    AdjustmentApplied,
+    IdempotentResponse,
+    KeyedRecord,
+    PaidFromAddress,
+    RestockApplied,
+    UnpaidHoldings,
+    WebhookReceipt,
+)
 
 MAX_PAGE = 100
 MAX_RECORDS_PER_COMMIT = 100
@@ -60,8 +70,9 @@ class InMemoryStore:
         self._shards: dict[tuple[str, int], _Shard] = {}
         self._ledger: dict[str, StockMovement] = {}  # movement id -> movement
         self._orders: dict[str, Order] = {}
-        self._holds: dict[str, dict[str, int]] = {}  # customer -> {"unpaid_orders": n, "u#{sku}": units}
-        self._items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._holds: dict[str, UnpaidHoldings] = {}  # customer -> unpaid orders and units per SKU
+        self._records: dict[tuple[str, tuple[str, ...]], KeyedRecord] = {}  # (label, identity) -> record
+        self._reconciliations: dict[tuple[str, date], dict[str, Any]] = {}
         self._after_sales: dict[str, AfterSale] = {}
         self.commits = 0  # commits applied (for tests that count writes)
 
@@ -71,10 +82,10 @@ class InMemoryStore:
         with self._lock:
             return {code: self._catalog[code][0] for code in codes if code in self._catalog}
 
-    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
-                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+    def get_catalog_and_response(self, codes: list[str], customer_id: str, key: str, *, consistent: bool = True
+                                 ) -> tuple[dict[str, Sku], IdempotentResponse | None]:
         with self._lock:
-            return self.get_catalog(codes), self.get_item(key) if key is not None else None
+            return self.get_catalog(codes), self.idempotent_response(customer_id, key)
 
     def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
                      ) -> dict[str, dict[int, StockLevels]]:
@@ -168,19 +179,36 @@ class InMemoryStore:
         return _page(found, key=lambda a: f"{a.created_at}#{a.after_sale_id}", newest_first=True,
                      scope=f"after_sales:{status}", limit=limit, cursor=cursor)
 
-    # ---- keyed items --------------------------------------------------------
+    # ---- keyed records and reconciliation results ---------------------------
 
-    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
+    def _record(self, label: str, *identity: str) -> Any:
         with self._lock:
-            return copy.deepcopy(self._items.get((key["pk"], key["sk"])))
+            return copy.deepcopy(self._records.get((label, identity)))
 
-    def put_item(self, item: dict[str, Any]) -> None:
-        with self._lock:
-            self._items[(item["pk"], item["sk"])] = _stored(item)
+    def idempotent_response(self, customer_id: str, key: str) -> IdempotentResponse | None:
+        return self._record(IdempotentResponse.label, customer_id, key)
 
-    def count_items(self, pk: str, sk_from: str) -> int:
+    def webhook_receipt(self, provider: str, event_id: str) -> WebhookReceipt | None:
+        return self._record(WebhookReceipt.label, provider, event_id)
+
+    def restock_applied(self, message_id: str) -> RestockApplied | None:
+        return self._record(RestockApplied.label, message_id)
+
+    def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None:
+        return self._record(AdjustmentApplied.label, sku, request_id)
+
+    def count_paid_from_address(self, ip_hash: str, since: str) -> int:
         with self._lock:
-            return sum(1 for (p, s) in self._items if p == pk and s >= sk_from)
+            return sum(1 for r in self._records.values()
+                       if isinstance(r, PaidFromAddress) and r.ip_hash == ip_hash and r.paid_at >= since)
+
+    def put_reconciliation(self, provider: str, day: date, result: dict[str, Any]) -> None:
+        with self._lock:
+            self._reconciliations[(provider, day)] = copy.deepcopy(result)
+
+    def get_reconciliation(self, provider: str, day: date) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._reconciliations.get((provider, day)))
 
     # ---- the one write path -------------------------------------------------
 
@@ -188,7 +216,7 @@ class InMemoryStore:
         with self._lock:
             deltas = commit.shard_deltas()
             holds = commit.holdings_change()
-            records = (len(deltas) + len(commit.movements) + len(commit.unique_puts) + bool(commit.new_order)
+            records = (len(deltas) + len(commit.movements) + len(commit.records) + 2 * bool(commit.new_order)
                        + bool(commit.order_update) + bool(holds) + bool(commit.after_sale)
                        + (1 + commit.sku_put[0].shard_items if commit.sku_put else 0))
             if records == 0:
@@ -212,22 +240,24 @@ class InMemoryStore:
         shards = list(deltas) + ([(commit.sku_put[0].sku, n) for n in range(commit.sku_put[0].shard_items)]
                                  if commit.sku_put else [])
         orders = [o.order_id for o in (commit.new_order, commit.order_update and commit.order_update[1]) if o]
-        keys = [(item["pk"], item["sk"]) for _, item in commit.unique_puts]
+        keys = [(record.label, record.identity) for record in commit.records]
         for written in (shards, orders, keys, [m.movement_id for m in commit.movements]):
             if len(written) != len(set(written)):
                 raise ValueError(f"a commit writes one record twice: {sorted(map(str, written))}")
 
     def _rejected(self, commit: Commit, holds: tuple[str, int, dict[str, int]] | None
-                  ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+                  ) -> tuple[set[str], dict[str, Any]]:
         rejected: set[str] = set()
-        existing: dict[str, dict[str, Any]] = {}
-        for label, item in commit.unique_puts:
-            found = self._items.get((item["pk"], item["sk"]))
+        existing: dict[str, Any] = {}
+        for record in commit.records:
+            found = self._records.get((record.label, record.identity))
             if found is not None:
-                rejected.add(label)
-                existing[label] = copy.deepcopy(found)
+                rejected.add(record.label)
+                existing[record.label] = copy.deepcopy(found)
         if commit.new_order and commit.new_order.order_id in self._orders:
             rejected.add("order_new")
+        if commit.new_order and self.order_id_by_number(commit.new_order.order_number) is not None:
+            rejected.add("order_number")
         if commit.sku_put and commit.sku_put[1] is None and commit.sku_put[0].sku in self._catalog:
             rejected.add("sku_new")
         if commit.after_sale and commit.after_sale[1] is None and commit.after_sale[0].after_sale_id in self._after_sales:
@@ -236,15 +266,15 @@ class InMemoryStore:
         limits = commit.hold_limits
         if commit.new_order and limits and holds:
             customer, orders, units = holds
-            held = self._holds.get(customer, {})
-            over_orders = bool(limits.max_unpaid_orders) and held.get("unpaid_orders", 0) >= limits.max_unpaid_orders
+            held = self._holds.get(customer, UnpaidHoldings())
+            over_orders = bool(limits.max_unpaid_orders) and held.orders >= limits.max_unpaid_orders
             # A SKU the customer holds nothing of yet is not capped (the per-order limit applies instead).
             over_units = bool(limits.max_unpaid_units_per_sku) and any(
-                f"u#{sku}" in held and held[f"u#{sku}"] + quantity > limits.max_unpaid_units_per_sku
+                sku in held.units and held.units[sku] + quantity > limits.max_unpaid_units_per_sku
                 for sku, quantity in units.items())
             if over_orders or over_units:
                 rejected.add("holds")
-                existing["holds"] = dict(held)
+                existing["holds"] = copy.deepcopy(held)
         return rejected, existing
 
     def _stale(self, commit: Commit) -> bool:
@@ -293,19 +323,13 @@ class InMemoryStore:
                 self._orders[order.order_id] = copy.deepcopy(order)
         if holds:
             customer, orders, units = holds
-            held = self._holds.setdefault(customer, {})
-            held["unpaid_orders"] = held.get("unpaid_orders", 0) + orders
-            for code, quantity in units.items():
-                held[f"u#{code}"] = held.get(f"u#{code}", 0) + quantity
-        for _, item in commit.unique_puts:
-            self._items[(item["pk"], item["sk"])] = _stored(item)
+            held = self._holds.get(customer, UnpaidHoldings())
+            self._holds[customer] = UnpaidHoldings(held.orders + orders, {
+                code: held.units.get(code, 0) + units.get(code, 0) for code in set(held.units) | set(units)})
+        for record in commit.records:
+            self._records[(record.label, record.identity)] = copy.deepcopy(record)
         if commit.after_sale:
             self._after_sales[commit.after_sale[0].after_sale_id] = copy.deepcopy(commit.after_sale[0])
-
-
-def _stored(item: dict[str, Any]) -> dict[str, Any]:
-    """What a keyed item reads back as: a copy, without its None attributes."""
-    return {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
 
 
 def _page(records: list[Any], *, key: Any, newest_first: bool, scope: str, limit: int,

@@ -17,7 +17,7 @@ from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.reconciliation import StatementRow
 from shop.domain.statuses import RefundStatus
-from shop.domain.values import Refund
+from shop.domain.values import HeldPayment, Refund
 from shop.reconciliation import alipay_bill, stripe_balance, wechat_bill
 from shop.reconciliation.statements import HashMismatch, StatementInvalid, SummaryMismatch, minor
 
@@ -98,7 +98,7 @@ def test_records_of_an_order_its_payment_refused_payments_and_refunds():
     assert recorded[3].merchant_reference == "rf_1" and recorded[3].payment_reference == "T-o1"
     # Held for a payment in another currency: the payment is what arrived, not what the order costs.
     held = order("o2", OrderStatus.ON_HOLD, paid=0, payment_status="unpaid",
-                 held={"amount": {"amount": 135, "currency": "EUR"}, "provider_payment_id": "T-o2"})
+                 held=HeldPayment(Money(135, "EUR"), "T-o2"))
     assert [(r.amount, r.currency) for r in rc.records_of(held)] == [(135, "EUR")]
     assert rc.records_of(order("o3", OrderStatus.CANCELLED, payment=None)) == []
 

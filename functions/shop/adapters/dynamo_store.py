@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
@@ -28,6 +29,13 @@ from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort, Throttled
+from shop.services.records import (
+    AdjustmentApplied,
+    IdempotentResponse,
+    KeyedRecord,
+    RestockApplied,
+    WebhookReceipt,
+)
 
 MAX_PAGE = 100
 # How long an order may price from a catalog entry read before (per container). Never charged wrong:
@@ -126,8 +134,14 @@ class DynamoShopStore:
                 request = got.get("UnprocessedKeys") or {}
         return found
 
-    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
-                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
+    def get_catalog_and_response(self, codes: list[str], customer_id: str, key: str, *, consistent: bool = True
+                                 ) -> tuple[dict[str, Sku], IdempotentResponse | None]:
+        """Catalog entries (no stock levels) and the idempotency record, in one BatchGetItem."""
+        skus, item = self._catalog_and_item(codes, it.idempotency_key(customer_id, key), consistent=consistent)
+        return skus, it.idempotent_response_from_item(item, customer_id, key) if item else None
+
+    def _catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
+                          ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
         """Catalog entries (no stock levels) plus one other item, in one BatchGetItem.
 
         Not `consistent`: entries read in the last CATALOG_CACHE_SECONDS come from this container's
@@ -157,7 +171,7 @@ class DynamoShopStore:
         return sku
 
     def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
-        return self.get_catalog_and_item(codes, None, consistent=consistent)[0]
+        return self._catalog_and_item(codes, None, consistent=consistent)[0]
 
     def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
                      ) -> dict[str, dict[int, StockLevels]]:
@@ -198,12 +212,36 @@ class DynamoShopStore:
         got = self.db.get_item(TableName=self.table, Key=it.encode(key), ConsistentRead=True)
         return it.decode(got["Item"]) if "Item" in got else None
 
-    def count_items(self, pk: str, sk_from: str) -> int:
-        """How many items under `pk` sort at or after `sk_from` (a key-only count query)."""
+    def idempotent_response(self, customer_id: str, key: str) -> IdempotentResponse | None:
+        item = self.get_item(it.idempotency_key(customer_id, key))
+        return it.idempotent_response_from_item(item, customer_id, key) if item else None
+
+    def webhook_receipt(self, provider: str, event_id: str) -> WebhookReceipt | None:
+        item = self.get_item(it.webhook_key(provider, event_id))
+        return it.webhook_receipt_from_item(item) if item else None
+
+    def restock_applied(self, message_id: str) -> RestockApplied | None:
+        item = self.get_item(it.restock_key(message_id))
+        return it.restock_applied_from_item(item, message_id) if item else None
+
+    def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None:
+        item = self.get_item(it.adjustment_key(sku, request_id))
+        return it.adjustment_applied_from_item(item, sku, request_id) if item else None
+
+    def put_reconciliation(self, provider: str, day: date, result: dict[str, Any]) -> None:
+        """Write or replace one provider's result for a business day."""
+        self.db.put_item(TableName=self.table, Item=it.encode(it.reconciliation_to_item(provider, day, result)))
+
+    def get_reconciliation(self, provider: str, day: date) -> dict[str, Any] | None:
+        item = self.get_item(it.reconciliation_key(provider, day))
+        return it.reconciliation_from_item(item) if item else None
+
+    def count_paid_from_address(self, ip_hash: str, since: str) -> int:
+        """How many orders paid from this address since `since` (a key-only count query)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table, "Select": "COUNT", "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND sk >= :from",
-            "ExpressionAttributeValues": it.encode({":pk": pk, ":from": sk_from}),
+            "ExpressionAttributeValues": it.encode({":pk": it.paid_from_address_partition(ip_hash), ":from": since}),
         }
         count = 0
         while True:
@@ -345,10 +383,6 @@ class DynamoShopStore:
         """The orders of these ids that exist (BatchGetItem, consistent)."""
         return [it.order_from_item(item) for item in self._batch_get([it.order_key(i) for i in order_ids], True)]
 
-    def put_item(self, item: dict[str, Any]) -> None:
-        """Write or replace one item outside the order and stock model (a reconciliation result)."""
-        self.db.put_item(TableName=self.table, Item=it.encode(item))
-
     def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
         """Ids of PENDING_PAYMENT orders whose window ended by `now_iso`, oldest first (for the sweeper).
 
@@ -444,7 +478,10 @@ class DynamoShopStore:
         holds = self._holds_update(commit)
         if holds:
             operations.append(("holds", holds))
-        for label, item in commit.unique_puts:
+        unique = [(record.label, it.record_to_item(record)) for record in commit.records]
+        if commit.new_order:  # order numbers are unique: a collision is rejected, and the caller draws again
+            unique.append(("order_number", it.order_number_to_item(commit.new_order)))
+        for label, item in unique:
             operations.append((label, {"Put": {
                 "TableName": self.table,
                 "Item": it.encode(item),
@@ -455,7 +492,7 @@ class DynamoShopStore:
             return
         if len(operations) > 100:
             raise Unprocessable("too many items for one transaction", {"items": len(operations)})
-        self._transact(operations)
+        self._transact(operations, {record.label: record for record in commit.records})
 
     def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None) -> dict[str, Any]:
         """Conditional arithmetic: ADD the delta if every level it lowers holds enough (and, for an order,
@@ -540,13 +577,14 @@ class DynamoShopStore:
         update["ExpressionAttributeValues"] = it.encode(values)
         return {"Update": update}
 
-    def _transact(self, operations: list[tuple[str, dict[str, Any]]]) -> None:
+    def _transact(self, operations: list[tuple[str, dict[str, Any]]],
+                  written: dict[str, KeyedRecord] | None = None) -> None:
         try:
             self.db.transact_write_items(TransactItems=[op for _, op in operations])
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "TransactionCanceledException":
-                self._raise_for_cancellation(operations, error.response.get("CancellationReasons", []))
+                self._raise_for_cancellation(operations, error.response.get("CancellationReasons", []), written or {})
             if code in {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
                         "TransactionInProgressException", "InternalServerError", "ServiceUnavailable"}:
                 # Safe to redo: a transaction that did commit fails its conditions on the retry, and
@@ -557,9 +595,10 @@ class DynamoShopStore:
             raise Throttled(type(error).__name__) from error
 
     @staticmethod
-    def _raise_for_cancellation(operations: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]]) -> None:
+    def _raise_for_cancellation(operations: list[tuple[str, dict[str, Any]]], reasons: list[dict[str, Any]],
+                                written: dict[str, KeyedRecord]) -> None:
         rejected: set[str] = set()
-        existing: dict[str, dict[str, Any]] = {}
+        existing: dict[str, Any] = {}
         short: set[str] = set()
         stale = False
         for (label, _), reason in zip(operations, reasons, strict=False):
@@ -572,7 +611,7 @@ class DynamoShopStore:
                 else:
                     rejected.add(label)
                     if reason.get("Item"):
-                        existing[label] = it.decode(reason["Item"])
+                        existing[label] = it.existing_from_item(it.decode(reason["Item"]), written.get(label), label)
             elif code in {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}:
                 stale = True
             elif code == "ValidationError":  # retrying cannot help: the request itself is refused

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +17,16 @@ from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
-from shop.domain.values import Refund, Shipment, UnitLine
+from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
+from shop.services.records import (
+    AdjustmentApplied,
+    IdempotentResponse,
+    KeyedRecord,
+    PaidFromAddress,
+    RestockApplied,
+    UnpaidHoldings,
+    WebhookReceipt,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -187,6 +198,16 @@ def refund_from_record(record: dict[str, Any], order_currency: str) -> Refund:
         completed_at=record.get("completed_at"), after_sale_id=record.get("after_sale_id"))
 
 
+def held_payment_to_record(held: HeldPayment) -> dict[str, Any]:
+    """{"amount": {"amount", "currency"}, "provider_payment_id"} on the order item."""
+    return {"amount": held.amount.to_dict(), "provider_payment_id": held.provider_payment_id}
+
+
+def held_payment_from_record(record: dict[str, Any]) -> HeldPayment:
+    return HeldPayment(Money(int(record["amount"]["amount"]), record["amount"]["currency"]),
+                       record.get("provider_payment_id"))
+
+
 def index_shard(order_id: str) -> int:
     """The order's shard of the shop-wide indexes: a hash that is the same in every process
     (unlike Python's salted hash()), so a rewrite of the order keeps it in the same partition."""
@@ -233,7 +254,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "refunds": [refund_to_record(r) for r in order.refunds] or None,
         "hold_reason": order.hold_reason,
         "client_ip_hash": order.client_ip_hash,
-        "held_payment": order.held_payment,
+        "held_payment": held_payment_to_record(order.held_payment) if order.held_payment else None,
         "shipments": [shipment_to_record(s) for s in order.shipments] or None,
         "after_sales": list(order.after_sales) or None,
         "open_after_sales": order.open_after_sales,
@@ -290,7 +311,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
         refunds=tuple(refund_from_record(r, currency) for r in item.get("refunds") or ()),
         hold_reason=item.get("hold_reason"),
         client_ip_hash=item.get("client_ip_hash"),
-        held_payment=item.get("held_payment"),
+        held_payment=held_payment_from_record(item["held_payment"]) if item.get("held_payment") else None,
         shipments=tuple(shipment_from_record(s) for s in item.get("shipments") or ()),
         after_sales=tuple(item.get("after_sales") or ()),
         open_after_sales=int(item.get("open_after_sales") or 0),
@@ -359,3 +380,118 @@ def after_sale_from_item(item: dict[str, Any]) -> AfterSale:
         history=tuple(item.get("history") or ()),
         version=int(item["version"]),
     )
+
+
+# ---- keyed records (services/records.py): written once each, dropped by the table's TTL ------------------
+
+def order_number_to_item(order: Order) -> dict[str, Any]:
+    """The order number's uniqueness claim (and lookup by number), written with the new order."""
+    return {**order_number_key(order.order_number), "entity": "ORDERNO", "order_id": order.order_id}
+
+
+def webhook_key(provider: str, event_id: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{provider}#{event_id}", "sk": "WEBHOOK"}
+
+
+def restock_key(message_id: str) -> dict[str, str]:
+    return {"pk": f"RESTOCK#{message_id}", "sk": "RESTOCK"}
+
+
+def adjustment_key(sku: str, request_id: str) -> dict[str, str]:
+    return {"pk": f"ADJUSTMENT#{sku}#{request_id}", "sk": "ADJUSTMENT"}
+
+
+def paid_from_address_partition(ip_hash: str) -> str:
+    """Orders paid from one client address, sorted by "{paid_at}#{order_id}"."""
+    return f"RISKIP#{ip_hash}"
+
+
+def reconciliation_key(provider: str, day: date) -> dict[str, str]:
+    return {"pk": f"RECON#{provider}#{day.isoformat()}", "sk": "RESULT"}
+
+
+def record_to_item(record: KeyedRecord) -> dict[str, Any]:
+    if isinstance(record, IdempotentResponse):
+        return {**idempotency_key(record.customer_id, record.key), "entity": "IDEMPOTENCY",
+                "request_hash": record.request_hash, "status_code": record.status_code, "response": record.response,
+                "order_id": record.order_id, "created_at": record.created_at, "ttl": record.expires}
+    if isinstance(record, WebhookReceipt):
+        return {**webhook_key(record.provider, record.event_id), "entity": "WEBHOOK", "provider": record.provider,
+                "event_id": record.event_id, "kind": record.kind, "order_id": record.order_id,
+                "outcome": record.outcome, "amount": record.amount.to_dict() if record.amount else None,
+                "received_at": record.received_at, "ttl": record.expires, **record.detail}
+    if isinstance(record, RestockApplied):
+        return {**restock_key(record.message_id), "entity": "RESTOCK", "sku": record.sku, "quantity": record.quantity,
+                "applied_at": record.applied_at, "ttl": record.expires}
+    if isinstance(record, AdjustmentApplied):
+        return {**adjustment_key(record.sku, record.request_id), "entity": "ADJUSTMENT",
+                "movements": [m.to_dict() for m in record.movements], "ttl": record.expires}
+    return {"pk": paid_from_address_partition(record.ip_hash), "sk": f"{record.paid_at}#{record.order_id}",
+            "entity": "RISK_IP", "order_id": record.order_id, "ttl": record.expires}
+
+
+def _ttl(item: dict[str, Any]) -> int:
+    return int(item.get("ttl") or 0)
+
+
+def idempotent_response_from_item(item: dict[str, Any], customer_id: str, key: str) -> IdempotentResponse:
+    return IdempotentResponse(customer_id=customer_id, key=key, request_hash=item.get("request_hash", ""),
+                              status_code=int(item["status_code"]), response=item["response"],
+                              order_id=item["order_id"], created_at=item.get("created_at", ""), expires=_ttl(item))
+
+
+_WEBHOOK_ATTRIBUTES = {"pk", "sk", "entity", "provider", "event_id", "kind", "order_id", "outcome", "amount",
+                       "received_at", "ttl"}
+
+
+def webhook_receipt_from_item(item: dict[str, Any]) -> WebhookReceipt:
+    amount = item.get("amount")
+    return WebhookReceipt(provider=item["provider"], event_id=item["event_id"], kind=item.get("kind", ""),
+                          order_id=item.get("order_id"), outcome=item.get("outcome", ""),
+                          amount=Money(int(amount["amount"]), amount["currency"]) if amount else None,
+                          received_at=item.get("received_at", ""), expires=_ttl(item),
+                          detail={k: v for k, v in item.items() if k not in _WEBHOOK_ATTRIBUTES})
+
+
+def restock_applied_from_item(item: dict[str, Any], message_id: str) -> RestockApplied:
+    return RestockApplied(message_id=message_id, sku=item.get("sku", ""),
+                          quantity=int(item.get("quantity", 0)), applied_at=item.get("applied_at", ""),
+                          expires=_ttl(item))
+
+
+def adjustment_applied_from_item(item: dict[str, Any], sku: str, request_id: str) -> AdjustmentApplied:
+    return AdjustmentApplied(sku=sku, request_id=request_id,
+                             movements=tuple(movement_from_item(m) for m in item.get("movements", [])),
+                             expires=_ttl(item))
+
+
+def holdings_from_item(item: dict[str, Any]) -> UnpaidHoldings:
+    """`unpaid_orders` and one `u#{sku}` attribute per SKU with reserved units."""
+    return UnpaidHoldings(int(item.get("unpaid_orders", 0)),
+                          {name.removeprefix("u#"): int(units) for name, units in item.items() if name.startswith("u#")})
+
+
+def existing_from_item(item: dict[str, Any], written: KeyedRecord | None, label: str) -> Any:
+    """What a rejected commit found where it wrote `written` (or, for "holds", the customer's holdings): the
+    record found, in domain terms (CommitRejected.existing)."""
+    if label == "holds":
+        return holdings_from_item(item)
+    if isinstance(written, IdempotentResponse):
+        return idempotent_response_from_item(item, written.customer_id, written.key)
+    if isinstance(written, WebhookReceipt):
+        return webhook_receipt_from_item(item)
+    if isinstance(written, RestockApplied):
+        return restock_applied_from_item(item, written.message_id)
+    if isinstance(written, AdjustmentApplied):
+        return adjustment_applied_from_item(item, written.sku, written.request_id)
+    if isinstance(written, PaidFromAddress):
+        return replace(written, expires=_ttl(item))
+    return item
+
+
+def reconciliation_to_item(provider: str, day: date, result: dict[str, Any]) -> dict[str, Any]:
+    return {**reconciliation_key(provider, day), "entity": "RECONCILIATION", **result}
+
+
+def reconciliation_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}

@@ -14,12 +14,19 @@ Items (pk / sk):
                                            PENDING_PAYMENT#{n} / {expires_at}#{order_id};
                                          else while a refund is pending:
                                            REFUND_PENDING#{n} / {earliest pending refund's at}#{order_id}
-- ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers
-- IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   the stored response of POST /orders (ttl)
-- RESTOCK#{message_id} / RESTOCK         a stock return applied (ttl)
-- ADJUSTMENT#{sku}#{request} / ADJUSTMENT   an operator's adjustment applied (ttl)
-- WEBHOOK#{provider}#{event_id} / WEBHOOK   a settled provider event and its outcome (ttl)
-- RISKIP#{sha256(ip)} / {paid_at}#{order_id}   a paid order per client address (ttl; risk rule)
+- ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers (written with the new order)
+- AFTERSALE#{after_sale_id} / AFTERSALE  an after-sales request; n = index_shard(after_sale_id):
+                                         gsi2 AFTERSALES#{status}#{n} / {created_at}#{after_sale_id}
+                                         gsi3 AFTERSALES#{n} / {created_at}#{after_sale_id}
+- RECON#{provider}#{date} / RESULT       one provider's daily reconciliation result (a re-run replaces it)
+Keyed records (services/records.py), each written once; `ttl` lets the table drop them:
+- IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   IdempotentResponse: the stored response of POST /orders
+- RESTOCK#{message_id} / RESTOCK         RestockApplied: a stock return applied
+- ADJUSTMENT#{sku}#{request} / ADJUSTMENT   AdjustmentApplied: an operator's adjustment and its movements
+- WEBHOOK#{provider}#{event_id} / WEBHOOK   WebhookReceipt: a settled provider event and its outcome
+- RISKIP#{sha256(ip)} / {paid_at}#{order_id}   PaidFromAddress: a paid order per client address (risk rule)
+
+Every key and attribute is built in adapters/items.py; services never see them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
 from shop.domain.skus import StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus
-from shop.domain.values import Refund, Shipment, sum_units, unit_lines
+from shop.domain.values import HeldPayment, Refund, Shipment, sum_units, unit_lines
 
 
 class OrderStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
@@ -122,9 +122,7 @@ class Order:
     refunds: tuple[Refund, ...] = field(default_factory=tuple)
     hold_reason: str | None = None
     client_ip_hash: str | None = None  # the caller's address, hashed: risk rules compare, nobody reads it
-    # A payment that did not match the order, kept while ON_HOLD so rejecting it can give it back:
-    # {"amount": {"amount", "currency"}, "provider_payment_id"}.
-    held_payment: dict | None = None
+    held_payment: HeldPayment | None = None  # a payment that did not match the order, while ON_HOLD
     shipments: tuple[Shipment, ...] = field(default_factory=tuple)  # parcels sent
     # After-sales requests on this order, summarized (shop.domain.after_sales), and how many are open: an open
     # request holds the order back from COMPLETED. Both change only in the request's own transaction.

@@ -185,9 +185,7 @@ def records_of(order: Order) -> list[Record]:
                                       entry.at)
     own = order.provider_payment_id
     if own and own not in found:
-        held = (order.held_payment or {}).get("amount")
-        money = Money(held["amount"], held["currency"]) if held else Money(refunds.own_captured(order),
-                                                                           order.currency)
+        money = order.held_payment.amount if order.held_payment else Money(refunds.own_captured(order), order.currency)
         if money.amount > 0:
             found[own] = Record(PAYMENT, order.payment_provider, order.order_id, own, money.amount, money.currency,
                                 SUCCEEDED, _payment_time(order))

@@ -85,3 +85,12 @@ class Refund:
     @property
     def money(self) -> Money:
         return Money(self.amount, self.currency)
+
+
+@dataclass(frozen=True)
+class HeldPayment:
+    """A payment that did not match its order (amount or currency), kept while the order is ON_HOLD so that
+    approving it can accept it, or rejecting it give it back."""
+
+    amount: Money  # what arrived
+    provider_payment_id: str | None

@@ -12,6 +12,7 @@ from shop.domain.skus import Sku, StockPolicy
 from shop.domain.stock import StockMovement
 from shop.services import inventory
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
+from shop.services.records import AdjustmentApplied
 from shop.services.retry import with_retries
 
 
@@ -110,7 +111,7 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
                  request_id: str | None = None) -> tuple[Sku, list[StockMovement]]:
     """One adjustment per request id: a retry after a commit whose answer was lost applies nothing twice.
     Units added go to one live shard; units removed come from shards that have them available."""
-    marker_key = {"pk": f"ADJUSTMENT#{code}#{request_id or uuid.uuid4().hex}", "sk": "ADJUSTMENT"}
+    request = request_id or uuid.uuid4().hex
 
     def attempt() -> list[StockMovement]:
         sku = get_sku(ports, code)
@@ -119,15 +120,14 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
         plan = [(shards.pick_shard(sku.stock_shards), delta)] if delta > 0 else _plan_removal(sku, -delta)
         movements = [stock.adjust(code, shard, units if delta > 0 else -units, at=at, actor=actor, reason=reason)
                      for shard, units in plan]
-        marker = {**marker_key, "entity": "ADJUSTMENT", "movements": [m.to_dict() for m in movements],
-                  "ttl": int(clock.now().timestamp()) + 7 * 24 * 3600}
+        marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + 7 * 24 * 3600)
         try:
-            ports.store.commit(Commit(movements=movements, unique_puts=[("adjustment", marker)]))
+            ports.store.commit(Commit(movements=movements, records=[marker]))
         except CommitRejected as rejected:
-            if "adjustment" not in rejected.labels:
+            if AdjustmentApplied.label not in rejected.labels:
                 raise
-            done = rejected.existing.get("adjustment") or ports.store.get_item(marker_key) or {}
-            return [_movement_from_dict(m) for m in done.get("movements", [])]
+            done = rejected.existing.get(AdjustmentApplied.label) or ports.store.adjustment_applied(code, request)
+            return list(done.movements) if done else []
         except StockShort:
             raise StaleWrite("stock moved while adjusting") from None
         inventory.announce_stock_state(ports, movements)
@@ -136,10 +136,3 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
     movements = with_retries(attempt)
     return get_sku(ports, code), movements
 
-
-def _movement_from_dict(item: dict) -> StockMovement:
-    from shop.domain.skus import StockLevels
-
-    return StockMovement(sku=item["sku"], shard=item["shard"], at=item["at"], actor=item["actor"],
-                         reason=item["reason"], order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
-                         movement_id=item["movement_id"])

@@ -34,6 +34,7 @@ from shop.services import inventory
 from shop.services.allocation import take_units
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
 from shop.services.presenters import order_view
+from shop.services.records import IdempotentResponse, UnpaidHoldings
 from shop.services.retry import with_retries
 
 
@@ -108,11 +109,11 @@ def check_catalog(wanted: dict[str, int], skus: dict[str, Sku]) -> None:
         raise Unprocessable("quantity above the per-order limit", {"skus": over})
 
 
-def _too_many_unpaid(limits: HoldLimits | None, holds: dict[str, Any]) -> TooManyUnpaid:
+def _too_many_unpaid(limits: HoldLimits | None, holds: UnpaidHoldings) -> TooManyUnpaid:
     limits = limits or HoldLimits()
-    held = {name.removeprefix("u#"): units for name, units in holds.items() if name.startswith("u#") and units > 0}
-    if limits.max_unpaid_orders and holds.get("unpaid_orders", 0) >= limits.max_unpaid_orders:
-        return TooManyUnpaid(f"you have {holds['unpaid_orders']} unpaid orders, the most this shop allows; pay or "
+    held = {sku: units for sku, units in holds.units.items() if units > 0}
+    if limits.max_unpaid_orders and holds.orders >= limits.max_unpaid_orders:
+        return TooManyUnpaid(f"you have {holds.orders} unpaid orders, the most this shop allows; pay or "
                              "cancel one first", {"max_unpaid_orders": limits.max_unpaid_orders})
     return TooManyUnpaid(f"at most {limits.max_unpaid_units_per_sku} units of one SKU may wait unpaid per customer; "
                          "pay or cancel an order first",
@@ -120,17 +121,13 @@ def _too_many_unpaid(limits: HoldLimits | None, holds: dict[str, Any]) -> TooMan
                           "skus": [{"sku": s, "unpaid": q} for s, q in sorted(held.items())]})
 
 
-def _idempotency_record_key(customer_id: str, key: str) -> dict[str, str]:
-    return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
-
-
-def _replay(record: dict[str, Any], fingerprint: str) -> PlacedOrder:
-    if record.get("request_hash") != fingerprint:
+def _replay(record: IdempotentResponse, fingerprint: str) -> PlacedOrder:
+    if record.request_hash != fingerprint:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body; use a new key",
-            {"order_id": record.get("order_id")},
+            {"order_id": record.order_id},
         )
-    return PlacedOrder(int(record["status_code"]), json.loads(record["response"]), True, record["order_id"])
+    return PlacedOrder(record.status_code, json.loads(record.response), True, record.order_id)
 
 
 def place_order(
@@ -147,7 +144,6 @@ def place_order(
     hold_limits: HoldLimits | None = None,
 ) -> PlacedOrder:
     """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
-    record_key = _idempotency_record_key(customer_id, idempotency_key)
     wanted = merge_lines(request.items)
     # One id for every attempt of this request, so a provider call keyed on it happens once.
     order_id = new_order_id()
@@ -161,7 +157,8 @@ def place_order(
         # One read: the catalog and the idempotency record. Eventually consistent is enough: the stock
         # write re-checks that each SKU is active at the price read, and a replay this read missed is
         # caught by the idempotency record's own condition in the same transaction.
-        skus, stored = ports.store.get_catalog_and_item(list(wanted), record_key, consistent=fresh_reads[0])
+        skus, stored = ports.store.get_catalog_and_response(list(wanted), customer_id, idempotency_key,
+                                                            consistent=fresh_reads[0])
         if stored:
             return _replay(stored, fingerprint)
         check_catalog(wanted, skus)
@@ -200,23 +197,14 @@ def place_order(
             movements = [stock.allocate(code, shard, units, at=at, actor=actor, order_id=order_id)
                          for code, parts in plan.items() for shard, units in parts]
             body = order_view(placed)
-            record = {
-                **record_key,
-                "entity": "IDEMPOTENCY",
-                "request_hash": fingerprint,
-                "status_code": 201,
-                "response": json.dumps(body, separators=(",", ":")),
-                "order_id": order_id,
-                "created_at": at,
-                "ttl": int(created.timestamp()) + idempotency_ttl_seconds,
-            }
-            number = {"pk": f"ORDERNO#{placed.order_number}", "sk": "ORDERNO", "entity": "ORDERNO",
-                      "order_id": order_id}
+            record = IdempotentResponse(customer_id, idempotency_key, request_hash=fingerprint, status_code=201,
+                                        response=json.dumps(body, separators=(",", ":")), order_id=order_id,
+                                        created_at=at, expires=int(created.timestamp()) + idempotency_ttl_seconds)
             wrote[0] = True
             ports.store.commit(Commit(
                 movements=movements,
                 new_order=placed,
-                unique_puts=[("idempotency", record), ("order_number", number)],
+                records=[record],
                 hold_limits=hold_limits,
                 catalog_guards={code: skus[code] for code in plan},
             ))
@@ -242,12 +230,13 @@ def place_order(
         try:
             return attempt()
         except CommitRejected as rejected:
-            if "idempotency" in rejected.labels:  # the same request committed concurrently
-                stored = rejected.existing.get("idempotency") or ports.store.get_item(record_key)
+            if IdempotentResponse.label in rejected.labels:  # the same request committed concurrently
+                stored = (rejected.existing.get(IdempotentResponse.label)
+                          or ports.store.idempotent_response(customer_id, idempotency_key))
                 if stored:
                     return _replay(stored, fingerprint)
             if "holds" in rejected.labels:
-                raise _too_many_unpaid(hold_limits, rejected.existing.get("holds") or {}) from None
+                raise _too_many_unpaid(hold_limits, rejected.existing.get("holds") or UnpaidHoldings()) from None
             raise  # an order-number collision: the retry below draws a new number
 
     for _ in range(3):

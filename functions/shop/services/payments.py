@@ -15,13 +15,16 @@ from aws_lambda_powertools import Logger
 
 from shop.domain import clock, refunds
 from shop.domain.errors import InsufficientStock, InvalidTransition
+from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentOutcome, PaymentStatus
 from shop.domain.stock import StockMovement
+from shop.domain.values import HeldPayment
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
 from shop.services import inventory
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, CommitRejected, Ports
+from shop.services.records import WebhookReceipt
 from shop.services.refunds import cancel, complete_pending_refunds, finish_refund, refund_order
 from shop.services.retry import with_retries
 from shop.services.risk import SETTLED, RiskRules
@@ -33,21 +36,20 @@ logger = Logger(child=True)
 RECORD_TTL_SECONDS = 180 * 24 * 3600
 
 
-def _record_key(event: PaymentEvent) -> dict[str, str]:
-    return {"pk": f"WEBHOOK#{event.provider}#{event.event_id}", "sk": "WEBHOOK"}
+def _recorded(ports: Ports, event: PaymentEvent) -> bool:
+    return ports.store.webhook_receipt(event.provider, event.event_id) is not None
 
 
-def _record(event: PaymentEvent, outcome: PaymentOutcome, **detail: Any) -> dict[str, Any]:
+def _record(event: PaymentEvent, outcome: PaymentOutcome, **detail: Any) -> WebhookReceipt:
     now = clock.now()
-    return {**_record_key(event), "entity": "WEBHOOK", "provider": event.provider, "event_id": event.event_id,
-            "kind": event.kind, "order_id": event.order_id, "outcome": outcome.value,
-            "amount": event.amount.to_dict() if event.amount else None, "received_at": clock.iso(now),
-            "ttl": int(now.timestamp()) + RECORD_TTL_SECONDS, **detail}
+    return WebhookReceipt(provider=event.provider, event_id=event.event_id, kind=event.kind, order_id=event.order_id,
+                          outcome=outcome.value, amount=event.amount, received_at=clock.iso(now),
+                          expires=int(now.timestamp()) + RECORD_TTL_SECONDS, detail=detail)
 
 
 def _record_only(ports: Ports, event: PaymentEvent, outcome: PaymentOutcome, **detail: Any) -> PaymentOutcome:
     try:
-        ports.store.commit(Commit(unique_puts=[("webhook", _record(event, outcome, **detail))]))
+        ports.store.commit(Commit(records=[_record(event, outcome, **detail)]))
     except CommitRejected:
         return PaymentOutcome.DUPLICATE
     return outcome
@@ -56,7 +58,7 @@ def _record_only(ports: Ports, event: PaymentEvent, outcome: PaymentOutcome, **d
 def process_payment_event(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
                           risk: RiskRules | None = None) -> PaymentOutcome:
     """Apply a verified event once. Returns the outcome recorded (or "duplicate")."""
-    if ports.store.get_item(_record_key(event)):
+    if _recorded(ports, event):
         _finish_refunds_of(ports, event.order_id)  # a redelivery is a chance to finish an automatic refund
         return PaymentOutcome.DUPLICATE
     if event.kind != "payment_succeeded" or event.amount is None:
@@ -104,7 +106,7 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
     if order.payment_provider != event.provider:  # refunds go through the order's provider: never keep this
         return _refuse(ports, event, order, f"paid through {event.provider}, the order chose "
                                             f"{order.payment_provider}")
-    held = (order.held_payment or {}).get("provider_payment_id")
+    held = order.held_payment.provider_payment_id if order.held_payment else None
     if event.provider_payment_id and event.provider_payment_id in (order.provider_payment_id, held):
         # Another notification of a payment the order already has (accepted, or held for review): a
         # provider may notify one payment under several event ids; refunding it again would pay it back twice.
@@ -132,8 +134,8 @@ def _settle_once(ports: Ports, provider: PaymentProvider, event: PaymentEvent,
                                      amount_paid=order.amount_paid + paid,
                                      provider_payment_id=event.provider_payment_id, hold_reason=hold)
         try:
-            ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
-                ("webhook", _record(event, outcome))] + ([ip_record] if ip_record else [])))
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated), records=[
+                _record(event, outcome), *([ip_record] if ip_record else [])]))
         except CommitRejected:
             return PaymentOutcome.DUPLICATE, None
         sold.extend(movements)
@@ -173,12 +175,11 @@ def _hold_for_mismatch(ports: Ports, event: PaymentEvent, order: Order) -> tuple
     held = order.transition(OrderStatus.ON_HOLD, at=at, actor=f"provider:{event.provider}", reason=reason,
                             hold_reason=reason, provider_payment_id=event.provider_payment_id,
                             amount_paid=order.amount_paid + (event.amount.amount if same_currency else 0),
-                            held_payment={"amount": received, "provider_payment_id": event.provider_payment_id})
+                            held_payment=HeldPayment(event.amount, event.provider_payment_id))
     detail = {"expected": order.total.to_dict(), "received": received}
     try:
         ports.store.commit(Commit(order_update=(order, held),
-                                  unique_puts=[("webhook", _record(event, PaymentOutcome.AMOUNT_MISMATCH_HELD,
-                                                                   **detail))]))
+                                  records=[_record(event, PaymentOutcome.AMOUNT_MISMATCH_HELD, **detail)]))
     except CommitRejected:
         return PaymentOutcome.DUPLICATE, None
     ports.events.publish("order.on_hold", {"order_id": order.order_id, "reason": reason})
@@ -208,8 +209,8 @@ def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
     updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=f"refunded: {why}", cancel=ends,
                                   received=event.amount.amount if same_currency else 0, **status)
     try:
-        ports.store.commit(Commit(movements=movements, order_update=(order, updated), unique_puts=[
-            ("webhook", _record(event, PaymentOutcome.REFUNDED, refund_reason=why, refund_id=refund_id))]))
+        ports.store.commit(Commit(movements=movements, order_update=(order, updated), records=[
+            _record(event, PaymentOutcome.REFUNDED, refund_reason=why, refund_id=refund_id)]))
     except CommitRejected:
         return PaymentOutcome.DUPLICATE, None
     if ends:
@@ -228,7 +229,7 @@ def refund_unrecorded_payment(ports: Ports, provider: PaymentProvider, event: Pa
     """
     assert event.amount is not None and event.order_id
     order_id = event.order_id
-    if ports.store.get_item(_record_key(event)):
+    if _recorded(ports, event):
         return PaymentOutcome.DUPLICATE
 
     def attempt() -> tuple[PaymentOutcome, str | None]:
@@ -257,9 +258,9 @@ def approve_held(ports: Ports, order_id: str, *, actor: str) -> Order:
             return order, False  # our own earlier approval committed; its answer was lost
         if order.status is not OrderStatus.ON_HOLD:
             raise InvalidTransition(f"order is {order.status.value}, not ON_HOLD", {"order_id": order_id})
-        held = (order.held_payment or {}).get("amount")
-        if order.payment_status is PaymentStatus.UNPAID and held and held["currency"] != order.currency:
-            raise InvalidTransition(f"the payment was made in {held['currency']}, the order is in {order.currency}; "
+        held = order.held_payment.amount if order.held_payment else None
+        if order.payment_status is PaymentStatus.UNPAID and held and held.currency != order.currency:
+            raise InvalidTransition(f"the payment was made in {held.currency}, the order is in {order.currency}; "
                                     "reject it to refund the payment", {"order_id": order_id})
         at = clock.iso(clock.now())
 
@@ -296,15 +297,14 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
         if order.payment_status in ACCEPTED_PAYMENT:  # held by a risk rule: a refunding cancel
             return order, "refund"
         # Held unpaid for a wrong amount or currency: give back all of what arrived, release the reservation.
-        held = (order.held_payment or {}).get("amount") or {"amount": refunds.own_captured(order),
-                                                             "currency": order.currency}
+        held = order.held_payment.amount if order.held_payment else Money(refunds.own_captured(order), order.currency)
         at = clock.iso(clock.now())
         changes: dict[str, Any] = {"hold_reason": None}
-        if held["amount"] > 0:
-            entry = refunds.new_entry(refund_id, order, refunds.RefundPlan(held["amount"], {}, {}), reason=reason,
+        if held.amount > 0:
+            entry = refunds.new_entry(refund_id, order, refunds.RefundPlan(held.amount, {}, {}), reason=reason,
                                       at=at, actor=actor, provider=order.payment_provider,
-                                      provider_payment_id=order.provider_payment_id, captured=held["amount"],
-                                      currency=held["currency"], automatic=True)
+                                      provider_payment_id=order.provider_payment_id, captured=held.amount,
+                                      currency=held.currency, automatic=True)
             updated = refunds.with_intent(order, entry, at=at, actor=actor, reason=reason, cancel=True,
                                           payment_status=PaymentStatus.REFUNDED, **changes)
         else:

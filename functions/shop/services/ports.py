@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 from shop.domain.after_sales import AfterSale
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.services.records import (
+    AdjustmentApplied,
+    IdempotentResponse,
+    KeyedRecord,
+    RestockApplied,
+    WebhookReceipt,
+)
 
 
 class StaleWrite(Exception):
@@ -29,10 +37,12 @@ class StockShort(Exception):
 
 @dataclass
 class CommitRejected(Exception):
-    """A uniqueness condition failed (idempotency record, order number, dedupe record)."""
+    """A uniqueness condition failed (a keyed record, the order number, a new order, SKU or after-sales request,
+    or the customer's unpaid-holdings cap). `existing`: label -> what was found, when the store read it
+    (the `KeyedRecord` for a record's label, `UnpaidHoldings` for "holds")."""
 
     labels: set[str]
-    existing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    existing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class Commit:
     new_order: Order | None = None
     order_update: tuple[Order, Order] | None = None  # (as read, as it becomes)
     sku_put: tuple[Sku, int | None] | None = None  # (catalog entry, catalog version read, None if new)
-    unique_puts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, item)
+    records: list[KeyedRecord] = field(default_factory=list)  # each written once: see services/records.py
     hold_limits: HoldLimits | None = None
     # SKU -> the catalog entry an order was priced from: its shard writes also require the SKU active at
     # that price, so no order reserves a deactivated SKU or charges a changed price.
@@ -89,8 +99,9 @@ class Commit:
 
 
 class Store(Protocol):
-    """The shop's records: catalog entries, stock shards and their ledger, orders, customers' unpaid holdings,
-    and keyed items (idempotency, webhook, dedupe and reconciliation records: `{"pk", "sk", ...}` dicts).
+    """The shop's records: catalog entries, stock shards and their ledger, orders (with their unique order
+    numbers), customers' unpaid holdings, after-sales requests, keyed records (services/records.py) and daily
+    reconciliation results. How each is keyed and stored is the adapter's business (adapters/items.py).
 
     Reads are consistent (they see every commit that returned) unless `consistent=False` says a recent
     past is good enough. `commit` is the only write of orders and stock, all-or-nothing (see `commit`).
@@ -102,9 +113,9 @@ class Store(Protocol):
         """The catalog entries of these codes that exist (code -> entry), without stock levels."""
         ...
 
-    def get_catalog_and_item(self, codes: list[str], key: dict[str, str] | None, *, consistent: bool = True
-                             ) -> tuple[dict[str, Sku], dict[str, Any] | None]:
-        """`get_catalog(codes)` and `get_item(key)` (None without a key) in one read."""
+    def get_catalog_and_response(self, codes: list[str], customer_id: str, key: str, *, consistent: bool = True
+                                 ) -> tuple[dict[str, Sku], IdempotentResponse | None]:
+        """`get_catalog(codes)` and `idempotent_response(customer_id, key)` in one read."""
         ...
 
     def shard_levels(self, shards: dict[str, list[int]], *, consistent: bool = True
@@ -128,22 +139,28 @@ class Store(Protocol):
 
     def get_order(self, order_id: str) -> Order | None: ...
 
-    def get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
-        """The keyed item `{"pk", "sk"}` as written by `Commit.unique_puts` or `put_item`, None if absent."""
-        ...
+    # Keyed records (services/records.py) as committed, None if absent.
+    def idempotent_response(self, customer_id: str, key: str) -> IdempotentResponse | None: ...
 
-    def count_items(self, pk: str, sk_from: str) -> int:
-        """How many keyed items under partition `pk` have a sort key at or after `sk_from`."""
+    def webhook_receipt(self, provider: str, event_id: str) -> WebhookReceipt | None: ...
+
+    def restock_applied(self, message_id: str) -> RestockApplied | None: ...
+
+    def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None: ...
+
+    def count_paid_from_address(self, ip_hash: str, since: str) -> int:
+        """How many `PaidFromAddress` records of this address have `paid_at` at or after `since`."""
         ...
 
     def commit(self, commit: Commit) -> None:
         """Apply everything in `commit` atomically, or nothing. A failed condition raises, in this order:
 
-        - `CommitRejected(labels, existing)` if a record that must be new exists: a unique put (its label,
-          with the item found in `existing`), `"order_new"` (the order id), `"sku_new"` (a SKU created with
+        - `CommitRejected(labels, existing)` if a record that must be new exists: a keyed record (its `label`,
+          with the record found in `existing`), `"order_new"` (the order id), `"order_number"` (the new order's
+          number is another order's), `"sku_new"` (a SKU created with
           version None), `"after_sale_new"` (an after-sales request created with version None whose id exists),
           or `"holds"` when the new order would pass `hold_limits` (`existing["holds"]` is the
-          customer's holdings: `unpaid_orders` and `u#{sku}` units);
+          customer's `UnpaidHoldings`);
         - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
           version and status read (or is gone), the catalog entry is not at `sku_put`'s version, the after-sales
           request is not at `after_sale`'s version (or is gone), a ledger entry's movement id was written before;
@@ -154,10 +171,10 @@ class Store(Protocol):
           conditions on the retry).
 
         Applied: each shard's delta and each movement's ledger entry; the catalog entry at version+1 (1 if
-        new) with every shard's copy of active/price (shards created with zero levels); the order; the
-        customer's unpaid holdings changed by what the order holds unpaid before and after
-        (`Order.unpaid_holdings`); the unique puts; the after-sales request (its version as given). More than
-        100 records: `Unprocessable`.
+        new) with every shard's copy of active/price (shards created with zero levels); the order (a new one
+        with its order number); the customer's unpaid holdings changed by what the order holds unpaid before
+        and after (`Order.unpaid_holdings`); the keyed records; the after-sales request (its version as given).
+        More than 100 records: `Unprocessable`.
         """
         ...
 
@@ -171,8 +188,12 @@ class Store(Protocol):
         """The orders of these ids that exist, in no particular order."""
         ...
 
-    def put_item(self, item: dict[str, Any]) -> None:
-        """Write or replace one keyed item (`pk`, `sk`), unconditionally."""
+    def put_reconciliation(self, provider: str, day: date, result: dict[str, Any]) -> None:
+        """Write or replace the reconciliation result of one provider's business day, unconditionally."""
+        ...
+
+    def get_reconciliation(self, provider: str, day: date) -> dict[str, Any] | None:
+        """The result as put (top-level None values may come back absent), None if none ran."""
         ...
 
     # Reads for the HTTP routes (lists are (page, cursor of the next page or None)) and the sweeper.

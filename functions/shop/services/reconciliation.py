@@ -10,7 +10,7 @@
    nothing of it (a late payment whose notification never arrived) is recorded on the order with an
    automatic refund, through the same path a refused webhook payment takes
    (services.payments.refund_unrecorded_payment). Nothing else is changed: the rest is reported.
-5. Store the result as `RECON#{provider}#{date}` / `RESULT` (a re-run replaces it) and publish one
+5. Store the result (`Store.put_reconciliation`: a re-run replaces it) and publish one
    `reconciliation.mismatch` event per difference (at most MAX_EVENTS a run; `mismatch_id` is stable, so
    consumers can drop repeats of a re-run).
 """
@@ -36,7 +36,6 @@ from shop.services.ports import Ports
 from shop.settings import get_settings
 
 logger = Logger(child=True)
-RESULT_SK = "RESULT"
 MAX_STORED_DIFFERENCES = 300  # the stored item stays far below DynamoDB's 400 KB; counts are always complete
 MAX_EVENTS = 100
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # ids in a provider's file are untrusted input
@@ -51,10 +50,6 @@ class ReconciliationSettings:
     def from_env(cls) -> ReconciliationSettings:
         settings = get_settings()
         return cls(settings.reconciliation_grace_seconds, settings.reconciliation_lookback_days)
-
-
-def result_key(provider: str, day: date) -> dict[str, str]:
-    return {"pk": f"RECON#{provider}#{day.isoformat()}", "sk": RESULT_SK}
 
 
 def run(ports: Ports, provider: str, business_date: date | str, *, source: StatementSource | None = None,
@@ -76,7 +71,7 @@ def run(ports: Ports, provider: str, business_date: date | str, *, source: State
     outcome = rc.reconcile(statement, day, records, facts, grace)
     actions = _refund_late_payments(ports, provider, day, outcome, provider_for)
     result = _result(day, statement, outcome, actions, started, grace)
-    ports.store.put_item({**result_key(provider, day.date), "entity": "RECONCILIATION", **result})
+    ports.store.put_reconciliation(provider, day.date, result)
     _publish(ports, day, outcome, actions)
     logger.info("reconciled", extra={"provider": provider, "date": day.date.isoformat(), "counts": result["counts"]})
     return result
@@ -90,10 +85,9 @@ def results_for(ports: Ports, business_date: str) -> dict[str, Any]:
         raise Unprocessable("the date must be a calendar date, YYYY-MM-DD", {"fields": ["date"]}) from None
     found = []
     for provider in STATEMENT_PROVIDERS:
-        item = ports.store.get_item(result_key(provider, day))
-        if item:  # the store leaves out top-level nulls: put them back
-            found.append({"statement": None, "error": None,
-                          **{k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}})
+        stored = ports.store.get_reconciliation(provider, day)
+        if stored:  # the store may leave out top-level nulls: put them back
+            found.append({"statement": None, "error": None, **stored})
     if not found:
         raise NotFound(f"no reconciliation has run for {day.isoformat()}", {"date": day.isoformat()})
     return {"date": day.isoformat(), "providers": found}
@@ -188,7 +182,7 @@ def _failed(ports: Ports, day: rc.BusinessDay, reason: str, detail: str, started
               "status": "failed",
               "ran_at": clock.iso(started), "window": _window(day), "statement": None, "counts": {},
               "differences": [], "differences_truncated": False, "error": {"reason": reason, "detail": detail[:500]}}
-    ports.store.put_item({**result_key(day.provider, day.date), "entity": "RECONCILIATION", **result})
+    ports.store.put_reconciliation(day.provider, day.date, result)
     return result
 
 

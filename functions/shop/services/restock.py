@@ -8,6 +8,7 @@ from shop.domain import clock, shards, stock
 from shop.domain.errors import Conflict, InsufficientStock, NotFound
 from shop.services import inventory
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
+from shop.services.records import RestockApplied
 from shop.services.retry import with_retries
 
 DEDUPE_TTL_SECONDS = 14 * 24 * 3600
@@ -25,11 +26,9 @@ class RestockRequest:
 def apply_restock(ports: Ports, request: RestockRequest, *, actor: str = "system:restock") -> bool:
     """Returns True if applied now, False if this message was applied before."""
 
-    marker_key = {"pk": f"RESTOCK#{request.message_id}", "sk": "RESTOCK"}
-
     def attempt() -> bool:
         # Checked first: once applied, the same return may no longer fit the SKU's sold count.
-        if ports.store.get_item(marker_key):
+        if ports.store.restock_applied(request.message_id):
             return False
         sku = ports.store.get_sku(request.sku)
         if sku is None:
@@ -44,13 +43,12 @@ def apply_restock(ports: Ports, request: RestockRequest, *, actor: str = "system
                            {"sku": request.sku}) from None
         movements = [stock.return_sold(request.sku, shard, units, at=at, actor=actor, order_id=request.order_id,
                                        reason=request.reason) for shard, units in plan]
-        marker = {**marker_key, "entity": "RESTOCK",
-                  "sku": request.sku, "quantity": request.quantity, "applied_at": at,
-                  "ttl": int(now.timestamp()) + DEDUPE_TTL_SECONDS}
+        marker = RestockApplied(request.message_id, request.sku, request.quantity, applied_at=at,
+                                expires=int(now.timestamp()) + DEDUPE_TTL_SECONDS)
         try:
-            ports.store.commit(Commit(movements=movements, unique_puts=[("restock_message", marker)]))
+            ports.store.commit(Commit(movements=movements, records=[marker]))
         except CommitRejected as rejected:
-            if "restock_message" in rejected.labels:
+            if RestockApplied.label in rejected.labels:
                 return False
             raise
         except StockShort:

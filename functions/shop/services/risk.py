@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from shop.domain import clock
 from shop.domain.orders import Order
 from shop.domain.statuses import ACCEPTED_PAYMENT
 from shop.services.ports import Ports
+from shop.services.records import PaidFromAddress
 from shop.settings import get_settings
 
 SETTLED = ACCEPTED_PAYMENT  # the order took a payment, refunded since or not
@@ -31,25 +31,24 @@ class RiskRules:
         return cls(settings.risk_large_amount, settings.risk_max_large_payments, settings.risk_window_seconds,
                    settings.risk_max_payments_per_ip)
 
-    def _ip_partition(self, order: Order) -> str | None:
+    def _ip_hash(self, order: Order) -> str | None:
         if self.max_payments_per_ip <= 0 or not order.client_ip_hash:
             return None
-        return "RISKIP#" + order.client_ip_hash
+        return order.client_ip_hash
 
-    def ip_payment_record(self, order: Order, at: str) -> tuple[str, dict[str, Any]] | None:
-        """Written with the payment: one item per paid order under its address, kept for the window."""
-        partition = self._ip_partition(order)
-        if partition is None:
+    def ip_payment_record(self, order: Order, at: str) -> PaidFromAddress | None:
+        """Written with the payment: one record per paid order under its address, kept for the window."""
+        ip_hash = self._ip_hash(order)
+        if ip_hash is None:
             return None
-        return ("risk_ip", {"pk": partition, "sk": f"{at}#{order.order_id}", "entity": "RISK_IP",
-                            "order_id": order.order_id,
-                            "ttl": int(clock.now().timestamp()) + self.window_seconds + 3600})
+        return PaidFromAddress(ip_hash, at, order.order_id,
+                               expires=int(clock.now().timestamp()) + self.window_seconds + 3600)
 
     def hold_reason(self, ports: Ports, order: Order) -> str | None:
-        partition = self._ip_partition(order)
-        if partition is not None:
+        ip_hash = self._ip_hash(order)
+        if ip_hash is not None:
             since = clock.iso(clock.now() - timedelta(seconds=self.window_seconds))
-            if ports.store.count_items(partition, since) >= self.max_payments_per_ip:
+            if ports.store.count_paid_from_address(ip_hash, since) >= self.max_payments_per_ip:
                 return (f"risk: more than {self.max_payments_per_ip} paid orders from one address "
                         f"within {self.window_seconds} s")
         if order.total.amount < self.large_amount:
