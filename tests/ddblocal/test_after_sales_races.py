@@ -121,16 +121,16 @@ def test_concurrent_approvals_and_an_operator_refund_never_refund_more_than_was_
     order = shop.order(order_id)
     paid = 5 * PRICE
     assert order.amount_paid == paid
-    own = [r for r in order.refunds if not r.get("automatic")]
-    assert all(r["status"] == "succeeded" for r in own)  # nothing left pending
-    assert sum(r["amount"] for r in own) == order.amount_refunded == provider.refunded() <= paid
+    own = [r for r in order.refunds if not r.automatic]
+    assert all(r.status == "succeeded" for r in own)  # nothing left pending
+    assert sum(r.amount for r in own) == order.amount_refunded == provider.refunded() <= paid
     assert len(provider.refunds) == len(own)  # each refund reached the provider once (by its id)
     approved = [r for r in results[:3] if not isinstance(r, DomainError)]
     refused = [r for r in results[:3] if isinstance(r, DomainError)]
     assert len(approved) + len(refused) == 3 and all(e.status in (409, 422) for e in refused)
     for sale, _ in approved:  # each approval's refund is on the order, tagged with its request
-        entry = next(r for r in own if r["refund_id"] == sale.refund_id)
-        assert entry["after_sale_id"] == sale.after_sale_id
+        entry = next(r for r in own if r.refund_id == sale.refund_id)
+        assert entry.after_sale_id == sale.after_sale_id
     statuses = Counter(s["status"] for s in order.after_sales)
     assert statuses["approved"] == len(approved) and statuses["requested"] == len(refused)
     assert order.open_after_sales == statuses["requested"]
