@@ -10,7 +10,7 @@ import pytest
 from shop.domain import notification_templates as templates
 from shop.domain import notifications as rules
 from shop.domain.notifications import EMAIL, EN, IN_APP, SMS, ZH, Preferences
-from shop.services.notifications import DomainEvent, fields, format_money
+from shop.services.notifications import DomainEvent, fields, format_money, format_time
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SAMPLE = {"order_id": "ord_0123456789abcdef", "order_number": "20261130-7F3K-Q9XD2M", "total": {"amount": 5997,
@@ -57,6 +57,7 @@ def test_event_fields_render_safely() -> None:
     assert format_money({"amount": 500, "currency": "JPY"}) == "¥500"
     assert format_money({"amount": 123456, "currency": "SEK"}) == "SEK 1,234.56"
     assert format_money({"amount": "1", "currency": "EUR"}) == "-"
+    assert format_time("2026-11-30T10:04:37.211Z") == "2026-11-30 10:04 UTC" and format_time(None) == "-"
 
 
 def test_channels_per_event() -> None:

@@ -112,6 +112,13 @@ def format_money(money: Any) -> str:
     return f"{sign}{CURRENCY_SIGNS[currency]}{number}" if currency in CURRENCY_SIGNS else f"{sign}{currency} {number}"
 
 
+def format_time(iso: str | None) -> str:
+    """2026-11-30T10:04:37.211Z -> "2026-11-30 10:04 UTC" (what a person reads; the inbox keeps the exact time)."""
+    if not iso or len(iso) < 16 or iso[10] != "T":
+        return templates.MISSING
+    return f"{iso[:10]} {iso[11:16]} UTC"
+
+
 def fields(event: DomainEvent, order: Order | None, locale: str) -> dict[str, Any]:
     """What templates may show: the event's own fields, with the order's number and total, money formatted."""
     detail = event.detail
@@ -125,7 +132,7 @@ def fields(event: DomainEvent, order: Order | None, locale: str) -> dict[str, An
     if order is not None:
         shown.setdefault("order_number", order.order_number)
         shown.setdefault("total", format_money(order.total.to_dict()))
-        shown.setdefault("expires_at", order.expires_at)
+        shown.setdefault("expires_at", format_time(order.expires_at))
         if order.shipments:
             shown.setdefault("carrier", order.shipments[-1].carrier)
             shown.setdefault("tracking_number", order.shipments[-1].tracking_number)
