@@ -52,7 +52,7 @@ ADMIN = "admin:ops"
 class Shop:
     """The services on `store`, with in-memory side channels and provider, and a clock the test can move."""
 
-    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch):
+    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch | None):
         self.events = RecordingEvents()
         self.windows = RecordingWindows()
         self.restocks = QueuedRestocks()
@@ -61,9 +61,10 @@ class Shop:
                            release_queue=RecordingReleaseQueue(), restock_queue=self.restocks,
                            evidence=FakeEvidence())
         self.store = store
-        self._offset = timedelta()
-        real_now = clock.now
-        monkeypatch.setattr(clock, "now", lambda: real_now() + self._offset)
+        if monkeypatch is not None:  # else the caller moves the clock
+            self._offset = timedelta()
+            real_now = clock.now
+            monkeypatch.setattr(clock, "now", lambda: real_now() + self._offset)
 
     def later(self, seconds: int) -> None:
         self._offset += timedelta(seconds=seconds)
