@@ -40,7 +40,7 @@ run: install
 
 # The static gates first (configured in pyproject.toml): a lint or type finding fails the run before the tests.
 test: install
-	$(PY) -m ruff check functions localrun infra
+	$(PY) -m ruff check functions localrun infra tests/fakes tests/services_contract.py
 	$(PY) -m mypy
 	$(PY) -m pytest
 

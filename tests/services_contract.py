@@ -26,8 +26,8 @@ from shop.domain.errors import (
     Unprocessable,
 )
 from shop.domain.money import Money
-from shop.domain.refunds import pending as pending_refunds
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.refunds import pending as pending_refunds
 from shop.domain.skus import StockLevels
 from shop.services import catalog, fulfilment, payments, refunds
 from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint

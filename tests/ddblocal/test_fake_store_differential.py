@@ -22,7 +22,7 @@ from shop.adapters.table_schema import create_table_kwargs
 from shop.domain import clock
 from shop.domain.errors import DomainError
 from shop.domain.orders import Order
-from shop.services import catalog, fulfilment, payments, refunds
+from shop.services import catalog, fulfilment, refunds
 from shop.services.orders import expire_order
 from shop.services.ports import HoldLimits
 from tests.fakes import InMemoryStore
