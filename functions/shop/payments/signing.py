@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 
 from cryptography.exceptions import InvalidSignature
@@ -14,6 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from shop.payments.base import InvalidWebhook
 
 TOLERANCE_S = 300
+# A signed timestamp: Unix seconds in plain ASCII digits. str.isdigit() also passes '²' and other scripts' digits,
+# and int() refuses more than 4300 digits: either would reach int() and fail as a crash, not a refusal.
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def within_tolerance(timestamp: str, now: float | None = None) -> bool:
+    """`timestamp` (Unix seconds as the provider wrote them) is no more than TOLERANCE_S from now, either way."""
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        return False
+    return abs((time.time() if now is None else now) - int(timestamp)) <= TOLERANCE_S
 
 
 def hmac_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -33,9 +44,9 @@ def verify_hmac_header(header_value: str | None, body: bytes, secret: str, now: 
             timestamp = value
         elif key == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
+    if timestamp is None or not _UNIX_SECONDS.fullmatch(timestamp) or not signatures:
         raise InvalidWebhook("signature header malformed", 401)
-    if abs((time.time() if now is None else now) - int(timestamp)) > TOLERANCE_S:
+    if not within_tolerance(timestamp, now):
         raise InvalidWebhook("signature timestamp outside the tolerance", 401)
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):

@@ -27,7 +27,7 @@ from shop.payments.base import (
     provider_currency,
 )
 from shop.payments.secrets import provider_secret
-from shop.payments.signing import TOLERANCE_S, rsa_sign, rsa_verify
+from shop.payments.signing import rsa_sign, rsa_verify, within_tolerance
 from shop.settings import get_settings
 
 KINDS: dict[str, EventKind] = {"TRANSACTION.SUCCESS": "payment_succeeded", "REFUND.SUCCESS": "refund_succeeded"}
@@ -80,7 +80,7 @@ class WechatPayProvider:
         signature, serial = header(headers, "Wechatpay-Signature"), header(headers, "Wechatpay-Serial")
         if not (timestamp and nonce and signature and serial):
             raise InvalidWebhook("Wechatpay-* signature headers missing", 401)
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_S:
+        if not within_tolerance(timestamp):
             raise InvalidWebhook("signature timestamp outside the tolerance", 401)
         if serial != self._secret("WECHATPAY_PLATFORM_SERIAL"):
             raise InvalidWebhook("unknown platform certificate serial", 401)
