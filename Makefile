@@ -15,7 +15,7 @@ export PORT
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install run test bench soak synth deploy layer clean
+.PHONY: install run test bench soak mutate synth deploy layer clean
 
 python_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV_STALE := $(if $(wildcard $(PY)),$(filter-out $(call python_version,$(PYTHON)),$(call python_version,$(PY))),)
@@ -53,6 +53,13 @@ bench: install
 
 soak: install
 	SOAK=1 FUZZ_EXAMPLES=100 $(PY) -m pytest -s --timeout 3600 tests/ddblocal/test_invariants_stateful.py tests/e2e/test_fuzz_api.py
+
+# Mutation testing of domain/ and the payment verification and parsing code (scripts/mutate.py, README "Mutation
+# testing"): slow, so not part of `make test`. Prints the score per module and every surviving mutant.
+# MUTATE_ARGS narrows it while iterating, e.g. MUTATE_ARGS="--only domain/stock.py --tests tests/unit".
+MUTATE_ARGS ?=
+mutate: install
+	nice -n 10 $(PY) scripts/mutate.py $(MUTATE_ARGS)
 
 # Offline: synthesizes without the dependency layer when it is not built (a deploy never does).
 synth: $(VENV)/.installed node_modules/.installed

@@ -25,6 +25,7 @@ import argparse
 import ast
 import contextlib
 import copy
+import enum
 import fnmatch
 import importlib.abc
 import importlib.util
@@ -64,6 +65,7 @@ TARGETS: list[tuple[str, list[str] | None]] = [
                                     "WechatPayProvider.parse_webhook"]),
 ]
 
+HUMAN_TEXT = {"title", "message", "detail", "summary", "description", "reason", "why"}
 BINOPS: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.Div: ast.Mult,
                             ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult,
                             ast.BitOr: ast.BitAnd, ast.BitAnd: ast.BitOr, ast.LShift: ast.RShift,
@@ -162,7 +164,36 @@ class _Mutator(ast.NodeTransformer):
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
         if names == ["__all__"]:
             return node
+        target = node.targets[0]
+        if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) and len(target.elts) == len(
+                node.value.elts) and all(isinstance(t, ast.Name) for t in target.elts):
+            # `status, slug, title = 409, "conflict", "Conflict"`: each value scoped by its own name
+            node.value.elts = [self._assigned(t.id, v) for t, v in zip(target.elts, node.value.elts, strict=True)]
+            return node
+        if len(names) == 1:
+            node.value = self._assigned(names[0], node.value)
+            return node
         return self._named_assign(node, names or ["<assign>"])
+
+    def _assigned(self, name: str, value: ast.expr) -> ast.expr:
+        """A value assigned to `name`: at module or class level scoped by the name; human-readable text (a title,
+        a message) is not mutated, like exception messages and log lines."""
+        if self.in_body:
+            return self._human(name, value)
+        self.stack.append(name)
+        try:
+            return self._human(name, value)
+        finally:
+            self.stack.pop()
+
+    def _human(self, name: str, value: ast.expr) -> ast.expr:
+        if name.lower().strip("_") not in HUMAN_TEXT:
+            return self.visit(value)
+        self.skip += 1
+        try:
+            return self.visit(value)
+        finally:
+            self.skip -= 1
 
     def visit_AnnAssign(self, node):  # noqa: N802
         if node.value is not None:
@@ -466,6 +497,81 @@ def _swap_code(m: Mutant, code: types.CodeType) -> bool:
     return True
 
 
+def _same(a: object, b: object) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - not comparable: treated as changed
+        return False
+
+
+def _defaults(f: object) -> tuple:
+    return (getattr(f, "__defaults__", None), getattr(f, "__kwdefaults__", None))
+
+
+def _patch_values(m: Mutant, code: types.CodeType) -> bool | None:
+    """For a mutant evaluated at import (a constant, a class attribute, a default): run the original and the
+    mutated module code side by side and carry what differs onto the live objects (a mutable container
+    updated in place, a constant rebound wherever the same name holds it, a default or class attribute
+    replaced). True when done, False when not possible this way (then: re-import), None when the mutated
+    module cannot even be imported (killed)."""
+    name = module_name(m.path)
+    live = sys.modules.get(name)
+    if live is None:
+        return False
+    source = (SOURCE_ROOT / m.path).read_text()
+    fresh = {"__name__": name, "__file__": str(SOURCE_ROOT / m.path), "__builtins__": __builtins__}
+    original, mutated = dict(fresh), dict(fresh)
+    exec(compile(source, str(SOURCE_ROOT / m.path), "exec"), original)
+    try:
+        exec(code, mutated)
+    except Exception:  # noqa: BLE001 - the mutant does not import
+        return None
+    changes: list = []
+    for key, before in original.items():
+        after = mutated.get(key)
+        if key.startswith("__") or after is None:
+            continue
+        if isinstance(before, type) and isinstance(after, type):
+            if issubclass(before, enum.Enum):
+                if any(before[n].value != after[n].value for n in before.__members__):
+                    return False  # a member's value is baked into the member itself: re-import
+                continue
+            for attr, value in vars(before).items():
+                new = vars(after).get(attr)
+                if isinstance(value, types.FunctionType):
+                    if _defaults(value) != _defaults(new):
+                        changes.append(("defaults", getattr(live, key).__dict__[attr], new))
+                elif not isinstance(value, (property, staticmethod, classmethod, types.MemberDescriptorType,
+                                            types.GetSetDescriptorType)) and not attr.startswith("__") and \
+                        not _same(value, new):
+                    changes.append(("attr", getattr(live, key), attr, new))
+        elif isinstance(before, types.FunctionType):
+            if _defaults(before) != _defaults(after):
+                changes.append(("defaults", getattr(live, key), after))
+        elif not isinstance(before, types.ModuleType) and not _same(before, after):
+            changes.append(("value", key, getattr(live, key), after))
+    if not changes:
+        return False
+    for change in changes:
+        if change[0] == "defaults":
+            _, function, new = change
+            function.__defaults__, function.__kwdefaults__ = _defaults(new)
+        elif change[0] == "attr":
+            _, owner, attr, new = change
+            setattr(owner, attr, new)
+        else:
+            _, key, old, new = change
+            if isinstance(old, (dict, list, set)) and type(old) is type(new):
+                old.clear()
+                old.update(new) if isinstance(old, (dict, set)) else old.extend(new)
+                continue
+            for module in list(sys.modules.values()):  # every `from x import KEY` holds it too
+                if getattr(module, key, None) is old and (getattr(module, "__file__", None) or "").startswith(
+                        str(ROOT)):
+                    setattr(module, key, new)
+    return True
+
+
 def _reimport_and_run(m: Mutant, code: types.CodeType) -> int:
     """For a mutant evaluated at import (a constant, a class attribute, a default): forget the repository's
     modules, serve the mutant on import, and run its tests in a fresh pytest session."""
@@ -476,7 +582,8 @@ def _reimport_and_run(m: Mutant, code: types.CodeType) -> int:
         if any((getattr(module, "__file__", None) or "").startswith(d) for d in mine):
             del sys.modules[name]
     sys.meta_path.insert(0, _MutantFinder(module_name(m.path), SOURCE_ROOT / m.path, code))
-    return int(pytest.main(["-x", *_pytest_args(m.tests)]))
+    # Parameter ids may hold a mutated value: every parametrization of the chosen test functions runs.
+    return int(pytest.main(["-x", *_pytest_args(list(dict.fromkeys(t.split("[")[0] for t in m.tests)))]))
 
 
 class MutationPlugin:
@@ -510,6 +617,12 @@ class MutationPlugin:
                 def run(m=m, code=code, chosen=chosen) -> int:
                     if m.function and _swap_code(m, code):
                         return _run_items(chosen)
+                    if not m.function:
+                        patched = _patch_values(m, code)
+                        if patched is None:
+                            return 2  # the mutant does not import: every test of it fails
+                        if patched:
+                            return _run_items(chosen)
                     return _reimport_and_run(m, code)
 
                 result = _fork(run, 30 + 10 * sum(durations[t] for t in m.tests))
@@ -581,6 +694,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--only", help="a glob or substring of the files to mutate, e.g. domain/stock.py")
     parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="test paths (default: tests/unit tests/api)")
+    parser.add_argument("--match", help="only the mutants whose id contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants without running them")
     parser.add_argument("--show-killed", action="store_true", help="print killed mutants too")
     parser.add_argument("--max-tests", type=int, default=MAX_TESTS,
@@ -588,7 +702,8 @@ def main() -> int:
     opts = parser.parse_args()
     os.chdir(ROOT)
     files = target_files(opts.only)
-    mutants = [m for rel, scopes in files for m in mutants_of(rel, scopes)]
+    mutants = [m for rel, scopes in files for m in mutants_of(rel, scopes)
+               if opts.match is None or opts.match in m.ident]
     if opts.list:
         for m in mutants:
             print(f"{m.line:4}  {m.ident}")
