@@ -604,6 +604,8 @@ class MutationPlugin:
             by_line = covered.get(m.path, {})
             lines = range(m.line, m.end_line + 1) if m.in_body else by_line.keys()
             tests = {t for line in lines for t in by_line.get(line, ())} & fast
+            if not m.in_body and not tests:  # a module of constants only (no line runs in a test): any test
+                tests = fast
             m.tests = sorted(tests, key=lambda t: (durations[t], t))[: self.opts.max_tests]
         for n, m in enumerate(self.mutants, 1):
             if m.ident in self.equivalent:
