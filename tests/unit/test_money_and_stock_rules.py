@@ -7,9 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from shop.domain import refunds
+from shop.domain import refunds, stock
 from shop.domain.errors import InvalidTransition, Unprocessable
+from shop.domain.ids import new_order_number
+from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
+from shop.domain.skus import StockLevels
 from shop.services.inventory import release_order_lines, sell_reserved_lines
 from tests.unit.test_domain import AT, order
 
@@ -93,3 +96,54 @@ def test_what_is_left_to_refund_is_what_was_paid_less_what_was_refunded():
     assert refunds.refundable(rest) == 0 and rest.payment_status == "refunded"
     with pytest.raises(InvalidTransition):
         refunds.plan(rest, amount=1, lines=None, restock=False, cancel=False)
+
+
+def test_an_empty_parcel_is_refused_and_a_short_one_says_what_is_left():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    with pytest.raises(InvalidTransition):
+        placed.ship("shp_0", {}, carrier=None, tracking_number=None, at=AT, actor="ops")
+    sent = placed.ship("shp_1", {"TEE": 2}, carrier=None, tracking_number=None, at=AT, actor="ops")
+    with pytest.raises(InvalidTransition) as short:
+        sent.ship("shp_2", {"TEE": 1, "CAP": 2}, carrier=None, tracking_number=None, at=AT, actor="ops")
+    assert short.value.extra["skus"] == [{"sku": "TEE", "requested": 1, "unshipped": 0},
+                                         {"sku": "CAP", "requested": 2, "unshipped": 1}]
+
+
+# ---- stock movements, as the ledger records them ----
+
+def test_a_rebalance_moves_available_units_only():
+    out, into = stock.move("TEE", 0, 3, 4, at=AT, actor="ops")
+    assert [(m.shard, m.delta, m.reason, m.order_id) for m in (out, into)] == [
+        (0, StockLevels(-4, -4, 0, 0), "rebalance", None), (3, StockLevels(4, 4, 0, 0), "rebalance", None)]
+
+
+def test_the_ledger_says_why_stock_moved():
+    reasons = [stock.allocate("T", 0, 1, at=AT, actor="a", order_id="o").reason,
+               stock.sell_allocated("T", 0, 1, at=AT, actor="a", order_id="o").reason,
+               stock.sell_unallocated("T", 0, 1, at=AT, actor="a", order_id="o").reason]
+    assert reasons == ["order_placed", "order_paid", "order_paid"]
+    entry = stock.adjust("T", 2, -3, at=AT, actor="admin:ops", reason="shrinkage").to_dict()
+    assert {k: entry[k] for k in ("sku", "shard", "at", "actor", "reason", "order_id", "delta")} == {
+        "sku": "T", "shard": 2, "at": AT, "actor": "admin:ops", "reason": "shrinkage", "order_id": None,
+        "delta": {"on_hand": -3, "available": -3, "reserved": 0, "sold": 0}}
+    assert len({stock.adjust("T", 0, 1, at=AT, actor="a", reason="r").to_dict()["movement_id"] for _ in range(50)}) \
+        == 50
+
+
+@pytest.mark.parametrize("delta", [True, False, 1.5, "3", None])
+def test_an_adjustment_is_a_whole_number_of_units(delta):
+    with pytest.raises(Unprocessable):
+        stock.adjust("T", 0, delta, at=AT, actor="a", reason="r")  # type: ignore[arg-type]
+
+
+# ---- money and order numbers ----
+
+@pytest.mark.parametrize("code", ["EURO", "EU", "eur", "E1R", "", "€UR"])
+def test_money_is_in_an_iso_4217_code(code):
+    with pytest.raises(ValueError):
+        Money(100, code)
+
+
+def test_order_numbers_use_the_whole_readable_alphabet_for_the_customer_part():
+    parts = "".join(new_order_number(f"customer-{n}", AT).split("-")[1] for n in range(300))
+    assert set(parts) == set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")  # never I, L, O or U
