@@ -27,13 +27,13 @@ import contextlib
 import copy
 import enum
 import fnmatch
+import hashlib
 import importlib.abc
 import importlib.util
 import json
 import os
 import signal
 import sys
-import tempfile
 import time
 import traceback
 import types
@@ -46,7 +46,8 @@ SOURCE_ROOT = ROOT / "functions"
 EQUIVALENT_FILE = ROOT / "scripts" / "mutate_equivalent.txt"
 DEFAULT_TESTS = ["tests/unit", "tests/api"]
 SLOW_TEST_S = 5.0  # tests slower than this (in the coverage pass) are left out of the mutant runs
-MAX_TESTS = 60  # a mutant runs at most this many of the tests that execute its line, the fastest first
+BUDGET_S = 30.0  # a mutant runs the tests that execute its line, fastest first, up to this much test time
+CACHE = ROOT / ".mutate-cache"  # the coverage pass, kept while no Python file of the repository changes
 
 # What is mutated: a glob of files, with the scopes (function qualnames, or module/class-level names) to
 # mutate in them (None: everything). payments/: the verification and parsing code only (not the API calls).
@@ -369,6 +370,31 @@ def mutants_of(rel: str, scopes: list[str] | None) -> list[Mutant]:
     return mutator.found
 
 
+def name_users(rel: str) -> dict[str, set[int]]:
+    """Per name: the lines of the file's functions that read it (a module constant or a class attribute changed
+    at import is tested by the tests that run those functions)."""
+    users: dict[str, set[int]] = defaultdict(set)
+    for node in ast.walk(ast.parse((SOURCE_ROOT / rel).read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            for inner in ast.walk(node):
+                name = inner.id if isinstance(inner, ast.Name) else inner.attr if isinstance(
+                    inner, ast.Attribute) else None
+                if name:
+                    users[name].update(lines)
+    return users
+
+
+def _within_budget(tests: list[str], durations: dict[str, float], budget: float) -> list[str]:
+    chosen, spent = [], 0.0
+    for test in tests:
+        spent += durations[test]
+        if chosen and spent > budget:
+            break
+        chosen.append(test)
+    return chosen
+
+
 def mutated_code(rel: str, scopes: list[str] | None, index: int):
     source = (SOURCE_ROOT / rel).read_text()
     tree = _Mutator(rel, scopes, source.splitlines(), target=index).visit(ast.parse(source))
@@ -600,13 +626,15 @@ class MutationPlugin:
         covered, durations = self.coverage_pass(items)
         print(f"coverage pass: {len(items)} tests in {time.monotonic() - started:.0f} s", flush=True)
         fast = {t for t, d in durations.items() if d <= SLOW_TEST_S}
+        users_of = {rel: name_users(rel) for rel, _ in self.files}
         for m in self.mutants:
             by_line = covered.get(m.path, {})
-            lines = range(m.line, m.end_line + 1) if m.in_body else by_line.keys()
+            lines = range(m.line, m.end_line + 1) if m.in_body else users_of.get(m.path, {}).get(
+                m.scope.rsplit(".", 1)[-1]) or by_line.keys()
             tests = {t for line in lines for t in by_line.get(line, ())} & fast
             if not m.in_body and not tests:  # a module of constants only (no line runs in a test): any test
                 tests = fast
-            m.tests = sorted(tests, key=lambda t: (durations[t], t))[: self.opts.max_tests]
+            m.tests = _within_budget(sorted(tests, key=lambda t: (durations[t], t)), durations, self.opts.budget)
         for n, m in enumerate(self.mutants, 1):
             if m.ident in self.equivalent:
                 m.status = "equivalent"
@@ -643,10 +671,16 @@ class MutationPlugin:
 
     def coverage_pass(self, items) -> tuple[dict[str, dict[int, set[str]]], dict[str, float]]:
         """Which tests execute which lines of the target files (sys.monitoring), and how long each takes."""
-        fd, name = tempfile.mkstemp(suffix=".json")
-        os.close(fd)
-        out = Path(name)
+        digest = hashlib.sha256(" ".join([*self.opts.tests, *(f for f, _ in self.files)]).encode())
+        for path in sorted(p for d in ("functions", "tests", "localrun") for p in (ROOT / d).rglob("*.py")):
+            digest.update(path.read_bytes())
+        out = CACHE / f"coverage-{digest.hexdigest()[:16]}.json"
         wanted = {str(SOURCE_ROOT / f): f for f, _ in self.files}
+        if out.exists():
+            print("coverage pass: cached", flush=True)
+            return self._covered(json.loads(out.read_text()))
+        CACHE.mkdir(exist_ok=True)
+        partial = out.with_suffix(".partial")
 
         def run() -> int:
             mon = sys.monitoring
@@ -676,13 +710,18 @@ class MutationPlugin:
                 failed.extend(item.nodeid for r in reports if r.failed)
 
             _run_items(items, record)
-            out.write_text(json.dumps({"hits": hits, "durations": durations, "failed": failed}))
+            partial.write_text(json.dumps({"hits": hits, "durations": durations, "failed": failed}))
             return 0
 
         if _fork(run, timeout=3600) != 0:
             sys.exit("the coverage pass crashed")
-        data = json.loads(out.read_text())
-        out.unlink()
+        data = json.loads(partial.read_text())
+        if not data["failed"]:
+            partial.rename(out)
+        return self._covered(data)
+
+    @staticmethod
+    def _covered(data: dict) -> tuple[dict[str, dict[int, set[str]]], dict[str, float]]:
         if data["failed"]:
             sys.exit("the unmutated tests fail; fix them first:\n  " + "\n  ".join(data["failed"]))
         lines: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -699,8 +738,8 @@ def main() -> int:
     parser.add_argument("--match", help="only the mutants whose id contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants without running them")
     parser.add_argument("--show-killed", action="store_true", help="print killed mutants too")
-    parser.add_argument("--max-tests", type=int, default=MAX_TESTS,
-                        help=f"at most this many covering tests per mutant, the fastest first (default {MAX_TESTS})")
+    parser.add_argument("--budget", type=float, default=BUDGET_S,
+                        help=f"seconds of test time per mutant, the fastest covering tests first (default {BUDGET_S:g})")
     opts = parser.parse_args()
     os.chdir(ROOT)
     files = target_files(opts.only)
