@@ -220,3 +220,23 @@ def refund_amount(order: Order, sale: AfterSale) -> int:
 def evidence_keys(after_sale_id: str, content_types: list[str]) -> tuple[str, ...]:
     """One S3 key per photo, under the request's own prefix."""
     return tuple(f"{EVIDENCE_PREFIX}{after_sale_id}/{n}.{PHOTO_TYPES[kind]}" for n, kind in enumerate(content_types, 1))
+
+
+def return_case_on(order: Order, shipment_id: str, *, reason: str, at: str, actor: str = "system:carrier",
+                   lines: dict[str, int] | None = None) -> tuple[Order, AfterSale] | None:
+    """A parcel that came back (returned by the carrier, refused at the door) opens an approved return of its units
+    (clipped to what can still be claimed), no window check. Returns the order with the case counted (same version:
+    the caller's write bumps it) and the case to commit with it (`Commit.after_sale=(case, None)`), or None when
+    the parcel is unknown, its case exists, or none of its units can still come back."""
+    after_sale_id = stable_id(order.order_id, "parcel", shipment_id)
+    parcel = next((s for s in order.shipments if s.shipment_id == shipment_id), None)
+    if parcel is None or any(s["after_sale_id"] == after_sale_id for s in order.after_sales):
+        return None
+    left = requestable_units(order)
+    wanted = lines if lines is not None else parcel.units()
+    units = {sku: min(q, left.get(sku, 0)) for sku, q in wanted.items() if min(q, left.get(sku, 0)) > 0}
+    if not units:
+        return None
+    case = new_request(order, after_sale_id, kind=T.RETURN_AND_REFUND, lines=units, reason=reason, at=at, actor=actor,
+                       source="carrier", shipment_id=shipment_id, status=St.APPROVED)
+    return _with_summary(order, case, opened=1), case

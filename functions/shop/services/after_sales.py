@@ -96,7 +96,8 @@ def open_return_case(ports: Ports, order_id: str, *, shipment_id: str, reason: s
                      lines: dict[str, int] | None = None, actor: str = "system:carrier") -> AfterSale | None:
     """A parcel came back (the carrier returned it, or the customer refused it at the door): an approved return of
     the parcel's units, awaiting receipt, opened once per parcel (idempotent by parcel id). None when none of the
-    parcel's units can still be returned (refunded or claimed by other requests already)."""
+    parcel's units can still be returned (refunded or claimed by other requests already). A caller that writes the
+    order anyway (a parcel status update) can put the case in its own write instead: `rules.return_case_on`."""
     after_sale_id = rules.stable_id(order_id, "parcel", shipment_id)
 
     def attempt() -> tuple[AfterSale | None, bool]:
@@ -104,32 +105,33 @@ def open_return_case(ports: Ports, order_id: str, *, shipment_id: str, reason: s
         if existing is not None:
             return existing, False
         order = get_order_for(ports, order_id, None)
-        parcel = next((s for s in order.shipments if s.shipment_id == shipment_id), None)
-        if parcel is None:
+        if not any(s.shipment_id == shipment_id for s in order.shipments):
             raise NotFound(f"order {order_id} has no shipment {shipment_id}", {"shipment_id": shipment_id})
-        wanted = lines if lines is not None else parcel.units()
-        left = rules.requestable_units(order)
-        units = {sku: min(q, left.get(sku, 0)) for sku, q in wanted.items() if min(q, left.get(sku, 0)) > 0}
-        if not units:
-            return None, False
         at = clock.iso(clock.now())
-        sale = rules.new_request(order, after_sale_id, kind=AfterSaleType.RETURN_AND_REFUND, lines=units,
-                                 reason=reason, at=at, actor=actor, source="carrier", shipment_id=shipment_id,
-                                 status=St.APPROVED)
+        opened = rules.return_case_on(order, shipment_id, reason=reason, at=at, actor=actor, lines=lines)
+        if opened is None:
+            return None, False
+        updated, case = opened
         try:
-            ports.store.commit(Commit(order_update=(order, rules.opened_on(order, sale, at=at)),
-                                      after_sale=(sale, None)))
+            ports.store.commit(Commit(order_update=(order, replace(updated, updated_at=at, version=order.version + 1)),
+                                      after_sale=(case, None)))
         except CommitRejected as rejected:
             if "after_sale_new" in rejected.labels:
                 return ports.store.get_after_sale(after_sale_id), False
             raise
-        return sale, True
+        return case, True
 
     sale, created = with_retries(attempt)
     if created and sale is not None:
-        ports.events.publish("after_sale.requested", event_detail(sale))
-        ports.events.publish("after_sale.approved", event_detail(sale))
+        publish_opened(ports, sale)
     return sale
+
+
+def publish_opened(ports: Ports, sale: AfterSale) -> None:
+    """The events of a newly opened request (a carrier's return is approved as it opens)."""
+    ports.events.publish("after_sale.requested", event_detail(sale))
+    if sale.status is St.APPROVED:
+        ports.events.publish("after_sale.approved", event_detail(sale))
 
 
 def get_request(ports: Ports, after_sale_id: str) -> AfterSale:
