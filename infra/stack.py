@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Duration, Stack, Tags
+from aws_cdk import Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import grants
@@ -37,6 +39,8 @@ RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook
 PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper", "reconciliation")
 EVIDENCE_UPLOADERS = ("orders_api",)  # POST /orders/{order_id}/after-sales presigns the photo uploads
 EVIDENCE_VIEWERS = ("admin_api",)  # operators' views of a request link its photos
+# Functions that compute the keyed digest of a phone (shop/adapters/phones.py): placing orders, operators' search.
+PHONE_INDEXERS = ("create_order", "orders_api", "admin_api")
 WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
@@ -218,6 +222,17 @@ class ShopStack(Stack):
                                            providers=list(_list(ctx("enabled_payment_providers"))))
         for name in PAYMENT_CALLERS:
             provider_secrets.grant_read(fns[name])
+        # The key of the phone digests in the order index (never a phone number in a key): generated once, kept.
+        phone_key_name = f"shop/{stage}/phone-index-key"
+        phone_key = secretsmanager.Secret(
+            self, "PhoneIndexKey", secret_name=phone_key_name,
+            description="HMAC key of the phone digests in the order index (docs/finding-orders.md)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        for name in PHONE_INDEXERS:
+            fns[name].add_environment("PHONE_INDEX_KEY_SECRET", phone_key_name)
+            fns[name].add_to_role_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
+                                                             resources=[phone_key.secret_arn]))
 
         # After-sales evidence: orders_api presigns the customers' uploads, admin_api the operators' views.
         evidence = EvidenceBucket(self, "Evidence", cors_origins=[

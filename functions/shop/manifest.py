@@ -121,6 +121,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("GET", "/admin/skus/{sku}/ledger", "admin_api", "admin"),
     Route("GET", "/admin/orders", "admin_api", "admin"),
+    Route("GET", "/admin/orders.csv", "admin_api", "admin"),
+    Route("GET", "/admin/skus", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/cancel", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/shipments", "admin_api", "admin"),
     Route("POST", "/admin/orders/{order_id}/refunds", "admin_api", "admin"),

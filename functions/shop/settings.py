@@ -60,6 +60,12 @@ class Settings(BaseModel):
     sweep_grace_seconds: int = Field(30, alias="SWEEP_GRACE_SECONDS", ge=0)
     cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")  # comma-separated; empty: CORS off
 
+    # Finding orders (docs/finding-orders.md): the CSV export's row limit, the key of the phone digests (the local
+    # run and tests: PHONE_INDEX_KEY; deployed: the Secrets Manager secret named by PHONE_INDEX_KEY_SECRET).
+    csv_export_max_rows: int = Field(10_000, alias="CSV_EXPORT_MAX_ROWS", ge=1)
+    phone_index_key: str = Field("", alias="PHONE_INDEX_KEY", repr=False)
+    phone_index_key_secret: str = Field("", alias="PHONE_INDEX_KEY_SECRET")
+
     # Payments
     payment_providers_enabled: str = Field(",".join(PROVIDER_NAMES), alias="PAYMENT_PROVIDERS_ENABLED")
     payment_webhook_base_url: str = Field("", alias="PAYMENT_WEBHOOK_BASE_URL")

@@ -141,20 +141,29 @@ class InMemoryStore:
         with self._lock:
             return next((o.order_id for o in self._orders.values() if o.order_number == order_number), None)
 
-    def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        return self.orders(status=None, customer_id=customer_id, created_from=None, created_to=None,
-                           limit=limit, cursor=cursor, _scope=f"customer:{customer_id}")
+    def customer_orders(self, customer_id: str, limit: int, cursor: str | None, *,
+                        status: str | None = None) -> tuple[list[Order], str | None]:
+        return self.orders(status=status, customer_id=customer_id, created_from=None, created_to=None,
+                           limit=limit, cursor=cursor, _scope=f"customer:{customer_id}:{status}")
 
     def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
-               created_to: str | None, limit: int, cursor: str | None,
+               created_to: str | None, limit: int, cursor: str | None, phone_digest: str | None = None,
                _scope: str | None = None) -> tuple[list[Order], str | None]:
         with self._lock:
             found = [copy.deepcopy(o) for o in self._orders.values()
                      if (status is None or o.status.value == status)
                      and (customer_id is None or o.customer_id == customer_id)
+                     and (phone_digest is None or o.phone_digest == phone_digest)
                      and _in_created_range(o, created_from, created_to)]
-        scope = _scope or f"orders:{status}:{customer_id}"
+        scope = _scope or f"orders:{status}:{customer_id}:{phone_digest}"
         return _page(found, key=_order_sort_key, newest_first=True, scope=scope, limit=limit, cursor=cursor)
+
+    def skus(self, *, states: tuple[str, ...] | None, limit: int, cursor: str | None) -> tuple[list[Sku], str | None]:
+        with self._lock:
+            codes = [code for code, (sku, _) in self._catalog.items() if states is None or sku.stock_state in states]
+        found = [sku for sku in (self.get_sku(code) for code in codes) if sku is not None]
+        return _page(found, key=lambda sku: sku.sku, newest_first=False, scope=f"skus:{states}", limit=limit,
+                     cursor=cursor)
 
     def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
         with self._lock:

@@ -38,6 +38,10 @@ from shop.services.records import (
 )
 
 MAX_PAGE = 100
+# A filtered listing (the phone index with a customer or status) reads at most this many times per page
+# (each read up to 1,000 items or 1 MB) before it answers with what it found and a cursor to go on from.
+MAX_FILTERED_READS = 10
+FILTERED_READ_ITEMS = 100  # items a filtered read asks for at least (DynamoDB's Limit counts them before the filter)
 # How long an order may price from a catalog entry read before (per container). Never charged wrong:
 # the stock write checks the price and active flag on the shard; a stale entry only costs a retry.
 CATALOG_CACHE_SECONDS = 1.0
@@ -192,12 +196,16 @@ class DynamoShopStore:
     def set_stock_state(self, code: str, state: str, expected: str) -> bool:
         """Record the stock state a stock event announced, once: False if someone else recorded it first."""
         self._catalog_cache.pop(code, None)
+        index = it.sku_state_index(code, state)
         try:
             self.db.update_item(
-                TableName=self.table, Key=it.encode(it.sku_key(code)), UpdateExpression="SET stock_state = :new",
+                TableName=self.table, Key=it.encode(it.sku_key(code)),
+                # The SKU moves to its new state's partition of the SKU list (gsi2) in the same write.
+                UpdateExpression="SET stock_state = :new, " + ", ".join(f"{k} = :{k}" for k in index),
                 ConditionExpression="attribute_exists(pk) AND (stock_state = :expected OR "
                                     "(attribute_not_exists(stock_state) AND :expected = :in_stock))",
-                ExpressionAttributeValues=it.encode({":new": state, ":expected": expected, ":in_stock": "in_stock"}))
+                ExpressionAttributeValues=it.encode({":new": state, ":expected": expected, ":in_stock": "in_stock",
+                                                     **{f":{k}": v for k, v in index.items()}}))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -256,97 +264,155 @@ class DynamoShopStore:
         return item["order_id"] if item else None
 
     def _partition_query(self, request: dict[str, Any], want: int,
-                         keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], bool]:
+                         keep: Callable[[dict[str, Any]], bool] | None = None,
+                         filtered: bool = False) -> tuple[list[dict[str, Any]], bool, str | None]:
         """The first `want` items (that `keep` accepts) of one index partition in the request's order,
-        following pages past DynamoDB's 1 MB cap so the merge stays exact; and whether more may follow."""
+        following pages past DynamoDB's 1 MB cap so the merge stays exact; whether more may follow; and,
+        for a `filtered` request (a FilterExpression) that gave up after MAX_FILTERED_READS reads, the
+        sort key read up to (the next page goes on from there, so paging always makes progress)."""
         request = dict(request)
         found: list[dict[str, Any]] = []
+        sk_attr = f"{request['IndexName']}sk" if "IndexName" in request else "sk"
+        reads = 0
+        # One item beyond `want` says exactly whether more follow: no cursor to an empty last page.
+        target = want + 1
         while True:
-            # `keep` drops at most the one item the range has to include (the previous page's last).
-            request["Limit"] = min(want - len(found) + (1 if keep else 0), 1000)
+            if filtered:  # Limit counts items read before the filter: read in larger steps
+                request["Limit"] = min(max(4 * (target - len(found)), FILTERED_READ_ITEMS), 1000)
+            else:  # `keep` drops at most the one item the range has to include (the previous page's last).
+                request["Limit"] = min(target - len(found) + (1 if keep else 0), 1000)
             got = self.db.query(**request)
+            reads += 1
             found.extend(item for item in map(it.decode, got.get("Items", [])) if keep is None or keep(item))
-            more = "LastEvaluatedKey" in got
-            if len(found) >= want or not more:
-                return found[:want], more or len(found) > want
+            if len(found) >= target or "LastEvaluatedKey" not in got:
+                return found[:want], len(found) > want, None
+            if filtered and reads >= MAX_FILTERED_READS:
+                return found, True, it.decode(got["LastEvaluatedKey"])[sk_attr]
             request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
 
     def _fan_out(self, requests: list[dict[str, Any]], want: int,
                  keep: Callable[[dict[str, Any]], bool] | None = None) -> list[tuple[list[dict[str, Any]], bool]]:
         """`_partition_query` on every shard, concurrently (boto3 clients are thread-safe)."""
         if len(requests) == 1:
-            return [self._partition_query(requests[0], want, keep)]
+            return [self._partition_query(requests[0], want, keep)[:2]]
         with ThreadPoolExecutor(min(FAN_OUT_THREADS, len(requests)), thread_name_prefix="index-shard") as pool:
-            return list(pool.map(lambda request: self._partition_query(request, want, keep), requests))
+            return list(pool.map(lambda request: self._partition_query(request, want, keep)[:2], requests))
 
-    def _query_orders(self, index: str, partitions: list[str], scope_value: str, limit: int, cursor: str | None,
-                      sk_range: tuple[str | None, str | None] = (None, None),
-                      convert: Callable[[dict[str, Any]], Any] = it.order_from_item) -> tuple[list[Any], str | None]:
-        """Newest first over the index partitions `partitions` (the shards of one listing), merged.
+    def _query_index(self, index: str, partitions: list[str], scope_value: str, limit: int, cursor: str | None,
+                     sk_range: tuple[str | None, str | None] = (None, None), *, forward: bool = False,
+                     match: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page over the index partitions `partitions` (the shards of one listing), merged: newest
+        first (`forward`: ascending), within the inclusive sort key range `sk_range`.
 
-        Each shard is sorted by the same "{created_at}#{order_id}": querying every shard for its
-        newest `limit` items below the cursor and keeping the newest `limit` of all is exact. The
-        cursor is the last sort key emitted (see `decode_listing_cursor`).
+        Each shard is sorted by the same sort key: querying every shard for its first `limit` items
+        past the cursor and keeping the first `limit` of all is exact. The cursor is the last sort key
+        emitted (see `decode_listing_cursor`). `match` (attribute -> value) filters a single partition
+        server-side; the partition is read until the page is full or it ends, at most MAX_FILTERED_READS
+        reads: then the page so far is returned with a cursor to go on from. A page with a cursor always
+        has items: a filter that found nothing in that many reads is refused (422, narrow the dates).
         """
         pk_attr, sk_attr = f"{index}pk", f"{index}sk"
         scope = listing_scope(index, scope_value)
         last = decode_listing_cursor(cursor, scope)
         want = max(1, min(limit, MAX_PAGE))
         low, high = sk_range
-        lower = low or None
-        upper = high + "\uffff" if high else None  # inclusive: every sort key of a time <= `to`
-        values: dict[str, Any] = {}
-        keep: Callable[[dict[str, Any]], bool] | None = None
-        if last is not None and (upper is None or last <= upper):
-            if lower and lower > last:
-                return [], None
-            if lower:  # one sort key condition per query: the range includes `last`, dropped here
-                condition, values = "#sk BETWEEN :lo AND :last", {":lo": lower, ":last": last}
-                keep = lambda item: item[sk_attr] < last  # noqa: E731
+        lo, hi = low or None, (high + "\uffff" if high else None)  # inclusive: every key of a time <= `to`
+        skip: str | None = None  # the cursor's own item, when the range has to include it
+        if last is not None:
+            if forward:
+                if hi is not None and last >= hi:
+                    return [], None
+                if lo is None or last >= lo:
+                    lo, skip = last, last
             else:
-                condition, values = "#sk < :last", {":last": last}
-        elif lower and upper:
-            if lower > upper:
+                if lo is not None and last <= lo:
+                    return [], None
+                if hi is None or last <= hi:
+                    hi, skip = last, last
+        values: dict[str, Any] = {}
+        if lo is not None and hi is not None:
+            if lo > hi:
                 return [], None
-            condition, values = "#sk BETWEEN :lo AND :hi", {":lo": lower, ":hi": upper}
-        elif lower:
-            condition, values = "#sk >= :lo", {":lo": lower}
-        elif upper:
-            condition, values = "#sk <= :hi", {":hi": upper}
+            condition, values = "#sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}
+        elif lo is not None:
+            condition, values, skip = ("#sk > :lo" if skip else "#sk >= :lo"), {":lo": lo}, None
+        elif hi is not None:
+            condition, values, skip = ("#sk < :hi" if skip else "#sk <= :hi"), {":hi": hi}, None
         else:
             condition = ""
+        keep = (lambda item: item[sk_attr] != skip) if skip else None  # noqa: E731
         names = {"#pk": pk_attr, **({"#sk": sk_attr} if condition else {})}
-        requests = [{
-            "TableName": self.table,
-            "IndexName": index,
+        request: dict[str, Any] = {
+            "TableName": self.table, "IndexName": index, "ScanIndexForward": forward,
             "KeyConditionExpression": "#pk = :pk" + (f" AND {condition}" if condition else ""),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": it.encode({":pk": partition, **values}),
-            "ScanIndexForward": False,
-        } for partition in partitions]
+        }
+        if match:
+            names.update({f"#f{i}": name for i, name in enumerate(match)})
+            values.update({f":f{i}": value for i, value in enumerate(match.values())})
+            request["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(match)))
+            if len(partitions) != 1:
+                raise ValueError("a filtered listing reads one partition")
+            items, more, resume = self._partition_query(
+                {**request, "ExpressionAttributeNames": names,
+                 "ExpressionAttributeValues": it.encode({":pk": partitions[0], **values})}, want, keep, filtered=True)
+            if resume is not None:
+                if not items:
+                    raise Unprocessable("too many orders to filter in one page: narrow the range with from/to",
+                                        {"fields": ["from", "to"]})
+                return items, encode_listing_cursor(scope, resume)
+            return items, encode_listing_cursor(scope, items[-1][sk_attr]) if more and items else None
+        requests = [{**request, "ExpressionAttributeNames": names,
+                     "ExpressionAttributeValues": it.encode({":pk": partition, **values})} for partition in partitions]
         results = self._fan_out(requests, want, keep)
-        merged = sorted((item for items, _ in results for item in items), key=lambda item: item[sk_attr], reverse=True)
+        merged = sorted((item for items, _ in results for item in items), key=lambda item: item[sk_attr],
+                        reverse=not forward)
         page = merged[:want]
         more = len(merged) > want or any(more for _, more in results)
-        next_cursor = encode_listing_cursor(scope, page[-1][sk_attr]) if more and page else None
-        return [convert(item) for item in page], next_cursor
+        return page, encode_listing_cursor(scope, page[-1][sk_attr]) if more and page else None
 
-    def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        partition = f"CUSTOMER#{customer_id}"  # one customer's orders: not a hot key, not sharded
-        return self._query_orders("gsi1", [partition], partition, limit, cursor)
+    def _query_orders(self, index: str, partitions: list[str], scope_value: str, limit: int, cursor: str | None,
+                      sk_range: tuple[str | None, str | None] = (None, None), match: dict[str, str] | None = None,
+                      convert: Callable[[dict[str, Any]], Any] = it.order_from_item) -> tuple[list[Any], str | None]:
+        """Newest first (see `_query_index`), each item made an order (or what `convert` makes of it)."""
+        items, next_cursor = self._query_index(index, partitions, scope_value, limit, cursor, sk_range, match=match)
+        return [convert(item) for item in items], next_cursor
+
+    def customer_orders(self, customer_id: str, limit: int, cursor: str | None, *,
+                        status: str | None = None) -> tuple[list[Order], str | None]:
+        """One customer's orders, newest first; in one status when given (gsi5: exact, never filtered)."""
+        index, partition = it.customer_orders_partition(customer_id, status)
+        return self._query_orders(index, [partition], partition, limit, cursor)
 
     def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
-               created_to: str | None, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        """Admin listing, newest first, on the narrowest index the filters allow."""
+               created_to: str | None, limit: int, cursor: str | None,
+               phone_digest: str | None = None) -> tuple[list[Order], str | None]:
+        """Admin listing, newest first, on the index that answers the filters, never a Scan:
+        phone (gsi6, one phone's orders, customer and status filtered there), customer and status
+        (gsi5), customer (gsi1), status (gsi2, sharded), none (gsi3, sharded); the dates are a sort
+        key range on each of them."""
+        dates = (created_from, created_to)
+        if phone_digest:
+            index, partition = it.phone_orders_partition(phone_digest)
+            match = {name: value for name, value in (("customer_id", customer_id), ("status", status)) if value}
+            return self._query_orders(index, [partition], partition, limit, cursor, dates, match or None)
         if customer_id:
-            index, base, partitions = "gsi1", f"CUSTOMER#{customer_id}", [f"CUSTOMER#{customer_id}"]
-        else:  # the shop-wide indexes are sharded (see table_schema.INDEX_SHARDS): fan out and merge
-            index, base = ("gsi2", f"STATUS#{status}") if status else ("gsi3", "ORDERS")
-            partitions = [f"{base}#{n}" for n in range(INDEX_SHARDS)]
-        found, next_cursor = self._query_orders(index, partitions, base, limit, cursor, (created_from, created_to))
-        if status and customer_id:
-            found = [o for o in found if o.status.value == status]
-        return found, next_cursor
+            index, partition = it.customer_orders_partition(customer_id, status)
+            return self._query_orders(index, [partition], partition, limit, cursor, dates)
+        index, base, partitions = it.shop_orders_partitions(status)
+        return self._query_orders(index, partitions, base, limit, cursor, dates)
+
+    def skus(self, *, states: tuple[str, ...] | None, limit: int, cursor: str | None) -> tuple[list[Sku], str | None]:
+        """Operators' SKU list by code, with every SKU's levels summed over its shards (one BatchGetItem
+        per page): all SKUs (gsi3), or those whose recorded stock state is one of `states` (gsi2)."""
+        if states:
+            partitions = [p for state in sorted(states) for p in it.sku_list_partitions(state)[2]]
+            index, base = "gsi2", "SKUSTATE#" + ",".join(sorted(states))
+        else:
+            index, base, partitions = it.sku_list_partitions()
+        items, next_cursor = self._query_index(index, partitions, base, limit, cursor, forward=True)
+        catalog = [it.sku_from_item(item) for item in items]
+        levels = self.shard_levels({sku.sku: list(range(sku.shard_items)) for sku in catalog}, consistent=False)
+        return [sku.with_shard_levels(levels[sku.sku]) for sku in catalog], next_cursor
 
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
         item = self.get_item(it.after_sale_key(after_sale_id))

@@ -104,6 +104,7 @@ def sku_to_item(sku: Sku) -> dict[str, Any]:
         "stock_state": sku.stock_state,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
+        **sku_state_index(sku.sku, sku.stock_state),
     }
 
 
@@ -209,10 +210,39 @@ def held_payment_from_record(record: dict[str, Any]) -> HeldPayment:
 
 
 def index_shard(order_id: str) -> int:
-    """The order's shard of the shop-wide indexes: a hash that is the same in every process
-    (unlike Python's salted hash()), so a rewrite of the order keeps it in the same partition."""
+    """The order's (or SKU's) shard of the shop-wide indexes: a hash that is the same in every process
+    (unlike Python's salted hash()), so a rewrite of the item keeps it in the same partition."""
     digest = hashlib.blake2b(order_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % INDEX_SHARDS
+
+
+# ---- index partitions of the listings (the key formats of table_schema's indexes) -------------------
+
+def customer_orders_partition(customer_id: str, status: str | None = None) -> tuple[str, str]:
+    """(index, partition) of one customer's orders, or of those in one status: not hot, not sharded."""
+    return ("gsi5", f"CUSTOMER#{customer_id}#{status}") if status else ("gsi1", f"CUSTOMER#{customer_id}")
+
+
+def shop_orders_partitions(status: str | None = None) -> tuple[str, str, list[str]]:
+    """(index, listing name, partitions) of every order, or those in one status: sharded, read by fan-out."""
+    index, base = ("gsi2", f"STATUS#{status}") if status else ("gsi3", "ORDERS")
+    return index, base, [f"{base}#{n}" for n in range(INDEX_SHARDS)]
+
+
+def phone_orders_partition(phone_digest: str) -> tuple[str, str]:
+    return "gsi6", f"PHONE#{phone_digest}"
+
+
+def sku_list_partitions(state: str | None = None) -> tuple[str, str, list[str]]:
+    """(index, listing name, partitions) of the catalog, or of the SKUs in one recorded stock state."""
+    index, base = ("gsi2", f"SKUSTATE#{state}") if state else ("gsi3", "SKUS")
+    return index, base, [f"{base}#{n}" for n in range(INDEX_SHARDS)]
+
+
+def sku_state_index(code: str, state: str) -> dict[str, str]:
+    """The catalog entry's keys in the SKU lists (gsi3: all, gsi2: by recorded stock state)."""
+    shard, sort = index_shard(code), f"SKU#{code}"
+    return {"gsi3pk": f"SKUS#{shard}", "gsi3sk": sort, "gsi2pk": f"SKUSTATE#{state}#{shard}", "gsi2sk": sort}
 
 
 def order_to_item(order: Order) -> dict[str, Any]:
@@ -258,6 +288,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "shipments": [shipment_to_record(s) for s in order.shipments] or None,
         "after_sales": list(order.after_sales) or None,
         "open_after_sales": order.open_after_sales,
+        "phone_digest": order.phone_digest,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -266,6 +297,11 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "gsi2sk": sort,
         "gsi3pk": f"ORDERS#{shard}",
         "gsi3sk": sort,
+        # One customer's orders in one status (the customer's and operators' status filter, exact).
+        "gsi5pk": f"CUSTOMER#{order.customer_id}#{order.status.value}",
+        "gsi5sk": sort,
+        # Sparse gsi6: orders with a phone, keyed by its keyed digest (never the number).
+        **({"gsi6pk": f"PHONE#{order.phone_digest}", "gsi6sk": sort} if order.phone_digest else {}),
         # Sparse gsi4, read by the sweeper: unpaid orders by expiry, else orders with a pending
         # refund by the time of the oldest one (an unpaid order has no refunds).
         **({"gsi4pk": f"PENDING_PAYMENT#{shard}", "gsi4sk": f"{order.expires_at}#{order.order_id}"}
@@ -315,6 +351,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
         shipments=tuple(shipment_from_record(s) for s in item.get("shipments") or ()),
         after_sales=tuple(item.get("after_sales") or ()),
         open_after_sales=int(item.get("open_after_sales") or 0),
+        phone_digest=item.get("phone_digest"),
         version=item["version"],
     )
 

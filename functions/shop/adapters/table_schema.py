@@ -1,7 +1,10 @@
 """The single DynamoDB table: its keys and indexes, used by CDK and the local run.
 
 Items (pk / sk):
-- SKU#{sku} / SKU                        catalog entry (price, policy, stock_shards, stock_state; no levels)
+- SKU#{sku} / SKU                        catalog entry (price, policy, stock_shards, stock_state; no levels);
+                                         m = index_shard(sku) in 0..INDEX_SHARDS-1 (operators' SKU list):
+                                         gsi3 SKUS#{m} / SKU#{sku}
+                                         gsi2 SKUSTATE#{stock_state}#{m} / SKU#{sku}
 - STOCK#{sku}#{n} / STOCK                one stock shard: on_hand, available, reserved, sold, and copies of
                                          active and price that an order's write checks
 - LEDGER#{sku}#{n} / {at}#{movement_id}  one stock change of shard n (delta, actor, reason, order id)
@@ -10,6 +13,10 @@ Items (pk / sk):
                                          gsi1 CUSTOMER#{sub} / {created_at}#{order_id}
                                          gsi2 STATUS#{status}#{n} / {created_at}#{order_id}
                                          gsi3 ORDERS#{n} / {created_at}#{order_id}
+                                         gsi5 CUSTOMER#{sub}#{status} / {created_at}#{order_id}
+                                         gsi6 (sparse: orders with a phone) PHONE#{digest} / {created_at}#{order_id},
+                                           digest = keyed HMAC of the phone's last 9 digits (adapters/phones.py):
+                                           no phone number in any key
                                          gsi4 (sparse, for the sweeper) while unpaid:
                                            PENDING_PAYMENT#{n} / {expires_at}#{order_id};
                                          else while a refund is pending:
@@ -55,7 +62,14 @@ GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str, str]] = {
     # reads just the overdue ones.
     "gsi4": ("gsi4pk", "gsi4sk", "KEYS_ONLY"),  # PENDING_PAYMENT#{n} / {expires_at}#{order_id}
                                                # REFUND_PENDING#{n} / {refund at}#{order_id}
+    # Finding orders (admin and customer filters), each combination answered by one index exactly:
+    "gsi5": ("gsi5pk", "gsi5sk", "ALL"),  # CUSTOMER#{sub}#{status} / {created_at}#{order_id}
+    "gsi6": ("gsi6pk", "gsi6sk", "ALL"),  # PHONE#{keyed digest} / {created_at}#{order_id} (sparse)
 }
+# gsi2 and gsi3 also hold the catalog (SKUS#{m}, SKUSTATE#{state}#{m}; sort key SKU#{sku}): the operators'
+# SKU list, by stock state for the low-stock filter. Other partition prefixes, so order listings never see them.
+# Adding indexes to a deployed table: CloudFormation creates one GSI per stack update (deploy gsi5, then
+# gsi6), and orders written before carry no gsi5/gsi6 keys until re-put (docs/finding-orders.md).
 
 
 def create_table_kwargs(table_name: str) -> dict[str, Any]:

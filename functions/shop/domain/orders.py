@@ -128,6 +128,9 @@ class Order:
     # request holds the order back from COMPLETED. Both change only in the request's own transaction.
     after_sales: tuple[dict, ...] = field(default_factory=tuple)
     open_after_sales: int = 0
+    # A keyed digest of the shipping phone (shop/adapters/phones.py): the operators' phone lookup key,
+    # never the number itself.
+    phone_digest: str | None = None
     version: int = 1
 
     def __post_init__(self) -> None:

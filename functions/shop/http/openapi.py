@@ -32,6 +32,8 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/skus/{sku}/adjustments"): (201, r.AdjustmentOut),
     ("get", "/admin/skus/{sku}/ledger"): (200, r.LedgerPage),
     ("get", "/admin/orders"): (200, r.AdminOrderPage),
+    ("get", "/admin/orders.csv"): (200, r.OrdersCsv),
+    ("get", "/admin/skus"): (200, r.AdminSkuPage),
     ("post", "/admin/orders/{order_id}/cancel"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/refunds"): (201, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/shipments"): (201, r.AdminOrderOut),
@@ -49,6 +51,8 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
     ("put", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
 }
+# Success bodies that are not JSON.
+CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv"}
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
@@ -72,7 +76,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
             documented: dict[str, Any] = {}
             if (method, path) in SUCCESS:
                 status, model = SUCCESS[(method, path)]
-                ok = {"description": "OK", "content": {"application/json": {"schema": _schema_ref(model, components)}}}
+                content_type = CONTENT_TYPES.get((method, path), "application/json")
+                ok = {"description": "OK", "content": {content_type: {"schema": _schema_ref(model, components)}}}
                 documented[str(status)] = ok
                 if (method, path) in ALSO_OK:
                     documented["201" if status == 200 else "200"] = ok

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 
 class MoneyOut(BaseModel):
@@ -164,10 +164,20 @@ class AdminSkuOut(SkuOut):
     low_stock_threshold: int | None
     payment_window_seconds: int | None
     levels: LevelsOut
+    stock_state: Literal["in_stock", "low_stock", "sold_out"]
     stock_shards: int
     shards: list[ShardOut]
     created_at: str
     updated_at: str
+
+
+class AdminSkuPage(BaseModel):
+    items: list[AdminSkuOut]
+    next_cursor: str | None
+
+
+class OrdersCsv(RootModel[str]):
+    """RFC 4180 CSV (text/csv), one order per row, money in minor units with a currency column."""
 
 
 class LedgerEntryOut(BaseModel):

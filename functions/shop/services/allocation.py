@@ -44,6 +44,16 @@ def take_units(wanted: dict[str, int], live_shards: dict[str, int], *, commit: C
                     plan[sku] = shards.plan_take(sku, wanted[sku], levels.get(sku, {}), live_shards[sku], rng)
                 except InsufficientStock as missing:
                     shortages += missing.extra["shortages"]
+            unread = [code for code in wanted if code not in short_skus]
+            if shortages and unread:  # refused anyway: name every SKU that is short, not only those read
+                others = read_available(unread)
+                for sku in unread:
+                    try:
+                        shards.plan_take(sku, wanted[sku], others.get(sku, {}), live_shards[sku], rng)
+                    except InsufficientStock as missing:
+                        shortages += missing.extra["shortages"]
+                order = list(wanted)
+                shortages.sort(key=lambda s: order.index(s["sku"]))
             if shortages:
                 names = ", ".join(f"{s['sku']} ({s['available']} available)" for s in shortages)
                 raise InsufficientStock(f"not enough stock: {names}", {"shortages": shortages}) from None

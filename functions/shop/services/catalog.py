@@ -68,6 +68,7 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
         _set_on_hand(ports, code, details.on_hand, actor=actor, reason="initial_stock" if created else "on_hand_set")
     if saved.shard_items > 1:  # spread new stock, fill new shards, empty retired ones
         inventory.rebalance(ports, code)
+    inventory.record_stock_state(ports, code)
     return get_sku(ports, code), created
 
 

@@ -120,6 +120,18 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
                 ports.events.publish("stock.low", {"sku": code, "available": total})
 
 
+def record_stock_state(ports: Ports, code: str) -> None:
+    """After a catalog edit (a new SKU, a changed threshold), record the stock state its levels are in,
+    without an event (no stock moved): the operators' low-stock list (GET /admin/skus) reads it."""
+    for _ in range(3):  # lost to a concurrent stock event: read again
+        current = ports.store.get_sku(code)
+        if current is None:
+            return
+        state = availability_of(current.levels.available, current.low_stock_threshold)
+        if state == current.stock_state or ports.store.set_stock_state(code, state, current.stock_state):
+            return
+
+
 def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> list[stock.StockMovement]:
     """Even out available units over the live shards and empty retired ones, as ledgered moves. Each
     move is conditional arithmetic on its source (`available >= :q`), so racing orders are never hurt:

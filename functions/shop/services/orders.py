@@ -51,6 +51,7 @@ class OrderRequest:
     payment_provider: str
     client_ip: str | None = None  # the caller's address (API Gateway sourceIp), for risk rules only
     payment_window_seconds: int | None = None  # asked for by the storefront; bounded by SKUs and the maximum
+    phone_digest: str | None = None  # the shipping phone's keyed digest (operators find orders by phone)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def place_order(
                 sku_windows=tuple(skus[code].payment_window_seconds for code in wanted))),
             history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
             client_ip_hash=hash_address(request.client_ip),
+            phone_digest=request.phone_digest,
         )
         if "details" not in payment_cache:
             payment_cache["details"] = payment_details(order)

@@ -201,11 +201,21 @@ class Store(Protocol):
     # an invalid one raises Unprocessable; `limit` is capped at 100.
     def order_id_by_number(self, order_number: str) -> str | None: ...
 
-    def customer_orders(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[Order], str | None]: ...
+    def customer_orders(self, customer_id: str, limit: int, cursor: str | None, *,
+                        status: str | None = None) -> tuple[list[Order], str | None]:
+        """One customer's orders, newest first by (created_at, order_id); only those of `status` when given."""
+        ...
 
     def orders(self, *, status: str | None, customer_id: str | None, created_from: str | None,
-               created_to: str | None, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
-        """Orders matching every filter given; created_from/created_to as in `orders_created_between`."""
+               created_to: str | None, limit: int, cursor: str | None,
+               phone_digest: str | None = None) -> tuple[list[Order], str | None]:
+        """Orders matching every filter given, newest first; created_from/created_to as in
+        `orders_created_between`; `phone_digest` matches `Order.phone_digest`. A page with a cursor has orders."""
+        ...
+
+    def skus(self, *, states: tuple[str, ...] | None, limit: int, cursor: str | None) -> tuple[list[Sku], str | None]:
+        """Catalog entries with their stock (as `get_sku`), by code ascending; only those whose recorded
+        `stock_state` is one of `states` when given."""
         ...
 
     def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:

@@ -184,6 +184,9 @@ def admin_sku_view(sku: Sku) -> dict[str, Any]:
         "low_stock_threshold": sku.low_stock_threshold,
         "payment_window_seconds": sku.payment_window_seconds,
         "levels": sku.levels.to_dict(),
+        # The state last recorded (and announced by stock.low / stock.sold_out): what ?low_stock= filters on;
+        # `availability` is computed from the levels just read.
+        "stock_state": sku.stock_state,
         "stock_shards": sku.stock_shards,
         "shards": [{"shard": n, "live": n < sku.stock_shards, **levels.to_dict()}
                    for n, levels in sorted(sku.shard_levels.items())],

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
+from shop.adapters.phones import MIN_DIGITS, phone_digest
 from shop.adapters.wiring import default_ports
+from shop.domain import clock
 from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.http.auth import AdminRouter, caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
+    ORDER_NUMBER_PATTERN,
     checked_order_id,
     checked_sku,
     checked_window,
+    declared_query_only,
     json_response,
     page,
 )
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog, fulfilment, payments
+from shop.services import catalog, finding, fulfilment, payments
 from shop.services import orders as order_service
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
+from shop.settings import get_settings
 
 router = AdminRouter()  # every route here needs the admin group
 
@@ -32,6 +38,7 @@ Cursor = Annotated[str | None, Query(max_length=1024)]
 # A date or an ISO 8601 UTC time; compared with created_at as text, which sorts chronologically.
 ISO_TIME = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?Z?)?$"
 IsoTime = Annotated[str | None, Query(pattern=ISO_TIME)]
+PHONE_PATTERN = r"^[0-9+() .-]{1,32}$"
 
 
 @router.put("/admin/skus/<sku>", summary="Create or replace a SKU (name, price, policy, thresholds, on_hand)")
@@ -76,28 +83,77 @@ def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
     return json_response(200, page([movement_view(e) for e in entries], next_cursor))
 
 
-@router.get("/admin/orders", summary="Orders, newest first, filtered")
+# The filters of the operators' order list and CSV export (combine freely; each answered by an index).
+StatusFilter = Annotated[OrderStatus | None, Query(description="Only orders in this status")]
+CustomerFilter = Annotated[str | None, Query(min_length=1, max_length=128, description="The customer's id (sub)")]
+FromFilter = Annotated[str | None, Query(alias="from", pattern=ISO_TIME,
+                                         description="Created at or after (ISO 8601 date or UTC time)")]
+ToFilter = Annotated[str | None, Query(alias="to", pattern=ISO_TIME,
+                                       description="Created at or before (a date: that whole day)")]
+OrderNumberFilter = Annotated[str | None, Query(pattern=ORDER_NUMBER_PATTERN, description="The order with this number")]
+PhoneFilter = Annotated[str | None, Query(
+    pattern=PHONE_PATTERN, description="The shipping phone (matched on its last 9 digits, through a keyed digest: "
+                                       "no phone number is stored in an index key)")]
+ORDER_FILTERS = {"status", "customer", "from", "to", "order_number", "phone"}
+
+
+def _filters(status: OrderStatus | None, customer: str | None, created_from: str | None, created_to: str | None,
+             order_number: str | None, phone: str | None) -> finding.OrderFilters:
+    digest = phone_digest(phone) if phone else None
+    if phone and digest is None:
+        raise Unprocessable(f"phone must have at least {MIN_DIGITS} digits", {"fields": ["phone"]})
+    return finding.OrderFilters(status=status, customer_id=customer, created_from=created_from,
+                                created_to=created_to, order_number=order_number, phone_digest=digest)
+
+
+@router.get("/admin/orders", summary="Orders, newest first, filtered (status, customer, from, to, order_number, phone)")
 def list_orders(
-    status: Annotated[OrderStatus | None, Query()] = None,
-    customer: Annotated[str | None, Query(max_length=128)] = None,
-    created_from: Annotated[str | None, Query(alias="from", pattern=ISO_TIME)] = None,
-    created_to: Annotated[str | None, Query(alias="to", pattern=ISO_TIME)] = None,
-    order_number: Annotated[str | None, Query(max_length=40)] = None,
+    status: StatusFilter = None,
+    customer: CustomerFilter = None,
+    created_from: FromFilter = None,
+    created_to: ToFilter = None,
+    order_number: OrderNumberFilter = None,
+    phone: PhoneFilter = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ):
-    ports = default_ports()
-    if created_from and created_to and created_from > created_to:
-        raise Unprocessable("'from' must not be after 'to'", {"fields": ["from", "to"]})
-    if order_number:
-        order_id = ports.store.order_id_by_number(order_number)
-        order = ports.store.get_order(order_id) if order_id else None
-        return json_response(200, page([admin_order_view(order)] if order else [], None))
-    found, next_cursor = ports.store.orders(
-        status=status.value if status else None, customer_id=customer, created_from=created_from,
-        created_to=created_to, limit=limit, cursor=cursor,
-    )
+    declared_query_only(router, ORDER_FILTERS | {"limit", "cursor"})
+    filters = _filters(status, customer, created_from, created_to, order_number, phone)
+    found, next_cursor = finding.find_orders(default_ports(), filters, limit, cursor)
     return json_response(200, page([admin_order_view(o) for o in found], next_cursor))
+
+
+@router.get("/admin/orders.csv", summary="The filtered orders as CSV (same filters; at most CSV_EXPORT_MAX_ROWS rows)")
+def export_orders(
+    status: StatusFilter = None,
+    customer: CustomerFilter = None,
+    created_from: FromFilter = None,
+    created_to: ToFilter = None,
+    order_number: OrderNumberFilter = None,
+    phone: PhoneFilter = None,
+):
+    declared_query_only(router, ORDER_FILTERS)
+    filters = _filters(status, customer, created_from, created_to, order_number, phone)
+    export = finding.export_orders_csv(default_ports(), filters, get_settings().csv_export_max_rows)
+    stamp = clock.iso(clock.now()).replace(":", "").replace("-", "")[:15]
+    return Response(status_code=200, content_type="text/csv; charset=utf-8", body=export.text, headers={
+        "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"',
+        "X-Export-Rows": str(export.rows),
+        "X-Export-Truncated": "true" if export.truncated else "false",
+        "Cache-Control": "no-store",
+    })
+
+
+@router.get("/admin/skus", summary="SKUs by code with their stock levels; low_stock=true: at or below threshold or sold out")
+def list_skus(
+    low_stock: Annotated[bool | None, Query(description="true: low-stock and sold-out SKUs; false: the others")] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+):
+    declared_query_only(router, {"low_stock", "limit", "cursor"})
+    states = None if low_stock is None else finding.LOW_STOCK_STATES if low_stock else finding.IN_STOCK_STATES
+    found, next_cursor = default_ports().store.skus(states=states, limit=limit, cursor=cursor)
+    return json_response(200, page([admin_sku_view(s) for s in found], next_cursor))
 
 
 @router.post("/admin/orders/<order_id>/cancel", summary="Cancel an order before shipment (paid: refunded in full)")

@@ -72,3 +72,25 @@ def checked_sku(code: str) -> str:
     if not is_valid_sku_code(code):
         raise Unprocessable("SKU codes are 1-64 letters, digits, '.', '_' or '-'", {"fields": ["sku"]})
     return code
+
+
+# Order numbers as issued (e.g. 20261123-7F3K-Q9XD2M), matched case-insensitively.
+ORDER_NUMBER_PATTERN = r"^[A-Za-z0-9-]{1,40}$"
+
+
+def declared_query_only(router: Any, declared: set[str]) -> None:
+    """A list's filters are exactly the query parameters its route declares (`declared`, the names in
+    its signature): any other one (a misspelt filter, a filter this list does not have) is 422 naming
+    it, never silently ignored; so is a declared one given twice (`?status=PAID&status=SHIPPED` would
+    otherwise keep one of them). (Explicit names: the router may be included in several resolvers, e.g.
+    the OpenAPI document's, so the matched route is not reliably known from it.)"""
+    event = router.current_event
+    multi = event.multi_value_query_string_parameters or {}
+    names = set(multi) | set(event.query_string_parameters or {})
+    unknown = sorted(name[:64] for name in names - declared)[:10]
+    if unknown:
+        raise Unprocessable(f"unknown query parameter: {', '.join(unknown)} (this list accepts: "
+                            f"{', '.join(sorted(declared))})", {"fields": unknown, "allowed": sorted(declared)})
+    repeated = sorted(name for name, values in multi.items() if len(values) > 1)
+    if repeated:
+        raise Unprocessable(f"query parameter given more than once: {', '.join(repeated)}", {"fields": repeated})

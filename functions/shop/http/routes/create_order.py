@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shop.adapters.phones import phone_digest
 from shop.adapters.wiring import default_ports
 from shop.domain.errors import InsufficientStock
 from shop.http.auth import caller
@@ -30,6 +31,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         payment_provider=order.payment_provider,
         client_ip=router.current_event.request_context.identity.source_ip,
         payment_window_seconds=checked_window(order.payment_window_seconds),
+        phone_digest=phone_digest(order.shipping_address.phone),
     )
     try:
         placed = place_order(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from shop.adapters.phones import phone_digest
 from shop.adapters.wiring import default_ports
+from shop.domain.orders import OrderStatus
 from shop.http.auth import caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
+    ORDER_NUMBER_PATTERN,
     IdempotencyKey,
     checked_order_id,
+    declared_query_only,
     json_response,
     page,
     validated_key,
@@ -20,7 +25,7 @@ from shop.http.routes.common import (
 from shop.http.schemas import ReorderIn
 from shop.payments import registry
 from shop.payments.registry import payment_details
-from shop.services import fulfilment, payments
+from shop.services import finding, fulfilment, payments
 from shop.services import orders as order_service
 from shop.services.presenters import order_view
 from shop.settings import get_settings
@@ -31,10 +36,22 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1024)]
 
 
-@router.get("/orders", summary="The caller's orders, newest first")
-def list_orders(limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
+@router.get("/orders", summary="The caller's orders, newest first; by order number, by status, or both")
+def list_orders(
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status")] = None,
+    order_number: Annotated[str | None, Query(pattern=ORDER_NUMBER_PATTERN,
+                                              description="The order with this number (one or none)")] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+):
     who = caller(router)
-    found, next_cursor = default_ports().store.customer_orders(who.sub, limit, cursor)
+    declared_query_only(router, {"status", "order_number", "limit", "cursor"})
+    ports = default_ports()
+    if order_number:  # unique: one item or none, never a cursor; someone else's order is not found
+        order = finding.order_by_number(ports, order_number)
+        found = [order] if order and order.customer_id == who.sub and status in (None, order.status) else []
+        return json_response(200, page([order_view(o) for o in found], None))
+    found, next_cursor = ports.store.customer_orders(who.sub, limit, cursor, status=status.value if status else None)
     return json_response(200, page([order_view(o) for o in found], next_cursor))
 
 
@@ -74,6 +91,7 @@ def reorder(
         payment_provider=body.payment_provider or original.payment_provider,
         client_ip=router.current_event.request_context.identity.source_ip,
     )
+    request = replace(request, phone_digest=phone_digest(request.shipping_address.get("phone")))
     settings = get_settings()
     placed = order_service.place_order(
         ports,

@@ -1,0 +1,126 @@
+"""Finding orders and SKUs: the operators' filters, the customers' lookups, the CSV export.
+
+Every filter is answered by an index (see adapters/table_schema.py), never a Scan: an order number is a
+key lookup; a phone, a customer, a customer in a status, a status or nothing each have their own index
+partition(s), and the dates are a range of their sort key.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shop.domain.errors import Unprocessable
+from shop.domain.orders import Order, OrderStatus
+from shop.services.ports import Ports
+
+# `GET /admin/skus?low_stock=`: true lists SKUs at or below their threshold and sold-out ones (what needs
+# restocking), false the others.
+LOW_STOCK_STATES = ("low_stock", "sold_out")
+IN_STOCK_STATES = ("in_stock",)
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    status: OrderStatus | None = None
+    customer_id: str | None = None
+    created_from: str | None = None  # ISO 8601 date or UTC time, inclusive
+    created_to: str | None = None  # inclusive: a date means the whole day
+    order_number: str | None = None
+    phone_digest: str | None = None  # the keyed digest of the phone asked for (adapters/phones.py)
+
+    def matches(self, order: Order) -> bool:
+        return ((self.status is None or order.status is self.status)
+                and (self.customer_id is None or order.customer_id == self.customer_id)
+                and (self.created_from is None or order.created_at >= self.created_from)
+                and (self.created_to is None or order.created_at <= self.created_to + "\uffff")
+                and (self.phone_digest is None or order.phone_digest == self.phone_digest))
+
+
+def order_by_number(ports: Ports, order_number: str) -> Order | None:
+    """The order with this number (as issued: upper case; typed in lower case it still matches), or None."""
+    order_id = ports.store.order_id_by_number(order_number.upper())
+    return ports.store.get_order(order_id) if order_id else None
+
+
+def find_orders(ports: Ports, filters: OrderFilters, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+    """One page of the orders matching every filter, newest first, and the cursor of the next page (None
+    at the end). A page with a cursor always has orders."""
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+        raise Unprocessable("'from' must not be after 'to'", {"fields": ["from", "to"]})
+    if filters.order_number:  # unique: one order or none, never a cursor
+        order = order_by_number(ports, filters.order_number)
+        return ([order] if order and filters.matches(order) else []), None
+    return ports.store.orders(
+        status=filters.status.value if filters.status else None, customer_id=filters.customer_id,
+        created_from=filters.created_from, created_to=filters.created_to, limit=limit, cursor=cursor,
+        phone_digest=filters.phone_digest)
+
+
+# ---- CSV export ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("order_number", "order_id", "created_at", "updated_at", "status", "payment_status",
+               "fulfillment_status", "customer_id", "currency", "total_amount", "amount_paid", "amount_refunded",
+               "units", "lines", "payment_provider", "ship_to_country", "shipments")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, OWASP): such a
+# cell is written with a leading apostrophe, which spreadsheets show as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TRUNCATED_MARKER = "#truncated"
+EXPORT_PAGE = 100
+
+
+def safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_row(order: Order) -> list[Any]:
+    """One order as a row: money in minor units with the currency in its own column; no name, phone or
+    street (an export leaves the system: only the country of the address)."""
+    return [safe_cell(v) for v in (
+        order.order_number, order.order_id, order.created_at, order.updated_at, order.status.value,
+        order.payment_status, order.fulfillment_status, order.customer_id, order.currency, order.total.amount,
+        order.amount_paid, order.amount_refunded, sum(line.quantity for line in order.lines),
+        "; ".join(f"{line.sku} x{line.quantity}" for line in order.lines), order.payment_provider,
+        (order.shipping_address or {}).get("country", ""), len(order.shipments))]
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    text: str
+    rows: int
+    truncated: bool
+
+
+def export_orders_csv(ports: Ports, filters: OrderFilters, max_rows: int) -> CsvExport:
+    """The matching orders, newest first, as RFC 4180 CSV (CRLF line ends, fields quoted when they hold a
+    comma, quote or line break), read page by page from the indexes. At most `max_rows` rows: when more
+    orders match, the last record is `#truncated` with a note, and `truncated` is set (the route says so
+    in a header too)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    rows, truncated = 0, False
+    for order in _all_matching(ports, filters):
+        if rows >= max_rows:
+            truncated = True
+            break
+        writer.writerow(csv_row(order))
+        rows += 1
+    if truncated:
+        writer.writerow([TRUNCATED_MARKER, f"more orders match than the export limit of {max_rows} rows; "
+                                           "narrow the range with from/to"])
+    return CsvExport(out.getvalue(), rows, truncated)
+
+
+def _all_matching(ports: Ports, filters: OrderFilters) -> Iterator[Order]:
+    cursor: str | None = None
+    while True:
+        found, cursor = find_orders(ports, filters, EXPORT_PAGE, cursor)
+        yield from found
+        if not cursor:
+            return
