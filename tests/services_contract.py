@@ -29,7 +29,8 @@ from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.refunds import pending as pending_refunds
 from shop.domain.skus import StockLevels
-from shop.services import catalog, fulfilment, payments, refunds
+from shop.adapters import phones
+from shop.services import catalog, finding, fulfilment, payments, refunds
 from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
 from shop.services.records import PaidFromAddress, RestockApplied
@@ -79,8 +80,9 @@ class Shop:
         return sku.levels
 
     def place(self, items: list[tuple[str, int]], *, customer: str = "cus_1", key: str | None = None,
-              limits: HoldLimits | None = None, window: int = 900) -> PlacedOrder:
-        request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=self.provider.name)
+              limits: HoldLimits | None = None, window: int = 900, phone: str | None = None) -> PlacedOrder:
+        request = OrderRequest(items=items, shipping_address={**ADDRESS, **({"phone": phone} if phone else {})},
+                               payment_provider=self.provider.name, phone_digest=phones.phone_digest(phone))
         return place_order(self.ports, customer_id=customer, idempotency_key=key or uuid.uuid4().hex,
                            request=request, fingerprint=request_fingerprint({"items": items}),
                            window_seconds=window, idempotency_ttl_seconds=3600,
@@ -516,6 +518,63 @@ class ServiceContract:
         assert {o.order_id for o in shop.store.orders_by_id([ids[0], "ord_missing"])} == {ids[0]}
         with pytest.raises(Unprocessable):
             shop.store.customer_orders("cus_1", 2, "not-a-cursor")
+
+    def test_finding_orders_and_skus_by_index(self, shop: Shop) -> None:
+        """Every filter combination pages exactly, newest first, never an empty page with a cursor; on
+        DynamoDB only Query, GetItem and BatchGetItem are called (never a Scan)."""
+        calls: list[str] = []
+        db = getattr(shop.store, "db", None)
+        shop.sku("A", 100)
+        shop.sku("LOW", 2, low_stock_threshold=5)
+        shop.sku("GONE", 0)
+        placed = []
+        for n in range(8):
+            customer, phone = ("cus_1", "+86 138 0013 8000") if n % 2 == 0 else ("cus_2", None)
+            placed.append((shop.place([("A", 1)], customer=customer, phone=phone).order_id, customer))
+            shop.later(1)
+        paid = {placed[0][0], placed[4][0], placed[5][0]}
+        for order_id in paid:
+            assert shop.pay(order_id) == "paid"
+        if db is not None:
+            db.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+        def every(filters: finding.OrderFilters) -> list[str]:
+            seen, cursor = [], None
+            while True:
+                page, cursor = finding.find_orders(shop.ports, filters, 1, cursor)
+                assert page or not cursor
+                seen += [o.order_id for o in page]
+                if not cursor:
+                    return seen
+
+        newest = [order_id for order_id, _ in reversed(placed)]
+        digest = phones.phone_digest("13800138000")
+        paid_status = OrderStatus.PAID
+        assert every(finding.OrderFilters(status=paid_status)) == [i for i in newest if i in paid]
+        assert every(finding.OrderFilters(customer_id="cus_1", status=paid_status)) == [placed[4][0], placed[0][0]]
+        assert every(finding.OrderFilters(phone_digest=digest)) == [i for i, c in reversed(placed) if c == "cus_1"]
+        assert every(finding.OrderFilters(phone_digest=digest, status=paid_status)) == [placed[4][0], placed[0][0]]
+        assert every(finding.OrderFilters(phone_digest=digest, customer_id="cus_2")) == []
+        number = shop.order(placed[5][0]).order_number
+        assert every(finding.OrderFilters(order_number=number.lower(), status=paid_status)) == [placed[5][0]]
+        assert every(finding.OrderFilters(order_number=number, customer_id="cus_1")) == []
+        page, _ = shop.store.customer_orders("cus_2", 10, None, status="PENDING_PAYMENT")
+        assert [o.order_id for o in page] == [placed[7][0], placed[3][0], placed[1][0]]
+
+        def codes(states: tuple[str, ...] | None) -> list[str]:
+            seen, cursor = [], None
+            while True:
+                page, cursor = shop.store.skus(states=states, limit=1, cursor=cursor)
+                seen += [sku.sku for sku in page]
+                if not cursor:
+                    return seen
+
+        assert codes(None) == ["A", "GONE", "LOW"]
+        assert codes(finding.LOW_STOCK_STATES) == ["GONE", "LOW"]
+        assert codes(finding.IN_STOCK_STATES) == ["A"]
+        (a,), _ = shop.store.skus(states=finding.IN_STOCK_STATES, limit=5, cursor=None)
+        assert a.levels == StockLevels(on_hand=97, available=92, reserved=5, sold=3)
+        assert not calls or set(calls) <= {"Query", "GetItem", "BatchGetItem"}, set(calls)
 
     # ---- the store's own contract (what the services rely on) ----------------
 

@@ -87,7 +87,8 @@ def declared_query_only(router: Any, declared: set[str]) -> None:
     event = router.current_event
     multi = event.multi_value_query_string_parameters or {}
     names = set(multi) | set(event.query_string_parameters or {})
-    unknown = sorted(name[:64] for name in names - declared)[:10]
+    # Named back (it is the point), but bounded: at most 10 names of 64 characters, unprintable ones replaced.
+    unknown = sorted(name[:64] if name[:64].isprintable() else "(unprintable name)" for name in names - declared)[:10]
     if unknown:
         raise Unprocessable(f"unknown query parameter: {', '.join(unknown)} (this list accepts: "
                             f"{', '.join(sorted(declared))})", {"fields": unknown, "allowed": sorted(declared)})
