@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from shop.adapters import phones
 from shop.domain import clock
 from shop.domain.errors import (
     IdempotencyKeyReused,
@@ -29,7 +30,6 @@ from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.refunds import pending as pending_refunds
 from shop.domain.skus import StockLevels
-from shop.adapters import phones
 from shop.services import catalog, finding, fulfilment, payments, refunds
 from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
