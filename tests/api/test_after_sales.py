@@ -256,3 +256,27 @@ def test_admin_listing_is_paginated_and_admin_only(api, shipped):
     assert api.request("POST", f"/admin/after-sales/{ids[0]}/approve").status == 403
     assert api.admin("POST", "/admin/after-sales/as_nothere/approve").status == 404
     assert api.admin("POST", "/admin/after-sales/%3Cscript%3E/approve").status == 422
+
+
+def test_admin_listing_queries_the_status_index_never_scans(api, shipped, monkeypatch):
+    request(api, shipped, ("TEE", 1))
+    store = wiring.default_ports().store
+    calls: list[tuple[str, dict]] = []
+    real = store.db
+
+    class Recording:
+        def __getattr__(self, name):
+            method = getattr(real, name)
+
+            def call(**kwargs):
+                calls.append((name, kwargs))
+                return method(**kwargs)
+            return call
+
+    monkeypatch.setattr(store, "db", Recording())
+    listed = api.admin("GET", "/admin/after-sales?status=requested").json()["items"]
+    assert len(listed) == 1
+    assert "scan" not in {name for name, _ in calls}
+    queries = [kwargs for name, kwargs in calls if name == "query"]
+    assert queries and {q["IndexName"] for q in queries} == {"gsi2"}
+    assert all(q["ExpressionAttributeValues"][":pk"]["S"].startswith("AFTERSALES#requested#") for q in queries)
