@@ -90,8 +90,8 @@ def test_racing_approve_and_reject_exactly_one_wins(shop: Shop) -> None:
     order_id = shipped_order(shop, 6)
     for round_ in range(3):
         sale_id = open_request(shop, order_id, 1, key=f"race-{round_}")
-        approve = lambda: after_sales.approve(shop.ports, shop.provider_for, sale_id, actor="admin:ann")  # noqa: E731
-        reject = lambda: after_sales.reject(shop.ports, sale_id, actor="admin:bob", reason="no")  # noqa: E731
+        approve = lambda i=sale_id: after_sales.approve(shop.ports, shop.provider_for, i, actor="admin:ann")  # noqa: E731
+        reject = lambda i=sale_id: after_sales.reject(shop.ports, i, actor="admin:bob", reason="no")  # noqa: E731
         results = race(shop, approve, reject) if round_ % 2 == 0 else race(shop, reject, approve)
         won = [r for r in results if not isinstance(r, DomainError)]
         lost = [r for r in results if isinstance(r, DomainError)]

@@ -9,7 +9,7 @@ import pytest
 
 from shop.domain import after_sales as rules
 from shop.domain import clock
-from shop.domain.after_sales import AfterSaleStatus, AfterSaleType, Windows, WindowClosed
+from shop.domain.after_sales import AfterSaleStatus, AfterSaleType, WindowClosed, Windows
 from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.orders import HistoryEntry, OrderStatus
 from shop.domain.values import Refund, Shipment, UnitLine
