@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from shop.domain import clock, stock
@@ -145,124 +146,166 @@ def place_order(
     hold_limits: HoldLimits | None = None,
 ) -> PlacedOrder:
     """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
-    wanted = merge_lines(request.items)
-    # One id for every attempt of this request, so a provider call keyed on it happens once.
-    order_id = new_order_id()
-    payment_cache: dict[str, dict[str, Any]] = {}
-    moved: list[stock.StockMovement] = []
-    fresh_reads = [False]  # after a catalog change is seen, read it consistently
-    ran_dry: set[str] = set()  # SKUs where a shard was found short: stock events, rebalancing
-    shard_counts: dict[str, int] = {}
+    placement = _Placement(ports, customer_id, idempotency_key, request, fingerprint, payment_details,
+                           OrderPolicy(window_seconds, max_window_seconds or window_seconds, idempotency_ttl_seconds,
+                                       hold_limits or HoldLimits()),
+                           wanted=merge_lines(request.items))
+    placed = placement.commit_once()  # read, validate, price, plan allocation, commit; or replay
+    if not placed.replayed:
+        placement.open_payment_window(placed)
+    return placed
 
-    def attempt() -> PlacedOrder:
+
+@dataclass(frozen=True)
+class OrderPolicy:
+    """The shop's rules for a new order: its payment window, how long its answer is replayed, the unpaid caps."""
+
+    window_seconds: int
+    max_window_seconds: int
+    idempotency_ttl_seconds: int
+    hold_limits: HoldLimits
+
+
+ORDER_NUMBER_DRAWS = 3  # a new number after a collision with another order's
+
+
+@dataclass
+class _Placement:
+    """One POST /orders across its attempts (each attempt re-reads and decides again; see commit_once)."""
+
+    ports: Ports
+    customer_id: str
+    idempotency_key: str
+    request: OrderRequest
+    fingerprint: str
+    payment_details: Callable[[Order], dict[str, Any]]
+    policy: OrderPolicy
+    wanted: dict[str, int]  # units per SKU, merged and bounded
+    # One id for every attempt of this request, so a provider call keyed on it happens once.
+    order_id: str = field(default_factory=new_order_id)
+    payment: dict[str, Any] | None = None  # what the client needs to pay: asked of the provider once
+    consistent_catalog: bool = False  # after a catalog change is seen, read it consistently
+    ran_dry: set[str] = field(default_factory=set)  # SKUs where a shard was found short: stock events, rebalancing
+    shard_counts: dict[str, int] = field(default_factory=dict)
+    moved: list[stock.StockMovement] = field(default_factory=list)
+
+    @property
+    def actor(self) -> str:
+        return f"customer:{self.customer_id}"
+
+    def commit_once(self) -> PlacedOrder:
+        """The order committed (or the answer already given to this key), retried on concurrent change; a new
+        order number after a collision."""
+        for _ in range(ORDER_NUMBER_DRAWS):
+            try:
+                return with_retries(self._attempt)
+            except CommitRejected:  # the order number is another order's: the next attempt draws a new one
+                continue
+            except InsufficientStock as short:  # a sell-out shows here: the totals were just read
+                inventory.announce_stock_state(self.ports, [], ran_short=self.ran_dry, known_available={
+                    item["sku"]: item["available"] for item in short.extra.get("shortages", [])})
+                raise
+        raise Unprocessable("could not allocate a unique order number; retry")
+
+    def _attempt(self) -> PlacedOrder:
         # One read: the catalog and the idempotency record. Eventually consistent is enough: the stock
         # write re-checks that each SKU is active at the price read, and a replay this read missed is
         # caught by the idempotency record's own condition in the same transaction.
-        skus, stored = ports.store.get_catalog_and_response(list(wanted), customer_id, idempotency_key,
-                                                            consistent=fresh_reads[0])
+        skus, stored = self.ports.store.get_catalog_and_response(list(self.wanted), self.customer_id,
+                                                                 self.idempotency_key, consistent=self.consistent_catalog)
         if stored:
-            return _replay(stored, fingerprint)
-        check_catalog(wanted, skus)
+            return _replay(stored, self.fingerprint)
+        check_catalog(self.wanted, skus)
         created = clock.now()
+        order = self._priced(skus, created)
+        try:
+            return self._allocate_and_commit(order, skus, created)
+        except CommitRejected as rejected:
+            return self._replay_or_refuse(rejected)
+
+    def _priced(self, skus: dict[str, Sku], created: datetime) -> Order:
+        """The new order at the catalog's prices, its payment window set, with what the client needs to pay."""
         at = clock.iso(created)
-        lines = tuple(
-            OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
-            for code, qty in wanted.items()
-        )
+        lines = tuple(OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
+                      for code, qty in self.wanted.items())
+        window = payment_window_seconds(
+            default=self.policy.window_seconds, maximum=self.policy.max_window_seconds,
+            requested=self.request.payment_window_seconds,
+            sku_windows=tuple(skus[code].payment_window_seconds for code in self.wanted))
         order = Order(
-            order_id=order_id,
-            order_number=new_order_number(customer_id, at),
-            customer_id=customer_id,
-            status=OrderStatus.PENDING_PAYMENT,
-            lines=lines,
-            currency=lines[0].unit_price.currency,
-            payment_provider=request.payment_provider,
-            shipping_address=request.shipping_address,
-            created_at=at,
-            updated_at=at,
-            expires_at=clock.iso_after(created, payment_window_seconds(
-                default=window_seconds, maximum=max_window_seconds or window_seconds, requested=request.payment_window_seconds,
-                sku_windows=tuple(skus[code].payment_window_seconds for code in wanted))),
-            history=(HistoryEntry(at, f"customer:{customer_id}", None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
-            client_ip_hash=hash_address(request.client_ip),
-            phone_digest=request.phone_digest,
+            order_id=self.order_id, order_number=new_order_number(self.customer_id, at), customer_id=self.customer_id,
+            status=OrderStatus.PENDING_PAYMENT, lines=lines, currency=lines[0].unit_price.currency,
+            payment_provider=self.request.payment_provider, shipping_address=self.request.shipping_address,
+            created_at=at, updated_at=at, expires_at=clock.iso_after(created, window),
+            history=(HistoryEntry(at, self.actor, None, OrderStatus.PENDING_PAYMENT.value, "order_placed"),),
+            client_ip_hash=hash_address(self.request.client_ip), phone_digest=self.request.phone_digest,
         )
-        if "details" not in payment_cache:
-            payment_cache["details"] = payment_details(order)
-        order = replace(order, payment=payment_cache["details"])
-        reserving = {line.sku: line.quantity for line in lines if line.reserves_stock}
-        shard_counts.update({code: skus[code].stock_shards for code in reserving})
-        actor = f"customer:{customer_id}"
+        if self.payment is None:
+            self.payment = self.payment_details(order)
+        return replace(order, payment=self.payment)
+
+    def _allocate_and_commit(self, order: Order, skus: dict[str, Sku], created: datetime) -> PlacedOrder:
+        """Plan which stock shards the reserved units come from and commit the order with them, in one
+        transaction (with its idempotency record); a shard found short is read and the plan made again."""
+        reserving = {line.sku: line.quantity for line in order.lines if line.reserves_stock}
+        self.shard_counts.update({code: skus[code].stock_shards for code in reserving})
+        wrote = False
 
         def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
+            nonlocal wrote
             placed = order.with_allocations(plan)
-            movements = [stock.allocate(code, shard, units, at=at, actor=actor, order_id=order_id)
+            movements = [stock.allocate(code, shard, units, at=order.created_at, actor=self.actor,
+                                        order_id=self.order_id)
                          for code, parts in plan.items() for shard, units in parts]
             body = order_view(placed)
-            record = IdempotentResponse(customer_id, idempotency_key, request_hash=fingerprint, status_code=201,
-                                        response=json.dumps(body, separators=(",", ":")), order_id=order_id,
-                                        created_at=at, expires=int(created.timestamp()) + idempotency_ttl_seconds)
-            wrote[0] = True
-            ports.store.commit(Commit(
-                movements=movements,
-                new_order=placed,
-                records=[record],
-                hold_limits=hold_limits,
-                catalog_guards={code: skus[code] for code in plan},
-            ))
-            moved.extend(movements)
-            return PlacedOrder(201, body, False, order_id)
+            record = IdempotentResponse(self.customer_id, self.idempotency_key, request_hash=self.fingerprint,
+                                        status_code=201, response=json.dumps(body, separators=(",", ":")),
+                                        order_id=self.order_id, created_at=order.created_at,
+                                        expires=int(created.timestamp()) + self.policy.idempotency_ttl_seconds)
+            wrote = True
+            self.ports.store.commit(Commit(movements=movements, new_order=placed, records=[record],
+                                           hold_limits=self.policy.hold_limits,
+                                           catalog_guards={code: skus[code] for code in plan}))
+            self.moved.extend(movements)
+            return PlacedOrder(201, body, False, self.order_id)
 
         def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
-            ran_dry.update(codes)
-            if not wrote[0]:  # read before any write (last seen sold out): the write will check the catalog
-                return inventory.available_by_shard(ports, {code: skus[code] for code in codes})
-            current = ports.store.get_catalog(codes)
+            self.ran_dry.update(codes)
+            if not wrote:  # read before any write (last seen sold out): the write will check the catalog
+                return inventory.available_by_shard(self.ports, {code: skus[code] for code in codes})
+            current = self.ports.store.get_catalog(codes)
             if any(_priced_differently(skus[code], current.get(code)) for code in codes):
-                fresh_reads[0] = True  # the catalog changed since our read: price the order again
+                self.consistent_catalog = True  # the catalog changed since our read: price the order again
                 raise StaleWrite("catalog changed")
-            return inventory.available_by_shard(ports, {code: current[code] for code in codes})
+            return inventory.available_by_shard(self.ports, {code: current[code] for code in codes})
 
-        wrote = [False]
         return take_units(reserving, {code: skus[code].stock_shards for code in reserving}, commit=commit,
                           read_available=read_available,
                           read_first={code for code in reserving if skus[code].stock_state == "sold_out"})
 
-    def attempt_or_replay() -> PlacedOrder:
-        try:
-            return attempt()
-        except CommitRejected as rejected:
-            if IdempotentResponse.label in rejected.labels:  # the same request committed concurrently
-                stored = (rejected.existing.get(IdempotentResponse.label)
-                          or ports.store.idempotent_response(customer_id, idempotency_key))
-                if stored:
-                    return _replay(stored, fingerprint)
-            if "holds" in rejected.labels:
-                raise _too_many_unpaid(hold_limits, rejected.existing.get("holds") or UnpaidHoldings()) from None
-            raise  # an order-number collision: the retry below draws a new number
+    def _replay_or_refuse(self, rejected: CommitRejected) -> PlacedOrder:
+        """The same request committed concurrently: its answer. Over the unpaid caps: 429. An order-number
+        collision is raised again (commit_once draws a new number)."""
+        if IdempotentResponse.label in rejected.labels:
+            stored = (rejected.existing.get(IdempotentResponse.label)
+                      or self.ports.store.idempotent_response(self.customer_id, self.idempotency_key))
+            if stored:
+                return _replay(stored, self.fingerprint)
+        if "holds" in rejected.labels:
+            raise _too_many_unpaid(self.policy.hold_limits, rejected.existing.get("holds") or UnpaidHoldings()) from None
+        raise rejected
 
-    for _ in range(3):
-        try:
-            placed = with_retries(attempt_or_replay)
-            break
-        except CommitRejected:
-            continue
-        except InsufficientStock as short:  # a sell-out shows here: the totals were just read
-            inventory.announce_stock_state(ports, [], ran_short=ran_dry, known_available={
-                item["sku"]: item["available"] for item in short.extra.get("shortages", [])})
-            raise
-    else:
-        raise Unprocessable("could not allocate a unique order number; retry")
-
-    if not placed.replayed:
-        ports.windows.open(placed.order_id, placed.body["expires_at"])
-        inventory.announce_stock_state(ports, moved, ran_short=ran_dry)
-        for code in sorted(code for code in ran_dry if shard_counts.get(code, 1) > 1):
-            if ports.restock_queue is not None:
-                ports.restock_queue.request_rebalance(code)
-        ports.events.publish("order.created", {"order_id": placed.order_id, "order_number": placed.body["order_number"],
-                                               "total": placed.body["total"], "customer_id": customer_id})
-    return placed
+    def open_payment_window(self, placed: PlacedOrder) -> None:
+        """After the commit: the payment window's timer, stock events, rebalancing of shards found short, and
+        order.created."""
+        self.ports.windows.open(placed.order_id, placed.body["expires_at"])
+        inventory.announce_stock_state(self.ports, self.moved, ran_short=self.ran_dry)
+        for code in sorted(code for code in self.ran_dry if self.shard_counts.get(code, 1) > 1):
+            if self.ports.restock_queue is not None:
+                self.ports.restock_queue.request_rebalance(code)
+        self.ports.events.publish("order.created", {
+            "order_id": placed.order_id, "order_number": placed.body["order_number"], "total": placed.body["total"],
+            "customer_id": self.customer_id})
 
 
 def _priced_differently(read: Sku, current: Sku | None) -> bool:
