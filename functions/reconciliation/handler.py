@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.domain import clock
 from shop.domain import reconciliation as rc
+from shop.domain.statuses import ReconciliationStatus
 
 logger = Logger()
 metrics = Metrics()
@@ -51,10 +52,10 @@ def lambda_handler(event: dict[str, Any] | None, context) -> dict[str, Any]:
         differences = sum(n for category, n in result["counts"].items() if category != rc.MATCHED)
         metrics.add_metric(name="ReconciliationDifferences", unit=MetricUnit.Count, value=differences)
         metrics.add_metric(name="ReconciliationFailed", unit=MetricUnit.Count,
-                           value=1 if result["status"] == "failed" else 0)
+                           value=1 if result["status"] == ReconciliationStatus.FAILED else 0)
         results.append({"provider": provider, "date": result["date"], "status": result["status"],
                         "counts": result["counts"], "error": result["error"]})
-    failed = [r for r in results if r["status"] == "failed"]
+    failed = [r for r in results if r["status"] == ReconciliationStatus.FAILED]
     if failed and event.get("fail_on_error", True):
         raise ReconciliationFailed("; ".join(f"{r['provider']} {r['date']}: {r['error']['reason']}" for r in failed))
     return {"results": results}

@@ -26,6 +26,9 @@ Items (pk / sk):
                                          gsi2 AFTERSALES#{status}#{n} / {created_at}#{after_sale_id}
                                          gsi3 AFTERSALES#{n} / {created_at}#{after_sale_id}
 - RECON#{provider}#{date} / RESULT       one provider's daily reconciliation result (a re-run replaces it)
+- CUSTOMER#{sub} / NOTIFY_PREFS          where and in which language the customer is told (adapters/notifications.py)
+- NOTIFY#{event_id}#{channel}#{recipient} / NOTIFY   one message's delivery claim: sending, sent or failed (ttl)
+- INBOX#{sub} / {event time}#{event_id}  an in-app message, written with its claim (ttl)
 Keyed records (services/records.py), each written once; `ttl` lets the table drop them:
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   IdempotentResponse: the stored response of POST /orders
 - RESTOCK#{message_id} / RESTOCK         RestockApplied: a stock return applied

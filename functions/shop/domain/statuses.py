@@ -65,3 +65,10 @@ class PaymentOutcome(StrEnum):
     @property
     def accepted(self) -> bool:
         return self in (PaymentOutcome.PAID, PaymentOutcome.PAID_ON_HOLD)
+
+
+class ReconciliationStatus(StrEnum):
+    """How one provider's daily reconciliation run ended."""
+
+    COMPLETED = "completed"  # the statement was read and compared (differences, if any, are reported)
+    FAILED = "failed"  # no statement to compare (not configured, not available, invalid)

@@ -29,7 +29,7 @@ from shop.domain import clock
 from shop.domain import reconciliation as rc
 from shop.domain.errors import NotFound, Unprocessable
 from shop.domain.orders import Order
-from shop.domain.statuses import PaymentOutcome
+from shop.domain.statuses import PaymentOutcome, ReconciliationStatus
 from shop.payments.base import PaymentEvent, PaymentProvider, ProviderError
 from shop.reconciliation.statements import STATEMENT_PROVIDERS, StatementError, StatementSource, source_for
 from shop.services.ports import Ports
@@ -165,7 +165,8 @@ def _result(day: rc.BusinessDay, statement: rc.Statement, outcome: rc.Outcome, a
         shown["action"] = actions.get(shown["mismatch_id"], "reported")
         differences.append(shown)
     return {
-        "provider": day.provider, "date": day.date.isoformat(), "timezone": day.timezone, "status": "completed",
+        "provider": day.provider, "date": day.date.isoformat(), "timezone": day.timezone,
+        "status": ReconciliationStatus.COMPLETED.value,
         "ran_at": clock.iso(started), "window": _window(day), "grace_seconds": int(grace.total_seconds()),
         "statement": {"rows": len(statement.rows), "checks": list(statement.checks), **outcome.totals,
                       "other_rows": outcome.other_rows},
@@ -179,7 +180,7 @@ def _failed(ports: Ports, day: rc.BusinessDay, reason: str, detail: str, started
     logger.error("reconciliation failed", extra={"provider": day.provider, "date": day.date.isoformat(),
                                                  "reason": reason, "detail": detail[:300]})
     result: dict[str, Any] = {"provider": day.provider, "date": day.date.isoformat(), "timezone": day.timezone,
-              "status": "failed",
+              "status": ReconciliationStatus.FAILED.value,
               "ran_at": clock.iso(started), "window": _window(day), "statement": None, "counts": {},
               "differences": [], "differences_truncated": False, "error": {"reason": reason, "detail": detail[:500]}}
     ports.store.put_reconciliation(day.provider, day.date, result)
