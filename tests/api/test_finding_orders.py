@@ -165,10 +165,10 @@ def test_sparse_matches_over_a_long_filtered_partition_never_give_an_empty_page(
 
 def test_sparse_status_matches_across_shards_page_without_gaps(api, calls):
     make_sku(api, "TEE", on_hand=100)
-    orders = [place(api, f"u{n % 5}", f"p{n}") for n in range(20)]
-    for order in orders[3::7]:
+    orders = [place(api, f"u{n % 5}", f"p{n}") for n in range(12)]
+    for order in orders[2::5]:
         cancel(api, order, f"u{orders.index(order) % 5}")
-    expected = [o["order_id"] for o in reversed(orders[3::7])]
+    expected = [o["order_id"] for o in reversed(orders[2::5])]
     for limit in (1, 2):
         ids, count = pages(lambda p: api.admin("GET", p), "/admin/orders?status=CANCELLED", limit)
         assert ids == expected and count <= len(expected) + 1
@@ -177,7 +177,8 @@ def test_sparse_status_matches_across_shards_page_without_gaps(api, calls):
 
 @pytest.mark.parametrize("path", ["/orders?bogus=1", "/orders?status=PAID&sort=asc", "/admin/orders?phone_number=1",
                                   "/admin/orders.csv?statuss=PAID", "/admin/skus?lowstock=true",
-                                  "/admin/orders?status=PAID&status=SHIPPED"])
+                                  "/admin/orders?status=PAID&status=SHIPPED", "/admin/after-sales?state=requested",
+                                  "/me/notifications?unread=true", "/admin/skus/TEE/ledger?reason=delivery"])
 def test_an_unknown_or_repeated_filter_is_422_naming_it(api, path):
     user = "operator" if path.startswith("/admin") else "alice"
     result = api.request("GET", path, user=user, groups="admin" if user == "operator" else None)

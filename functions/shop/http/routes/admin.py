@@ -77,6 +77,7 @@ def read_sku(sku: str):
 
 @router.get("/admin/skus/<sku>/ledger", summary="The SKU's stock movements, oldest first")
 def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
+    declared_query_only(router, {"limit", "cursor"})
     ports = default_ports()
     catalog.get_sku(ports, checked_sku(sku))
     entries, next_cursor = ports.store.ledger(sku, limit, cursor)

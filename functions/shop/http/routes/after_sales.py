@@ -16,6 +16,7 @@ from shop.http.routes.common import (
     DEFAULT_PAGE,
     IdempotencyKey,
     checked_order_id,
+    declared_query_only,
     json_response,
     page,
     validated_key,
@@ -88,6 +89,7 @@ def _admin_view(sale, order):
 @admin_router.get("/admin/after-sales", summary="After-sales requests, newest first, by status")
 def list_requests(status: Annotated[AfterSaleStatus | None, Query()] = None, limit: Limit = DEFAULT_PAGE,
                   cursor: Cursor = None):
+    declared_query_only(admin_router, {"status", "limit", "cursor"})
     ports = default_ports()
     found, next_cursor = ports.store.after_sales(status=status.value if status else None, limit=limit, cursor=cursor)
     orders = {o.order_id: o for o in ports.store.orders_by_id(sorted({s.order_id for s in found}))} if found else {}

@@ -12,7 +12,7 @@ from shop.adapters.notifications import notify_ports
 from shop.domain.errors import Unprocessable
 from shop.domain.notifications import Preferences, e164
 from shop.http.auth import caller
-from shop.http.routes.common import DEFAULT_PAGE, json_response, page
+from shop.http.routes.common import DEFAULT_PAGE, declared_query_only, json_response, page
 from shop.http.schemas import Strict
 
 router = APIGatewayRouter()
@@ -37,6 +37,7 @@ class PreferencesIn(Strict):
 @router.get("/me/notifications", summary="The caller's in-app messages (站内信), newest first")
 def list_notifications(limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
     who = caller(router)
+    declared_query_only(router, {"limit", "cursor"})
     found, next_cursor = notify_ports().store.inbox(who.sub, limit, cursor)
     return json_response(200, page(found, next_cursor))
 
