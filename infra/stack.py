@@ -17,6 +17,7 @@ from infra.api import STAGE, Api, SignIn
 from infra.data import shop_table
 from infra.edge import EdgeProtection
 from infra.evidence import EvidenceBucket
+from infra.fulfilment import Fulfilment
 from infra.functions import Functions
 from infra.messaging import Messaging
 from infra.nag import acknowledge_findings
@@ -31,9 +32,12 @@ from shop.payments.registry import PROVIDERS
 # Reconciliation reads orders and statements, stores its result, refunds late payments, publishes mismatches.
 # The notifier reads orders and preferences, claims each message and writes in-app messages.
 READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper", "reconciliation", "notifier")
+              "expiry_sweeper", "reconciliation", "notifier", "courier_poll", "carrier_webhook")
 PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper", "reconciliation")
+              "expiry_sweeper", "reconciliation", "courier_poll", "carrier_webhook")
+# Fulfilment (docs/fulfilment.md): admin_api books waybills (carrier calls, labels) and starts each parcel's loop;
+# courier_poll asks carriers and answers the poll task; carrier_webhook verifies pushes and stops a finished loop.
+CARRIER_CALLERS = ("admin_api", "courier_poll", "carrier_webhook")
 # create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
 RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
 PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper", "reconciliation")
@@ -56,6 +60,14 @@ DEFAULT_CONTEXT: dict[str, object] = {
     # functions.py). A number names a layer version of AWSLambdaPowertoolsPythonV3-python3XX-arm64 instead.
     "powertools_layer_version": None,
     "enabled_payment_providers": "stripe,alipay,wechatpay",
+    # Carriers with an adapter (docs/fulfilment.md); each gets an empty secret to fill in.
+    "enabled_carriers": "kuaidi100,aftership",
+    "carrier_secret_prefix": "shop/{stage}/carriers/",
+    # Courier polling: intervals (seconds, growing while nothing changes), maximum ages; order confirmation period.
+    "courier_poll_intervals": "10800,21600,43200,86400",
+    "parcel_max_age_seconds": 30 * 24 * 3600,
+    "parcel_no_record_seconds": 3 * 24 * 3600,
+    "order_confirmation_seconds": 7 * 24 * 3600,
     "payment_secret_prefix": "shop/{stage}/payments/",  # {stage} is filled in: each stage has its own secrets
     "domain_name": "",
     "certificate_arn": "",
@@ -173,6 +185,9 @@ class ShopStack(Stack):
         table = shop_table(self, deletion_protection=_flag(ctx("table_deletion_protection")))
         messaging = Messaging(self, "Messaging", archive_retention_days=int(ctx("event_archive_retention_days")))
         secret_prefix = str(ctx("payment_secret_prefix")).replace("{stage}", stage)
+        carrier_prefix = str(ctx("carrier_secret_prefix")).replace("{stage}", stage)
+        fulfilment = Fulfilment(self, "Fulfilment", poll_queue=messaging.queues["courier_poll"],
+                                secret_prefix=carrier_prefix, carriers=list(_list(ctx("enabled_carriers"))))
         environment = {
             "TABLE_NAME": table.table_name,
             "PAYMENT_WINDOW_SECONDS": str(int(ctx("payment_window_seconds"))),
@@ -194,6 +209,14 @@ class ShopStack(Stack):
             "RISK_MAX_PAYMENTS_PER_IP": str(int(ctx("risk_max_payments_per_ip"))),
             "RISK_WINDOW_SECONDS": str(int(ctx("risk_window_seconds"))),
             **{spec.env_var: messaging.queues[spec.name].queue_url for spec in QUEUES},
+            "COURIER_POLL_STATE_MACHINE_ARN": fulfilment.state_machine.state_machine_arn,
+            "LABEL_BUCKET": fulfilment.labels.bucket_name,
+            "CARRIERS_ENABLED": str(ctx("enabled_carriers")),
+            "CARRIER_SECRET_PREFIX": carrier_prefix,
+            "COURIER_POLL_INTERVALS": str(ctx("courier_poll_intervals")),
+            "PARCEL_MAX_AGE_SECONDS": str(int(ctx("parcel_max_age_seconds"))),
+            "PARCEL_NO_RECORD_SECONDS": str(int(ctx("parcel_no_record_seconds"))),
+            "ORDER_CONFIRMATION_SECONDS": str(int(ctx("order_confirmation_seconds"))),
         }
         # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.
         http_functions = frozenset(route.function for route in ROUTES)
@@ -233,6 +256,12 @@ class ShopStack(Stack):
             fns[name].add_environment("PHONE_INDEX_KEY_SECRET", phone_key_name)
             fns[name].add_to_role_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
                                                              resources=[phone_key.secret_arn]))
+        for name in CARRIER_CALLERS:
+            fulfilment.grant_secrets(fns[name])
+        fulfilment.grant_labels_write(fns["admin_api"])
+        fulfilment.grant_start(fns["admin_api"])
+        fulfilment.grant_answer(fns["courier_poll"])
+        fulfilment.grant_stop(fns["carrier_webhook"])
 
         # After-sales evidence: orders_api presigns the customers' uploads, admin_api the operators' views.
         evidence = EvidenceBucket(self, "Evidence", cors_origins=[
@@ -289,6 +318,8 @@ class ShopStack(Stack):
             f"https://{api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{STAGE}")
         for name in PAYMENT_CALLERS:
             fns[name].add_environment("PAYMENT_WEBHOOK_BASE_URL", webhook_base)
+        # Kuaidi100 takes the callback URL in each subscription, which admin_api makes when it books a waybill.
+        fns["admin_api"].add_environment("CARRIER_WEBHOOK_BASE_URL", webhook_base)
         alarm_email = str(ctx("alarm_email")).strip()
         if stage != "dev" and not alarm_email:
             raise ValueError(f"stage {stage!r} needs someone to page: give `-c alarm_email=...` (only dev may have "
@@ -300,4 +331,5 @@ class ShopStack(Stack):
         DailyReconciliation(self, "Reconciliation", function=fns["reconciliation"], topic=observability.topic)
         self.table, self.messaging, self.functions, self.api = table, messaging, fns, api
         self.evidence = evidence
+        self.fulfilment = fulfilment
         acknowledge_findings(self)

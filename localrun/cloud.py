@@ -16,7 +16,7 @@ from localrun.call_counter import CountingProxy
 from localrun.dynamodb_local import DynamoDBLocal
 from shop.adapters.table_schema import create_table_kwargs
 from shop.manifest import EVENT_RULES, QUEUES
-from shop.workflows import PAYMENT_WINDOW_ASL, render
+from shop.workflows import COURIER_POLL_ASL, PAYMENT_WINDOW_ASL, render
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -27,6 +27,7 @@ EVENTS_TAP_QUEUE = "shop-events-tap"  # a copy of every domain event, for curl a
 # Notifications go to moto's SES and SNS, which keep what was sent: GET /_local/outbox lists it.
 EMAIL_FROM = "shop@example.com"
 OPERATOR_TOPIC = "shop-operator-notifications"
+LABEL_BUCKET = "shop-labels-local"
 
 
 def free_port() -> int:
@@ -46,6 +47,7 @@ class LocalCloud:
     events_tap_url: str = ""
     state_machine_arn: str = ""
     operator_topic_arn: str = ""
+    courier_poll_state_machine_arn: str = ""
     counter: CountingProxy | None = None
 
     def start(self) -> dict[str, str]:
@@ -81,6 +83,8 @@ class LocalCloud:
             "EVENT_BUS_NAME": EVENT_BUS_NAME,
             "EVIDENCE_BUCKET": EVIDENCE_BUCKET,
             "PAYMENT_WINDOW_STATE_MACHINE_ARN": self.state_machine_arn,
+            "COURIER_POLL_STATE_MACHINE_ARN": self.courier_poll_state_machine_arn,
+            "LABEL_BUCKET": LABEL_BUCKET,
             "PAYMENT_WINDOW_SECONDS": str(self.payment_window_seconds),
             "POWERTOOLS_METRICS_NAMESPACE": "shop-local",
             "NOTIFY_EMAIL_FROM": EMAIL_FROM,
@@ -127,6 +131,14 @@ class LocalCloud:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/shop-payment-window",
             type="STANDARD",
         )["stateMachineArn"]
+        # The parcels' courier-status loop: the very ASL file CDK deploys, the queue URL filled in.
+        self.courier_poll_state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name="shop-courier-poll",
+            definition=render(COURIER_POLL_ASL, {"CourierPollQueueUrl": self.queue_urls["courier_poll"]}),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/shop-courier-poll",
+            type="STANDARD",
+        )["stateMachineArn"]
+        self.client("s3").create_bucket(Bucket=LABEL_BUCKET)  # waybill labels (PDF), read by presigned URLs
         events = self.client("events")
         events.create_event_bus(Name=EVENT_BUS_NAME)
         self.events_tap_url = sqs.create_queue(QueueName=EVENTS_TAP_QUEUE)["QueueUrl"]

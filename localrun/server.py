@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "functions"))
 
 from localrun import fake_statements, gateway  # noqa: E402
 from localrun.cloud import TABLE_NAME, LocalCloud  # noqa: E402
+from localrun.fake_carriers import LOCAL_STATUSES, FakeCarriers  # noqa: E402
 from localrun.fake_providers import LOCAL_KEY_VARIABLES, FakeProviders, ProviderKeys, signed_webhook  # noqa: E402
 from localrun.lambdas import LambdaRuntime  # noqa: E402
 from localrun.workers import QueuePoller, Schedule, make_sqs_client  # noqa: E402
@@ -33,6 +34,7 @@ log = logging.getLogger("localrun")
 MAX_REQUEST_BYTES = 1024 * 1024
 PAY_PAGE_FORM = b"pay_page=1"  # what the pay page's form posts
 _LOCAL_PAY = re.compile(r"^/_local/pay/(?P<order_id>[A-Za-z0-9_-]{1,64})$")
+_LOCAL_CARRIER = re.compile(r"^/_local/carrier/(?P<number>[A-Za-z0-9._-]{1,64})$")
 
 
 # The API base setting of each provider with a fake here: when the environment sets it (a provider's real
@@ -99,6 +101,10 @@ class LocalServer:
         fakes = FakeProviders(f"http://127.0.0.1:{port}", ProviderKeys.from_env(os.environ))
         self.fakes = fake_statements.with_statements(fakes)  # daily reconciliation: statement fakes in front
         os.environ.update(provider_environment(fakes, os.environ))
+        # Carrier fakes answer here too; secrets the environment sets win, the rest are local defaults.
+        self.carriers = FakeCarriers.from_env(os.environ)
+        os.environ.update({k: v for k, v in self.carriers.function_env(f"http://127.0.0.1:{port}").items()
+                           if not os.environ.get(k)})
         self.runtime = runtime = LambdaRuntime(workers)
         runtime.warm_up()
         sqs = make_sqs_client(self.cloud.moto_url)
@@ -158,6 +164,9 @@ class LocalServer:
     def route(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
               source_ip: str) -> gateway.HttpResponse:
         path = raw_path.split("?", 1)[0]
+        if path.startswith("/_fake/carriers/"):
+            status, sent, payload = self.carriers.respond(method, raw_path, dict(headers), body)
+            return gateway.HttpResponse(status, sent, payload)
         if path.startswith("/_fake/"):
             status, sent, payload = self.fakes.respond(method, raw_path, dict(headers), body)
             return gateway.HttpResponse(status, sent, payload)
@@ -177,7 +186,9 @@ class LocalServer:
             dynamodb_endpoint = self.cloud.dynamodb.endpoint_url if self.cloud.dynamodb else None
             return _json(200, {"aws_endpoint": self.cloud.moto_url, "dynamodb_endpoint": dynamodb_endpoint,
                                "queues": self.cloud.queue_urls, "dead_letter_queues": self.cloud.dlq_urls,
-                               "state_machine_arn": self.cloud.state_machine_arn})
+                               "state_machine_arn": self.cloud.state_machine_arn,
+                               "courier_poll_state_machine_arn": self.cloud.courier_poll_state_machine_arn,
+                               "label_bucket": "shop-labels-local"})
         if method == "GET" and path == "/_local/stats":
             counts = self.cloud.counter.snapshot() if self.cloud.counter else None
             return _json(200, {"dynamodb_calls": counts})
@@ -187,6 +198,9 @@ class LocalServer:
             return _json(200, {"messages": self.outbox()})
         if path.startswith("/_local/reconcile/"):  # daily reconciliation on demand
             return fake_statements.local_reconcile(self, method, path, body)
+        carrier = _LOCAL_CARRIER.match(path)
+        if method == "POST" and carrier:
+            return self.local_carrier(carrier.group("number"), body)
         pay = _LOCAL_PAY.match(path)
         if method == "GET" and pay:  # the sandbox's pay_url, opened in a browser
             return _pay_page(pay.group("order_id"))
@@ -261,6 +275,30 @@ class LocalServer:
             if "LastEvaluatedKey" not in got:
                 return sent
             request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
+
+    def local_carrier(self, number: str, body: bytes) -> gateway.HttpResponse:
+        """The parcel's carrier records a scan with `status` and pushes it, signed, to /webhooks/carriers/{carrier}
+        (as a subscription callback would): the order sees it within seconds. Body {"status": "delivered"}
+        (any parcel status but stale, or "refused"), optional "description"."""
+        try:
+            options = json.loads(body) if body else {}
+            status = options["status"]
+            description = str(options.get("description") or "")[:200]
+            if status not in LOCAL_STATUSES:
+                raise ValueError(status)
+        except (ValueError, TypeError, KeyError):
+            return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
+                               "detail": "body must be JSON like {\"status\": \"delivered\"}; statuses: "
+                                         + ", ".join(sorted(LOCAL_STATUSES))}, "application/problem+json")
+        push = self.carriers.advance(number, status, description)
+        if push is None:
+            return _json(404, {"type": "/problems/not-found", "title": "Not found", "status": 404,
+                               "detail": f"no parcel {number} at the local carriers"}, "application/problem+json")
+        carrier, callback_path, headers, payload = push
+        answer = self.route("POST", callback_path, headers, payload, "127.0.0.1")
+        return _json(200 if answer.status < 300 else answer.status, {
+            "tracking_number": number, "carrier": carrier, "status": status,
+            "callback": {"status": answer.status, "body": answer.body.decode(errors="replace")}})
 
     def drain_events(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

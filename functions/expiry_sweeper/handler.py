@@ -5,6 +5,8 @@ never started (StartExecution failed, or the process died right after the order 
 every overdue unpaid order is found here within one sweep interval. Re-queuing an order the
 state machine also expires is harmless: the consumer expires each order at most once.
 
+A DELIVERED order completes here once its confirmation period is over (docs/fulfilment.md).
+
 A refund is committed on its order as pending before the provider is called; if the process died
 or the provider did not answer, the refund is still pending a minute later and is finished here
 (the provider call is keyed on the refund id, so finishing twice refunds once).
@@ -20,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from shop.adapters.wiring import default_ports
 from shop.domain import clock, refunds
 from shop.payments import registry
+from shop.services.fulfilment import complete_if_due
 from shop.services.refunds import complete_pending_refunds
 from shop.settings import get_settings
 
@@ -56,4 +59,21 @@ def lambda_handler(event: dict, context) -> dict:
         metrics.add_metric(name="PendingRefundsSwept", unit=MetricUnit.Count, value=len(stuck))
         metrics.add_metric(name="PendingRefundsLeft", unit=MetricUnit.Count, value=len(stuck) - finished)
         logger.warning("pending refunds retried", extra={"count": len(stuck), "finished": finished})
-    return {"requeued": len(overdue), "refunds_retried": len(stuck), "refunds_finished": finished}
+    completed = _complete_delivered(ports)
+    return {"requeued": len(overdue), "refunds_retried": len(stuck), "refunds_finished": finished,
+            "orders_completed": completed}
+
+
+def _complete_delivered(ports) -> int:
+    """DELIVERED orders whose confirmation period is over, with no open after-sales request, become COMPLETED.
+    The sparse gsi4 holds only those orders (COMPLETION_DUE), keyed by when they are due: never a scan."""
+    due = ports.store.completion_due_order_ids(clock.iso(clock.now()), limit=100)
+    completed = 0
+    for order_id in due:
+        try:
+            completed += 1 if complete_if_due(ports, order_id) is not None else 0
+        except Exception:  # one order's trouble must not stop the others; it is retried next sweep
+            logger.exception("delivered order not completed", extra={"order_id": order_id})
+    if completed:
+        metrics.add_metric(name="OrdersCompleted", unit=MetricUnit.Count, value=completed)
+    return completed

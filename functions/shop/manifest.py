@@ -93,6 +93,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "expiry_sweeper", 256, 60, "Schedule: re-queue overdue unpaid orders, finish pending refunds", reserved_concurrency=1
         ),
+        # Above the carrier client's deadline (8 s) with room for the order write and SendTaskSuccess.
+        FunctionSpec("courier_poll", 256, 30, "SQS: ask a carrier about a parcel, answer the poll task token"),
+        FunctionSpec("carrier_webhook", 256, 20, "Verified carrier push callbacks (parcel status)"),
         FunctionSpec(
             "reconciliation", 512, 300, "Schedule: daily reconciliation of provider statements", reserved_concurrency=1
         ),
@@ -116,6 +119,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/me/notification-preferences", "orders_api", "customer"),
     Route("PUT", "/me/notification-preferences", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
+    Route("POST", "/webhooks/carriers/{carrier}", "carrier_webhook", "webhook"),
     Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),
     Route("GET", "/admin/skus/{sku}", "admin_api", "admin"),
@@ -140,6 +144,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("stock_release", consumer="stock_release", max_concurrency=20),
     QueueSpec("restock", consumer="restock", max_concurrency=5),
     QueueSpec("notifications", consumer="notifier", max_concurrency=5),
+    # Fed by the courier-poll state machine (waitForTaskToken); a burst of parcels is polled steadily.
+    QueueSpec("courier_poll", consumer="courier_poll", max_concurrency=5),
 )
 
 # Domain events that reach people: every event type with a notification route goes to the notifier's queue.

@@ -32,11 +32,18 @@ PROVIDER_SECRET_KEYS = (
     "WECHATPAY_MCH_ID", "WECHATPAY_APP_ID", "WECHATPAY_MERCHANT_PRIVATE_KEY", "WECHATPAY_MERCHANT_SERIAL",
     "WECHATPAY_PLATFORM_PUBLIC_KEY", "WECHATPAY_PLATFORM_SERIAL", "WECHATPAY_APIV3_KEY",
 )
+# Carrier keys (docs/fulfilment.md), like the provider keys: the environment locally, one Secrets Manager secret per
+# carrier when deployed.
+CARRIER_SECRET_KEYS = (
+    "SANDBOX_CARRIER_WEBHOOK_SECRET", "KUAIDI100_CUSTOMER", "KUAIDI100_KEY", "KUAIDI100_SECRET", "KUAIDI100_SALT",
+    "KUAIDI100_PARTNER_ID", "AFTERSHIP_API_KEY", "AFTERSHIP_WEBHOOK_SECRET",
+)
 # Settings read from a family of variables, one per provider or key: field -> variable names.
 _FAMILIES: dict[str, tuple[str, ...]] = {
     "notify_urls": tuple(f"{p.upper()}_NOTIFY_URL" for p in PROVIDER_NAMES),
     "currencies": tuple(f"{p.upper()}_CURRENCIES" for p in PROVIDER_NAMES),
     "provider_keys": PROVIDER_SECRET_KEYS,
+    "carrier_keys": CARRIER_SECRET_KEYS,
 }
 
 
@@ -106,6 +113,27 @@ class Settings(BaseModel):
     after_sales_days_after_delivery: int = Field(7, alias="AFTER_SALES_DAYS_AFTER_DELIVERY", ge=0)
     after_sales_days_after_shipment: int = Field(15, alias="AFTER_SALES_DAYS_AFTER_SHIPMENT", ge=0)
 
+    # Fulfilment (docs/fulfilment.md): carriers, labels, the courier-poll loop, the confirmation period.
+    courier_poll_state_machine_arn: str = Field("", alias="COURIER_POLL_STATE_MACHINE_ARN")
+    label_bucket: str = Field("", alias="LABEL_BUCKET")
+    label_url_seconds: int = Field(300, alias="LABEL_URL_SECONDS", ge=1, le=7 * 24 * 3600)
+    carriers_enabled: str = Field("sandbox,kuaidi100,aftership", alias="CARRIERS_ENABLED")
+    carrier_secret_prefix: str = Field("shop/carriers/", alias="CARRIER_SECRET_PREFIX")
+    carrier_webhook_base_url: str = Field("", alias="CARRIER_WEBHOOK_BASE_URL")
+    carrier_keys: dict[str, str] = Field(default_factory=dict, repr=False)  # local runs: CARRIER_SECRET_KEYS set
+    sandbox_carrier_api_base: str = Field("", alias="SANDBOX_CARRIER_API_BASE")  # empty: in-process sandbox
+    kuaidi100_api_base: str = Field("https://poll.kuaidi100.com", alias="KUAIDI100_API_BASE")
+    kuaidi100_label_api_base: str = Field("https://api.kuaidi100.com", alias="KUAIDI100_LABEL_API_BASE")
+    aftership_api_base: str = Field("https://api.aftership.com", alias="AFTERSHIP_API_BASE")
+    ship_from_name: str = Field("", alias="SHIP_FROM_NAME")
+    ship_from_phone: str = Field("", alias="SHIP_FROM_PHONE")
+    ship_from_address: str = Field("", alias="SHIP_FROM_ADDRESS")
+    courier_poll_intervals: str = Field("10800,21600,43200,86400", alias="COURIER_POLL_INTERVALS",
+                                        pattern=r"^\s*[1-9][0-9]*(\s*,\s*[1-9][0-9]*)*\s*$")
+    parcel_max_age_seconds: int = Field(30 * 24 * 3600, alias="PARCEL_MAX_AGE_SECONDS", ge=1)
+    parcel_no_record_seconds: int = Field(3 * 24 * 3600, alias="PARCEL_NO_RECORD_SECONDS", ge=1)
+    order_confirmation_seconds: int = Field(7 * 24 * 3600, alias="ORDER_CONFIRMATION_SECONDS", ge=0)
+
     @model_validator(mode="before")
     @classmethod
     def _empty_numbers_are_unset(cls, data: Any) -> Any:
@@ -136,6 +164,15 @@ class Settings(BaseModel):
     def hold_limits(self) -> HoldLimits:
         return HoldLimits(self.max_unpaid_orders_per_customer, self.max_unpaid_units_per_sku)
 
+    def poll_policy(self):  # -> shop.domain.parcels.PollPolicy
+        from shop.domain.parcels import PollPolicy
+
+        return PollPolicy(intervals=tuple(int(v) for v in self.courier_poll_intervals.split(",")),
+                          max_age_seconds=self.parcel_max_age_seconds, no_record_seconds=self.parcel_no_record_seconds)
+
+    def enabled_carriers(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.carriers_enabled.split(",") if n.strip())
+
     def enabled_providers(self) -> frozenset[str]:
         return frozenset(n.strip() for n in self.payment_providers_enabled.split(",") if n.strip())
 
@@ -160,6 +197,7 @@ class Settings(BaseModel):
         values["currencies"] = {p: environ[v] for p, v in zip(PROVIDER_NAMES, _FAMILIES["currencies"], strict=True)
                                 if environ.get(v, "").strip()}
         values["provider_keys"] = {k: environ[k] for k in PROVIDER_SECRET_KEYS if k in environ}  # "": missing
+        values["carrier_keys"] = {k: environ[k] for k in CARRIER_SECRET_KEYS if k in environ}
         return cls.model_validate(values)
 
     def to_environ(self, fields: tuple[str, ...] | None = None) -> dict[str, str]:
@@ -167,7 +205,7 @@ class Settings(BaseModel):
         out: dict[str, str] = {}
         for field in fields if fields is not None else tuple(type(self).model_fields):
             value = getattr(self, field)
-            if field == "provider_keys":
+            if field in ("provider_keys", "carrier_keys"):
                 out.update(value)
             elif field in _FAMILIES:  # {PROVIDER}_NOTIFY_URL, {PROVIDER}_CURRENCIES
                 suffix = _FAMILIES[field][0][len(PROVIDER_NAMES[0]):]

@@ -25,8 +25,10 @@ EXPECTED_GRANTS = {
     "orders_api": TABLE_RW | {"events:put", "states:start", "sqs:send:restock", "secrets:read", "s3:put:evidence",
                               "secrets:phone-key"},
     "catalog_api": {"table:read:catalog"},  # its own items only (dynamodb:LeadingKeys), test below
+    # photo links, phone search; fulfilment: books waybills (carrier secrets, labels in S3), starts each parcel's
+    # courier-poll loop
     "admin_api": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read", "s3:get:evidence",
-                             "secrets:phone-key"},  # photo links, phone search
+                             "secrets:phone-key", "secrets:read:carriers", "s3:labels:write", "states:start:courier"},
     "payment_webhook": TABLE_RW | {"events:put", "sqs:send:restock", "secrets:read"},
     "stock_release": TABLE_RW | {"events:put", "sqs:consume:stock_release"},
     "restock": TABLE_RW | {"events:put", "sqs:consume:restock"},
@@ -36,6 +38,10 @@ EXPECTED_GRANTS = {
     # in-app messages and claims in the table; the operators' topic and SMS (e-mail only with a sender: see
     # tests/deploy/test_notifications.py)
     "notifier": TABLE_RW | {"sqs:consume:notifications", "sns:publish:operators", "sns:sms"},
+    # asks carriers, records on the order, answers the poll task token
+    "courier_poll": TABLE_RW | {"events:put", "sqs:consume:courier_poll", "secrets:read:carriers", "states:answer"},
+    # verifies pushes, records on the order, stops the parcel's execution on a final status
+    "carrier_webhook": TABLE_RW | {"events:put", "secrets:read:carriers", "states:stop"},
 }
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 XRAY_SAMPLING = {"xray:GetSamplingRules", "xray:GetSamplingTargets"}
@@ -88,8 +94,11 @@ def stack_refs(resources):
             "state_machine": env["PAYMENT_WINDOW_STATE_MACHINE_ARN"]["Ref"]}
     refs.update({f"queue:{spec.name}": env[spec.env_var]["Ref"] for spec in QUEUES})
     secrets = list(of_type(resources, "AWS::SecretsManager::Secret"))
-    refs["secrets"] = [ref for ref in secrets if not ref.startswith("PhoneIndexKey")]
+    refs["secrets"] = [ref for ref in secrets if ref.startswith("PaymentSecrets")]
     (refs["phone_key"],) = [ref for ref in secrets if ref.startswith("PhoneIndexKey")]
+    refs["carrier_secrets"] = [k for k in of_type(resources, "AWS::SecretsManager::Secret") if k.startswith("Fulfilment")]
+    refs["courier_machine"] = env["COURIER_POLL_STATE_MACHINE_ARN"]["Ref"]
+    refs["labels"] = env["LABEL_BUCKET"]["Ref"]
     refs["resources"] = resources
     notifier = functions_by_name(resources)["notifier"][1]["Environment"]["Variables"]
     refs["operator_topic"], refs["email_from"] = notifier["OPERATOR_TOPIC_ARN"]["Ref"], notifier["NOTIFY_EMAIL_FROM"]
@@ -143,17 +152,32 @@ def classify(statement, refs) -> str:
         assert targets == [{"Fn::GetAtt": [refs["bus"], "Arn"]}], statement
         return "events:put"
     if actions == {"states:StartExecution"}:
+        if targets == [{"Ref": refs["courier_machine"]}]:
+            return "states:start:courier"
         assert targets == [{"Ref": refs["state_machine"]}], statement
         return "states:start"
     if actions == {"secretsmanager:GetSecretValue"} and targets == [{"Ref": refs["phone_key"]}]:
         return "secrets:phone-key"  # the key of the phone digests (shop/adapters/phones.py)
+    if actions == {"states:SendTaskSuccess"}:  # task tokens are not resources: the state machine's ARN
+        assert targets == [{"Ref": refs["courier_machine"]}], statement
+        return "states:answer"
+    if actions == {"states:StopExecution"}:  # the courier-poll machine's executions, nothing else
+        (target,) = targets
+        assert f'"{refs["courier_machine"]}", "Name"' in json.dumps(target) and ":execution:" in json.dumps(target)
+        return "states:stop"
+    if actions == {"s3:PutObject", "s3:GetObject"}:
+        (target,) = targets
+        assert json.dumps(target).endswith(f'{{"Fn::GetAtt": ["{refs["labels"]}", "Arn"]}}, "/labels/*"]]}}'), statement
+        return "s3:labels:write"
     if actions == {"secretsmanager:GetSecretValue"}:
-        # the stack's own provider secrets, each by its ARN: no wildcard
+        # the stack's own provider (or carrier) secrets, each by its ARN: no wildcard
+        if targets == [{"Ref": ref} for ref in refs["carrier_secrets"]]:
+            return "secrets:read:carriers"
         assert targets == [{"Ref": ref} for ref in refs["secrets"]], statement
         return "secrets:read"
     if actions in ({"s3:PutObject"}, {"s3:GetObject"}):
         # the evidence bucket's after-sales keys only (infra/evidence.py): never the bucket, never another prefix
-        (bucket,) = of_type(refs["resources"], "AWS::S3::Bucket")
+        (bucket,) = [k for k in of_type(refs["resources"], "AWS::S3::Bucket") if k.startswith("Evidence")]
         assert targets == [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/after-sales/*"]]}], statement
         return "s3:put:evidence" if actions == {"s3:PutObject"} else "s3:get:evidence"
     if actions == {"sns:Publish"}:
@@ -384,9 +408,9 @@ def test_state_machine_logs_all_traces_and_may_only_send_to_the_release_queue(te
         "TracingConfiguration": {"Enabled": True},
         "LoggingConfiguration": Match.object_like({"Level": "ALL"}),
     })
-    (machine,) = of_type(resources, "AWS::StepFunctions::StateMachine").values()
-    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     refs = stack_refs(resources)
+    machine = resources[refs["state_machine"]]
+    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     non_star = [s for s in statements_by_role(resources)[role] if s["Resource"] != "*"]
     assert non_star == [{"Action": "sqs:SendMessage",
                          "Effect": "Allow",
@@ -394,7 +418,7 @@ def test_state_machine_logs_all_traces_and_may_only_send_to_the_release_queue(te
 
 
 def test_deployed_definition_is_byte_for_byte_the_local_one(synthesized, resources):
-    machine = next(iter(of_type(resources, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    machine = resources[stack_refs(resources)["state_machine"]]["Properties"]
     # from_file uploads the ASL file itself as an asset; Step Functions fills in the substitutions.
     assert "DefinitionString" not in machine
     asset_hash = machine["DefinitionS3Location"]["Key"].removesuffix(".json")
@@ -595,6 +619,8 @@ def test_a_failed_first_create_leaves_nothing_and_a_delete_keeps_what_is_shared(
     role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
     assert resources[role_id]["DeletionPolicy"] == "Retain" and account["DeletionPolicy"] == "Retain"
     retained = {k for k, r in resources.items() if r.get("DeletionPolicy") == "Retain"}
+    labels = resources[stack_refs(resources)["labels"]]  # kept on delete, deleted if the first create rolls back
+    assert labels["DeletionPolicy"] == "RetainExceptOnCreate" and labels["UpdateReplacePolicy"] == "Retain"
     assert retained == {role_id, next(iter(of_type(resources, "AWS::ApiGateway::Account")))}
 
 
@@ -849,7 +875,8 @@ def test_each_enabled_provider_has_its_secret_created_empty_and_kept(resources, 
         phone_key = secrets.pop(f"shop/{stage}/phone-index-key")  # generated, not filled in (docs/finding-orders.md)
         assert "SecretString" not in phone_key["Properties"] and phone_key["Properties"]["GenerateSecretString"]
         assert phone_key["DeletionPolicy"] == "RetainExceptOnCreate"
-        assert set(secrets) == {f"shop/{stage}/payments/{p}" for p in CDK_CONTEXT["enabled_payment_providers"].split(",")}
+        assert set(secrets) == {f"shop/{stage}/payments/{p}" for p in CDK_CONTEXT["enabled_payment_providers"].split(",")} \
+            | {f"shop/{stage}/carriers/{c}" for c in CDK_CONTEXT["enabled_carriers"].split(",")}
         for secret in secrets.values():
             assert secret["Properties"]["SecretString"] == "{}"
             assert secret["DeletionPolicy"] == "RetainExceptOnCreate" and secret["UpdateReplacePolicy"] == "Retain"
@@ -885,7 +912,7 @@ def test_canary_deployments_are_an_option_rolling_back_on_errors(resources, synt
 def test_evidence_bucket_is_private_encrypted_ssl_only_expiring_and_takes_browser_posts(resources):
     """After-sales photos (infra/evidence.py): no public access of any kind, encrypted, SSL only, expired by
     lifecycle, CORS for the browser's form POST; only orders_api and admin_api know it (test above: exact IAM)."""
-    ((bucket_id, bucket),) = of_type(resources, "AWS::S3::Bucket").items()
+    ((bucket_id, bucket),) = [(k, b) for k, b in of_type(resources, "AWS::S3::Bucket").items() if k.startswith("Evidence")]
     props = bucket["Properties"]
     assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                                        "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
@@ -914,6 +941,7 @@ def test_evidence_bucket_is_private_encrypted_ssl_only_expiring_and_takes_browse
 
 
 def test_evidence_cors_follows_the_storefront_origins(synthesized_with_domain):
-    (bucket,) = of_type(synthesized_with_domain["json"]["Resources"], "AWS::S3::Bucket").values()
+    (bucket,) = [b for k, b in of_type(synthesized_with_domain["json"]["Resources"], "AWS::S3::Bucket").items()
+                 if k.startswith("Evidence")]
     (cors,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
     assert cors["AllowedOrigins"] == ["https://shop.example", "https://m.shop.example"]

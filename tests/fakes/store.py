@@ -178,6 +178,13 @@ class InMemoryStore:
                          and (since := _oldest_pending_refund(o)) is not None and since <= before_iso)
         return [order_id for _, order_id in due[:max(0, limit)]]
 
+    def completion_due_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        with self._lock:
+            due = sorted((o.complete_after, o.order_id) for o in self._orders.values()
+                         if o.status is OrderStatus.DELIVERED and o.complete_after and not o.open_after_sales
+                         and o.complete_after <= now_iso)
+        return [order_id for _, order_id in due[:max(0, limit)]]
+
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
         with self._lock:
             return copy.deepcopy(self._after_sales.get(after_sale_id))

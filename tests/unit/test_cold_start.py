@@ -30,7 +30,8 @@ def _run(code: str, function: str, extra_path: Path | None = None) -> dict:
 
 
 def test_http_functions_are_the_routed_ones():
-    assert set(http_functions()) == {"catalog_api", "create_order", "orders_api", "admin_api", "payment_webhook"}
+    assert set(http_functions()) == {"catalog_api", "create_order", "orders_api", "admin_api", "payment_webhook",
+                                      "carrier_webhook"}
 
 
 @pytest.mark.parametrize("function", http_functions())

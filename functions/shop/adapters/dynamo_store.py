@@ -463,6 +463,11 @@ class DynamoShopStore:
         oldest pending refund first (for the sweeper to finish them)."""
         return self._due_order_ids("REFUND_PENDING", before_iso, limit)
 
+    def completion_due_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """Ids of DELIVERED orders whose confirmation period ended by `now_iso` and that have no open after-sales
+        request (sparse gsi4: only such orders carry the key), oldest first."""
+        return self._due_order_ids("COMPLETION_DUE", now_iso, limit)
+
     def _due_order_ids(self, kind: str, before_iso: str, limit: int) -> list[str]:
         """Order ids of gsi4's `kind` whose time is <= `before_iso`, oldest first, over all shards.
 

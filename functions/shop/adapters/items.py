@@ -155,13 +155,15 @@ def shipment_to_record(shipment: Shipment) -> dict[str, Any]:
                               "at": shipment.at}
     if shipment.actor is not None:
         record["actor"] = shipment.actor
+    if shipment.tracking is not None:
+        record["tracking"] = shipment.tracking
     return record
 
 
 def shipment_from_record(record: dict[str, Any]) -> Shipment:
     return Shipment(shipment_id=record["shipment_id"], lines=_lines_from_record(record.get("lines")),
                     carrier=record.get("carrier"), tracking_number=record.get("tracking_number"),
-                    at=record.get("at", ""), actor=record.get("actor"))
+                    at=record.get("at", ""), actor=record.get("actor"), tracking=record.get("tracking"))
 
 
 def refund_to_record(refund: Refund) -> dict[str, Any]:
@@ -289,6 +291,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         "after_sales": list(order.after_sales) or None,
         "open_after_sales": order.open_after_sales,
         "phone_digest": order.phone_digest,
+        "complete_after": order.complete_after,
         "version": order.version,
         "gsi1pk": f"CUSTOMER#{order.customer_id}",
         "gsi1sk": sort,
@@ -307,7 +310,10 @@ def order_to_item(order: Order) -> dict[str, Any]:
         **({"gsi4pk": f"PENDING_PAYMENT#{shard}", "gsi4sk": f"{order.expires_at}#{order.order_id}"}
            if order.status is OrderStatus.PENDING_PAYMENT else
            {"gsi4pk": f"REFUND_PENDING#{shard}", "gsi4sk": f"{refund_pending_since}#{order.order_id}"}
-           if refund_pending_since else {}),
+           if refund_pending_since else
+           # A delivered order waiting out its confirmation period, unless an after-sales request is open.
+           {"gsi4pk": f"COMPLETION_DUE#{shard}", "gsi4sk": f"{order.complete_after}#{order.order_id}"}
+           if order.status is OrderStatus.DELIVERED and order.complete_after and not order.open_after_sales else {}),
     }
 
 
@@ -352,6 +358,7 @@ def order_from_item(item: dict[str, Any]) -> Order:
         after_sales=tuple(item.get("after_sales") or ()),
         open_after_sales=int(item.get("open_after_sales") or 0),
         phone_digest=item.get("phone_digest"),
+        complete_after=item.get("complete_after"),
         version=item["version"],
     )
 

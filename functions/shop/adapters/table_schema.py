@@ -21,6 +21,8 @@ Items (pk / sk):
                                            PENDING_PAYMENT#{n} / {expires_at}#{order_id};
                                          else while a refund is pending:
                                            REFUND_PENDING#{n} / {earliest pending refund's at}#{order_id}
+                                         else while DELIVERED with no open after-sales request:
+                                           COMPLETION_DUE#{n} / {complete_after}#{order_id}
 - ORDERNO#{order_number} / ORDERNO        uniqueness and lookup of order numbers (written with the new order)
 - AFTERSALE#{after_sale_id} / AFTERSALE  an after-sales request; n = index_shard(after_sale_id):
                                          gsi2 AFTERSALES#{status}#{n} / {created_at}#{after_sale_id}

@@ -53,3 +53,45 @@ class StepFunctionsPaymentWindows:
         except Exception:  # noqa: BLE001 - see docstring
             logger.exception("could not start the payment window; the sweeper will expire the order",
                              extra={"order_id": order_id})
+
+
+class StepFunctionsParcelTracking:
+    """One Standard execution per parcel, named by the shipment id, runs the courier-poll loop
+    (workflows/courier_poll.asl.json)."""
+
+    def __init__(self, state_machine_arn: str):
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, order_id: str, shipment_id: str, wait_seconds: int) -> None:
+        """Start following the parcel; a second start (a retried request) finds the execution and does nothing.
+        A failure is logged, not raised: the parcel is recorded, a retry of the shipment request starts it."""
+        if not self.state_machine_arn:
+            logger.warning("no courier poll state machine configured; the parcel is followed by pushes only")
+            return
+        try:
+            client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn, name=shipment_id,
+                input=json.dumps({"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": wait_seconds}))
+        except client("stepfunctions").exceptions.ExecutionAlreadyExists:
+            pass
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.exception("could not start following the parcel", extra={"order_id": order_id,
+                                                                           "shipment_id": shipment_id})
+
+    def stop(self, shipment_id: str, cause: str) -> None:
+        """End the parcel's loop now (a push brought its final status): its pending Wait ends early."""
+        if not self.state_machine_arn:
+            return
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{shipment_id}"
+        try:
+            client("stepfunctions").stop_execution(executionArn=arn, cause=cause[:200])
+        except Exception:  # noqa: BLE001 - ended already, or never started: the next poll ends it anyway
+            logger.info("parcel execution not stopped", extra={"shipment_id": shipment_id})
+
+    def answer(self, task_token: str, output: dict) -> None:
+        """Answer the poll task; a token answered or timed out already is not an error (SQS redelivered us)."""
+        sfn = client("stepfunctions")
+        try:
+            sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist):
+            logger.info("poll task answered already or timed out")

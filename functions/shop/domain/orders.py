@@ -131,6 +131,8 @@ class Order:
     # A keyed digest of the shipping phone (shop/adapters/phones.py): the operators' phone lookup key,
     # never the number itself.
     phone_digest: str | None = None
+    # When a DELIVERED order completes by itself (the confirmation period after its last parcel was delivered).
+    complete_after: str | None = None
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -176,7 +178,7 @@ class Order:
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
     def ship(self, shipment_id: str, units: dict[str, int] | None, *, carrier: str | None,
-             tracking_number: str | None, at: str, actor: str) -> Order:
+             tracking_number: str | None, at: str, actor: str, tracking: dict | None = None) -> Order:
         """Record a parcel (every unshipped unit when `units` is None): PAID or PARTIALLY_SHIPPED ->
         PARTIALLY_SHIPPED, or SHIPPED once nothing is left."""
         if self.status not in (S.PAID, S.PARTIALLY_SHIPPED):
@@ -194,11 +196,19 @@ class Order:
         if short:
             raise InvalidTransition(f"order {self.order_id} has fewer units left to ship", {"skus": short})
         done = all(left[sku] == parcel.get(sku, 0) for sku in left)
-        shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor)
+        shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor, tracking)
         return self.transition(S.SHIPPED if done else S.PARTIALLY_SHIPPED, at=at, actor=actor,
                                reason=f"shipment {shipment_id}",
                                fulfillment_status=FulfillmentStatus.FULFILLED if done else FulfillmentStatus.PARTIAL,
                                shipments=self.shipments + (shipment,))
+
+    def shipment(self, shipment_id: str) -> Shipment | None:
+        return next((s for s in self.shipments if s.shipment_id == shipment_id), None)
+
+    def with_shipment(self, shipment: Shipment, *, at: str) -> Order:
+        """The order with one parcel replaced (tracking news, a booked waybill): a new version, no transition."""
+        shipments = tuple(shipment if s.shipment_id == shipment.shipment_id else s for s in self.shipments)
+        return replace(self, shipments=shipments, updated_at=at, version=self.version + 1)
 
     def last_transition_to(self, status: OrderStatus) -> HistoryEntry | None:
         return next((h for h in reversed(self.history) if h.to_status == status.value), None)

@@ -95,6 +95,8 @@ class ShipmentIn(Strict):
     carrier: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None = None
     tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True,
                                                       pattern=r"^[A-Za-z0-9 ._/-]+$")] | None = None
+    # The carrier company at an aggregator carrier: Kuaidi100 `com` (e.g. shunfeng, zhongtong), AfterShip `slug`.
+    carrier_code: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$")] | None = None
 
 
 class RefundIn(Strict):

@@ -37,7 +37,7 @@ def provider_secret(provider: str, key: str) -> str:
     Settings) or LOCAL_DEFAULTS."""
     settings = get_settings()
     if settings.payment_secrets_source == "secretsmanager":
-        value = _from_secrets_manager(provider).get(key)
+        value = _from_secrets_manager(provider, settings.payment_secret_prefix).get(key)
     else:
         # Set but empty: missing (the local default applies only to a key the environment does not set).
         value = settings.provider_keys[key] if key in settings.provider_keys else LOCAL_DEFAULTS.get(key)
@@ -47,16 +47,33 @@ def provider_secret(provider: str, key: str) -> str:
     return value
 
 
-def _from_secrets_manager(provider: str) -> dict[str, str]:
+# The carriers' (shop.carriers): only the sandbox carrier has a local default; the local run sets the others.
+CARRIER_LOCAL_DEFAULTS: dict[str, str] = {"SANDBOX_CARRIER_WEBHOOK_SECRET": "sandbox_carrier_local_secret"}
+
+
+def carrier_secret(carrier: str, key: str) -> str:
+    """Key `key` of `carrier`, like provider_secret: Secrets Manager `{CARRIER_SECRET_PREFIX}{carrier}` when deployed,
+    else the environment (through Settings) or CARRIER_LOCAL_DEFAULTS."""
+    settings = get_settings()
+    if settings.payment_secrets_source == "secretsmanager":
+        value = _from_secrets_manager(carrier, settings.carrier_secret_prefix).get(key)
+    else:
+        value = settings.carrier_keys[key] if key in settings.carrier_keys else CARRIER_LOCAL_DEFAULTS.get(key)
+    if not value or not isinstance(value, str):
+        raise ProviderNotConfigured(carrier, key)
+    return value
+
+
+def _from_secrets_manager(provider: str, prefix: str) -> dict[str, str]:
     with _lock:
-        cached = _cache.get(provider)
+        cached = _cache.get(prefix + provider)
         if cached and cached[0] > time.monotonic():
             return cached[1]
     from botocore.exceptions import ClientError
 
     from shop.adapters.aws import client
 
-    name = get_settings().payment_secret_prefix + provider
+    name = prefix + provider
     try:
         values = json.loads(client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
     except ClientError as error:
@@ -70,5 +87,5 @@ def _from_secrets_manager(provider: str) -> dict[str, str]:
     if not isinstance(values, dict):
         raise ProviderNotConfigured(provider, f"secret {name} (not a JSON object)")
     with _lock:
-        _cache[provider] = (time.monotonic() + CACHE_SECONDS, values)
+        _cache[prefix + provider] = (time.monotonic() + CACHE_SECONDS, values)
     return values

@@ -1,40 +1,363 @@
-"""Fulfilment: operators record the parcels of a paid order. Stock is already sold; shipping moves no units."""
+"""Fulfilment: parcels of a paid order, their waybills, their courier status, and the order's completion.
+
+Stock is already sold; shipping moves no units. A waybill is booked outside the database, like a refund: the
+parcel is recorded first (booking `pending`, conditional on the order's version), the carrier is called with an
+idempotency key derived from the parcel id, the outcome is recorded after. A retry of the same request (same
+Idempotency-Key, so the same parcel id) finishes a booking that a crash or an outage left pending, and the
+carrier answers a repeated key with the same waybill. See docs/fulfilment.md.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from shop.carriers import labels
+from shop.carriers import registry as carriers
+from shop.carriers.base import Callback, Carrier, CarrierError, ParcelRef
 from shop.domain import clock
-from shop.domain.errors import InvalidTransition
+from shop.domain.errors import InvalidTransition, NotFound, Unavailable, Unprocessable
 from shop.domain.orders import Order, OrderStatus
+from shop.domain.parcels import (
+    FINAL,
+    TERMINAL,
+    ParcelStatus,
+    PollPolicy,
+    Tracking,
+    TrackResult,
+    all_delivered,
+    stale_reason,
+    status_of,
+    track,
+)
 from shop.domain.statuses import FulfillmentStatus
+from shop.domain.values import Shipment
 from shop.services.orders import get_order_for, request_fingerprint
 from shop.services.ports import Commit, Ports
 from shop.services.presenters import shipment_view
 from shop.services.retry import with_retries
+from shop.settings import get_settings
+
+logger = Logger(child=True)
+BOOKING_PENDING, BOOKED = "pending", "booked"
+_BASE = ("shipment_id", "carrier", "tracking_number")
+
+
+def parcel_of(order: Order, shipment_id: str) -> dict[str, Any] | None:
+    """The parcel as one flat mapping: shipment id, carrier, tracking number and its tracking state."""
+    shipment = order.shipment(shipment_id)
+    if shipment is None:
+        return None
+    return {"shipment_id": shipment.shipment_id, "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number, "lines": [{"sku": line.sku, "quantity": line.quantity}
+                                                                    for line in shipment.lines],
+            **(shipment.tracking or {})}
+
+
+def _with_parcel(order: Order, parcel: dict[str, Any], *, at: str) -> Order:
+    shipment = order.shipment(parcel["shipment_id"])
+    assert shipment is not None
+    tracking = {k: v for k, v in parcel.items() if k not in (*_BASE, "lines")}
+    return order.with_shipment(replace(shipment, tracking_number=parcel.get("tracking_number"), tracking=tracking),
+                               at=at)
+
+
+def poll_policy() -> PollPolicy:
+    return get_settings().poll_policy()
+
+
+def confirmation_seconds() -> int:
+    return get_settings().order_confirmation_seconds
 
 
 def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, carrier: str | None,
-               tracking_number: str | None, key: str, actor: str) -> tuple[Order, bool]:
+               tracking_number: str | None, key: str, actor: str, carrier_code: str | None = None
+               ) -> tuple[Order, bool]:
     """Record one shipment (every unshipped unit when `units` is None). Returns (order, created).
 
-    The shipment id derives from the order and the request key, so a retried request finds its
-    shipment already recorded and changes nothing.
+    The shipment id derives from the order and the request key, so a retried request finds its shipment already
+    recorded and changes nothing, except finishing what the first attempt left undone (the booking, the start of
+    the parcel's polling). With a carrier that has an adapter, the carrier books the waybill (when no tracking
+    number is given) and the parcel is followed (subscription where the carrier pushes, polling always).
     """
-    shipment_id = "shp_" + request_fingerprint([order_id, key])[:24]
+    shipment_id = shipment_id_for(order_id, key)
+    adapter = carriers.adapter(carrier)
+    if adapter is not None:
+        if adapter.needs_code and not carrier_code:
+            raise Unprocessable(f"carrier {carrier!r} needs carrier_code (the carrier company's code there)",
+                                {"fields": ["carrier_code"]})
+        if not tracking_number and not adapter.books_waybills:
+            raise Unprocessable(f"carrier {carrier!r} issues no waybills: give tracking_number",
+                                {"fields": ["tracking_number"]})
 
     def attempt() -> tuple[Order, bool]:
         order = get_order_for(ports, order_id, None)
-        if any(s.shipment_id == shipment_id for s in order.shipments):
+        if order.shipment(shipment_id) is not None:
             return order, False
+        at = clock.iso(clock.now())
+        parcel: dict[str, Any] = {}
+        if adapter is not None:
+            parcel = {"carrier_code": carrier_code, "status": ParcelStatus.LABEL_CREATED.value, "checkpoints": [],
+                      "status_changed_at": at, "tracking_started_at": at, "quiet_polls": 0,
+                      "booking": BOOKED if tracking_number else BOOKING_PENDING}
         updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
-                             at=clock.iso(clock.now()), actor=actor)
+                             at=at, actor=actor, tracking=parcel or None)
         ports.store.commit(Commit(order_update=(order, updated)))
         return updated, True
 
-    updated, created = with_retries(attempt)
-    if created:
-        event = "order.shipped" if updated.fulfillment_status is FulfillmentStatus.FULFILLED else "order.partially_shipped"
-        ports.events.publish(event, {"order_id": order_id, **shipment_view(updated.shipments[-1])})
-    return updated, created
+    order, created = with_retries(attempt)
+    shipment = parcel_of(order, shipment_id)
+    assert shipment is not None
+    if adapter is not None:
+        order = _finish_booking(ports, adapter, order, shipment_id)
+        shipment = parcel_of(order, shipment_id) or shipment
+        _follow(ports, adapter, order, shipment)
+    if created or (adapter is not None and shipment.get("shipped_event") is None):
+        _announce_shipment(ports, order, shipment_id)
+    return get_order_for(ports, order_id, None) if adapter is not None else order, created
+
+
+def shipment_id_for(order_id: str, key: str) -> str:
+    return "shp_" + request_fingerprint([order_id, key])[:24]
+
+
+def _announce_shipment(ports: Ports, order: Order, shipment_id: str) -> None:
+    """order.shipped (or order.partially_shipped) once the parcel has its tracking number, recorded as sent."""
+    shipment = order.shipment(shipment_id)
+    assert shipment is not None
+    event = "order.shipped" if order.fulfillment_status is FulfillmentStatus.FULFILLED else "order.partially_shipped"
+    ports.events.publish(event, {"order_id": order.order_id, **shipment_view(shipment)})
+    if (shipment.tracking or {}).get("booking") is not None:
+        _update_parcel(ports, order.order_id, shipment_id, lambda parcel: {**parcel, "shipped_event": event})
+
+
+def _finish_booking(ports: Ports, adapter: Carrier, order: Order, shipment_id: str) -> Order:
+    """Book the waybill of a parcel whose booking is pending; record the tracking number and the label."""
+    shipment = parcel_of(order, shipment_id)
+    assert shipment is not None
+    if shipment.get("booking") != BOOKING_PENDING:
+        return order
+    try:
+        booking = adapter.book(order, shipment, idempotency_key=shipment_id)
+        label_key = labels.store(order.order_id, shipment_id, booking.label_pdf) if booking.label_pdf else None
+    except CarrierError as error:
+        message = str(error)[:300]
+        _update_parcel(ports, order.order_id, shipment_id, lambda parcel: {
+            **parcel, "booking_attempts": int(parcel.get("booking_attempts", 0)) + 1, "booking_error": message})
+        logger.warning("waybill not booked; a retry with the same Idempotency-Key finishes it",
+                       extra={"order_id": order.order_id, "shipment_id": shipment_id, "error": message})
+        raise Unavailable(f"the carrier did not book the waybill ({message}); retry with the same Idempotency-Key",
+                          {"retry_after": 5, "shipment_id": shipment_id}) from None
+
+    def booked(parcel: dict[str, Any]) -> dict[str, Any]:
+        if parcel.get("booking") != BOOKING_PENDING:
+            return parcel  # a concurrent retry recorded it first (the carrier gave it the same waybill)
+        return {**{k: v for k, v in parcel.items() if k != "booking_error"}, "booking": BOOKED,
+                "tracking_number": booking.tracking_number, "label_key": label_key}
+
+    return _update_parcel(ports, order.order_id, shipment_id, booked)
+
+
+def _follow(ports: Ports, adapter: Carrier, order: Order, shipment: dict[str, Any]) -> None:
+    """Subscribe to the carrier's pushes (best effort: polling is the fallback) and start the polling loop."""
+    if shipment.get("booking") != BOOKED or not shipment.get("tracking_number"):
+        return
+    if not shipment.get("subscribed"):
+        try:
+            adapter.subscribe(_ref(order.order_id, shipment))
+            _update_parcel(ports, order.order_id, shipment["shipment_id"],
+                           lambda parcel: {**parcel, "subscribed": True})
+        except CarrierError as error:
+            logger.warning("carrier subscription failed; the parcel is polled", extra={
+                "order_id": order.order_id, "shipment_id": shipment["shipment_id"], "error": str(error)[:200]})
+    if ports.tracking is not None:
+        ports.tracking.start(order.order_id, shipment["shipment_id"], poll_policy().interval(0))
+
+
+def _ref(order_id: str, shipment: dict[str, Any]) -> ParcelRef:
+    return ParcelRef(order_id, shipment["shipment_id"], str(shipment.get("tracking_number") or ""),
+                     str(shipment.get("carrier_code") or ""))
+
+
+def _update_parcel(ports: Ports, order_id: str, shipment_id: str,
+                   change: Callable[[dict[str, Any]], dict[str, Any]]) -> Order:
+    def attempt() -> Order:
+        order = get_order_for(ports, order_id, None)
+        parcel = parcel_of(order, shipment_id)
+        if parcel is None:
+            raise NotFound(f"no shipment {shipment_id} on order {order_id}")
+        changed = change(parcel)
+        if changed == parcel:
+            return order
+        updated = _with_parcel(order, changed, at=clock.iso(clock.now()))
+        ports.store.commit(Commit(order_update=(order, updated)))
+        return updated
+
+    return with_retries(attempt)
+
+
+# ---- courier status ----
+
+
+@dataclass(frozen=True)
+class ParcelUpdate:
+    order: Order
+    result: TrackResult | None  # None: the parcel was not found or not tracked
+    delivered_now: bool = False
+    stale: str | None = None
+
+
+def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tracking | None, *,
+                    policy: PollPolicy | None = None, polled: bool = False, now: datetime | None = None
+                    ) -> ParcelUpdate:
+    """Merge what the carrier said (None: it could not say) into the parcel, in one write conditional on the
+    order's version; DELIVERED when every parcel is delivered; stale when too old. Events after the commit."""
+    policy = policy or poll_policy()
+    moment = now or clock.now()
+    at = clock.iso(moment)
+
+    def attempt() -> ParcelUpdate:
+        order = get_order_for(ports, order_id, None)
+        parcel = parcel_of(order, shipment_id)
+        if parcel is None or parcel.get("booking") is None:
+            return ParcelUpdate(order, None)
+        result = track(parcel, tracking or Tracking(()), at=at)
+        changed = result.parcel
+        if polled and not result.new_checkpoints:
+            changed = {**changed, "quiet_polls": int(parcel.get("quiet_polls", 0)) + 1}
+        if polled:
+            changed = {**changed, "last_polled_at": at, "polls": int(parcel.get("polls", 0)) + 1,
+                       **({"last_poll_error": "carrier did not answer"} if tracking is None else {})}
+        started = clock.parse_iso(str(parcel.get("tracking_started_at") or parcel.get("at") or at))
+        # Only a poll ends a parcel as stale: a push brings news, and may revive a stale parcel.
+        stale = stale_reason(changed, policy, (moment - started).total_seconds()) if polled else None
+        if stale:
+            changed = {**changed, "status": ParcelStatus.STALE.value, "status_changed_at": at, "stale_reason": stale}
+            result = TrackResult(changed, result.new_checkpoints, result.previous, ParcelStatus.STALE, result.refused)
+        if changed == parcel:
+            return ParcelUpdate(order, result)
+        updated = _with_parcel(order, changed, at=at)
+        delivered_now = (updated.status is OrderStatus.SHIPPED
+                         and all_delivered(tuple(parcel_of(updated, s.shipment_id) or {} for s in updated.shipments)))
+        if delivered_now:
+            updated = updated.transition(OrderStatus.DELIVERED, at=at, actor="system:carrier",
+                                         reason="every parcel delivered",
+                                         complete_after=clock.iso_after(moment, confirmation_seconds()))
+        ports.store.commit(Commit(order_update=(order, updated)))
+        return ParcelUpdate(updated, result, delivered_now, stale)
+
+    update = with_retries(attempt)
+    _publish(ports, update, shipment_id)
+    return update
+
+
+def _publish(ports: Ports, update: ParcelUpdate, shipment_id: str) -> None:
+    result = update.result
+    if result is None or not result.status_changed:
+        return
+    parcel = result.parcel
+    detail = {"order_id": update.order.order_id, "shipment_id": shipment_id, "parcel_id": shipment_id,
+              "carrier": parcel.get("carrier"), "tracking_number": parcel.get("tracking_number"),
+              "status": result.status.value if result.status else None,
+              "previous_status": result.previous.value if result.previous else None,
+              "refused": bool(parcel.get("refused"))}
+    ports.events.publish("parcel.status_changed", detail)
+    if update.stale:
+        ports.events.publish("parcel.stale", {**detail, "reason": update.stale})
+    if result.status is ParcelStatus.RETURNED or (result.status is ParcelStatus.RETURNING and parcel.get("refused")):
+        _open_return(ports, update.order.order_id, shipment_id,
+                     "refused by the recipient" if parcel.get("refused") else "returned by the carrier")
+    if update.delivered_now:
+        ports.events.publish("order.delivered", {"order_id": update.order.order_id,
+                                                 "complete_after": update.order.complete_after})
+
+
+def _open_return(ports: Ports, order_id: str, shipment_id: str, reason: str) -> None:
+    """A returned or refused parcel opens an approved return of its units (after-sales, once per parcel). Its
+    failure is logged, not raised: the parcel's status is recorded, and parcel.status_changed tells operators."""
+    from shop.services.after_sales import open_return_case
+
+    try:
+        open_return_case(ports, order_id, shipment_id=shipment_id, reason=reason)
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception("return case not opened", extra={"order_id": order_id, "shipment_id": shipment_id})
+
+
+def poll_parcel(ports: Ports, order_id: str, shipment_id: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """One turn of the parcel's loop: ask the carrier, record, and say how long to wait before the next turn.
+
+    Returns the state machine's next input: {order_id, shipment_id, wait_seconds, done, status}. An outage
+    changes no status: the turn counts as quiet (the interval grows) and the next turn tries again."""
+    policy = poll_policy()
+    try:
+        order = get_order_for(ports, order_id, None)
+    except NotFound:
+        return {"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": 0, "done": True, "status": None}
+    parcel = parcel_of(order, shipment_id)
+    adapter = carriers.adapter(parcel.get("carrier")) if parcel else None
+    if parcel is None or adapter is None or status_of(parcel) in TERMINAL:
+        status = status_of(parcel) if parcel else None
+        return {"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": 0, "done": True,
+                "status": status.value if status else None}
+    tracking: Tracking | None
+    try:
+        tracking = adapter.query(_ref(order_id, parcel))
+    except CarrierError as error:
+        logger.warning("carrier did not answer; polled again later", extra={
+            "order_id": order_id, "shipment_id": shipment_id, "error": str(error)[:200]})
+        tracking = None
+    update = record_tracking(ports, order_id, shipment_id, tracking, policy=policy, polled=True, now=now)
+    current = parcel_of(update.order, shipment_id) or parcel
+    status = status_of(current)
+    return {"order_id": order_id, "shipment_id": shipment_id, "done": status in TERMINAL,
+            "wait_seconds": policy.interval(int(current.get("quiet_polls", 0))),
+            "status": status.value if status else None}
+
+
+def receive_callback(ports: Ports, adapter: Carrier, callback: Callback) -> ParcelUpdate:
+    """A verified push: the same merge as a poll. A final status ends the parcel's loop now (its Wait ends
+    early); other news resets the polling interval to the first one (docs/fulfilment.md)."""
+    if not callback.order_id or not callback.shipment_id:
+        raise Unprocessable("the callback names no parcel of ours", {"fields": ["order_id", "shipment_id"]})
+    order = get_order_for(ports, callback.order_id, None)
+    parcel = parcel_of(order, callback.shipment_id)
+    if parcel is None or parcel.get("carrier") != adapter.name or \
+            str(parcel.get("tracking_number") or "") != callback.tracking_number:
+        raise NotFound("no such parcel")
+    update = record_tracking(ports, callback.order_id, callback.shipment_id, callback.tracking)
+    current = parcel_of(update.order, callback.shipment_id) or parcel
+    if status_of(current) in FINAL and ports.tracking is not None:
+        ports.tracking.stop(callback.shipment_id, f"final status {status_of(current)} pushed by the carrier")
+    return update
+
+
+# ---- completion ----
+
+
+def complete_if_due(ports: Ports, order_id: str, *, now: datetime | None = None) -> Order | None:
+    """DELIVERED -> COMPLETED once the confirmation period is over and no after-sales request is open
+    (`open_after_sales`, kept by after-sales). None when it is not (yet) due."""
+    at = clock.iso(now or clock.now())
+
+    def attempt() -> Order | None:
+        order = get_order_for(ports, order_id, None)
+        if order.status is not OrderStatus.DELIVERED or not order.complete_after or order.complete_after > at:
+            return None
+        if order.open_after_sales:
+            return None
+        updated = order.transition(OrderStatus.COMPLETED, at=at, actor="system:confirmation",
+                                   reason="confirmation period over")
+        ports.store.commit(Commit(order_update=(order, updated)))
+        return updated
+
+    completed = with_retries(attempt)
+    if completed is not None:
+        ports.events.publish("order.completed", {"order_id": order_id, "by": "system"})
+    return completed
 
 
 def confirm_receipt(ports: Ports, order_id: str, *, customer_id: str, actor: str) -> Order:
@@ -57,3 +380,7 @@ def confirm_receipt(ports: Ports, order_id: str, *, customer_id: str, actor: str
     if changed:
         ports.events.publish("order.completed", {"order_id": order_id, "by": "customer"})
     return completed
+
+
+def label_url(shipment: Shipment) -> str | None:
+    return labels.url((shipment.tracking or {}).get("label_key"))

@@ -231,6 +231,10 @@ class Store(Protocol):
         entry (its `at`, else the order's `updated_at`), those at or before `before_iso`, oldest first."""
         ...
 
+    def completion_due_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """DELIVERED orders with `complete_after` <= `now_iso` and no open after-sales request, earliest first."""
+        ...
+
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
         """The after-sales request of this id as last committed (`Commit.after_sale`), None if absent."""
         ...
@@ -285,6 +289,22 @@ class RestockQueue(Protocol):
         ...
 
 
+class ParcelTracking(Protocol):
+    """The courier-poll loop of each parcel (one Step Functions execution named by the shipment id)."""
+
+    def start(self, order_id: str, shipment_id: str, wait_seconds: int) -> None:
+        """Start following the parcel (its first poll after `wait_seconds`). Once per parcel; never raises."""
+        ...
+
+    def stop(self, shipment_id: str, cause: str) -> None:
+        """End the parcel's loop now (a final status was pushed). Never raises."""
+        ...
+
+    def answer(self, task_token: str, output: dict[str, Any]) -> None:
+        """Answer a poll task; a token answered or timed out already is not an error."""
+        ...
+
+
 @dataclass
 class Ports:
     store: Store
@@ -293,3 +313,4 @@ class Ports:
     release_queue: ReleaseQueue | None = None
     restock_queue: RestockQueue | None = None
     evidence: EvidenceUploads | None = None
+    tracking: ParcelTracking | None = None  # the courier-poll executions (None: parcels are not polled)

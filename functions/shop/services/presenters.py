@@ -58,6 +58,9 @@ def _customer_refund(refund: Refund) -> dict[str, Any]:
     return {name: full[name] for name in CUSTOMER_REFUND_FIELDS}
 
 
+CHECKPOINT_FIELDS = ("at", "status", "description", "location")
+
+
 def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str, Any]:
     """A parcel as the API and its events show it (a customer sees operators anonymously)."""
     shown: dict[str, Any] = {"shipment_id": shipment.shipment_id,
@@ -66,7 +69,22 @@ def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str
                              "at": shipment.at}
     if shipment.actor is not None:  # parcels recorded before actors were kept show none
         shown["actor"] = _customer_actor(shipment.actor) if for_customer else shipment.actor
+    # Courier status (docs/fulfilment.md); None for a free-text parcel nobody tracks.
+    tracking = shipment.tracking or {}
+    shown.update({"status": tracking.get("status"), "carrier_code": tracking.get("carrier_code"),
+                  "status_changed_at": tracking.get("status_changed_at"),
+                  "checkpoints": [{name: c.get(name) for name in CHECKPOINT_FIELDS}
+                                  for c in tracking.get("checkpoints") or [] if isinstance(c, dict)]})
+    if not for_customer and tracking:  # operators also see the booking and polling state
+        shown["tracking"] = {k: v for k, v in tracking.items() if k != "checkpoints"}
     return shown
+
+
+def admin_shipment_view(shipment: Shipment) -> dict[str, Any]:
+    """A parcel for operators, with its label as a short-lived presigned URL (None without a label)."""
+    from shop.carriers.labels import url
+
+    return {**shipment_view(shipment), "label_url": url((shipment.tracking or {}).get("label_key"))}
 
 
 def order_view(order: Order) -> dict[str, Any]:
@@ -161,7 +179,8 @@ def _full_order_view(order: Order) -> dict[str, Any]:
 
 
 def admin_order_view(order: Order) -> dict[str, Any]:
-    return {**_full_order_view(order), "customer_id": order.customer_id}
+    return {**_full_order_view(order), "customer_id": order.customer_id, "complete_after": order.complete_after,
+            "shipments": [admin_shipment_view(shipment) for shipment in order.shipments]}
 
 
 def public_sku_view(sku: Sku) -> dict[str, Any]:

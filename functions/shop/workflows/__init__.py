@@ -7,6 +7,8 @@ from pathlib import Path
 PAYMENT_WINDOW_ASL = Path(__file__).with_name("payment_window.asl.json")
 # Placeholders in the ASL file, filled by CDK definition_substitutions or the local run.
 PAYMENT_WINDOW_SUBSTITUTIONS = ("StockReleaseQueueUrl",)
+COURIER_POLL_ASL = Path(__file__).with_name("courier_poll.asl.json")
+COURIER_POLL_SUBSTITUTIONS = ("CourierPollQueueUrl",)
 
 
 def render(path: Path, values: dict[str, str]) -> str:

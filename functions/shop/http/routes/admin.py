@@ -194,8 +194,12 @@ def ship(order_id: str, body: ShipmentIn,
     # Without a key, the shipment is keyed on its content: an identical retry records one parcel.
     key = idempotency_key or order_service.request_fingerprint(body.model_dump())
     order, created = fulfilment.ship_order(default_ports(), order_id, units=units, carrier=body.carrier,
-                                           tracking_number=body.tracking_number, key=key, actor=who.actor)
-    return json_response(201 if created else 200, admin_order_view(order))
+                                           tracking_number=body.tracking_number, key=key, actor=who.actor,
+                                           carrier_code=body.carrier_code)
+    shipment_id = fulfilment.shipment_id_for(order_id, key)
+    view = admin_order_view(order)
+    shipment = next(s for s in view["shipments"] if s["shipment_id"] == shipment_id)
+    return json_response(201 if created else 200, {**view, "shipment": shipment})
 
 
 @router.post("/admin/orders/<order_id>/approve", summary="Release a held order for fulfilment")

@@ -1,0 +1,1 @@
+"""Carrier adapters behind one interface (book a waybill, query, verify a push callback); see docs/fulfilment.md."""

@@ -1,0 +1,91 @@
+"""Fulfilment: the waybill label bucket, the courier-poll state machine (one execution per parcel) and the carrier
+secrets. The queue and the functions come from the manifest like every other."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import grants
+from shop.workflows import COURIER_POLL_ASL, COURIER_POLL_SUBSTITUTIONS
+
+LABEL_RETENTION = Duration.days(180)  # a label is printed at once; kept half a year for disputes, then deleted
+
+
+class Fulfilment(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, poll_queue: sqs.IQueue, secret_prefix: str,
+                 carriers: list[str]):
+        super().__init__(scope, construct_id)
+        self.labels = s3.Bucket(
+            self, "Labels",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-labels", expiration=LABEL_RETENTION,
+                                              abort_incomplete_multipart_upload_after=Duration.days(1))],
+            # Kept when the stack is deleted (labels of parcels under way), deleted if the first create rolls back.
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        )
+        substitutions = {"CourierPollQueueUrl": poll_queue.queue_url}
+        assert set(substitutions) == set(COURIER_POLL_SUBSTITUTIONS)
+        log_group = logs.LogGroup(self, "CourierPollLogs", retention=logs.RetentionDays.ONE_MONTH,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "CourierPoll",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            # The very file the local run executes; only the queue URL is filled in.
+            definition_body=sfn.DefinitionBody.from_file(str(COURIER_POLL_ASL)),
+            definition_substitutions=substitutions,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        grants.send_messages(poll_queue, self.state_machine)  # sqs:sendMessage.waitForTaskToken sends, nothing else
+        self.secrets = {
+            carrier: secretsmanager.Secret(
+                self, f"{carrier}-secret", secret_name=f"{secret_prefix}{carrier}",
+                description=f"{carrier} keys (JSON object; the keys are listed in docs/fulfilment.md)",
+                secret_string_value=SecretValue.unsafe_plain_text("{}"),  # not a secret: an empty object
+                removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+            for carrier in carriers
+        }
+
+    def executions_arn(self) -> str:
+        """ARN pattern of this state machine's executions (StopExecution acts on an execution)."""
+        stack = Stack.of(self)
+        return stack.format_arn(service="states", resource="execution",
+                                resource_name=f"{self.state_machine.state_machine_name}:*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+    def grant_labels_write(self, grantee: iam.IGrantable) -> None:
+        """PutObject to write a label, GetObject so that the URLs this role presigns are honoured."""
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:GetObject"], resources=[self.labels.arn_for_objects("labels/*")]))
+
+    def grant_labels_read(self, grantee: iam.IGrantable) -> None:
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[self.labels.arn_for_objects("labels/*")]))
+
+    def grant_start(self, grantee: iam.IGrantable) -> None:
+        self.state_machine.grant_start_execution(grantee)
+
+    def grant_answer(self, grantee: iam.IGrantable) -> None:
+        """SendTaskSuccess: task tokens are not resources, so IAM takes the state machine's ARN."""
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["states:SendTaskSuccess"], resources=[self.state_machine.state_machine_arn]))
+
+    def grant_stop(self, grantee: iam.IGrantable) -> None:
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["states:StopExecution"], resources=[self.executions_arn()]))
+
+    def grant_secrets(self, grantee: iam.IGrantable) -> None:
+        if self.secrets:
+            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[s.secret_arn for s in self.secrets.values()]))
