@@ -246,7 +246,7 @@ class NoOps:
 
 def our_call(ports, code: str, last_order: dict[str, str]) -> Callable[[int, int], str]:
     from shop.domain.errors import InsufficientStock, Unavailable
-    from shop.services.orders import OrderRequest, place_order, request_fingerprint
+    from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order, request_fingerprint
 
     items = [(code, 1)]
     fingerprint = request_fingerprint({"items": [[code, 1]]})
@@ -254,9 +254,8 @@ def our_call(ports, code: str, last_order: dict[str, str]) -> Callable[[int, int
     def call(t: int, n: int) -> str:
         request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider="sandbox")
         try:
-            placed = place_order(ports, customer_id=f"shopper-{t}-{n}-{uuid.uuid4().hex[:6]}",
-                                 idempotency_key=uuid.uuid4().hex, request=request, fingerprint=fingerprint,
-                                 window_seconds=900, idempotency_ttl_seconds=3600, payment_details=lambda o: {})
+            placed = place_order(ports, PlaceOrder(f"shopper-{t}-{n}-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex,
+                                                   request, fingerprint), OrderPolicy(900, 3600), lambda o: {})
             last_order["order_id"] = placed.order_id
             return "accepted"
         except Unavailable:
@@ -329,7 +328,7 @@ def targets(ours: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
 
 def sell_out_phase(ports, shards: int | None) -> dict[str, Any]:
     from shop.domain.errors import InsufficientStock, Unavailable
-    from shop.services.orders import OrderRequest, place_order, request_fingerprint
+    from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order, request_fingerprint
 
     code = f"SELLOUT-{uuid.uuid4().hex[:8]}"
     create_sku(ports, code, SELLOUT_STOCK, shards)
@@ -346,9 +345,8 @@ def sell_out_phase(ports, shards: int | None) -> dict[str, Any]:
         while refused_in_a_row < SELLOUT_STOP_AFTER_409S and time.perf_counter() < deadline:
             request = OrderRequest(items=[(code, 1)], shipping_address=ADDRESS, payment_provider="sandbox")
             try:
-                place_order(ports, customer_id=f"fan-{t}-{n}", idempotency_key=uuid.uuid4().hex, request=request,
-                            fingerprint=fingerprint, window_seconds=900, idempotency_ttl_seconds=3600,
-                            payment_details=lambda o: {})
+                place_order(ports, PlaceOrder(f"fan-{t}-{n}", uuid.uuid4().hex, request, fingerprint),
+                            OrderPolicy(900, 3600), lambda o: {})
                 outcome, refused_in_a_row = "accepted", 0
             except InsufficientStock:
                 outcome = "insufficient_stock_409"

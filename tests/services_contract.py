@@ -31,7 +31,16 @@ from shop.domain.orders import Order, OrderStatus
 from shop.domain.refunds import pending as pending_refunds
 from shop.domain.skus import StockLevels
 from shop.services import catalog, finding, fulfilment, payments, refunds
-from shop.services.orders import NotYetDue, OrderRequest, PlacedOrder, expire_order, place_order, request_fingerprint
+from shop.services.orders import (
+    NotYetDue,
+    OrderPolicy,
+    OrderRequest,
+    PlacedOrder,
+    PlaceOrder,
+    expire_order,
+    place_order,
+    request_fingerprint,
+)
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
 from shop.services.records import PaidFromAddress, RestockApplied
 from shop.services.risk import RiskRules
@@ -83,10 +92,9 @@ class Shop:
               limits: HoldLimits | None = None, window: int = 900, phone: str | None = None) -> PlacedOrder:
         request = OrderRequest(items=items, shipping_address={**ADDRESS, **({"phone": phone} if phone else {})},
                                payment_provider=self.provider.name, phone_digest=phones.phone_digest(phone))
-        return place_order(self.ports, customer_id=customer, idempotency_key=key or uuid.uuid4().hex,
-                           request=request, fingerprint=request_fingerprint({"items": items}),
-                           window_seconds=window, idempotency_ttl_seconds=3600,
-                           payment_details=self.provider.create_payment, hold_limits=limits)
+        placing = PlaceOrder(customer, key or uuid.uuid4().hex, request, request_fingerprint({"items": items}))
+        return place_order(self.ports, placing, OrderPolicy(window, 3600, hold_limits=limits or HoldLimits()),
+                           self.provider.create_payment)
 
     def order(self, order_id: str) -> Order:
         order = self.store.get_order(order_id)
@@ -482,9 +490,8 @@ class ServiceContract:
         risk = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=3600, max_payments_per_ip=1)
         request = OrderRequest(items=[("A", 1)], shipping_address=ADDRESS, payment_provider="fake",
                                client_ip="203.0.113.9")
-        placed = [place_order(shop.ports, customer_id=f"cus_{n}", idempotency_key="k", request=request,
-                              fingerprint="f", window_seconds=900, idempotency_ttl_seconds=60,
-                              payment_details=shop.provider.create_payment) for n in range(2)]
+        placed = [place_order(shop.ports, PlaceOrder(f"cus_{n}", "k", request, "f"), OrderPolicy(900, 60),
+                              shop.provider.create_payment) for n in range(2)]
         assert shop.pay(placed[0].order_id, risk=risk) == "paid"
         assert shop.pay(placed[1].order_id, risk=risk) == "paid_on_hold"
         assert shop.order(placed[1].order_id).status is OrderStatus.ON_HOLD

@@ -28,7 +28,7 @@ from shop.domain.values import Refund
 from shop.payments.base import ProviderError
 from shop.payments.registry import PROVIDERS
 from shop.services import catalog, payments
-from shop.services.orders import OrderRequest, place_order, request_fingerprint
+from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import RiskRules
 
@@ -349,10 +349,8 @@ def stock_up(ports, code: str, on_hand: int, policy: str = "reserve_on_order", p
 
 def place(ports, customer: str, key: str, items: list[tuple[str, int]], provider: str, window_seconds: int = 900):
     request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider)
-    return place_order(ports, customer_id=customer, idempotency_key=key, request=request,
-                       fingerprint=request_fingerprint({"items": items, "provider": provider}),
-                       window_seconds=window_seconds, idempotency_ttl_seconds=3600,
-                       payment_details=lambda o: PROVIDERS[o.payment_provider].create_payment(o))
+    return place_order(ports, PlaceOrder(customer, key, request, request_fingerprint({"items": items, "provider": provider})),
+                       OrderPolicy(window_seconds, 3600), lambda o: PROVIDERS[o.payment_provider].create_payment(o))
 
 
 class Webhook:

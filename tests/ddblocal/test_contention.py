@@ -11,7 +11,7 @@ import pytest
 from shop.domain.errors import InsufficientStock
 from shop.domain.money import Money
 from shop.services import catalog
-from shop.services.orders import OrderRequest, place_order, request_fingerprint
+from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order, request_fingerprint
 
 pytestmark = pytest.mark.ddblocal
 
@@ -29,9 +29,8 @@ def stock_up(ports, codes, on_hand=STOCK, shards=1):
 
 def order(ports, customer, key, items):
     request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider="sandbox")
-    return place_order(ports, customer_id=customer, idempotency_key=key, request=request,
-                       fingerprint=request_fingerprint({"items": items}), window_seconds=900,
-                       idempotency_ttl_seconds=3600, payment_details=lambda o: {})
+    return place_order(ports, PlaceOrder(customer, key, request, request_fingerprint({"items": items})),
+                       OrderPolicy(900, 3600), lambda o: {})
 
 
 def assert_ledger_matches(ports, code):

@@ -24,7 +24,7 @@ from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.payments.registry import PROVIDERS
 from shop.services import catalog, fulfilment, inventory, payments
-from shop.services.orders import OrderRequest, expire_order, place_order, request_fingerprint
+from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
 
@@ -84,10 +84,9 @@ def build_machine(ports_factory, fakes):
 
         def _place(self, customer, key, items, provider):
             request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider)
-            return place_order(self.ports, customer_id=customer, idempotency_key=key, request=request,
-                               fingerprint=request_fingerprint({"items": items, "p": provider}), window_seconds=0,
-                               idempotency_ttl_seconds=3600,
-                               payment_details=lambda o: PROVIDERS[o.payment_provider].create_payment(o))
+            placing = PlaceOrder(customer, key, request, request_fingerprint({"items": items, "p": provider}))
+            return place_order(self.ports, placing, OrderPolicy(0, 3600),
+                               lambda o: PROVIDERS[o.payment_provider].create_payment(o))
 
         @rule(target=orders, items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1,
                                             max_size=3, unique_by=lambda t: t[0]),

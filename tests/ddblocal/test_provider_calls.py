@@ -13,14 +13,13 @@ pytestmark = pytest.mark.ddblocal
 
 @pytest.mark.parametrize("name", ["stripe", "alipay", "wechatpay"])
 def test_create_query_refund(ddb_ports, provider_fakes, name):
-    from shop.services.orders import OrderRequest, place_order
+    from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order
 
     stock_up(ddb_ports, ["CALL-1"], on_hand=5)
     provider = PROVIDERS[name]
     request = OrderRequest(items=[("CALL-1", 1)], shipping_address={}, payment_provider=name)
-    placed = place_order(ddb_ports, customer_id="alice", idempotency_key="k", request=request, fingerprint="f",
-                         window_seconds=900, idempotency_ttl_seconds=60,
-                         payment_details=lambda o: provider.create_payment(o))
+    placed = place_order(ddb_ports, PlaceOrder("alice", "k", request, "f"), OrderPolicy(900, 60),
+                         lambda o: provider.create_payment(o))
     order = ddb_ports.store.get_order(placed.order_id)
     assert order.payment["provider"] == name
     assert provider.query(order) == "pending"

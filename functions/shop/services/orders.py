@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shop.domain import clock, stock
 from shop.domain.errors import (
@@ -37,6 +37,9 @@ from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, Stale
 from shop.services.presenters import order_view
 from shop.services.records import IdempotentResponse, UnpaidHoldings
 from shop.services.retry import with_retries
+
+if TYPE_CHECKING:
+    from shop.settings import Settings
 
 
 class NotYetDue(Conflict):
@@ -132,38 +135,41 @@ def _replay(record: IdempotentResponse, fingerprint: str) -> PlacedOrder:
     return PlacedOrder(record.status_code, json.loads(record.response), True, record.order_id)
 
 
-def place_order(
-    ports: Ports,
-    *,
-    customer_id: str,
-    idempotency_key: str,
-    request: OrderRequest,
-    fingerprint: str,
-    window_seconds: int,
-    idempotency_ttl_seconds: int,
-    payment_details: Callable[[Order], dict[str, Any]],
-    max_window_seconds: int | None = None,
-    hold_limits: HoldLimits | None = None,
-) -> PlacedOrder:
-    """Reserve every line and write the order in one transaction, once per Idempotency-Key."""
-    placement = _Placement(ports, customer_id, idempotency_key, request, fingerprint, payment_details,
-                           OrderPolicy(window_seconds, max_window_seconds or window_seconds, idempotency_ttl_seconds,
-                                       hold_limits or HoldLimits()),
-                           wanted=merge_lines(request.items))
-    placed = placement.commit_once()  # read, validate, price, plan allocation, commit; or replay
-    if not placed.replayed:
-        placement.open_payment_window(placed)
-    return placed
+@dataclass(frozen=True)
+class PlaceOrder:
+    """One POST /orders (or reorder): who asks, under which Idempotency-Key, for what."""
+
+    customer_id: str
+    idempotency_key: str
+    request: OrderRequest
+    fingerprint: str  # of the request body (request_fingerprint): the same key with another body is refused
 
 
 @dataclass(frozen=True)
 class OrderPolicy:
     """The shop's rules for a new order: its payment window, how long its answer is replayed, the unpaid caps."""
 
-    window_seconds: int
-    max_window_seconds: int
+    window_seconds: int  # the default payment window (a SKU may shorten it)
     idempotency_ttl_seconds: int
-    hold_limits: HoldLimits
+    max_window_seconds: int | None = None  # the longest window a SKU may set (None: window_seconds)
+    hold_limits: HoldLimits = field(default_factory=HoldLimits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OrderPolicy:
+        return cls(settings.payment_window_seconds, settings.idempotency_ttl_seconds,
+                   settings.max_payment_window_seconds, settings.hold_limits())
+
+
+def place_order(ports: Ports, placing: PlaceOrder, policy: OrderPolicy,
+                payment_details: Callable[[Order], dict[str, Any]]) -> PlacedOrder:
+    """Reserve every line and write the order in one transaction, once per Idempotency-Key.
+
+    `payment_details(order)` says what the client needs to pay (asked of the provider once per request)."""
+    placement = _Placement(ports, placing, policy, payment_details, wanted=merge_lines(placing.request.items))
+    placed = placement.commit_once()  # read, validate, price, plan allocation, commit; or replay
+    if not placed.replayed:
+        placement.open_payment_window(placed)
+    return placed
 
 
 ORDER_NUMBER_DRAWS = 3  # a new number after a collision with another order's
@@ -174,12 +180,9 @@ class _Placement:
     """One POST /orders across its attempts (each attempt re-reads and decides again; see commit_once)."""
 
     ports: Ports
-    customer_id: str
-    idempotency_key: str
-    request: OrderRequest
-    fingerprint: str
-    payment_details: Callable[[Order], dict[str, Any]]
+    placing: PlaceOrder
     policy: OrderPolicy
+    payment_details: Callable[[Order], dict[str, Any]]
     wanted: dict[str, int]  # units per SKU, merged and bounded
     # One id for every attempt of this request, so a provider call keyed on it happens once.
     order_id: str = field(default_factory=new_order_id)
@@ -188,6 +191,22 @@ class _Placement:
     ran_dry: set[str] = field(default_factory=set)  # SKUs where a shard was found short: stock events, rebalancing
     shard_counts: dict[str, int] = field(default_factory=dict)
     moved: list[stock.StockMovement] = field(default_factory=list)
+
+    @property
+    def customer_id(self) -> str:
+        return self.placing.customer_id
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.placing.idempotency_key
+
+    @property
+    def request(self) -> OrderRequest:
+        return self.placing.request
+
+    @property
+    def fingerprint(self) -> str:
+        return self.placing.fingerprint
 
     @property
     def actor(self) -> str:
@@ -229,7 +248,7 @@ class _Placement:
         lines = tuple(OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
                       for code, qty in self.wanted.items())
         window = payment_window_seconds(
-            default=self.policy.window_seconds, maximum=self.policy.max_window_seconds,
+            default=self.policy.window_seconds, maximum=self.policy.max_window_seconds or self.policy.window_seconds,
             requested=self.request.payment_window_seconds,
             sku_windows=tuple(skus[code].payment_window_seconds for code in self.wanted))
         order = Order(

@@ -13,7 +13,7 @@ from shop.http.auth import caller
 from shop.http.routes.common import IdempotencyKey, checked_window, json_response, validated_key
 from shop.http.schemas import CreateOrderIn
 from shop.payments.registry import payment_details
-from shop.services.orders import OrderRequest, place_order, request_fingerprint
+from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, place_order, request_fingerprint
 from shop.settings import get_settings
 
 router = APIGatewayRouter()
@@ -34,18 +34,9 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         phone_digest=phone_digest(order.shipping_address.phone),
     )
     try:
-        placed = place_order(
-            default_ports(),
-            customer_id=who.sub,
-            idempotency_key=key,
-            request=request,
-            fingerprint=request_fingerprint(router.current_event.json_body),
-            window_seconds=settings.payment_window_seconds,
-            max_window_seconds=settings.max_payment_window_seconds,
-            hold_limits=settings.hold_limits(),
-            idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
-            payment_details=payment_details,
-        )
+        placed = place_order(default_ports(),
+                             PlaceOrder(who.sub, key, request, request_fingerprint(router.current_event.json_body)),
+                             OrderPolicy.from_settings(settings), payment_details)
     except InsufficientStock:
         metrics.add_metric(name="OrdersRejectedForStock", unit=MetricUnit.Count, value=1)
         raise

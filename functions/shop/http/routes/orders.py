@@ -93,18 +93,9 @@ def reorder(
     )
     request = replace(request, phone_digest=phone_digest(request.shipping_address.get("phone")))
     settings = get_settings()
-    placed = order_service.place_order(
-        ports,
-        customer_id=who.sub,
-        idempotency_key=key,
-        request=request,
-        fingerprint=order_service.request_fingerprint({"reorder_of": order_id, **body.model_dump()}),
-        window_seconds=settings.payment_window_seconds,
-        max_window_seconds=settings.max_payment_window_seconds,
-        hold_limits=settings.hold_limits(),
-        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
-        payment_details=payment_details,
-    )
+    fingerprint = order_service.request_fingerprint({"reorder_of": order_id, **body.model_dump()})
+    placed = order_service.place_order(ports, order_service.PlaceOrder(who.sub, key, request, fingerprint),
+                                       order_service.OrderPolicy.from_settings(settings), payment_details)
     if placed.replayed:
         return json_response(placed.status_code, placed.body, {"Idempotent-Replayed": "true"})
     return json_response(placed.status_code, placed.body, {"Location": f"/orders/{placed.order_id}"})
