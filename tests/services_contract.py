@@ -437,6 +437,28 @@ class ServiceContract:
 
     # ---- after-sales -----------------------------------------------------------
 
+    def test_a_returned_parcel_opens_its_return_case_in_the_same_write_once(self, shop: Shop) -> None:
+        from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
+
+        shop.sku("A", 10)
+        order_id = shop.paid_order([("A", 2)])
+        shipped, _ = fulfilment.ship_order(shop.ports, order_id, units=None, carrier="sandbox", tracking_number="SB1",
+                                           key="p", actor=ADMIN)
+        shipment_id = shipped.shipments[0].shipment_id
+        back = Tracking((Checkpoint(clock.iso(clock.now()), ParcelStatus.RETURNED, "back at the depot"),))
+        update = fulfilment.record_tracking(shop.ports, order_id, shipment_id, back)
+        assert update.return_case is not None and update.order.open_after_sales == 1
+        again = fulfilment.record_tracking(shop.ports, order_id, shipment_id, back)  # redelivered: nothing new
+        assert again.return_case is None
+        case = shop.store.get_after_sale(update.return_case.after_sale_id)
+        assert case is not None and case.source == "carrier" and case.lines == (("A", 2),)
+        order = shop.order(order_id)
+        assert order.open_after_sales == 1 and [s["after_sale_id"] for s in order.after_sales] == [case.after_sale_id]
+        assert len(shop.events.of("after_sale.requested")) == 1
+        with pytest.raises(InvalidTransition):
+            fulfilment.confirm_receipt(shop.ports, order_id, customer_id="cus_1", actor="customer:cus_1")
+
+
     def test_after_sales_requests_claim_units_refund_once_and_hold_completion(self, shop: Shop) -> None:
         from shop.domain.after_sales import AfterSaleType, Windows
         from shop.services import after_sales

@@ -86,3 +86,32 @@ def test_after_sales_approve_reject_and_return_over_http(local_server):
     assert ask(api, order_id, "refund_only", code, 1).status_code == 422  # nothing shipped is left to claim
     done = api.call("POST", f"/orders/{order_id}/confirm-receipt")  # every request closed
     assert done.status_code == 200 and done.json()["status"] == "COMPLETED"
+
+
+def test_a_parcel_refused_at_the_door_opens_a_return_over_http(local_server):
+    """The sandbox carrier pushes `refused` (returning to the sender): the parcel's status update opens an approved
+    return of its units in the same write; the order cannot complete until the goods are received."""
+    api = local_server
+    code = new_sku(api, on_hand=5)
+    order_id = place(api, code, quantity=2).json()["order_id"]
+    assert api.call("POST", f"/_local/pay/{order_id}", user=None).status_code == 200
+    assert eventually(lambda: api.call("GET", f"/orders/{order_id}").json()["status"] == "PAID")
+    shipped = api.admin("POST", f"/admin/orders/{order_id}/shipments", json={"carrier": "sandbox"})
+    assert shipped.status_code == 201, shipped.text
+    number = shipped.json()["shipments"][-1]["tracking_number"]
+    assert api.call("POST", f"/_local/carrier/{number}", user=None, json={"status": "refused"}).status_code == 200
+
+    def opened():
+        cases = api.call("GET", f"/orders/{order_id}/after-sales").json()["items"]
+        return cases[0] if cases else None
+
+    case = eventually(opened)
+    assert case and (case["source"], case["type"], case["status"]) == ("carrier", "return_and_refund", "approved")
+    assert case["lines"] == [{"sku": code, "quantity": 2}]
+    assert api.call("POST", f"/_local/carrier/{number}", user=None, json={"status": "returned"}).status_code == 200
+    time.sleep(1.5)
+    assert len(api.call("GET", f"/orders/{order_id}/after-sales").json()["items"]) == 1  # once per parcel
+    assert api.call("POST", f"/orders/{order_id}/confirm-receipt").status_code == 409
+    received = api.admin("POST", f"/admin/after-sales/{case['after_sale_id']}/received")
+    assert received.status_code == 200 and received.json()["refund"]["amount"] == 2 * 1999
+    assert eventually(lambda: levels(api, code) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0})

@@ -19,7 +19,9 @@ from aws_lambda_powertools import Logger
 from shop.carriers import labels
 from shop.carriers import registry as carriers
 from shop.carriers.base import Callback, Carrier, CarrierError, ParcelRef
+from shop.domain import after_sales as after_sales_rules
 from shop.domain import clock
+from shop.domain.after_sales import AfterSale
 from shop.domain.errors import InvalidTransition, NotFound, Unavailable, Unprocessable
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.parcels import (
@@ -36,6 +38,7 @@ from shop.domain.parcels import (
 )
 from shop.domain.statuses import FulfillmentStatus
 from shop.domain.values import Shipment
+from shop.services.after_sales import publish_opened
 from shop.services.orders import get_order_for, request_fingerprint
 from shop.services.ports import Commit, Ports
 from shop.services.presenters import shipment_view
@@ -209,6 +212,7 @@ class ParcelUpdate:
     result: TrackResult | None  # None: the parcel was not found or not tracked
     delivered_now: bool = False
     stale: str | None = None
+    return_case: AfterSale | None = None  # opened by this update (a returned or refused parcel), same write
 
 
 def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tracking | None, *,
@@ -247,8 +251,15 @@ def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tra
             updated = updated.transition(OrderStatus.DELIVERED, at=at, actor="system:carrier",
                                          reason="every parcel delivered",
                                          complete_after=clock.iso_after(moment, confirmation_seconds()))
-        ports.store.commit(Commit(order_update=(order, updated)))
-        return ParcelUpdate(updated, result, delivered_now, stale)
+        # A parcel coming back opens its return case (after-sales) in this same write: once per parcel, and never
+        # a status recorded without its case.
+        case = None
+        if _coming_back(result, changed):
+            opened = after_sales_rules.return_case_on(updated, shipment_id, reason=_return_reason(changed), at=at)
+            if opened is not None:
+                updated, case = opened
+        ports.store.commit(Commit(order_update=(order, updated), after_sale=(case, None) if case else None))
+        return ParcelUpdate(updated, result, delivered_now, stale, case)
 
     update = with_retries(attempt)
     _publish(ports, update, shipment_id)
@@ -268,23 +279,20 @@ def _publish(ports: Ports, update: ParcelUpdate, shipment_id: str) -> None:
     ports.events.publish("parcel.status_changed", detail)
     if update.stale:
         ports.events.publish("parcel.stale", {**detail, "reason": update.stale})
-    if result.status is ParcelStatus.RETURNED or (result.status is ParcelStatus.RETURNING and parcel.get("refused")):
-        _open_return(ports, update.order.order_id, shipment_id,
-                     "refused by the recipient" if parcel.get("refused") else "returned by the carrier")
+    if update.return_case is not None:
+        publish_opened(ports, update.return_case)
     if update.delivered_now:
         ports.events.publish("order.delivered", {"order_id": update.order.order_id,
                                                  "complete_after": update.order.complete_after})
 
 
-def _open_return(ports: Ports, order_id: str, shipment_id: str, reason: str) -> None:
-    """A returned or refused parcel opens an approved return of its units (after-sales, once per parcel). Its
-    failure is logged, not raised: the parcel's status is recorded, and parcel.status_changed tells operators."""
-    from shop.services.after_sales import open_return_case
+def _coming_back(result: TrackResult, parcel: dict[str, Any]) -> bool:
+    return result.status is ParcelStatus.RETURNED or (result.status is ParcelStatus.RETURNING
+                                                      and bool(parcel.get("refused")))
 
-    try:
-        open_return_case(ports, order_id, shipment_id=shipment_id, reason=reason)
-    except Exception:  # noqa: BLE001 - see docstring
-        logger.exception("return case not opened", extra={"order_id": order_id, "shipment_id": shipment_id})
+
+def _return_reason(parcel: dict[str, Any]) -> str:
+    return "refused by the recipient" if parcel.get("refused") else "returned by the carrier"
 
 
 def poll_parcel(ports: Ports, order_id: str, shipment_id: str, *, now: datetime | None = None) -> dict[str, Any]:
