@@ -259,3 +259,26 @@ def test_phone_digest_is_keyed():
         del os.environ["PHONE_INDEX_KEY"]
         phones.reset()
     assert phones.phone_digest("12-34") is None and phones.phone_digest(None) is None
+
+
+def test_from_and_to_keep_the_orders_of_the_second_given_and_take_offsets(api, shop):
+    from datetime import datetime, timedelta, timezone
+
+    newest = shop[0]
+    created = api.admin("GET", f"/admin/orders?order_number={newest['order_number']}").json()["items"][0]["created_at"]
+    second = created[:19]  # e.g. 2026-11-30T09:27:25 (stored: 2026-11-30T09:27:25.304Z)
+
+    def ids(query):
+        result = api.admin("GET", f"/admin/orders?{query}&limit=100")
+        assert result.status == 200, result.text
+        return [o["order_id"] for o in result.json()["items"]]
+
+    assert newest["order_id"] in ids(f"from={second}Z") and newest["order_id"] in ids(f"to={second}Z")
+    moment = datetime.fromisoformat(second + "+00:00").astimezone(timezone(timedelta(hours=8)))
+    beijing = moment.isoformat().replace("+", "%2B")  # 2026-11-30T17:27:25%2B08:00
+    assert newest["order_id"] in ids(f"from={beijing}")
+    before = (moment - timedelta(seconds=1)).isoformat().replace("+", "%2B")
+    assert newest["order_id"] not in ids(f"to={before}")
+    assert newest["order_id"] in ids(f"from={second[:10]}&to={second[:10]}")  # a date: the whole day
+    assert api.admin("GET", "/admin/orders?from=2026-02-31T10:00%2B08:00").status == 422
+    assert api.admin("GET", f"/admin/orders?from={second}Z&to={second[:10]}").status == 200  # to: the whole day

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shop.domain.errors import Unprocessable
@@ -40,6 +40,26 @@ class OrderFilters:
                 and (self.phone_digest is None or order.phone_digest == self.phone_digest))
 
 
+def time_bound(value: str | None) -> str | None:
+    """A `from`/`to` value as a prefix of the stored `created_at` ("2026-11-30T09:27:25.304Z", UTC): a date or
+    a UTC time as given without its Z (so `from=...T09:27:25Z` keeps the orders of that second and `to` covers
+    the whole unit given: a day, a minute, a second); a time with an offset turned into UTC (milliseconds)."""
+    if not value or "T" not in value:
+        return value or None
+    time = value[value.index("T"):]
+    if time.endswith("Z"):
+        return value[:-1]
+    if "+" in time or "-" in time or " " in time:
+        from datetime import UTC, datetime
+
+        try:
+            moment = datetime.fromisoformat(value[:10] + time.replace(" ", "+"))
+        except ValueError:  # e.g. February 31st, which the pattern lets through
+            raise Unprocessable("from/to must be real dates and times", {"fields": ["from", "to"]}) from None
+        return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00")
+    return value
+
+
 def order_by_number(ports: Ports, order_number: str) -> Order | None:
     """The order with this number (as issued: upper case; typed in lower case it still matches), or None."""
     order_id = ports.store.order_id_by_number(order_number.upper())
@@ -49,7 +69,8 @@ def order_by_number(ports: Ports, order_number: str) -> Order | None:
 def find_orders(ports: Ports, filters: OrderFilters, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
     """One page of the orders matching every filter, newest first, and the cursor of the next page (None
     at the end). A page with a cursor always has orders."""
-    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+    filters = replace(filters, created_from=time_bound(filters.created_from), created_to=time_bound(filters.created_to))
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to + "\uffff":
         raise Unprocessable("'from' must not be after 'to'", {"fields": ["from", "to"]})
     if filters.order_number:  # unique: one order or none, never a cursor
         order = order_by_number(ports, filters.order_number)

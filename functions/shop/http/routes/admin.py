@@ -36,7 +36,9 @@ router = AdminRouter()  # every route here needs the admin group
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=1024)]
 # A date or an ISO 8601 UTC time; compared with created_at as text, which sorts chronologically.
-ISO_TIME = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?Z?)?$"
+# A time may carry Z or an offset (+08:00; a '+' sent unencoded arrives as a space and is read as '+').
+ISO_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+            r"(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+ -]([01]\d|2[0-3]):[0-5]\d)?)?$")
 IsoTime = Annotated[str | None, Query(pattern=ISO_TIME)]
 PHONE_PATTERN = r"^[0-9+() .-]{1,32}$"
 
@@ -88,9 +90,10 @@ def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
 StatusFilter = Annotated[OrderStatus | None, Query(description="Only orders in this status")]
 CustomerFilter = Annotated[str | None, Query(min_length=1, max_length=128, description="The customer's id (sub)")]
 FromFilter = Annotated[str | None, Query(alias="from", pattern=ISO_TIME,
-                                         description="Created at or after (ISO 8601 date or UTC time)")]
+                                         description="Created at or after (ISO 8601 date, or time with Z or an offset)")]
 ToFilter = Annotated[str | None, Query(alias="to", pattern=ISO_TIME,
-                                       description="Created at or before (a date: that whole day)")]
+                                       description="Created at or before (a date: that whole day; a time "
+                                                   "to the precision given: 10:30 is the whole minute)")]
 OrderNumberFilter = Annotated[str | None, Query(pattern=ORDER_NUMBER_PATTERN, description="The order with this number")]
 PhoneFilter = Annotated[str | None, Query(
     pattern=PHONE_PATTERN, description="The shipping phone (matched on its last 9 digits, through a keyed digest: "
