@@ -3,6 +3,7 @@ each test here fails for a small change of the rule that the other tests let thr
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -147,3 +148,112 @@ def test_money_is_in_an_iso_4217_code(code):
 def test_order_numbers_use_the_whole_readable_alphabet_for_the_customer_part():
     parts = "".join(new_order_number(f"customer-{n}", AT).split("-")[1] for n in range(300))
     assert set(parts) == set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")  # never I, L, O or U
+
+
+# ---- refunds: how much, which units, which come back ----
+
+def automatic(placed, amount, currency="EUR", key="auto"):
+    """`placed` with a payment it refused given back (e.g. a second payment): not a refund of its own payment."""
+    entry = refunds.new_entry(refunds.stable_id("auto", key), placed, refunds.RefundPlan(amount, {}, {}),
+                              reason="second payment", at=AT, actor="provider:sandbox", provider="sandbox",
+                              provider_payment_id="pay_2", captured=amount, currency=currency, automatic=True)
+    return refunds.with_intent(placed, entry, at=AT, actor="provider:sandbox", reason="refunded",
+                               received=amount if currency == placed.currency else 0)
+
+
+def test_a_refund_by_lines_costs_their_price_and_may_bring_them_back():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    by_line = refunds.plan(placed, amount=None, lines=[("TEE", 1), ("CAP", 1)], restock=True, cancel=False)
+    assert (by_line.amount, by_line.units, by_line.restocked) == (3998, {"TEE": 1, "CAP": 1}, {"TEE": 1, "CAP": 1})
+    kept = refunds.plan(placed, amount=None, lines=[("TEE", 1)], restock=False, cancel=False)
+    assert (kept.amount, kept.units, kept.restocked) == (1999, {"TEE": 1}, {})
+    chosen = refunds.plan(placed, amount=500, lines=[("TEE", 1)], restock=False, cancel=False)
+    assert (chosen.amount, chosen.units) == (500, {"TEE": 1})  # a price agreed with the customer
+    whole = refunds.plan(placed, amount=None, lines=None, restock=False, cancel=False)
+    assert (whole.amount, whole.units, whole.restocked) == (5997, {}, {})
+    returned = refunds.plan(placed, amount=None, lines=None, restock=True, cancel=False)
+    assert (returned.amount, returned.units, returned.restocked) == (5997, {"TEE": 2, "CAP": 1}, {"TEE": 2, "CAP": 1})
+
+
+def test_units_refunded_once_cannot_be_refunded_or_restocked_again():
+    once = refunded(paid(lines=(("TEE", 2), ("CAP", 1))), lines=[("TEE", 1)], restock=True)
+    assert once.refunded_units() == {"TEE": 1} and refunds.restocked_units(once) == {"TEE": 1}
+    with pytest.raises(Unprocessable) as over:
+        refunds.plan(once, amount=None, lines=[("TEE", 2)], restock=False, cancel=False)
+    assert over.value.extra["skus"] == [{"sku": "TEE", "requested": 2, "refundable": 1}]
+    for bad in ([("HAT", 1)], [("TEE", -1)]):
+        with pytest.raises(Unprocessable):
+            refunds.plan(once, amount=None, lines=bad, restock=False, cancel=False)
+    rest = refunds.plan(once, amount=None, lines=None, restock=True, cancel=False)  # the rest comes back
+    assert (rest.units, rest.restocked) == ({"TEE": 1, "CAP": 1}, {"TEE": 1, "CAP": 1})
+    last = refunds.plan(once, amount=None, lines=[("TEE", 1)], restock=True, cancel=False)
+    assert last.restocked == {"TEE": 1}
+
+
+def test_a_refund_by_amount_cannot_restock_and_an_unpaid_order_has_nothing_to_refund():
+    with pytest.raises(Unprocessable):
+        refunds.plan(paid(), amount=100, lines=None, restock=True, cancel=False)
+    with pytest.raises(InvalidTransition):
+        refunds.plan(order(), amount=100, lines=None, restock=False, cancel=False)
+    for bad in (0, -5):
+        with pytest.raises(Unprocessable):
+            refunds.plan(paid(), amount=bad, lines=None, restock=False, cancel=False)
+    assert refunds.plan(paid(), amount=3998, lines=None, restock=False, cancel=False).amount == 3998
+
+
+def test_a_cancel_refunds_what_is_left_and_brings_back_every_unit_not_yet_back():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    plan = refunds.plan(placed, amount=None, lines=None, restock=False, cancel=True)
+    assert (plan.amount, plan.units, plan.restocked) == (5997, {"TEE": 2, "CAP": 1}, {"TEE": 2, "CAP": 1})
+    partly = refunded(placed, amount=None, lines=[("TEE", 1)], restock=True)
+    rest = refunds.plan(partly, amount=None, lines=None, restock=False, cancel=True)
+    assert (rest.amount, rest.units, rest.restocked) == (3998, {"TEE": 1, "CAP": 1}, {"TEE": 1, "CAP": 1})
+    cancelled = refunded(placed, cancel=True)
+    assert (cancelled.status, cancelled.payment_status, refunds.refundable(cancelled)) == (S.CANCELLED, "refunded", 0)
+    all_back = refunded(placed, amount=None, lines=None, restock=False)  # refunded in full, units kept
+    only_units = refunds.plan(all_back, amount=None, lines=None, restock=False, cancel=True)
+    assert (only_units.amount, only_units.restocked) == (0, {"TEE": 2, "CAP": 1})
+    held = paid(S.ON_HOLD)
+    assert refunds.plan(held, amount=None, lines=None, restock=False, cancel=True).amount == 3998
+    sent = placed.ship("shp_1", {"TEE": 1}, carrier=None, tracking_number=None, at=AT, actor="ops")
+    for not_cancellable in (sent, paid(S.SHIPPED), replace(paid(), shipments=sent.shipments)):
+        with pytest.raises(InvalidTransition):
+            refunds.plan(not_cancellable, amount=None, lines=None, restock=False, cancel=True)
+
+
+def test_a_refused_payment_given_back_is_not_a_refund_of_the_order():
+    placed = paid()  # 39.98 EUR
+    twice = automatic(placed, 3998)  # a second payment of the same amount, given back
+    assert (twice.amount_paid, refunds.own_captured(twice), refunds.refundable(twice)) == (7996, 3998, 3998)
+    assert twice.payment_status == "paid"  # the order's own payment is untouched
+    elsewhere = automatic(placed, 500, currency="USD", key="usd")  # in another currency: not counted here
+    assert (elsewhere.amount_paid, refunds.own_captured(elsewhere)) == (3998, 3998)
+    own = refunded(twice, amount=1000)
+    assert (refunds.own_refunded(own), refunds.refundable(own), own.payment_status) == (
+        1000, 2998, "partially_refunded")
+
+
+def test_a_refund_counts_as_refunded_once_the_provider_confirms_it():
+    once = refunded(paid(), amount=1000)
+    entry = refunds.pending(once)[0]
+    assert once.amount_refunded == 0 and refunds.find(once, entry.refund_id) == entry
+    failed = refunds.with_failed_attempt(once, entry.refund_id, error="x" * 500, at=AT)
+    again = refunds.find(failed, entry.refund_id)
+    assert again is not None and (again.pending, again.attempts, len(again.last_error or "")) == (True, 1, 200)
+    assert failed.version == once.version + 1
+    done = refunds.with_outcome(failed, entry.refund_id, provider_refund_id="re_1", at=AT)
+    assert (done.amount_refunded, refunds.pending(done), done.version) == (1000, [], failed.version + 1)
+    assert refunds.find(done, entry.refund_id).provider_refund_id == "re_1"  # type: ignore[union-attr]
+    for late in (refunds.with_outcome(done, entry.refund_id, provider_refund_id="re_1", at=AT),
+                 refunds.with_failed_attempt(done, entry.refund_id, error="late", at=AT),
+                 refunds.with_outcome(done, "rf_unknown", provider_refund_id="re_2", at=AT)):
+        assert late == done  # confirmed once: counted once
+    foreign = automatic(paid(), 500, currency="USD", key="usd")
+    given_back = refunds.pending(foreign)[0]
+    confirmed = refunds.with_outcome(foreign, given_back.refund_id, provider_refund_id="re_3", at=AT)
+    assert confirmed.amount_refunded == 0 and not refunds.pending(confirmed)  # USD is not the order's money
+
+
+def test_refund_ids_name_the_request():
+    assert refunds.stable_id("ord_1", "k") == refunds.stable_id("ord_1", "k") != refunds.stable_id("ord_1", "j")
+    assert re.fullmatch(r"rf_[0-9a-f]{24}", refunds.stable_id("ord_1", "k"))
