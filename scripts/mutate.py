@@ -463,7 +463,7 @@ def _fork(run, timeout: float) -> int | None:
             traceback.print_exc()
         finally:
             os._exit(int(code))
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, 0.001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -473,7 +473,8 @@ def _fork(run, timeout: float) -> int | None:
                 os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return None
-        time.sleep(0.005)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)  # quick children answered quickly, long ones polled rarely
 
 
 def _run_items(items, record=None) -> int:
@@ -671,11 +672,11 @@ class MutationPlugin:
 
     def coverage_pass(self, items) -> tuple[dict[str, dict[int, set[str]]], dict[str, float]]:
         """Which tests execute which lines of the target files (sys.monitoring), and how long each takes."""
-        digest = hashlib.sha256(" ".join([*self.opts.tests, *(f for f, _ in self.files)]).encode())
+        digest = hashlib.sha256(" ".join(self.opts.tests).encode())
         for path in sorted(p for d in ("functions", "tests", "localrun") for p in (ROOT / d).rglob("*.py")):
             digest.update(path.read_bytes())
         out = CACHE / f"coverage-{digest.hexdigest()[:16]}.json"
-        wanted = {str(SOURCE_ROOT / f): f for f, _ in self.files}
+        wanted = {str(SOURCE_ROOT / f): f for f, _ in target_files(None)}  # all: --only can reuse it
         if out.exists():
             print("coverage pass: cached", flush=True)
             return self._covered(json.loads(out.read_text()))
