@@ -348,12 +348,12 @@ def _swap(context: ast.AST, old: ast.AST, new: ast.AST) -> ast.AST:
 
 
 # -- the mutants of the targets ----------------------------------------------------------------------------
-def target_files(only: str | None) -> list[tuple[str, list[str] | None]]:
+def target_files(only: list[str] | None) -> list[tuple[str, list[str] | None]]:
     files = []
     for pattern, scopes in TARGETS:
         for path in sorted(SOURCE_ROOT.glob(pattern)):
             rel = path.relative_to(SOURCE_ROOT).as_posix()
-            if only is None or fnmatch.fnmatch(rel, only) or only in rel:
+            if only is None or any(fnmatch.fnmatch(rel, o) or o in rel for o in only):
                 files.append((rel, scopes))
     return files
 
@@ -734,7 +734,7 @@ class MutationPlugin:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--only", help="a glob or substring of the files to mutate, e.g. domain/stock.py")
+    parser.add_argument("--only", nargs="+", help="globs or substrings of the files to mutate, e.g. domain/stock.py")
     parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="test paths (default: tests/unit tests/api)")
     parser.add_argument("--match", help="only the mutants whose id contains this text")
     parser.add_argument("--list", action="store_true", help="list the mutants without running them")

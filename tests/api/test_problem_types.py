@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from shop.payments.signing import hmac_header
+from tests.api.conftest import PROVIDER_KEYS
 from tests.api.test_orders_api import make_sku, order_body, place
 
 
@@ -29,3 +31,14 @@ def test_each_refusal_has_its_type_and_status(api, monkeypatch):
     monkeypatch.setenv("MAX_UNPAID_ORDERS_PER_CUSTOMER", "1")
     make_sku(api, "CAP", on_hand=5)
     assert problem(place(api, ("CAP", 1), key="k2")) == (429, "/problems/unpaid-limit", 429)
+
+
+def test_a_webhook_body_may_be_64_KiB_and_not_a_byte_more(api, provider_env):
+    def sent(size: int) -> int:
+        body = b'{"id": "evt_big", "type": "payment.created", "pad": "' + b"x" * (size - 55) + b'"}'
+        assert len(body) == size
+        headers = {"Sandbox-Signature": hmac_header(PROVIDER_KEYS.sandbox_webhook_secret, body)}
+        return api.request("POST", "/webhooks/sandbox", user=None, headers=headers, raw=body).status
+
+    assert sent(64 * 1024) == 200  # verified, an event the shop ignores
+    assert sent(64 * 1024 + 1) == 413
