@@ -246,6 +246,8 @@ def test_decimal_text_writes_minor_units_back_exactly():
 
 
 def test_amounts_at_the_bound_are_accepted_and_beyond_it_refused():
+    for not_text in (1234, None, b"12.34"):  # a provider's JSON where a decimal string belongs
+        assert refused(minor_units, not_text, "CNY").status == 400
     assert minor_units("10000000000000.00", "CNY") == 10**15
     assert refused(minor_units, "10000000000000.01", "CNY").status == 400
     assert refused(minor_units, "0.5", "JPY").status == 400
