@@ -44,7 +44,7 @@ def wechat(event_type: str, transaction: dict, *, timestamp: str | None = None) 
     body = json.dumps({"id": "wx-evt-1", "event_type": event_type, "resource_type": "encrypt-resource",
                        "resource": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "tx",
                                     "ciphertext": base64.b64encode(sealed).decode()}}).encode()
-    stamp, header_nonce = timestamp or str(int(time.time())), secrets.token_hex(8)
+    stamp, header_nonce = str(int(time.time())) if timestamp is None else timestamp, secrets.token_hex(8)
     signature = rsa_sign(KEYS.wechat_platform[0], f"{stamp}\n{header_nonce}\n".encode() + body + b"\n")
     return {"Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": header_nonce, "Wechatpay-Signature": signature,
             "Wechatpay-Serial": KEYS.wechat_platform_serial}, body
@@ -106,8 +106,8 @@ def test_a_wechat_notification_for_another_merchant_is_unauthenticated():
 
 @pytest.mark.parametrize("stamp", ["", "12a", "²", "1" * 5000, "-5"])
 def test_wechat_timestamps_that_are_not_seconds_are_unauthenticated(stamp):
-    headers, body = wechat("TRANSACTION.SUCCESS", transaction())
-    assert refused(WechatPayProvider().parse_webhook, {**headers, "Wechatpay-Timestamp": stamp}, body).status == 401
+    signed_so = wechat("TRANSACTION.SUCCESS", transaction(), timestamp=stamp)  # even signed as sent
+    assert refused(WechatPayProvider().parse_webhook, *signed_so).status == 401
 
 
 @pytest.mark.parametrize("missing", ["Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature",
@@ -133,6 +133,14 @@ def test_a_wechat_resource_that_does_not_decrypt_is_unauthenticated():
 
 MALFORMED_SIGNATURES = ["t=abc,v1=00", "t=²,v1=00", "t=" + "9" * 5000 + ",v1=00", "t=-1,v1=00", "t=1.5,v1=00",
                         "v1=00", "t=1800000000", "t=1800000000,v0=00", "garbage", ",,,", "=", "t=,v1="]
+
+
+def test_a_missing_signature_header_is_unauthenticated():
+    body = b'{"id": "evt_1", "type": "payment_intent.succeeded"}'
+    for value in (None, ""):
+        assert refused(verify_hmac_header, value, body, "whsec_x").status == 401
+    assert refused(StripeProvider().parse_webhook, {}, body).status == 401
+    assert refused(SandboxProvider().parse_webhook, {"Stripe-Signature": "t=1,v1=0"}, body).status == 401
 
 
 @pytest.mark.parametrize("value", MALFORMED_SIGNATURES, ids=lambda v: v[:24])
