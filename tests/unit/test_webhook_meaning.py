@@ -140,6 +140,8 @@ def test_a_missing_signature_header_is_unauthenticated():
     for value in (None, ""):
         assert refused(verify_hmac_header, value, body, "whsec_x").status == 401
     assert refused(StripeProvider().parse_webhook, {}, body).status == 401
+    other = hmac_header("whsec_other", body)
+    assert refused(verify_hmac_header, other, body, "whsec_x").status == 401
     assert refused(SandboxProvider().parse_webhook, {"Stripe-Signature": "t=1,v1=0"}, body).status == 401
 
 

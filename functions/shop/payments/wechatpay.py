@@ -81,7 +81,7 @@ class WechatPayProvider:
         if not (timestamp and nonce and signature and serial):
             raise InvalidWebhook("Wechatpay-* signature headers missing", 401)
         if not within_tolerance(timestamp):
-            raise InvalidWebhook("signature timestamp outside the tolerance", 401)
+            raise InvalidWebhook("signature timestamp malformed or outside the tolerance", 401)
         if serial != self._secret("WECHATPAY_PLATFORM_SERIAL"):
             raise InvalidWebhook("unknown platform certificate serial", 401)
         rsa_verify(self._secret("WECHATPAY_PLATFORM_PUBLIC_KEY"), f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
