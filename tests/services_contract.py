@@ -434,6 +434,18 @@ class ServiceContract:
         assert received.status is AfterSaleStatus.RECEIVED and order.amount_refunded == 3 * PRICE
         shop.restocks.deliver(shop.ports)
         assert shop.levels("A") == StockLevels(9, 9, 0, 1) and shop.provider.refunded() == 3 * PRICE
+        store = shop.store  # the store's conditions on after-sales requests and order numbers
+        with pytest.raises(CommitRejected) as exists:
+            store.commit(Commit(after_sale=(back, None)))
+        assert exists.value.labels == {"after_sale_new"}
+        with pytest.raises(StaleWrite):  # written at another version since
+            store.commit(Commit(after_sale=(dataclasses.replace(back, reason="edited"), back.version)))
+        current = store.get_after_sale(back.after_sale_id)
+        assert current is not None and current.status is AfterSaleStatus.RECEIVED
+        twin = dataclasses.replace(order, order_id=order.order_id[:-4] + "twin", version=1)
+        with pytest.raises(CommitRejected) as taken:  # an order number belongs to one order
+            store.commit(Commit(new_order=twin))
+        assert taken.value.labels == {"order_number"} and store.get_order(twin.order_id) is None
 
     # ---- after-sales -----------------------------------------------------------
 
