@@ -102,6 +102,10 @@ def test_refund_only_approved_refunds_through_the_saga_and_the_customer_sees_it(
     assert order["amount_refunded"]["amount"] == 2 * 1999 and order["payment_status"] == "partially_refunded"
     assert order["after_sales"][0]["status"] == "approved"
     assert order["after_sales"][0]["refund"]["status"] == "succeeded"
+    # Operators see the same summary shape on their order list (the OpenAPI OrderOut schema requires `refund`).
+    number = order["order_number"]
+    [listed] = api.admin("GET", f"/admin/orders?order_number={number}").json()["items"]
+    assert listed["after_sales"][0]["refund"]["refund_id"] == body["refund"]["refund_id"]
     assert api.admin("GET", "/admin/after-sales?status=requested").json()["items"] == []
     assert [s["after_sale_id"] for s in api.admin("GET", "/admin/after-sales?status=approved").json()["items"]] \
         == [sale_id]

@@ -173,7 +173,11 @@ def _full_order_view(order: Order) -> dict[str, Any]:
         "refunds": [refund_view(refund) for refund in order.refunds],
         "hold_reason": order.hold_reason,
         "shipments": [shipment_view(shipment) for shipment in order.shipments],
-        "after_sales": list(order.after_sales),
+        # The same summary shape as the customer's (the OpenAPI OrderOut requires `refund`), with the ids kept.
+        "after_sales": [{**summary, "refund": next((refund_view(r) for r in order.refunds
+                                                     if summary.get("refund_id") and r.refund_id == summary["refund_id"]),
+                                                    None)}
+                        for summary in order.after_sales],
         "open_after_sales": order.open_after_sales,
     }
 
