@@ -163,3 +163,42 @@ def test_all_parcels_delivered_completes_the_order_after_the_confirmation_period
     completed = get(api, other)
     assert completed["status"] == "COMPLETED" and completed["history"][-1]["reason"] == "confirmation period over"
     assert get(api, paid)["status"] == "DELIVERED"
+
+
+def test_maximum_age_ends_the_loop_as_stale_and_tells_operators(api, carriers, paid, monkeypatch):
+    from datetime import timedelta
+
+    from shop.domain import clock
+    from tests.ddblocal.conftest import Recorder
+
+    shipped = ship(api, paid, "p1", carrier="kuaidi100", carrier_code="shunfeng").json()
+    shipment_id = shipped["shipment"]["shipment_id"]
+    ports = wiring.default_ports()
+    recorder = Recorder()
+    monkeypatch.setattr(ports, "events", recorder)
+    soon = fulfilment.poll_parcel(ports, paid["order_id"], shipment_id, now=clock.now() + timedelta(days=2))
+    assert (soon["status"], soon["done"]) == ("label_created", False)
+    # 3 days (PARCEL_NO_RECORD_SECONDS) without a single scan: stale, the loop ends, operators are told.
+    late = fulfilment.poll_parcel(ports, paid["order_id"], shipment_id, now=clock.now() + timedelta(days=3, seconds=1))
+    assert (late["status"], late["done"]) == ("stale", True)
+    stale = [detail for kind, detail in recorder.calls if kind == "parcel.stale"]
+    assert len(stale) == 1 and stale[0]["reason"] == "no_record" and stale[0]["previous_status"] == "label_created"
+    assert fulfilment.poll_parcel(ports, paid["order_id"], shipment_id)["done"] is True  # nothing polled any more
+
+
+def test_the_courier_poll_consumer_answers_its_task_and_reports_poison(api, carriers, paid):
+    import json
+
+    import courier_poll.handler as consumer
+    from localrun.lambdas import LocalContext
+    from localrun.workers import sqs_event
+
+    shipped = ship(api, paid, "p1", carrier="kuaidi100", carrier_code="shunfeng").json()
+    good = {"MessageId": "m1", "ReceiptHandle": "r1", "Body": json.dumps({
+        "task_token": "token-of-a-finished-task", "order_id": paid["order_id"],
+        "shipment_id": shipped["shipment"]["shipment_id"]})}
+    poison = {"MessageId": "m2", "ReceiptHandle": "r2", "Body": json.dumps({"order_id": "x"})}
+    answer = consumer.lambda_handler(sqs_event([good, poison], "arn:aws:sqs:us-east-1:123456789012:q"),
+                                     LocalContext("courier_poll"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+    assert admin_order(api, paid)["shipments"][0]["tracking"]["polls"] == 1
