@@ -25,6 +25,13 @@ class ShipmentLineOut(BaseModel):
     quantity: int
 
 
+class CheckpointOut(BaseModel):
+    at: str
+    status: str
+    description: str | None = None
+    location: str | None = None
+
+
 class ShipmentOut(BaseModel):
     shipment_id: str
     lines: list[ShipmentLineOut]
@@ -32,6 +39,17 @@ class ShipmentOut(BaseModel):
     tracking_number: str | None
     at: str
     actor: str
+    # Courier status (docs/fulfilment.md); None for a free-text parcel nobody follows.
+    status: Literal["label_created", "in_transit", "out_for_delivery", "delivery_failed", "available_for_pickup",
+                    "delivered", "returning", "returned", "exception", "stale"] | None = None
+    carrier_code: str | None = None
+    status_changed_at: str | None = None
+    checkpoints: list[CheckpointOut] = []
+
+
+class AdminShipmentOut(ShipmentOut):
+    label_url: str | None = None  # a presigned GET of the label PDF, valid a few minutes
+    tracking: dict[str, Any] | None = None  # booking and polling state
 
 
 class OrderOut(BaseModel):
@@ -125,6 +143,9 @@ class AdminAfterSalePage(BaseModel):
 
 class AdminOrderOut(OrderOut):
     customer_id: str
+    shipments: list[AdminShipmentOut]  # type: ignore[assignment]  # narrower: each parcel with its label link
+    complete_after: str | None = None  # DELIVERED: when it completes by itself
+    shipment: AdminShipmentOut | None = None  # POST .../shipments: the parcel this request recorded
 
 
 class OrderPage(BaseModel):
