@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 sys.path[:0] = [str(FUNCTIONS_DIR)]
-from shop.manifest import FUNCTIONS, ROUTES  # noqa: E402
+from shop.manifest import FUNCTIONS, QUEUES, ROUTES  # noqa: E402
+from shop.settings import function_environment  # noqa: E402
 
 RUNS = int(os.environ.get("COLD_START_RUNS", "7"))
 TARGET_RATIO = 1.3  # issue 11: every HTTP handler imports in <= 1.3x the floor
@@ -92,19 +93,16 @@ def lambda_env(function: str) -> dict[str, str]:
         "AWS_SESSION_TOKEN": "fake-session-token",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "_X_AMZN_TRACE_ID": "Root=1-67a0c0de-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
-        # The stack's settings (infra/stack.py `environment`).
+        # Powertools' own (infra/stack.py POWERTOOLS_ENVIRONMENT) and the function's settings, as the stack sets
+        # them from the manifest (shop.settings.function_environment), with fake resource names.
         "POWERTOOLS_SERVICE_NAME": function, "POWERTOOLS_METRICS_NAMESPACE": "shop", "LOG_LEVEL": "INFO",
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-        "TABLE_NAME": "ShopStack-Table-COLDSTART", "PAYMENT_WINDOW_SECONDS": "900", "MAX_PAYMENT_WINDOW_SECONDS": "3600",
-        "MAX_UNPAID_ORDERS_PER_CUSTOMER": "50", "MAX_UNPAID_UNITS_PER_SKU": "200",
-        "PAYMENT_WINDOW_STATE_MACHINE_ARN": f"arn:aws:states:{region}:{account}:stateMachine:PaymentWindow",
-        "EVENT_BUS_NAME": "ShopStack-Bus", "CORS_ALLOWED_ORIGINS": "",
-        "PAYMENT_PROVIDERS_ENABLED": "stripe,alipay,wechatpay", "PAYMENT_SECRET_PREFIX": "shop/payments/",
-        "PAYMENT_SECRETS_SOURCE": "secretsmanager", "PAYMENT_WEBHOOK_BASE_URL": "https://api.shop.example/v1",
-        "RISK_LARGE_AMOUNT": "100000", "RISK_MAX_LARGE_PAYMENTS": "3", "RISK_MAX_PAYMENTS_PER_IP": "0",
-        "RISK_WINDOW_SECONDS": "3600",
-        "STOCK_RELEASE_QUEUE_URL": f"https://sqs.{region}.amazonaws.com/{account}/stock-release",
-        "RESTOCK_QUEUE_URL": f"https://sqs.{region}.amazonaws.com/{account}/restock",
+        **function_environment(function, {
+            "table_name": "ShopStack-Table-COLDSTART", "event_bus_name": "ShopStack-Bus",
+            "state_machine_arn": f"arn:aws:states:{region}:{account}:stateMachine:PaymentWindow",
+            **{spec.setting: f"https://sqs.{region}.amazonaws.com/{account}/{spec.name}" for spec in QUEUES},
+            "payment_providers_enabled": "stripe,alipay,wechatpay", "payment_secret_prefix": "shop/payments/",
+            "payment_secrets_source": "secretsmanager", "payment_webhook_base_url": "https://api.shop.example/v1"}),
         # The interpreter: functions/ is /var/task.
         # bench/lambda_runtime hides pyOpenSSL (a dev-only dependency), which Lambda does not have.
         "PYTHONPATH": f"{Path(__file__).resolve().parent / 'lambda_runtime'}:{FUNCTIONS_DIR}",

@@ -9,7 +9,6 @@ blocked, objects owned by the bucket owner (no ACLs), SSL only, encrypted at res
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
@@ -42,13 +41,5 @@ class EvidenceBucket(Construct):
             "would need a second bucket for little more."))])
 
     def objects_arn(self) -> str:
+        """What the functions' grants name (the manifest's "on evidence bucket"): the evidence keys only."""
         return self.bucket.arn_for_objects(f"{EVIDENCE_PREFIX}*")
-
-    def grant_presign_upload(self, grantee: iam.IGrantable) -> None:
-        """A presigned POST is only as good as its signer's permission: s3:PutObject on the evidence keys."""
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[self.objects_arn()]))
-
-    def grant_presign_view(self, grantee: iam.IGrantable) -> None:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[self.objects_arn()]))

@@ -92,7 +92,8 @@ class Functions(Construct):
     functions named in `snap_start`, the alias of its published version (SnapStart applies to published versions
     only: $LATEST would start cold)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, str], layer_version: int | None,
+    def __init__(self, scope: Construct, construct_id: str, *, environment: dict[str, dict[str, str]],
+                 layer_version: int | None,
                  snap_start: frozenset[str] = frozenset(), reserved_concurrency: bool = False,
                  allow_empty_dependency_layer: bool = False, canary: frozenset[str] = frozenset()):
         super().__init__(scope, construct_id)
@@ -130,7 +131,7 @@ class Functions(Construct):
                 tracing=lambda_.Tracing.ACTIVE,
                 logging_format=lambda_.LoggingFormat.JSON,
                 log_group=log_group,
-                environment={**environment, "POWERTOOLS_SERVICE_NAME": spec.name},
+                environment={**environment[spec.name], "POWERTOOLS_SERVICE_NAME": spec.name},
                 snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snapshotted else None,
                 # Each deploy that changes the function publishes a version; the one it replaces is deleted, so
                 # only the live version keeps a cached snapshot (SnapStart charges per cached GB-second).

@@ -1,26 +1,24 @@
 """Notifications: the EventBridge rules that send domain events to the notifier's queue (shop.manifest.EVENT_RULES,
-which the local run puts on its bus too), the operators' SNS topic, and the notifier's exact sending rights."""
+which the local run puts on its bus too), the operators' SNS topic, and the resources the notifier's sending rights name."""
 
 from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.grants import Target
 from shop.manifest import EVENT_RULES
 
 
 class Notifications(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, bus: events.IEventBus, queues: dict[str, sqs.Queue],
-                 dead_letter_queues: dict[str, sqs.Queue], notifier: lambda_.Function, email_from: str,
-                 sms: bool, operator_email: str, operator_locale: str):
+                 dead_letter_queues: dict[str, sqs.Queue], email_from: str, sms: bool, operator_email: str):
         super().__init__(scope, construct_id)
         self.rules = [events.Rule(
             self, f"{spec.name}-rule", event_bus=bus, description=f"Domain events for the {spec.queue} queue",
@@ -35,24 +33,17 @@ class Notifications(Construct):
             master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"))
         if operator_email:
             self.operator_topic.add_subscription(subs.EmailSubscription(operator_email))
-        principal = notifier.grant_principal
-        principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sns:Publish"], resources=[self.operator_topic.topic_arn]))
         stack = Stack.of(self)
-        if email_from:
-            domain = email_from.rpartition("@")[2]
-            # Either identity may be the verified one (the address, or its whole domain); only this sender.
-            principal.add_to_principal_policy(iam.PolicyStatement(
-                actions=["ses:SendEmail"],
-                resources=[stack.format_arn(service="ses", resource="identity", resource_name=name)
-                           for name in (email_from, domain)],
-                conditions={"StringEquals": {"ses:FromAddress": email_from}}))
-        if sms:
-            # A direct SMS publish (PhoneNumber, no topic) has no resource ARN to name: IAM only accepts "*".
-            # Statement sid lets tests/deploy and cdk-nag recognise it.
-            principal.add_to_principal_policy(iam.PolicyStatement(
-                sid="SmsToPhoneNumbers", actions=["sns:Publish"], resources=["*"]))
-        notifier.add_environment("NOTIFY_EMAIL_FROM", email_from)
-        notifier.add_environment("NOTIFY_SMS", "on" if sms else "off")
-        notifier.add_environment("OPERATOR_TOPIC_ARN", self.operator_topic.topic_arn)
-        notifier.add_environment("OPERATOR_LOCALE", operator_locale)
+        # What the notifier's manifest calls name (infra/grants.py grants exactly those): the operators' topic; SMS
+        # to phone numbers, a direct publish with no topic and so no resource ARN (IAM only accepts "*"; the sid
+        # lets tests/deploy and cdk-nag recognise it); e-mail from the configured sender only (either identity may
+        # be the verified one: the address, or its whole domain). Without a sender or with SMS off: no right.
+        domain = email_from.rpartition("@")[2]
+        self.targets = {
+            "operator topic": Target((self.operator_topic.topic_arn,)),
+            "phone numbers": Target(("*",) if sms else (), sid="SmsToPhoneNumbers"),
+            "sender identity": Target(
+                tuple(stack.format_arn(service="ses", resource="identity", resource_name=name)
+                      for name in (email_from, domain)) if email_from else (),
+                conditions={"StringEquals": {"ses:FromAddress": email_from}}),
+        }

@@ -12,7 +12,6 @@ was filled in alone. The secrets are kept when the stack is deleted (and deleted
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy, SecretValue
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -30,9 +29,3 @@ class ProviderSecrets(Construct):
                 secret_string_value=SecretValue.unsafe_plain_text(EMPTY),  # not a secret: an empty object
                 removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
 
-    def grant_read(self, grantee: iam.IGrantable) -> None:
-        """GetSecretValue on these secrets only (what shop/payments/secrets.py calls)."""
-        if self.by_provider:
-            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[secret.secret_arn for secret in self.by_provider.values()]))

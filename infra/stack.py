@@ -7,7 +7,6 @@ import re
 from aws_cdk import Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -25,27 +24,25 @@ from infra.notifications import Notifications
 from infra.observability import Observability
 from infra.reconciliation import DailyReconciliation
 from infra.secrets import ProviderSecrets
-from shop.manifest import QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
+from shop.manifest import FUNCTIONS, QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
+from shop.settings import function_environment
 
-# The sweeper also finishes refunds a crash left pending: it calls providers and records outcomes.
-# Reconciliation reads orders and statements, stores its result, refunds late payments, publishes mismatches.
-# The notifier reads orders and preferences, claims each message and writes in-app messages.
-READ_WRITE = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper", "reconciliation", "notifier", "courier_poll", "carrier_webhook")
-PUBLISHERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "stock_release", "restock",
-              "expiry_sweeper", "reconciliation", "courier_poll", "carrier_webhook")
-# Fulfilment (docs/fulfilment.md): admin_api books waybills (carrier calls, labels) and starts each parcel's loop;
-# courier_poll asks carriers and answers the poll task; carrier_webhook verifies pushes and stops a finished loop.
-CARRIER_CALLERS = ("admin_api", "courier_poll", "carrier_webhook")
-# create_order asks the restock consumer to rebalance a sharded SKU whose shard it found dry.
-RESTOCK_PRODUCERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper")
-PAYMENT_CALLERS = ("create_order", "orders_api", "admin_api", "payment_webhook", "expiry_sweeper", "reconciliation")
-EVIDENCE_UPLOADERS = ("orders_api",)  # POST /orders/{order_id}/after-sales presigns the photo uploads
-EVIDENCE_VIEWERS = ("admin_api",)  # operators' views of a request link its photos
-# Functions that compute the keyed digest of a phone (shop/adapters/phones.py): placing orders, operators' search.
-PHONE_INDEXERS = ("create_order", "orders_api", "admin_api")
-WINDOW_OPENERS = ("create_order", "orders_api")  # POST /orders and POST /orders/{order_id}/reorder place orders
+
+def calling(resource: str) -> tuple[str, ...]:
+    """The functions whose manifest entry calls `resource`."""
+    return tuple(name for name, spec in FUNCTIONS.items() if any(c.resource == resource for c in spec.aws_calls))
+
+
+PUBLISHERS = calling("event bus")
+PAYMENT_CALLERS = calling("provider secrets")  # they call payment providers with the keys kept there
+# Powertools' own variables, the same for every function (each also gets POWERTOOLS_SERVICE_NAME, its name).
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_METRICS_NAMESPACE": "shop",
+    "LOG_LEVEL": "INFO",
+    # Traces must not carry order bodies (addresses): the handlers also say so per decorator.
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+}
 
 # Context parameters and their defaults (cdk.json carries the same values; `-c name=value` overrides them).
 # None: the stage decides (STAGE_DEFAULTS).
@@ -68,6 +65,9 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "parcel_max_age_seconds": 30 * 24 * 3600,
     "parcel_no_record_seconds": 3 * 24 * 3600,
     "order_confirmation_seconds": 7 * 24 * 3600,
+    # The provider of an order that names none; empty: the first of enabled_payment_providers. Never one the stack
+    # does not enable (the synthesis stops).
+    "default_payment_provider": "",
     "payment_secret_prefix": "shop/{stage}/payments/",  # {stage} is filled in: each stage has its own secrets
     "domain_name": "",
     "certificate_arn": "",
@@ -157,6 +157,19 @@ def route_throttles(limits: dict[str, tuple[int, int]]) -> dict[tuple[str, str],
     return out
 
 
+def default_provider(enabled: tuple[str, ...], chosen: str) -> str:
+    """The deployed default provider: `chosen`, else the first enabled one; never one the stack refuses."""
+    if not enabled:
+        raise ValueError("enabled_payment_providers is empty: no order could be paid")
+    unknown = set(enabled) - set(PROVIDERS)
+    if unknown:
+        raise ValueError(f"enabled_payment_providers names unknown providers: {sorted(unknown)}")
+    chosen = chosen.strip() or enabled[0]
+    if chosen not in enabled:
+        raise ValueError(f"default_payment_provider={chosen!r} is not among enabled_payment_providers={enabled}")
+    return chosen
+
+
 def _list(value: object) -> tuple[str, ...]:
     return tuple(v.strip() for v in str(value or "").split(",") if v.strip())
 
@@ -185,39 +198,62 @@ class ShopStack(Stack):
         table = shop_table(self, deletion_protection=_flag(ctx("table_deletion_protection")))
         messaging = Messaging(self, "Messaging", archive_retention_days=int(ctx("event_archive_retention_days")))
         secret_prefix = str(ctx("payment_secret_prefix")).replace("{stage}", stage)
+        # After-sales evidence: orders_api presigns the customers' uploads, admin_api the operators' views.
+        evidence = EvidenceBucket(self, "Evidence", cors_origins=[
+            o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()],
+            expiry_days=int(ctx("evidence_expiry_days")))
+        # Fulfilment: the waybill label bucket, the courier-poll state machine, the carrier secrets.
         carrier_prefix = str(ctx("carrier_secret_prefix")).replace("{stage}", stage)
         fulfilment = Fulfilment(self, "Fulfilment", poll_queue=messaging.queues["courier_poll"],
                                 secret_prefix=carrier_prefix, carriers=list(_list(ctx("enabled_carriers"))))
-        environment = {
-            "TABLE_NAME": table.table_name,
-            "PAYMENT_WINDOW_SECONDS": str(int(ctx("payment_window_seconds"))),
-            "MAX_PAYMENT_WINDOW_SECONDS": str(int(ctx("max_payment_window_seconds"))),
-            "MAX_UNPAID_ORDERS_PER_CUSTOMER": str(int(ctx("max_unpaid_orders_per_customer"))),
-            "MAX_UNPAID_UNITS_PER_SKU": str(int(ctx("max_unpaid_units_per_sku"))),
-            "PAYMENT_WINDOW_STATE_MACHINE_ARN": messaging.state_machine.state_machine_arn,
-            "EVENT_BUS_NAME": messaging.bus.event_bus_name,
-            "POWERTOOLS_METRICS_NAMESPACE": "shop",
-            "LOG_LEVEL": "INFO",
-            "CORS_ALLOWED_ORIGINS": str(ctx("cors_allowed_origins")),
-            # Traces must not carry order bodies (addresses): the handlers also say so per decorator.
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-            "PAYMENT_PROVIDERS_ENABLED": str(ctx("enabled_payment_providers")),
-            "PAYMENT_SECRET_PREFIX": secret_prefix,
-            "PAYMENT_SECRETS_SOURCE": "secretsmanager",
-            "RISK_LARGE_AMOUNT": str(int(ctx("risk_large_amount"))),
-            "RISK_MAX_LARGE_PAYMENTS": str(int(ctx("risk_max_large_payments"))),
-            "RISK_MAX_PAYMENTS_PER_IP": str(int(ctx("risk_max_payments_per_ip"))),
-            "RISK_WINDOW_SECONDS": str(int(ctx("risk_window_seconds"))),
-            **{spec.env_var: messaging.queues[spec.name].queue_url for spec in QUEUES},
-            "COURIER_POLL_STATE_MACHINE_ARN": fulfilment.state_machine.state_machine_arn,
-            "LABEL_BUCKET": fulfilment.labels.bucket_name,
-            "CARRIERS_ENABLED": str(ctx("enabled_carriers")),
-            "CARRIER_SECRET_PREFIX": carrier_prefix,
-            "COURIER_POLL_INTERVALS": str(ctx("courier_poll_intervals")),
-            "PARCEL_MAX_AGE_SECONDS": str(int(ctx("parcel_max_age_seconds"))),
-            "PARCEL_NO_RECORD_SECONDS": str(int(ctx("parcel_no_record_seconds"))),
-            "ORDER_CONFIRMATION_SECONDS": str(int(ctx("order_confirmation_seconds"))),
+        # The key of the phone digests in the order index (never a phone number in a key): generated once, kept.
+        phone_key_name = f"shop/{stage}/phone-index-key"
+        phone_key = secretsmanager.Secret(
+            self, "PhoneIndexKey", secret_name=phone_key_name,
+            description="HMAC key of the phone digests in the order index (docs/finding-orders.md)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        # Notifications: the rules into the notifier's queue, the operators' topic, what the notifier may send.
+        operator_locale = str(ctx("operator_locale"))
+        if operator_locale not in ("zh-CN", "en"):
+            raise ValueError(f"context operator_locale={operator_locale!r}: zh-CN or en")
+        email_from, sms = str(ctx("notification_email_from")).strip(), _flag(ctx("notification_sms"))
+        self.notifications = Notifications(
+            self, "Notifications", bus=messaging.bus, queues=messaging.queues,
+            dead_letter_queues=messaging.dead_letter_queues, email_from=email_from, sms=sms,
+            operator_email=str(ctx("operator_email")).strip())
+        # The deployed value of each setting (shop.settings.Settings field) the stack decides; each function gets
+        # those its manifest entry reads (shop.settings.function_environment), the others keep their defaults.
+        deployed: dict[str, str] = {
+            "table_name": table.table_name,
+            "state_machine_arn": messaging.state_machine.state_machine_arn,
+            "event_bus_name": messaging.bus.event_bus_name,
+            "evidence_bucket": evidence.bucket.bucket_name,
+            "phone_index_key_secret": phone_key_name,
+            "courier_poll_state_machine_arn": fulfilment.state_machine.state_machine_arn,
+            "label_bucket": fulfilment.labels.bucket_name,
+            "carriers_enabled": str(ctx("enabled_carriers")),
+            "carrier_secret_prefix": carrier_prefix,
+            "courier_poll_intervals": str(ctx("courier_poll_intervals")),
+            "operator_topic_arn": self.notifications.operator_topic.topic_arn,
+            "notify_email_from": email_from,
+            "notify_sms": "on" if sms else "off",
+            "operator_locale": operator_locale,
+            **{spec.setting: messaging.queues[spec.name].queue_url for spec in QUEUES},
+            "payment_secret_prefix": secret_prefix,
+            "payment_secrets_source": "secretsmanager",
+            "payment_providers_enabled": str(ctx("enabled_payment_providers")),
+            "default_payment_provider": default_provider(_list(ctx("enabled_payment_providers")),
+                                                         str(ctx("default_payment_provider") or "")),
+            "cors_allowed_origins": str(ctx("cors_allowed_origins")),
+            **{name: str(int(ctx(name))) for name in (
+                "payment_window_seconds", "max_payment_window_seconds", "max_unpaid_orders_per_customer",
+                "max_unpaid_units_per_sku", "risk_large_amount", "risk_max_large_payments", "risk_max_payments_per_ip",
+                "risk_window_seconds", "after_sales_days_after_delivery", "after_sales_days_after_shipment",
+                "after_sales_max_photos", "after_sales_photo_max_bytes", "parcel_max_age_seconds",
+                "parcel_no_record_seconds", "order_confirmation_seconds")},
         }
+        environment = {name: {**POWERTOOLS_ENVIRONMENT, **function_environment(name, deployed)} for name in FUNCTIONS}
         # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.
         http_functions = frozenset(route.function for route in ROUTES)
         functions = Functions(self, "Functions", environment=environment,
@@ -229,67 +265,30 @@ class ShopStack(Stack):
                               allow_empty_dependency_layer=_flag(ctx("allow_empty_dependency_layer")))
         fns = functions.by_name
 
-        # Exactly the calls the code makes (infra/grants.py), not CDK's broader grant_* sets.
-        for name in READ_WRITE:
-            grants.table_read_write(table, fns[name])
-        grants.catalog_read(table, fns["catalog_api"])
-        for name in PUBLISHERS:
-            messaging.bus.grant_put_events_to(fns[name])
-        for name in RESTOCK_PRODUCERS:
-            grants.send_messages(messaging.queues["restock"], fns[name])
-        grants.send_messages(messaging.queues["stock_release"], fns["expiry_sweeper"])
-        for name in WINDOW_OPENERS:
-            messaging.state_machine.grant_start_execution(fns[name])
         # The stack creates each enabled provider's secret, empty: configuring a provider is filling in a value.
         provider_secrets = ProviderSecrets(self, "PaymentSecrets", prefix=secret_prefix,
                                            providers=list(_list(ctx("enabled_payment_providers"))))
-        for name in PAYMENT_CALLERS:
-            provider_secrets.grant_read(fns[name])
-        # The key of the phone digests in the order index (never a phone number in a key): generated once, kept.
-        phone_key_name = f"shop/{stage}/phone-index-key"
-        phone_key = secretsmanager.Secret(
-            self, "PhoneIndexKey", secret_name=phone_key_name,
-            description="HMAC key of the phone digests in the order index (docs/finding-orders.md)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
-            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
-        for name in PHONE_INDEXERS:
-            fns[name].add_environment("PHONE_INDEX_KEY_SECRET", phone_key_name)
-            fns[name].add_to_role_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                                             resources=[phone_key.secret_arn]))
-        for name in CARRIER_CALLERS:
-            fulfilment.grant_secrets(fns[name])
-        fulfilment.grant_labels_write(fns["admin_api"])
-        fulfilment.grant_start(fns["admin_api"])
-        fulfilment.grant_answer(fns["courier_poll"])
-        fulfilment.grant_stop(fns["carrier_webhook"])
-
-        # After-sales evidence: orders_api presigns the customers' uploads, admin_api the operators' views.
-        evidence = EvidenceBucket(self, "Evidence", cors_origins=[
-            o.strip().rstrip("/") for o in str(ctx("cors_allowed_origins")).split(",") if o.strip()],
-            expiry_days=int(ctx("evidence_expiry_days")))
-        after_sales_env = {
-            "EVIDENCE_BUCKET": evidence.bucket.bucket_name,
-            "AFTER_SALES_DAYS_AFTER_DELIVERY": str(int(ctx("after_sales_days_after_delivery"))),
-            "AFTER_SALES_DAYS_AFTER_SHIPMENT": str(int(ctx("after_sales_days_after_shipment"))),
-            "AFTER_SALES_MAX_PHOTOS": str(int(ctx("after_sales_max_photos"))),
-            "AFTER_SALES_PHOTO_MAX_BYTES": str(int(ctx("after_sales_photo_max_bytes"))),
+        # Each function's role allows exactly the calls its manifest entry declares, on these resources.
+        resources = {
+            **grants.table_targets(table),
+            "event bus": grants.Target((messaging.bus.event_bus_arn,)),
+            "payment window": grants.Target((messaging.state_machine.state_machine_arn,)),
+            "provider secrets": grants.Target(tuple(s.secret_arn for s in provider_secrets.by_provider.values())),
+            "evidence bucket": grants.Target((evidence.objects_arn(),)),  # the after-sales keys, never the bucket
+            "phone index key": grants.Target((phone_key.secret_arn,)),
+            # Fulfilment: labels/ keys (PutObject to write, GetObject so the URLs presigned are honoured), the
+            # courier-poll machine (start; SendTaskSuccess: task tokens are not resources, IAM takes the machine's
+            # ARN), its executions (StopExecution), the carrier secrets.
+            "label bucket": grants.Target((fulfilment.labels.arn_for_objects("labels/*"),)),
+            "courier poll": grants.Target((fulfilment.state_machine.state_machine_arn,)),
+            "courier poll executions": grants.Target((fulfilment.executions_arn(),)),
+            "carrier secrets": grants.Target(tuple(s.secret_arn for s in fulfilment.secrets.values())),
+            **self.notifications.targets,
+            **{spec.resource: grants.Target((messaging.queues[spec.name].queue_arn,)) for spec in QUEUES},
         }
-        for name in EVIDENCE_UPLOADERS + EVIDENCE_VIEWERS:
-            for key, value in after_sales_env.items():
-                fns[name].add_environment(key, value)
-        for name in EVIDENCE_UPLOADERS:
-            evidence.grant_presign_upload(fns[name])
-        for name in EVIDENCE_VIEWERS:
-            evidence.grant_presign_view(fns[name])
+        for name, function in FUNCTIONS.items():
+            grants.grant_calls(fns[name], function.aws_calls, resources)
 
-        operator_locale = str(ctx("operator_locale"))
-        if operator_locale not in ("zh-CN", "en"):
-            raise ValueError(f"context operator_locale={operator_locale!r}: zh-CN or en")
-        self.notifications = Notifications(
-            self, "Notifications", bus=messaging.bus, queues=messaging.queues,
-            dead_letter_queues=messaging.dead_letter_queues, notifier=fns["notifier"],
-            email_from=str(ctx("notification_email_from")).strip(), sms=_flag(ctx("notification_sms")),
-            operator_email=str(ctx("operator_email")).strip(), operator_locale=operator_locale)
         for spec in QUEUES:
             fns[spec.consumer].add_event_source(sources.SqsEventSource(
                 messaging.queues[spec.name], batch_size=spec.batch_size, report_batch_item_failures=True,
@@ -316,10 +315,10 @@ class ShopStack(Stack):
         webhook_base = str(ctx("payment_webhook_base_url")).rstrip("/") or (
             f"https://{domain}/{STAGE}" if (domain := str(ctx("domain_name"))) else
             f"https://{api.rest_api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{STAGE}")
-        for name in PAYMENT_CALLERS:
-            fns[name].add_environment("PAYMENT_WEBHOOK_BASE_URL", webhook_base)
-        # Kuaidi100 takes the callback URL in each subscription, which admin_api makes when it books a waybill.
-        fns["admin_api"].add_environment("CARRIER_WEBHOOK_BASE_URL", webhook_base)
+        for name in FUNCTIONS:
+            for variable, value in function_environment(name, {"payment_webhook_base_url": webhook_base,
+                                                           "carrier_webhook_base_url": webhook_base}).items():
+                fns[name].add_environment(variable, value)
         alarm_email = str(ctx("alarm_email")).strip()
         if stage != "dev" and not alarm_email:
             raise ValueError(f"stage {stage!r} needs someone to page: give `-c alarm_email=...` (only dev may have "

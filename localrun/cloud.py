@@ -15,7 +15,8 @@ from moto.server import ThreadedMotoServer
 from localrun.call_counter import CountingProxy
 from localrun.dynamodb_local import DynamoDBLocal
 from shop.adapters.table_schema import create_table_kwargs
-from shop.manifest import EVENT_RULES, QUEUES
+from shop.manifest import EVENT_RULES, FUNCTIONS, QUEUES
+from shop.settings import function_environment
 from shop.workflows import COURIER_POLL_ASL, PAYMENT_WINDOW_ASL, render
 
 REGION = "us-east-1"
@@ -74,24 +75,28 @@ class LocalCloud:
         if os.environ.get("LOCAL_COUNT_DYNAMODB_CALLS") == "1":
             self.counter = CountingProxy(dynamodb_url)
             dynamodb_url = self.counter.url
+        # The settings of the stand-ins, set as CDK sets them (shop.settings.function_environment, from the
+        # manifest); the workers run every function, so they get what any function reads.
+        local_settings = {
+            "table_name": TABLE_NAME,
+            "event_bus_name": EVENT_BUS_NAME,
+            "evidence_bucket": EVIDENCE_BUCKET,
+            "label_bucket": LABEL_BUCKET,
+            "courier_poll_state_machine_arn": self.courier_poll_state_machine_arn,
+            "notify_email_from": EMAIL_FROM,
+            "notify_sms": "on",
+            "operator_topic_arn": self.operator_topic_arn,  # OPERATOR_LOCALE, when set, reaches the workers as it is
+            "state_machine_arn": self.state_machine_arn,
+            "payment_window_seconds": str(self.payment_window_seconds),
+            **{spec.setting: self.queue_urls[spec.name] for spec in QUEUES},
+        }
         env = {
             **base_env,
             "MOTO_PORT": str(port),
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
-            "TABLE_NAME": TABLE_NAME,
-            "EVENT_BUS_NAME": EVENT_BUS_NAME,
-            "EVIDENCE_BUCKET": EVIDENCE_BUCKET,
-            "PAYMENT_WINDOW_STATE_MACHINE_ARN": self.state_machine_arn,
-            "COURIER_POLL_STATE_MACHINE_ARN": self.courier_poll_state_machine_arn,
-            "LABEL_BUCKET": LABEL_BUCKET,
-            "PAYMENT_WINDOW_SECONDS": str(self.payment_window_seconds),
             "POWERTOOLS_METRICS_NAMESPACE": "shop-local",
-            "NOTIFY_EMAIL_FROM": EMAIL_FROM,
-            "NOTIFY_SMS": "on",
-            "OPERATOR_TOPIC_ARN": self.operator_topic_arn,
-            "OPERATOR_LOCALE": os.environ.get("OPERATOR_LOCALE", "en"),
-            **{spec.env_var: self.queue_urls[spec.name] for spec in QUEUES},
+            **{k: v for name in FUNCTIONS for k, v in function_environment(name, local_settings).items()},
         }
         os.environ.update(env)
         return env

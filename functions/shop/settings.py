@@ -56,6 +56,8 @@ class Settings(BaseModel):
     event_bus_name: str = Field("", alias="EVENT_BUS_NAME")
     stock_release_queue_url: str = Field("", alias="STOCK_RELEASE_QUEUE_URL")
     restock_queue_url: str = Field("", alias="RESTOCK_QUEUE_URL")
+    notifications_queue_url: str = Field("", alias="NOTIFICATIONS_QUEUE_URL")  # EventBridge sends, the notifier reads
+    courier_poll_queue_url: str = Field("", alias="COURIER_POLL_QUEUE_URL")  # the courier-poll machine sends
     service_name: str = Field("shop", alias="POWERTOOLS_SERVICE_NAME")  # Powertools' own; the function's name
 
     # Orders
@@ -75,6 +77,10 @@ class Settings(BaseModel):
 
     # Payments
     payment_providers_enabled: str = Field(",".join(PROVIDER_NAMES), alias="PAYMENT_PROVIDERS_ENABLED")
+    # The provider of an order that names none (POST /orders without payment_provider); empty: the first enabled
+    # one (the local run: sandbox; the deployed stack sets its context default_payment_provider, or the first of
+    # enabled_payment_providers, so the default is always one the stack accepts).
+    default_payment_provider: str = Field("", alias="DEFAULT_PAYMENT_PROVIDER")
     payment_webhook_base_url: str = Field("", alias="PAYMENT_WEBHOOK_BASE_URL")
     payment_secrets_source: str = Field("environment", alias="PAYMENT_SECRETS_SOURCE")  # or "secretsmanager"
     payment_secret_prefix: str = Field("shop/payments/", alias="PAYMENT_SECRET_PREFIX")
@@ -176,6 +182,11 @@ class Settings(BaseModel):
     def enabled_providers(self) -> frozenset[str]:
         return frozenset(n.strip() for n in self.payment_providers_enabled.split(",") if n.strip())
 
+    def payment_provider_default(self) -> str:
+        """DEFAULT_PAYMENT_PROVIDER, else the first enabled provider ("" when none is: the order gets a 422)."""
+        enabled = [n.strip() for n in self.payment_providers_enabled.split(",") if n.strip()]
+        return self.default_payment_provider or (enabled[0] if enabled else "")
+
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip()]
 
@@ -213,6 +224,24 @@ class Settings(BaseModel):
             else:
                 out[self.env_names(field)[0]] = str(value)
         return out
+
+
+def function_environment(function: str, values: Mapping[str, str]) -> dict[str, str]:
+    """The variables function `function` gets: of the settings its manifest entry names (shop.manifest
+    FunctionSpec.all_settings), those `values` gives (by field name; CDK's deployed values or the local run's).
+    The others keep their defaults. A value for a field Settings does not have is refused (a typo)."""
+    from shop.manifest import FUNCTIONS
+
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"no such settings: {sorted(unknown)}")
+    out: dict[str, str] = {}
+    for field in FUNCTIONS[function].all_settings:
+        if field in values:
+            if field in _FAMILIES:
+                raise ValueError(f"{field} is a family of variables ({', '.join(_FAMILIES[field])}): set them one by one")
+            out[Settings.env_names(field)[0]] = values[field]
+    return out
 
 
 ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(sorted({n for f in Settings.model_fields for n in Settings.env_names(f)}))

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 
 from shop.domain.notifications import routed_event_types
-from shop.manifest import EVENT_RULES, FUNCTIONS, QUEUES
+from shop.manifest import EVENT_RULES, FUNCTIONS
 from tests.deploy.conftest import CDK_CONTEXT, of_type
 from tests.deploy.test_stack import TABLE_RW, classify, functions_by_name, stack_refs, statements_by_role
 
 
 def _queue_ref(resources, name: str) -> str:
-    env = next(iter(functions_by_name(resources).values()))[1]["Environment"]["Variables"]
-    (spec,) = [s for s in QUEUES if s.name == name]
-    return env[spec.env_var]["Ref"]
+    return stack_refs(resources)[f"queue:{name}"]
 
 
 def test_rules_send_every_routed_event_to_the_notifier_queue_with_a_dead_letter_queue(resources):

@@ -64,3 +64,26 @@ def test_the_providers_are_the_registry_s():
     from shop.payments.registry import PROVIDERS
 
     assert set(PROVIDERS) == set(PROVIDER_NAMES)
+
+
+def test_the_manifest_names_settings_that_exist_and_calls_on_known_resources():
+    from shop.manifest import FUNCTIONS, QUEUES, RESOURCE_SETTINGS
+
+    for spec in FUNCTIONS.values():
+        assert set(spec.all_settings) <= set(Settings.model_fields), spec.name
+        assert spec.aws_calls, spec.name  # every function touches something: said, not assumed
+    for fields in RESOURCE_SETTINGS.values():
+        assert set(fields) <= set(Settings.model_fields)
+    for queue in QUEUES:  # a new queue needs its URL setting
+        assert Settings.env_names(queue.setting) == (queue.env_var,), queue.name
+        assert queue.resource in RESOURCE_SETTINGS
+
+
+def test_function_environment_sets_only_what_the_function_reads():
+    from shop.settings import function_environment
+
+    values = {"table_name": "t", "cors_allowed_origins": "https://a.example", "sweep_grace_seconds": "5"}
+    assert function_environment("catalog_api", values) == {"TABLE_NAME": "t", "CORS_ALLOWED_ORIGINS": "https://a.example"}
+    assert function_environment("expiry_sweeper", values) == {"TABLE_NAME": "t", "SWEEP_GRACE_SECONDS": "5"}
+    with pytest.raises(ValueError, match="no such settings"):
+        function_environment("restock", {"tabel_name": "t"})

@@ -46,7 +46,9 @@ class ShippingAddress(Strict):
 class CreateOrderIn(Strict):
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
     shipping_address: ShippingAddress
-    payment_provider: PaymentProvider = "sandbox"
+    payment_provider: PaymentProvider | None = Field(
+        default=None, description="Who takes the payment; omitted: the deployment's default provider "
+                                  "(DEFAULT_PAYMENT_PROVIDER, else the first enabled one; the local run: sandbox)")
     payment_window_seconds: StrictInt | None = Field(
         default=None, ge=60, le=10**7, description="A different payment window; never beyond the configured maximum "
                                                    "nor a SKU's own window")

@@ -28,7 +28,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
     request = OrderRequest(
         items=[(line.sku, line.quantity) for line in order.items],
         shipping_address=order.shipping_address.model_dump(exclude_none=True),
-        payment_provider=order.payment_provider,
+        payment_provider=order.payment_provider or settings.payment_provider_default(),
         client_ip=router.current_event.request_context.identity.source_ip,
         payment_window_seconds=checked_window(order.payment_window_seconds),
         phone_digest=phone_digest(order.shipping_address.phone),
