@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from shop.carriers.base import Carrier
 from shop.settings import get_settings
@@ -14,6 +15,15 @@ _CLASSES: dict[str, tuple[str, str]] = {
 }
 CARRIERS = tuple(_CLASSES)
 _made: dict[str, Carrier] = {}
+
+if TYPE_CHECKING:  # loaded by name above, so mypy proves here that each class is a complete Carrier
+    from shop.carriers.aftership import AfterShipCarrier
+    from shop.carriers.kuaidi100 import Kuaidi100Carrier
+    from shop.carriers.sandbox import SandboxCarrier
+
+    _SANDBOX: Carrier = SandboxCarrier()
+    _KUAIDI100: Carrier = Kuaidi100Carrier()
+    _AFTERSHIP: Carrier = AfterShipCarrier()
 
 
 def enabled() -> set[str]:
