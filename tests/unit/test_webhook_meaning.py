@@ -181,10 +181,11 @@ def test_a_stripe_refund_names_the_payment_it_refunds():
     assert StripeProvider().parse_webhook(*stripe("payment_intent.created", {"id": "pi_1"})).amount is None
 
 
-@pytest.mark.parametrize("field", ["amount_refunded", "amount_capturable"])
-def test_every_stripe_amount_must_be_whole_minor_units(field):
+@pytest.mark.parametrize("field", ["amount_received", "amount_refunded", "amount_capturable"])
+@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "payment_intent.payment_failed"])
+def test_every_stripe_amount_must_be_whole_minor_units(field, event_type):
     intent = {"id": "pi_1", "amount": 100, "amount_received": 100, "currency": "usd", field: -1}
-    assert refused(StripeProvider().parse_webhook, *stripe("payment_intent.succeeded", intent)).status == 400
+    assert refused(StripeProvider().parse_webhook, *stripe(event_type, intent)).status == 400
 
 
 # ---- the sandbox ----
@@ -221,6 +222,14 @@ def test_alipay_notifications_of_another_scheme_or_app_are_unauthenticated(form)
 
 def test_an_alipay_notification_without_sign_type_is_taken_as_rsa2():
     assert AlipayProvider().parse_webhook({}, alipay(sign_type=None)).kind == "payment_succeeded"
+
+
+def test_an_rsa_signature_must_verify_and_be_plain_base64():
+    form = dict(urllib.parse.parse_qsl(alipay().decode()))
+    sign = form["sign"]
+    for bad in (sign[:10] + "*" + sign[10:], sign[:-4] + "AAAA", ""):
+        body = urllib.parse.urlencode({**form, "sign": bad}).encode()
+        assert refused(AlipayProvider().parse_webhook, {}, body).status == 401
 
 
 def test_an_alipay_field_given_twice_is_unauthenticated():
