@@ -257,3 +257,25 @@ def test_a_refund_counts_as_refunded_once_the_provider_confirms_it():
 def test_refund_ids_name_the_request():
     assert refunds.stable_id("ord_1", "k") == refunds.stable_id("ord_1", "k") != refunds.stable_id("ord_1", "j")
     assert re.fullmatch(r"rf_[0-9a-f]{24}", refunds.stable_id("ord_1", "k"))
+
+
+# ---- the limits an order is placed within ----
+
+def test_order_limits_are_inclusive():
+    from shop.services.orders import merge_lines
+
+    assert merge_lines([("TEE", 100)]) == {"TEE": 100}  # 100 units of one SKU
+    assert len(merge_lines([(f"S{i}", 1) for i in range(40)])) == 40  # 40 different SKUs
+    assert sum(merge_lines([(f"S{i}", 100) for i in range(10)]).values()) == 1000  # 1000 units in all
+    for too_much in ([("TEE", 101)], [(f"S{i}", 1) for i in range(41)], [(f"S{i}", 100) for i in range(10)] + [
+            ("S10", 1)]):
+        with pytest.raises(Unprocessable):
+            merge_lines(too_much)
+
+
+def test_a_request_may_ask_for_exactly_the_shop_window():
+    from shop.domain.orders import payment_window_seconds
+
+    assert payment_window_seconds(default=900, maximum=3600, requested=900) == 900
+    assert payment_window_seconds(default=900, maximum=3600, requested=1, sku_windows=(0, 600)) == 1
+    assert payment_window_seconds(default=900, maximum=3600, sku_windows=(0, None)) == 900  # 0: no window set
