@@ -215,7 +215,7 @@ def test_an_alipay_payment_in_another_currency_is_counted_in_it():
     assert AlipayProvider().parse_webhook({}, alipay(trade_no="")).provider_payment_id is None
 
 
-@pytest.mark.parametrize("form", [{"sign_type": "RSA"}, {"app_id": "2021000000000001"}])
+@pytest.mark.parametrize("form", [{"sign_type": "RSA"}, {"sign_type": ""}, {"app_id": "2021000000000001"}])
 def test_alipay_notifications_of_another_scheme_or_app_are_unauthenticated(form):
     assert refused(AlipayProvider().parse_webhook, {}, alipay(**form)).status == 401
 
@@ -232,9 +232,14 @@ def test_an_rsa_signature_must_verify_and_be_plain_base64():
         assert refused(AlipayProvider().parse_webhook, {}, body).status == 401
 
 
-def test_an_alipay_field_given_twice_is_unauthenticated():
-    body = alipay() + b"&total_amount=1.00"
-    assert refused(AlipayProvider().parse_webhook, {}, body).status == 401
+@pytest.mark.parametrize("repeat", [b"&total_amount=1.00", b"&out_trade_no=ord_a", b"&sign_type=RSA2"])
+def test_an_alipay_field_given_twice_is_unauthenticated(repeat):
+    assert refused(AlipayProvider().parse_webhook, {}, alipay() + repeat).status == 401  # even repeated as signed
+
+
+@pytest.mark.parametrize("body", [b"no-equals-sign", b"a=1&&b=2", b"\xff=1"])
+def test_an_alipay_body_that_is_not_a_form_is_malformed(body):
+    assert refused(AlipayProvider().parse_webhook, {}, body).status == 400
 
 
 @pytest.mark.parametrize("missing", ["total_amount", "notify_id", "trade_status", "out_trade_no"])
