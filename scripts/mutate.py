@@ -139,7 +139,7 @@ class _Mutator(ast.NodeTransformer):
 
     def visit_ClassDef(self, node):  # noqa: N802
         if any((b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")).endswith("Enum") for b in node.bases):
-            return node  # an enum's words: not patchable into a running process (see ENUMS in the README section)
+            return node  # an enum member's word cannot be patched into a running process: not mutated (README)
         self.stack.append(node.name)
         node.body = self._body(node.body)
         self.stack.pop()

@@ -279,3 +279,10 @@ def test_a_request_may_ask_for_exactly_the_shop_window():
     assert payment_window_seconds(default=900, maximum=3600, requested=900) == 900
     assert payment_window_seconds(default=900, maximum=3600, requested=1, sku_windows=(0, 600)) == 1
     assert payment_window_seconds(default=900, maximum=3600, sku_windows=(0, None)) == 900  # 0: no window set
+
+
+def test_cancelling_a_free_order_refunds_nothing_and_says_so():
+    free = paid()
+    free = replace(free, lines=tuple(replace(line, unit_price=Money(0, "EUR")) for line in free.lines), amount_paid=0)
+    cancelled = refunded(free, cancel=True)
+    assert (cancelled.status, cancelled.payment_status, cancelled.refunds[-1].amount) == (S.CANCELLED, "paid", 0)
