@@ -286,3 +286,11 @@ def test_cancelling_a_free_order_refunds_nothing_and_says_so():
     free = replace(free, lines=tuple(replace(line, unit_price=Money(0, "EUR")) for line in free.lines), amount_paid=0)
     cancelled = refunded(free, cancel=True)
     assert (cancelled.status, cancelled.payment_status, cancelled.refunds[-1].amount) == (S.CANCELLED, "paid", 0)
+
+
+def test_an_order_without_money_to_give_back_says_why():
+    full = refunded(paid(), amount=None)
+    for without_money, cancel in ((order(), False), (order(), True), (full, False)):
+        with pytest.raises(InvalidTransition) as refused:
+            refunds.plan(without_money, amount=None, lines=None, restock=False, cancel=cancel)
+        assert refused.value.extra["payment_status"] == without_money.payment_status
