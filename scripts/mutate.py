@@ -7,11 +7,11 @@ module in place of the real one, only the tests that execute the mutated line (f
 the selected test suites), fastest first, stopping at the first failure. A mutant is KILLED when a test
 fails (or its import fails, or it runs past a timeout), SURVIVED when every covering test passes.
 
-Why not mutmut or cosmic-ray (both tried on this repository, Python 3.13): mutmut 3.8 names a mutant by its
-file path (`functions.shop.domain.stock`) while the tests import `shop.domain.stock` (functions/ is on
-sys.path, tests/conftest.py), so it stops with "could not find any test case for any mutant"; cosmic-ray
-rewrites the file in the work tree and starts a whole test command per mutant (several seconds each
-before a test runs, hours for this scope on two shared cores) with no per-mutant test selection.
+Why not mutmut or cosmic-ray: mutmut 3.8 (tried here, Python 3.13) names a mutant by its file path
+(`functions.shop.domain.stock`) while the tests import `shop.domain.stock` (functions/ is on sys.path,
+tests/conftest.py), so it stops with "could not find any test case for any mutant"; cosmic-ray (not tried)
+rewrites the file in the work tree and starts a whole test command per mutant, with no per-mutant selection
+of tests: hours for this scope on two shared cores.
 
 Equivalent mutants (no test can tell them apart from the original) are listed, one per line with the reason,
 in scripts/mutate_equivalent.txt and excluded from the score. Usage:
