@@ -2,9 +2,10 @@
 
 Each mutant is ONE small change to the source: an arithmetic/comparison/boolean operator swapped, a constant
 changed, a condition negated or removed (an `if` that never runs, an operand dropped from an `and`/`or`, a
-comprehension filter removed, a `not` removed). Each mutant runs, in a forked child that imports the mutated
-module in place of the real one, only the tests that execute the mutated line (from a coverage pass over
-the selected test suites), fastest first, stopping at the first failure. A mutant is KILLED when a test
+comprehension filter removed, a `not` removed). Each mutant runs, in a child forked from the process that
+collected the tests, with the mutated function's code swapped into the live function (or a changed constant
+carried onto the live objects; a re-import when neither works), only the tests that execute the mutated line
+(from a coverage pass over the selected test suites), fastest first, stopping at the first failure. A mutant is KILLED when a test
 fails (or its import fails, or it runs past a timeout), SURVIVED when every covering test passes.
 
 Why not mutmut or cosmic-ray: mutmut 3.8 (tried here, Python 3.13) names a mutant by its file path
@@ -16,7 +17,7 @@ of tests: hours for this scope on two shared cores.
 Equivalent mutants (no test can tell them apart from the original) are listed, one per line with the reason,
 in scripts/mutate_equivalent.txt and excluded from the score. Usage:
 
-    nice -n 10 .venv/bin/python scripts/mutate.py [--only PATTERN] [--tests PATH ...] [--list]
+    nice -n 10 .venv/bin/python scripts/mutate.py [--only PATTERN ...] [--tests PATH ...] [--budget S] [--list]
 """
 
 from __future__ import annotations
