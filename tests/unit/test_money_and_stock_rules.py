@@ -90,6 +90,7 @@ def test_what_is_left_to_refund_is_what_was_paid_less_what_was_refunded():
     placed = paid()  # 39.98 EUR paid
     once = refunded(placed, amount=1000)
     assert refunds.refundable(once) == 2998 and once.payment_status == "partially_refunded"
+    assert (once.version, once.updated_at) == (placed.version + 1, AT)  # one conditional write
     with pytest.raises(Unprocessable) as too_much:
         refunds.plan(once, amount=2999, lines=None, restock=False, cancel=False)
     assert too_much.value.extra["refundable"] == 2998
@@ -225,7 +226,7 @@ def test_a_refused_payment_given_back_is_not_a_refund_of_the_order():
     placed = paid()  # 39.98 EUR
     twice = automatic(placed, 3998)  # a second payment of the same amount, given back
     assert (twice.amount_paid, refunds.own_captured(twice), refunds.refundable(twice)) == (7996, 3998, 3998)
-    assert twice.payment_status == "paid"  # the order's own payment is untouched
+    assert (twice.status, twice.payment_status) == (S.PAID, "paid")  # the order's own payment is untouched
     elsewhere = automatic(placed, 500, currency="USD", key="usd")  # in another currency: not counted here
     assert (elsewhere.amount_paid, refunds.own_captured(elsewhere)) == (3998, 3998)
     own = refunded(twice, amount=1000)
