@@ -295,3 +295,11 @@ def test_an_order_without_money_to_give_back_says_why():
         with pytest.raises(InvalidTransition) as refused:
             refunds.plan(without_money, amount=None, lines=None, restock=False, cancel=cancel)
         assert refused.value.extra["payment_status"] == without_money.payment_status
+
+
+def test_statuses_read_as_words_become_the_members():
+    from shop.domain.statuses import FulfillmentStatus, PaymentStatus
+
+    read = order(S.PAID, payment_status="refunded", fulfillment_status="partial")
+    assert (read.payment_status, read.fulfillment_status) == (PaymentStatus.REFUNDED, FulfillmentStatus.PARTIAL)
+    assert read.payment_status is PaymentStatus.REFUNDED and read.fulfillment_status is FulfillmentStatus.PARTIAL
