@@ -247,7 +247,8 @@ def test_a_refund_counts_as_refunded_once_the_provider_confirms_it():
     assert refunds.find(done, entry.refund_id).provider_refund_id == "re_1"  # type: ignore[union-attr]
     for late in (refunds.with_outcome(done, entry.refund_id, provider_refund_id="re_1", at=AT),
                  refunds.with_failed_attempt(done, entry.refund_id, error="late", at=AT),
-                 refunds.with_outcome(done, "rf_unknown", provider_refund_id="re_2", at=AT)):
+                 refunds.with_outcome(done, "rf_unknown", provider_refund_id="re_2", at=AT),
+                 refunds.with_failed_attempt(done, "rf_unknown", error="x", at=AT)):
         assert late == done  # confirmed once: counted once
     foreign = automatic(paid(), 500, currency="USD", key="usd")
     given_back = refunds.pending(foreign)[0]
