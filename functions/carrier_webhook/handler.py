@@ -3,15 +3,13 @@ into the parcel like a poll. A bad signature is 401 and changes nothing."""
 
 from __future__ import annotations
 
-import base64
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.domain.errors import DomainError
-from shop.http.app import create_app, lambda_entry
+from shop.http.app import create_app, lambda_entry, raw_body
 from shop.http.problems import problem
 
 logger = Logger(child=True)
@@ -26,13 +24,7 @@ def build_app():
 
 
 def _raw_body() -> bytes | None:
-    event = router.current_event
-    body = event.raw_event.get("body") or ""
-    try:
-        return base64.b64decode(body, validate=True) if event.raw_event.get("isBase64Encoded") \
-            else body.encode("utf-8")
-    except ValueError:
-        return None
+    return raw_body(router.current_event)
 
 
 @router.post("/webhooks/carriers/<carrier>", include_in_schema=False)

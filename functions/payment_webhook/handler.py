@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
@@ -13,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shop.domain.errors import DomainError
 from shop.domain.statuses import PaymentOutcome
-from shop.http.app import create_app, lambda_entry
+from shop.http.app import create_app, lambda_entry, raw_body
 from shop.http.problems import problem
 from shop.payments import registry
 from shop.payments.base import MAX_WEBHOOK_BYTES, InvalidWebhook, ProviderError, ProviderNotConfigured
@@ -39,13 +38,7 @@ def build_app():
 
 def _raw_body() -> bytes | None:
     """The body exactly as the provider sent it; None when the gateway's base64 does not decode."""
-    event = router.current_event
-    body = event.raw_event.get("body") or ""
-    try:
-        return base64.b64decode(body, validate=True) if event.raw_event.get("isBase64Encoded") \
-            else body.encode("utf-8")
-    except ValueError:  # bad base64, or a lone surrogate in the text
-        return None
+    return raw_body(router.current_event)
 
 
 def _count_failure() -> None:

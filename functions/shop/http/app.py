@@ -237,3 +237,14 @@ def lambda_entry(app: APIGatewayRestResolver | Callable[[], APIGatewayRestResolv
     if _HOOKS and not built:
         _HOOKS[0](resolver)
     return handler
+
+
+def raw_body(event: Any) -> bytes | None:
+    """A webhook's body exactly as its sender sent it (signatures are over these bytes); None when the gateway's
+    base64 does not decode or the text holds a lone surrogate."""
+    body = event.raw_event.get("body") or ""
+    try:
+        return base64.b64decode(body, validate=True) if event.raw_event.get("isBase64Encoded") \
+            else body.encode("utf-8")
+    except ValueError:
+        return None
