@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 
 import boto3
@@ -13,7 +12,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from localrun.call_counter import CountingProxy
-from localrun.dynamodb_local import DynamoDBLocal
+from localrun.dynamodb_local import DynamoDBLocal, free_port
 from shop.adapters.table_schema import create_table_kwargs
 from shop.manifest import EVENT_RULES, FUNCTIONS, QUEUES
 from shop.settings import function_environment
@@ -29,12 +28,6 @@ EVENTS_TAP_QUEUE = "shop-events-tap"  # a copy of every domain event, for curl a
 EMAIL_FROM = "shop@example.com"
 OPERATOR_TOPIC = "shop-operator-notifications"
 LABEL_BUCKET = "shop-labels-local"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -30,7 +30,8 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on now (the local run's servers and the tests' each take one)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -50,7 +51,7 @@ class DynamoDBLocal:
 
     def start(self, timeout_s: float = 60) -> DynamoDBLocal:
         ensure_installed()
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 ["java", "-Xmx1g", "-Djava.library.path=DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",

@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shop.http.cors import preflight_headers
+from shop.http.problems import PROBLEM_JSON, problem_body
 from shop.manifest import ROUTES, Route
 
-PROBLEM_JSON = "application/problem+json"
 LOCAL_HEADERS = {"x-local-user", "x-local-groups"}
 
 
@@ -50,8 +50,9 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
     return None, {}, path_known
 
 
-def problem(status: int, title: str, detail: str) -> HttpResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def problem(status: int, title: str, detail: str, slug: str | None = None) -> HttpResponse:
+    """A problem+json answer of the stand-in itself, built as the functions build theirs (shop.http.problems)."""
+    body = problem_body(status, slug, title, detail)
     return HttpResponse(status, [("Content-Type", PROBLEM_JSON)], json.dumps(body).encode())
 
 

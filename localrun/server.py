@@ -236,17 +236,15 @@ class LocalServer:
 
         order = default_ports().store.get_order(order_id)
         if order is None:
-            return _json(404, {"type": "/problems/not-found", "title": "Not found", "status": 404,
-                               "detail": f"no order {order_id}"}, "application/problem+json")
+            return gateway.problem(404, "Not found", f"no order {order_id}", slug="not-found")
         try:
             options = json.loads(body) if body else {}
             if not isinstance(options, dict):
                 raise TypeError("not an object")
             amount = Money(**options["amount"]) if "amount" in options else order.total
         except (ValueError, TypeError, KeyError):
-            return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
-                               "detail": "body must be JSON like {\"amount\": {\"amount\": 1999, \"currency\": \"EUR\"}}"},
-                         "application/problem+json")
+            return gateway.problem(422, "Invalid request", 'body must be JSON like {"amount": {"amount": 1999, '
+                                   '"currency": "EUR"}}', slug="invalid-request")
         self.fakes.mark_paid(order_id, amount)
         headers, payload = signed_webhook(self.fakes.keys, order.payment_provider, order_id, amount,
                                           event_id=options.get("event_id"),

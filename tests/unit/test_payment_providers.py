@@ -26,12 +26,7 @@ KEYS = ProviderKeys()
 AMOUNT = Money(12345, "CNY")
 
 
-@pytest.fixture(autouse=True)
-def provider_env(monkeypatch):
-    for key, value in KEYS.function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PAYMENT_WEBHOOK_BASE_URL", "https://shop.example/")
-    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
+pytestmark = pytest.mark.usefixtures("provider_env")  # tests/unit/conftest.py, with this module's KEYS
 
 
 def test_stripe_library_verifies_the_fakes_webhook_and_parses_it_like_we_do():

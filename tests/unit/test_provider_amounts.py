@@ -33,12 +33,7 @@ BAD_DECIMAL_TEXTS = ["-1", "-0.01", "12.345", "1e3", "1E+2", " 12.34", "12.34 ",
                      "Infinity", "", ".5", "1.", "1" * 5000, str(MAX_MINOR_UNITS // 100 + 1)]
 
 
-@pytest.fixture(autouse=True)
-def provider_env(monkeypatch):
-    for key, value in KEYS.function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("PAYMENT_WEBHOOK_BASE_URL", "https://shop.example/")
-    monkeypatch.delenv("PAYMENT_SECRETS_SOURCE", raising=False)
+pytestmark = pytest.mark.usefixtures("provider_env")  # tests/unit/conftest.py, with this module's KEYS
 
 
 # ---- signed notifications with any amount (helpers shared with tests/api/test_hostile_input.py) ----
