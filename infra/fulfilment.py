@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import grants
+from infra.messaging import queue_state_machine
 from shop.workflows import COURIER_POLL_ASL, COURIER_POLL_SUBSTITUTIONS
 
 LABEL_RETENTION = Duration.days(180)  # a label is printed at once; kept half a year for disputes, then deleted
@@ -34,20 +32,10 @@ class Fulfilment(Construct):
             # Kept when the stack is deleted (labels of parcels under way), deleted if the first create rolls back.
             removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
-        substitutions = {"CourierPollQueueUrl": poll_queue.queue_url}
-        assert set(substitutions) == set(COURIER_POLL_SUBSTITUTIONS)
-        log_group = logs.LogGroup(self, "CourierPollLogs", retention=logs.RetentionDays.ONE_MONTH,
-                                  removal_policy=RemovalPolicy.DESTROY)
-        self.state_machine = sfn.StateMachine(
-            self, "CourierPoll",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            # The very file the local run executes; only the queue URL is filled in.
-            definition_body=sfn.DefinitionBody.from_file(str(COURIER_POLL_ASL)),
-            definition_substitutions=substitutions,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-        )
-        grants.send_messages(poll_queue, self.state_machine)  # sqs:sendMessage.waitForTaskToken sends, nothing else
+        # The parcel's loop (sqs:sendMessage.waitForTaskToken sends to the poll queue, nothing else).
+        self.state_machine = queue_state_machine(self, "CourierPoll", COURIER_POLL_ASL,
+                                                 {"CourierPollQueueUrl": poll_queue.queue_url},
+                                                 COURIER_POLL_SUBSTITUTIONS, poll_queue)
         self.secrets = {
             carrier: secretsmanager.Secret(
                 self, f"{carrier}-secret", secret_name=f"{secret_prefix}{carrier}",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_logs as logs
@@ -17,6 +20,26 @@ DLQ_RETENTION = Duration.days(14)
 # Every domain event is archived, so consumers added later (or a fixed one) can replay what they missed:
 # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-archive.html. Retention: context
 # event_archive_retention_days (infra/stack.py; 0 keeps events for ever).
+
+
+def queue_state_machine(scope: Construct, name: str, asl: Path, substitutions: dict[str, str],
+                        expected: Iterable[str], queue: sqs.IQueue) -> sfn.StateMachine:
+    """A standard state machine from the very ASL file the local run executes (only `substitutions` filled in:
+    exactly the names the file expects), traced, logging every execution to its own log group, allowed only
+    sqs:SendMessage on `queue` (what its SQS integration sends, nothing else)."""
+    assert set(substitutions) == set(expected)
+    log_group = logs.LogGroup(scope, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH,
+                              removal_policy=RemovalPolicy.DESTROY)
+    machine = sfn.StateMachine(
+        scope, name,
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        definition_body=sfn.DefinitionBody.from_file(str(asl)),
+        definition_substitutions=substitutions,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+    )
+    grants.send_messages(queue, machine)
+    return machine
 
 
 class Messaging(Construct):
@@ -47,18 +70,6 @@ class Messaging(Construct):
 
     def _payment_window(self) -> sfn.StateMachine:
         release_queue = self.queues["stock_release"]
-        substitutions = {"StockReleaseQueueUrl": release_queue.queue_url}
-        assert set(substitutions) == set(PAYMENT_WINDOW_SUBSTITUTIONS)
-        log_group = logs.LogGroup(self, "PaymentWindowLogs", retention=logs.RetentionDays.ONE_MONTH,
-                                  removal_policy=RemovalPolicy.DESTROY)
-        machine = sfn.StateMachine(
-            self, "PaymentWindow",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            # The very file the local run executes; only the queue URL is filled in.
-            definition_body=sfn.DefinitionBody.from_file(str(PAYMENT_WINDOW_ASL)),
-            definition_substitutions=substitutions,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-        )
-        grants.send_messages(release_queue, machine)  # the sqs:sendMessage integration sends, nothing else
-        return machine
+        return queue_state_machine(self, "PaymentWindow", PAYMENT_WINDOW_ASL,
+                                   {"StockReleaseQueueUrl": release_queue.queue_url}, PAYMENT_WINDOW_SUBSTITUTIONS,
+                                   release_queue)
