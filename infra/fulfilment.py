@@ -4,7 +4,6 @@ secrets. The queue and the functions come from the manifest like every other."""
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, SecretValue, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -51,29 +50,3 @@ class Fulfilment(Construct):
         return stack.format_arn(service="states", resource="execution",
                                 resource_name=f"{self.state_machine.state_machine_name}:*",
                                 arn_format=ArnFormat.COLON_RESOURCE_NAME)
-
-    def grant_labels_write(self, grantee: iam.IGrantable) -> None:
-        """PutObject to write a label, GetObject so that the URLs this role presigns are honoured."""
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:PutObject", "s3:GetObject"], resources=[self.labels.arn_for_objects("labels/*")]))
-
-    def grant_labels_read(self, grantee: iam.IGrantable) -> None:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[self.labels.arn_for_objects("labels/*")]))
-
-    def grant_start(self, grantee: iam.IGrantable) -> None:
-        self.state_machine.grant_start_execution(grantee)
-
-    def grant_answer(self, grantee: iam.IGrantable) -> None:
-        """SendTaskSuccess: task tokens are not resources, so IAM takes the state machine's ARN."""
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["states:SendTaskSuccess"], resources=[self.state_machine.state_machine_arn]))
-
-    def grant_stop(self, grantee: iam.IGrantable) -> None:
-        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["states:StopExecution"], resources=[self.executions_arn()]))
-
-    def grant_secrets(self, grantee: iam.IGrantable) -> None:
-        if self.secrets:
-            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"], resources=[s.secret_arn for s in self.secrets.values()]))
