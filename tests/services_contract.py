@@ -194,6 +194,9 @@ class ServiceContract:
     def test_unpaid_units_cap_per_sku(self, shop: Shop) -> None:
         shop.sku("A", 20)
         limits = HoldLimits(max_unpaid_units_per_sku=5)
+        with pytest.raises(TooManyUnpaid):  # a first order above the cap on its own
+            shop.place([("A", 6)], limits=limits)
+        assert shop.levels("A").reserved == 0
         held = shop.place([("A", 3)], limits=limits)
         with pytest.raises(TooManyUnpaid) as refused:
             shop.place([("A", 3)], limits=limits)

@@ -284,9 +284,8 @@ class InMemoryStore:
             customer, orders, units = holds
             held = self._holds.get(customer, UnpaidHoldings())
             over_orders = bool(limits.max_unpaid_orders) and held.orders >= limits.max_unpaid_orders
-            # A SKU the customer holds nothing of yet is not capped (the per-order limit applies instead).
             over_units = bool(limits.max_unpaid_units_per_sku) and any(
-                sku in held.units and held.units[sku] + quantity > limits.max_unpaid_units_per_sku
+                held.units.get(sku, 0) + quantity > limits.max_unpaid_units_per_sku
                 for sku, quantity in units.items())
             if over_orders or over_units:
                 rejected.add("holds")

@@ -640,7 +640,11 @@ class DynamoShopStore:
                 values[":max_o"] = limits.max_unpaid_orders
             if limits.max_unpaid_units_per_sku:
                 for i, quantity in enumerate(units.values()):
-                    conditions.append(f"(attribute_not_exists(#u{i}) OR #u{i} <= :max_u{i})")
+                    # A comparison on a missing attribute is false in DynamoDB, so a first order above the cap
+                    # fails `#u <= :max_u` (a negative bound) and only one within it may skip the comparison.
+                    guard = f"#u{i} <= :max_u{i}"
+                    fits_alone = quantity <= limits.max_unpaid_units_per_sku
+                    conditions.append(f"(attribute_not_exists(#u{i}) OR {guard})" if fits_alone else guard)
                     values[f":max_u{i}"] = limits.max_unpaid_units_per_sku - quantity
             if conditions:
                 update["ConditionExpression"] = " AND ".join(conditions)
