@@ -19,17 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from shop.carriers.base import (
-    Booking,
-    Callback,
-    CarrierError,
-    InvalidCallback,
-    ParcelRef,
-    call,
-    carrier_secret,
-    offset_time,
-    text,
-)
+from shop.carriers.base import Booking, Callback, CarrierBase, CarrierError, InvalidCallback, ParcelRef
+from shop.carriers.checkpoints import offset_time, text
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
 from shop.payments.base import header
@@ -74,16 +65,12 @@ def tracking_from(data: Mapping[str, Any]) -> Tracking:
                     refused=data.get("subtag") in REFUSED_SUBTAGS)
 
 
-class AfterShipCarrier:
-    name = "aftership"
-    books_waybills = False
-    needs_code = True
-
+class AfterShipCarrier(CarrierBase, name="aftership", books_waybills=False, needs_code=True):
     def _base(self) -> str:
         return get_settings().aftership_api_base.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        return {"as-api-key": carrier_secret(self.name, "AFTERSHIP_API_KEY"), "Content-Type": "application/json"}
+        return {"as-api-key": self.secret("AFTERSHIP_API_KEY"), "Content-Type": "application/json"}
 
     def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
         raise CarrierError("AfterShip tracks parcels but issues no waybills: give the tracking number")
@@ -91,40 +78,35 @@ class AfterShipCarrier:
     def subscribe(self, ref: ParcelRef) -> None:
         body = json.dumps({"tracking_number": ref.tracking_number, "slug": ref.carrier_code, "order_id": ref.order_id,
                            "custom_fields": {"shipment_id": ref.shipment_id}}).encode()
-        status, answer = call("POST", f"{self._base()}/tracking/{VERSION}/trackings", body=body, headers=self._headers())
+        status, answer = self.call("POST", f"{self._base()}/tracking/{VERSION}/trackings", body=body,
+                                   headers=self._headers())
         code = (answer or {}).get("meta", {}).get("code") if isinstance(answer, dict) else None
         if status >= 300 and code != 4003:  # 4003: the tracking exists already
             raise CarrierError(f"aftership refused the tracking (status {status}, code {code})")
 
     def query(self, ref: ParcelRef) -> Tracking:
         query = urlencode({"tracking_numbers": ref.tracking_number, "slug": ref.carrier_code})
-        status, answer = call("GET", f"{self._base()}/tracking/{VERSION}/trackings?{query}", headers=self._headers())
+        status, answer = self.call("GET", f"{self._base()}/tracking/{VERSION}/trackings?{query}",
+                                   headers=self._headers())
         if status >= 300 or not isinstance(answer, dict) or not isinstance(answer.get("data"), dict):
             raise CarrierError(f"aftership query failed (status {status})")
         found = [t for t in answer["data"].get("trackings") or [] if isinstance(t, dict)
                  and t.get("tracking_number") == ref.tracking_number]
         if not found:
             return Tracking(())
-        try:
+        with self.reading_answer():
             return tracking_from(found[0])
-        except InvalidCallback as error:
-            raise CarrierError(f"aftership answer malformed: {error}") from None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]) -> Callback:
         given = header(headers, SIGNATURE_HEADER)
         if not given:
             raise InvalidCallback("signature header missing", 401)
-        expected = signature(carrier_secret(self.name, "AFTERSHIP_WEBHOOK_SECRET"), body)
+        expected = signature(self.secret("AFTERSHIP_WEBHOOK_SECRET"), body)
         if not hmac.compare_digest(expected, given.strip()):
             raise InvalidCallback("signature does not match", 401)
-        try:
+        with self.reading_callback("malformed aftership webhook"):
             msg = json.loads(body)["msg"]
             custom = msg.get("custom_fields") or {}
             return Callback(tracking_number=str(msg["tracking_number"])[:64], tracking=tracking_from(msg),
                             order_id=str(msg.get("order_id") or "")[:64] or None,
                             shipment_id=str(custom.get("shipment_id") or "")[:64] or None)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise InvalidCallback("malformed aftership webhook") from None
-
-    def acknowledge(self) -> tuple[int, str, str]:
-        return 200, "application/json", '{"received":true}'

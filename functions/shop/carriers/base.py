@@ -1,14 +1,14 @@
-"""The carrier interface and what adapters share: errors, bookings, callbacks, the outbound HTTP call, secrets."""
+"""The carrier interface and what adapters share (CarrierBase): errors, bookings, callbacks, the outbound HTTP
+call, secrets, the callback URL."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from shop.domain import clock
 from shop.domain.orders import Order
 from shop.domain.parcels import Tracking
 from shop.payments import http_client
@@ -17,7 +17,6 @@ from shop.payments.secrets import carrier_secret as _carrier_secret
 from shop.settings import get_settings
 
 MAX_CALLBACK_BYTES = 256 * 1024  # a long parcel history is a few kB; bounds what we parse
-CHINA = timezone(timedelta(hours=8))
 
 
 class CarrierError(Exception):
@@ -88,46 +87,59 @@ def carrier_secret(carrier: str, key: str) -> str:
     return _carrier_secret(carrier, key)
 
 
-def call(method: str, url: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None
-         ) -> tuple[int, Any]:
-    """(status, parsed JSON) through the one outbound client (deadline, retries on 5xx); CarrierError otherwise."""
-    try:
-        status, answer = http_client.request(method, url, body=body, headers=headers)
-    except ProviderError as error:
-        raise CarrierError(str(error)) from None
-    try:
-        return status, json.loads(answer) if answer else None
-    except ValueError:
-        raise CarrierError(f"{method} {url.split('?')[0]}: answer is not JSON (status {status})") from None
+class CarrierBase:
+    """What every adapter shares: its secrets by name, the outbound call, its callback URL, the JSON "received"
+    acknowledgement, and what an answer or a callback body that cannot be read becomes."""
 
+    name: str
+    books_waybills: bool
+    needs_code: bool
 
-def callback_url(carrier: str, **params: str) -> str:
-    """Where the carrier pushes: `{CARRIER_WEBHOOK_BASE_URL or PAYMENT_WEBHOOK_BASE_URL}/webhooks/carriers/{name}`."""
-    settings = get_settings()
-    base = (settings.carrier_webhook_base_url or settings.payment_webhook_base_url).rstrip("/")
-    if not base:
-        raise CarrierError("CARRIER_WEBHOOK_BASE_URL is not set: no callback URL to subscribe with")
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"{base}/webhooks/carriers/{carrier}" + (f"?{query}" if query else "")
+    def __init_subclass__(cls, *, name: str, books_waybills: bool, needs_code: bool, **kwargs: Any) -> None:
+        """An adapter declares what it is in its class statement: `class X(CarrierBase, name=..., ...)`."""
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.books_waybills, cls.needs_code = name, books_waybills, needs_code
 
+    def secret(self, key: str) -> str:
+        return carrier_secret(self.name, key)
 
-def china_time(text: str) -> str:
-    """'2024-05-01 12:30:00' (Beijing time, as Chinese carriers write it) -> ISO 8601 UTC with Z."""
-    try:
-        moment = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
-    except (ValueError, AttributeError):
-        raise InvalidCallback("checkpoint time is not 'yyyy-mm-dd hh:mm:ss'") from None
-    return clock.iso(moment)
+    def acknowledge(self) -> tuple[int, str, str]:
+        return 200, "application/json", '{"received":true}'
 
+    def call(self, method: str, url: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None
+             ) -> tuple[int, Any]:
+        """(status, parsed JSON) through the one outbound client (deadline, retries on 5xx); CarrierError otherwise."""
+        try:
+            status, answer = http_client.request(method, url, body=body, headers=headers)
+        except ProviderError as error:
+            raise CarrierError(str(error)) from None
+        try:
+            return status, json.loads(answer) if answer else None
+        except ValueError:
+            raise CarrierError(f"{method} {url.split('?')[0]}: answer is not JSON (status {status})") from None
 
-def offset_time(text: str) -> str:
-    """An ISO 8601 time with an offset (or none: UTC) -> ISO 8601 UTC with Z."""
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidCallback("checkpoint time is not ISO 8601") from None
-    return clock.iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    def callback_url(self, **params: str) -> str:
+        """Where the carrier pushes: `{CARRIER_WEBHOOK_BASE_URL or PAYMENT_WEBHOOK_BASE_URL}/webhooks/carriers/{name}`
+        (query `params` appended)."""
+        settings = get_settings()
+        base = (settings.carrier_webhook_base_url or settings.payment_webhook_base_url).rstrip("/")
+        if not base:
+            raise CarrierError("CARRIER_WEBHOOK_BASE_URL is not set: no callback URL to subscribe with")
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"{base}/webhooks/carriers/{self.name}" + (f"?{query}" if query else "")
 
+    @contextmanager
+    def reading_callback(self, reason: str) -> Iterator[None]:
+        """Anything unreadable in a verified push body is a 400 InvalidCallback(reason), never a 500."""
+        try:
+            yield
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise InvalidCallback(reason) from None
 
-def text(value: Any, limit: int = 200) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    @contextmanager
+    def reading_answer(self) -> Iterator[None]:
+        """A query answer that does not parse is the carrier's fault: CarrierError (retried later)."""
+        try:
+            yield
+        except InvalidCallback as error:
+            raise CarrierError(f"{self.name} answer malformed: {error}") from None

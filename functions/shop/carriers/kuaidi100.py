@@ -23,18 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from shop.carriers.base import (
-    Booking,
-    Callback,
-    CarrierError,
-    InvalidCallback,
-    ParcelRef,
-    call,
-    callback_url,
-    carrier_secret,
-    china_time,
-    text,
-)
+from shop.carriers.base import Booking, Callback, CarrierBase, CarrierError, InvalidCallback, ParcelRef
+from shop.carriers.checkpoints import china_time, text
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
 from shop.settings import get_settings
@@ -95,19 +85,12 @@ def tracking_from(result: Mapping[str, Any]) -> Tracking:
     return Tracking(tuple(checkpoints), overall, refused=state in REFUSED)
 
 
-class Kuaidi100Carrier:
-    name = "kuaidi100"
-    books_waybills = True
-    needs_code = True
-
+class Kuaidi100Carrier(CarrierBase, name="kuaidi100", books_waybills=True, needs_code=True):
     def _poll_base(self) -> str:
         return get_settings().kuaidi100_api_base.rstrip("/")
 
     def _label_base(self) -> str:
         return get_settings().kuaidi100_label_api_base.rstrip("/")
-
-    def _secret(self, key: str) -> str:
-        return carrier_secret(self.name, key)
 
     def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
         address = order.shipping_address or {}
@@ -118,15 +101,15 @@ class Kuaidi100Carrier:
         sender = {"name": settings.ship_from_name, "mobile": settings.ship_from_phone,
                   "printAddr": settings.ship_from_address}
         param = json.dumps({
-            "kuaidicom": parcel.get("carrier_code"), "partnerId": self._secret("KUAIDI100_PARTNER_ID"),
+            "kuaidicom": parcel.get("carrier_code"), "partnerId": self.secret("KUAIDI100_PARTNER_ID"),
             "recMan": recipient, "sendMan": sender, "count": 1, "printType": "IMAGE",
             "cargo": ", ".join(f"{line['sku']} x{line['quantity']}" for line in parcel.get("lines", []))[:100],
             "orderId": idempotency_key,  # Kuaidi100 returns the same waybill for the same orderId
         }, ensure_ascii=False, separators=(",", ":"))
-        key, t = self._secret("KUAIDI100_KEY"), str(int(time.time() * 1000))
+        key, t = self.secret("KUAIDI100_KEY"), str(int(time.time() * 1000))
         form = {"method": "order", "key": key, "t": t, "param": param,
-                "sign": label_sign(param, t, key, self._secret("KUAIDI100_SECRET"))}
-        status, answer = call("POST", f"{self._label_base()}/label/order", body=urlencode(form).encode(),
+                "sign": label_sign(param, t, key, self.secret("KUAIDI100_SECRET"))}
+        status, answer = self.call("POST", f"{self._label_base()}/label/order", body=urlencode(form).encode(),
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
         data = answer.get("data") if isinstance(answer, dict) else None
         if status >= 300 or not isinstance(answer, dict) or answer.get("success") is not True \
@@ -143,12 +126,12 @@ class Kuaidi100Carrier:
 
     def subscribe(self, ref: ParcelRef) -> None:
         param = json.dumps({"company": ref.carrier_code, "number": ref.tracking_number,
-                            "key": self._secret("KUAIDI100_KEY"),
-                            "parameters": {"callbackurl": callback_url(self.name, order_id=ref.order_id,
-                                                                       shipment_id=ref.shipment_id),
-                                           "salt": self._secret("KUAIDI100_SALT"), "resultv2": "1"}},
+                            "key": self.secret("KUAIDI100_KEY"),
+                            "parameters": {"callbackurl": self.callback_url(order_id=ref.order_id,
+                                                                            shipment_id=ref.shipment_id),
+                                           "salt": self.secret("KUAIDI100_SALT"), "resultv2": "1"}},
                            separators=(",", ":"))
-        status, answer = call("POST", f"{self._poll_base()}/poll", body=urlencode(
+        status, answer = self.call("POST", f"{self._poll_base()}/poll", body=urlencode(
             {"schema": "json", "param": param}).encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
         code = str(answer.get("returnCode")) if isinstance(answer, dict) else ""
         if status >= 300 or code not in ("200", "501"):  # 501: this parcel is subscribed already
@@ -157,10 +140,10 @@ class Kuaidi100Carrier:
     def query(self, ref: ParcelRef) -> Tracking:
         param = json.dumps({"com": ref.carrier_code, "num": ref.tracking_number, "resultv2": "1"},
                            separators=(",", ":"))
-        customer = self._secret("KUAIDI100_CUSTOMER")
+        customer = self.secret("KUAIDI100_CUSTOMER")
         form = {"customer": customer, "param": param,
-                "sign": query_sign(param, self._secret("KUAIDI100_KEY"), customer)}
-        status, answer = call("POST", f"{self._poll_base()}/poll/query.do", body=urlencode(form).encode(),
+                "sign": query_sign(param, self.secret("KUAIDI100_KEY"), customer)}
+        status, answer = self.call("POST", f"{self._poll_base()}/poll/query.do", body=urlencode(form).encode(),
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
         if status >= 300 or not isinstance(answer, dict):
             raise CarrierError(f"kuaidi100 query failed (status {status})")
@@ -168,10 +151,8 @@ class Kuaidi100Carrier:
             if str(answer.get("returnCode")) in ("", "400") and not answer.get("data"):
                 return Tracking(())  # no record yet (查询无结果)
             raise CarrierError(f"kuaidi100 query refused: {str(answer.get('message'))[:200]}")
-        try:
+        with self.reading_answer():
             return tracking_from(answer)
-        except InvalidCallback as error:
-            raise CarrierError(f"kuaidi100 answer malformed: {error}") from None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]) -> Callback:
         try:
@@ -181,16 +162,13 @@ class Kuaidi100Carrier:
         param, sign = form.get("param"), form.get("sign")
         if not param or not sign:
             raise InvalidCallback("param and sign are required", 401)
-        if not hmac.compare_digest(callback_sign(param, self._secret("KUAIDI100_SALT")), sign.upper()):
+        if not hmac.compare_digest(callback_sign(param, self.secret("KUAIDI100_SALT")), sign.upper()):
             raise InvalidCallback("signature does not match", 401)
-        try:
-            data = json.loads(param)
-            result = data["lastResult"]
+        with self.reading_callback("malformed kuaidi100 callback"):
+            result = json.loads(param)["lastResult"]
             return Callback(tracking_number=str(result["nu"])[:64], tracking=tracking_from(result),
                             order_id=(query.get("order_id") or "")[:64] or None,
                             shipment_id=(query.get("shipment_id") or "")[:64] or None)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise InvalidCallback("malformed kuaidi100 callback") from None
 
     def acknowledge(self) -> tuple[int, str, str]:
         return 200, "application/json", json.dumps({"result": True, "returnCode": "200", "message": "成功"},

@@ -9,7 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shop.carriers.base import Booking, Callback, CarrierError, InvalidCallback, ParcelRef, call, carrier_secret, text
+from shop.carriers.base import Booking, Callback, CarrierBase, CarrierError, InvalidCallback, ParcelRef
+from shop.carriers.checkpoints import text
 from shop.domain import clock
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
@@ -61,23 +62,16 @@ def checkpoints_from(items: Any) -> tuple[Checkpoint, ...]:
     return tuple(out)
 
 
-class SandboxCarrier:
-    name = "sandbox"
-    books_waybills = True
-    needs_code = False
-
+class SandboxCarrier(CarrierBase, name="sandbox", books_waybills=True, needs_code=False):
     def _base(self) -> str:
         return get_settings().sandbox_carrier_api_base.rstrip("/")
-
-    def secret(self) -> str:
-        return carrier_secret(self.name, "SANDBOX_CARRIER_WEBHOOK_SECRET")
 
     def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
         base = self._base()
         if not base:  # no fake carrier to ask: a deterministic waybill, nothing to track but what is pushed
             number = tracking_number_for(idempotency_key)
             return Booking(number, minimal_pdf(number))
-        status, answer = call("POST", f"{base}/waybills", body=json.dumps({
+        status, answer = self.call("POST", f"{base}/waybills", body=json.dumps({
             "reference": idempotency_key, "order_id": order.order_id, "shipment_id": parcel["shipment_id"],
         }).encode(), headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key})
         if status >= 300 or not isinstance(answer, dict) or not isinstance(answer.get("tracking_number"), str):
@@ -95,7 +89,7 @@ class SandboxCarrier:
         base = self._base()
         if not base:
             return Tracking(())
-        status, answer = call("GET", f"{base}/tracking/{ref.tracking_number}")
+        status, answer = self.call("GET", f"{base}/tracking/{ref.tracking_number}")
         if status == 404:
             return Tracking(())
         if status >= 300 or not isinstance(answer, dict):
@@ -107,16 +101,11 @@ class SandboxCarrier:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]) -> Callback:
         try:
-            verify_hmac_header(header(headers, SIGNATURE_HEADER), body, self.secret())
+            verify_hmac_header(header(headers, SIGNATURE_HEADER), body, self.secret("SANDBOX_CARRIER_WEBHOOK_SECRET"))
         except InvalidWebhook as invalid:
             raise InvalidCallback(str(invalid), 401) from None
-        try:
+        with self.reading_callback("malformed sandbox carrier callback"):
             data = json.loads(body)
             return Callback(tracking_number=str(data["tracking_number"])[:64],
                             tracking=Tracking(checkpoints_from(data.get("checkpoints", []))),
                             order_id=str(data["order_id"])[:64], shipment_id=str(data["shipment_id"])[:64])
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise InvalidCallback("malformed sandbox carrier callback") from None
-
-    def acknowledge(self) -> tuple[int, str, str]:
-        return 200, "application/json", '{"received":true}'
