@@ -21,6 +21,7 @@ from shop.adapters import items as it
 from shop.adapters.aws import client
 from shop.adapters.dynamo_store import MAX_PAGE, decode_listing_cursor, encode_listing_cursor, listing_scope
 from shop.domain.notifications import EMAIL, IN_APP, OPERATORS, SMS, Preferences
+from shop.domain.statuses import DeliveryStatus
 from shop.services.notifications import Delivery, NotifyPorts, NotSent, Undeliverable
 from shop.settings import get_settings
 
@@ -59,14 +60,14 @@ class DynamoNotificationStore:
 
     def claim(self, delivery: Delivery, *, ttl: int, inbox: dict[str, Any] | None = None) -> bool:
         """True if this call owns the message now: nobody claimed it, or an earlier claim certainly failed."""
-        claim = {**claim_key(delivery), "entity": "NOTIFY", "status": "sending", "channel": delivery.channel,
+        claim = {**claim_key(delivery), "entity": "NOTIFY", "status": DeliveryStatus.SENDING, "channel": delivery.channel,
                  "detail_type": delivery.event.detail_type, "event_id": delivery.event.event_id, "ttl": ttl}
         if inbox is None:
             try:
                 self.db.put_item(TableName=self.table, Item=it.encode(claim),
                                  ConditionExpression="attribute_not_exists(pk) OR #status = :failed",
                                  ExpressionAttributeNames={"#status": "status"},
-                                 ExpressionAttributeValues=it.encode({":failed": "failed"}))
+                                 ExpressionAttributeValues=it.encode({":failed": DeliveryStatus.FAILED}))
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
                     return False
@@ -78,7 +79,7 @@ class DynamoNotificationStore:
         for attempt in range(CONFLICT_ATTEMPTS):
             try:
                 self.db.transact_write_items(TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": it.encode({**claim, "status": "sent"}),
+                    {"Put": {"TableName": self.table, "Item": it.encode({**claim, "status": DeliveryStatus.SENT}),
                              "ConditionExpression": "attribute_not_exists(pk)"}},
                     {"Put": {"TableName": self.table, "Item": it.encode(message),
                              "ConditionExpression": "attribute_not_exists(pk)"}},
@@ -93,7 +94,7 @@ class DynamoNotificationStore:
                 time.sleep(0.05 * (attempt + 1) * random.random())  # a concurrent twin: it wins or we do
         raise NotSent(f"inbox write cancelled: {reasons}")  # the record comes back and finds the twin's claim
 
-    def finish(self, delivery: Delivery, status: str, detail: str = "") -> None:
+    def finish(self, delivery: Delivery, status: DeliveryStatus, detail: str = "") -> None:
         self.db.update_item(TableName=self.table, Key=it.encode(claim_key(delivery)),
                             UpdateExpression="SET #status = :status, outcome = :detail",
                             ExpressionAttributeNames={"#status": "status"},

@@ -72,3 +72,21 @@ class ReconciliationStatus(StrEnum):
 
     COMPLETED = "completed"  # the statement was read and compared (differences, if any, are reported)
     FAILED = "failed"  # no statement to compare (not configured, not available, invalid)
+
+
+class BookingStatus(StrEnum):
+    """A parcel's waybill with its carrier (the `booking` of a shipment's tracking): recorded as pending before
+    the carrier is called, booked once it gave the tracking number (or the operator gave it)."""
+
+    PENDING = "pending"
+    BOOKED = "booked"
+
+
+class DeliveryStatus(StrEnum):
+    """The claim of one notification message (its `status` in the table)."""
+
+    SENDING = "sending"  # claimed, the channel not yet answered
+    SENT = "sent"
+    FAILED = "failed"  # not sent: a retry may claim it again
+    REJECTED = "rejected"  # refused by the provider: never retried
+    UNKNOWN = "unknown"  # the outcome is unknown (it may have been sent): never retried

@@ -36,7 +36,7 @@ from shop.domain.parcels import (
     status_of,
     track,
 )
-from shop.domain.statuses import FulfillmentStatus
+from shop.domain.statuses import BookingStatus, FulfillmentStatus
 from shop.domain.values import Shipment
 from shop.services.after_sales import publish_opened
 from shop.services.orders import get_order_for, request_fingerprint
@@ -46,7 +46,6 @@ from shop.services.retry import with_retries
 from shop.settings import get_settings
 
 logger = Logger(child=True)
-BOOKING_PENDING, BOOKED = "pending", "booked"
 _BASE = ("shipment_id", "carrier", "tracking_number")
 
 
@@ -106,7 +105,7 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
         if adapter is not None:
             parcel = {"carrier_code": carrier_code, "status": ParcelStatus.LABEL_CREATED.value, "checkpoints": [],
                       "status_changed_at": at, "tracking_started_at": at, "quiet_polls": 0,
-                      "booking": BOOKED if tracking_number else BOOKING_PENDING}
+                      "booking": BookingStatus.BOOKED if tracking_number else BookingStatus.PENDING}
         updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
                              at=at, actor=actor, tracking=parcel or None)
         ports.store.commit(Commit(order_update=(order, updated)))
@@ -142,7 +141,7 @@ def _finish_booking(ports: Ports, adapter: Carrier, order: Order, shipment_id: s
     """Book the waybill of a parcel whose booking is pending; record the tracking number and the label."""
     shipment = parcel_of(order, shipment_id)
     assert shipment is not None
-    if shipment.get("booking") != BOOKING_PENDING:
+    if shipment.get("booking") != BookingStatus.PENDING:
         return order
     try:
         booking = adapter.book(order, shipment, idempotency_key=shipment_id)
@@ -157,9 +156,9 @@ def _finish_booking(ports: Ports, adapter: Carrier, order: Order, shipment_id: s
                           {"retry_after": 5, "shipment_id": shipment_id}) from None
 
     def booked(parcel: dict[str, Any]) -> dict[str, Any]:
-        if parcel.get("booking") != BOOKING_PENDING:
+        if parcel.get("booking") != BookingStatus.PENDING:
             return parcel  # a concurrent retry recorded it first (the carrier gave it the same waybill)
-        return {**{k: v for k, v in parcel.items() if k != "booking_error"}, "booking": BOOKED,
+        return {**{k: v for k, v in parcel.items() if k != "booking_error"}, "booking": BookingStatus.BOOKED,
                 "tracking_number": booking.tracking_number, "label_key": label_key}
 
     return _update_parcel(ports, order.order_id, shipment_id, booked)
@@ -167,7 +166,7 @@ def _finish_booking(ports: Ports, adapter: Carrier, order: Order, shipment_id: s
 
 def _follow(ports: Ports, adapter: Carrier, order: Order, shipment: dict[str, Any]) -> None:
     """Subscribe to the carrier's pushes (best effort: polling is the fallback) and start the polling loop."""
-    if shipment.get("booking") != BOOKED or not shipment.get("tracking_number"):
+    if shipment.get("booking") != BookingStatus.BOOKED or not shipment.get("tracking_number"):
         return
     if not shipment.get("subscribed"):
         try:

@@ -20,6 +20,7 @@ from shop.domain import notification_templates as templates
 from shop.domain import notifications as rules
 from shop.domain.notifications import EMAIL, IN_APP, OPERATORS, OPERATORS_RECIPIENT, SMS, Preferences
 from shop.domain.orders import Order
+from shop.domain.statuses import DeliveryStatus
 
 logger = Logger(child=True)
 CLAIM_TTL_SECONDS = 90 * 24 * 3600  # longer than the event archive's replay window
@@ -77,7 +78,7 @@ class NotificationStore(Protocol):
     def preferences(self, customer_id: str) -> Preferences: ...
     def save_preferences(self, customer_id: str, preferences: Preferences) -> None: ...
     def claim(self, delivery: Delivery, *, ttl: int, inbox: dict[str, Any] | None = None) -> bool: ...
-    def finish(self, delivery: Delivery, status: str, detail: str = "") -> None: ...
+    def finish(self, delivery: Delivery, status: DeliveryStatus, detail: str = "") -> None: ...
     def inbox(self, customer_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
 
 
@@ -208,19 +209,19 @@ def _deliver(ports: NotifyPorts, delivery: Delivery, order_id: str | None, now: 
         else:
             message_id = ports.channels.publish_operators(delivery.subject, delivery.body, delivery.event.detail_type)
     except NotSent as error:
-        ports.store.finish(delivery, "failed", str(error)[:300])  # a retry may claim it again
+        ports.store.finish(delivery, DeliveryStatus.FAILED, str(error)[:300])  # a retry may claim it again
         logger.warning("notification not sent; will retry", extra={"channel": delivery.channel, "to": masked,
                                                                     "error": str(error)[:300]})
         raise
     except Undeliverable as error:
-        ports.store.finish(delivery, "rejected", str(error)[:300])
+        ports.store.finish(delivery, DeliveryStatus.REJECTED, str(error)[:300])
         logger.warning("notification refused by the provider", extra={"channel": delivery.channel, "to": masked,
                                                                        "error": str(error)[:300]})
         return "rejected"
     except Exception:  # the outcome is unknown: it may have been sent, so it is never sent again
-        ports.store.finish(delivery, "unknown")
+        ports.store.finish(delivery, DeliveryStatus.UNKNOWN)
         logger.exception("notification outcome unknown; not retried", extra={"channel": delivery.channel,
                                                                               "to": masked})
         return "unknown"
-    ports.store.finish(delivery, "sent", message_id)
+    ports.store.finish(delivery, DeliveryStatus.SENT, message_id)
     return "sent"
