@@ -26,7 +26,7 @@ S = OrderStatus
 
 def sku(code="TEE", available=10, reserved=0, sold=0, **extra) -> Sku:
     levels = StockLevels(available + reserved, available, reserved, sold)
-    return Sku(code, code.title(), Money(1999, "EUR"), **extra).with_shard_levels({0: levels})
+    return Sku(sku=code, name=code.title(), price=Money(1999, "EUR"), **extra).with_shard_levels({0: levels})
 
 
 def order(status=S.PENDING_PAYMENT, lines=(("TEE", 2),), **extra) -> Order:
@@ -132,7 +132,7 @@ def test_any_sequence_over_shards_keeps_each_consistent_and_the_ledger_sums_to_t
     total = initial
     for movement in ledger:
         total = total + movement.delta
-    assert total == Sku("T", "T", Money(1, "EUR")).with_shard_levels(shard_levels).levels
+    assert total == Sku(sku="T", name="T", price=Money(1, "EUR")).with_shard_levels(shard_levels).levels
 
 
 def test_shard_plans_take_from_one_shard_when_one_can_else_from_the_fullest():

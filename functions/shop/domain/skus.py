@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
+from typing import Any
 
 from shop.domain.money import Money
 
@@ -53,11 +54,9 @@ MAX_STOCK_SHARDS = 64  # a SKU update touches every shard in one transaction (10
 
 
 @dataclass(frozen=True)
-class Sku:
-    """A catalog entry. Its stock lives in `stock_shards` stock items (shards), each with its own levels;
-    `levels` is their sum when the shards were read (zero otherwise), `shard_levels` each one's."""
+class SkuTerms:
+    """What an operator sets on a SKU; the rest of a Sku is its code, stock and history."""
 
-    sku: str
     name: str
     price: Money
     active: bool = True
@@ -65,7 +64,19 @@ class Sku:
     max_per_order: int | None = None
     low_stock_threshold: int | None = None
     payment_window_seconds: int | None = None  # this SKU's own payment window (bounded by the maximum)
-    stock_shards: int = 1  # shards new orders take from
+    stock_shards: int = 1  # shards new orders take from (a hot SKU wants more)
+
+    def terms(self) -> dict[str, Any]:
+        """These fields by name, to copy onto a Sku with dataclasses.replace."""
+        return {name: getattr(self, name) for name in SKU_TERMS}
+
+
+@dataclass(frozen=True)
+class Sku(SkuTerms):
+    """A catalog entry. Its stock lives in `stock_shards` stock items (shards), each with its own levels;
+    `levels` is their sum when the shards were read (zero otherwise), `shard_levels` each one's."""
+
+    sku: str = field(kw_only=True)
     shard_items: int = 1  # shards that exist (more than stock_shards after the count was lowered)
     stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
     levels: StockLevels = StockLevels()
@@ -81,6 +92,9 @@ class Sku:
         for levels in shard_levels.values():
             total = total + levels
         return replace(self, levels=total, shard_levels=dict(shard_levels))
+
+
+SKU_TERMS = tuple(f.name for f in fields(SkuTerms))
 
 
 def availability_of(available: int, low_stock_threshold: int | None) -> str:

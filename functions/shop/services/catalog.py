@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 
 from shop.domain import clock, shards, stock
 from shop.domain.errors import Conflict, InsufficientStock, NotFound
-from shop.domain.money import Money
-from shop.domain.skus import Sku, StockPolicy
+from shop.domain.skus import Sku, SkuTerms
+from shop.domain.skus import StockPolicy as StockPolicy  # callers name it catalog.StockPolicy with SkuDetails
 from shop.domain.stock import StockMovement
 from shop.services import inventory
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
@@ -17,16 +17,8 @@ from shop.services.retry import with_retries
 
 
 @dataclass(frozen=True)
-class SkuDetails:
-    name: str
-    price: Money
-    active: bool = True
-    stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
-    max_per_order: int | None = None
-    low_stock_threshold: int | None = None
-    payment_window_seconds: int | None = None
+class SkuDetails(SkuTerms):
     on_hand: int | None = None  # when given, stock is set to it through a ledgered adjustment
-    stock_shards: int = 1  # stock items new orders spread over (a hot SKU wants more)
 
 
 def get_sku(ports: Ports, code: str) -> Sku:
@@ -50,11 +42,8 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
         if current and current.price.currency != details.price.currency and current.levels.reserved:
             raise Conflict("cannot change the currency of a SKU with reserved units", {"sku": code})
         base = current or Sku(sku=code, name=details.name, price=details.price, created_at=at)
-        updated = replace(
-            base, name=details.name, price=details.price, active=details.active, stock_policy=details.stock_policy,
-            max_per_order=details.max_per_order, low_stock_threshold=details.low_stock_threshold,
-            payment_window_seconds=details.payment_window_seconds, stock_shards=details.stock_shards,
-            shard_items=max(base.shard_items if current else 1, details.stock_shards), updated_at=at)
+        updated = replace(base, **details.terms(), updated_at=at,
+                          shard_items=max(base.shard_items if current else 1, details.stock_shards))
         try:
             ports.store.commit(Commit(sku_put=(updated, version)))
         except CommitRejected as rejected:
