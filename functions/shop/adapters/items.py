@@ -18,15 +18,7 @@ from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
-from shop.services.records import (
-    AdjustmentApplied,
-    IdempotentResponse,
-    KeyedRecord,
-    PaidFromAddress,
-    RestockApplied,
-    UnpaidHoldings,
-    WebhookReceipt,
-)
+from shop.services import records
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -454,20 +446,20 @@ def reconciliation_key(provider: str, day: date) -> dict[str, str]:
     return {"pk": f"RECON#{provider}#{day.isoformat()}", "sk": "RESULT"}
 
 
-def record_to_item(record: KeyedRecord) -> dict[str, Any]:
-    if isinstance(record, IdempotentResponse):
+def record_to_item(record: records.KeyedRecord) -> dict[str, Any]:
+    if isinstance(record, records.IdempotentResponse):
         return {**idempotency_key(record.customer_id, record.key), "entity": "IDEMPOTENCY",
                 "request_hash": record.request_hash, "status_code": record.status_code, "response": record.response,
                 "order_id": record.order_id, "created_at": record.created_at, "ttl": record.expires}
-    if isinstance(record, WebhookReceipt):
+    if isinstance(record, records.WebhookReceipt):
         return {**webhook_key(record.provider, record.event_id), "entity": "WEBHOOK", "provider": record.provider,
                 "event_id": record.event_id, "kind": record.kind, "order_id": record.order_id,
                 "outcome": record.outcome, "amount": record.amount.to_dict() if record.amount else None,
                 "received_at": record.received_at, "ttl": record.expires, **record.detail}
-    if isinstance(record, RestockApplied):
+    if isinstance(record, records.RestockApplied):
         return {**restock_key(record.message_id), "entity": "RESTOCK", "sku": record.sku, "quantity": record.quantity,
                 "applied_at": record.applied_at, "ttl": record.expires}
-    if isinstance(record, AdjustmentApplied):
+    if isinstance(record, records.AdjustmentApplied):
         return {**adjustment_key(record.sku, record.request_id), "entity": "ADJUSTMENT",
                 "movements": [m.to_dict() for m in record.movements], "ttl": record.expires}
     return {"pk": paid_from_address_partition(record.ip_hash), "sk": f"{record.paid_at}#{record.order_id}",
@@ -478,57 +470,59 @@ def _ttl(item: dict[str, Any]) -> int:
     return int(item.get("ttl") or 0)
 
 
-def idempotent_response_from_item(item: dict[str, Any], customer_id: str, key: str) -> IdempotentResponse:
-    return IdempotentResponse(customer_id=customer_id, key=key, request_hash=item.get("request_hash", ""),
-                              status_code=int(item["status_code"]), response=item["response"],
-                              order_id=item["order_id"], created_at=item.get("created_at", ""), expires=_ttl(item))
+def idempotent_response_from_item(item: dict[str, Any], customer_id: str, key: str) -> records.IdempotentResponse:
+    return records.IdempotentResponse(customer_id=customer_id, key=key, request_hash=item.get("request_hash", ""),
+                                      status_code=int(item["status_code"]), response=item["response"],
+                                      order_id=item["order_id"], created_at=item.get("created_at", ""),
+                                      expires=_ttl(item))
 
 
 _WEBHOOK_ATTRIBUTES = {"pk", "sk", "entity", "provider", "event_id", "kind", "order_id", "outcome", "amount",
                        "received_at", "ttl"}
 
 
-def webhook_receipt_from_item(item: dict[str, Any]) -> WebhookReceipt:
+def webhook_receipt_from_item(item: dict[str, Any]) -> records.WebhookReceipt:
     amount = item.get("amount")
-    return WebhookReceipt(provider=item["provider"], event_id=item["event_id"], kind=item.get("kind", ""),
-                          order_id=item.get("order_id"), outcome=item.get("outcome", ""),
-                          amount=Money(int(amount["amount"]), amount["currency"]) if amount else None,
-                          received_at=item.get("received_at", ""), expires=_ttl(item),
-                          detail={k: v for k, v in item.items() if k not in _WEBHOOK_ATTRIBUTES})
+    return records.WebhookReceipt(provider=item["provider"], event_id=item["event_id"], kind=item.get("kind", ""),
+                                  order_id=item.get("order_id"), outcome=item.get("outcome", ""),
+                                  amount=Money(int(amount["amount"]), amount["currency"]) if amount else None,
+                                  received_at=item.get("received_at", ""), expires=_ttl(item),
+                                  detail={k: v for k, v in item.items() if k not in _WEBHOOK_ATTRIBUTES})
 
 
-def restock_applied_from_item(item: dict[str, Any], message_id: str) -> RestockApplied:
-    return RestockApplied(message_id=message_id, sku=item.get("sku", ""),
-                          quantity=int(item.get("quantity", 0)), applied_at=item.get("applied_at", ""),
-                          expires=_ttl(item))
+def restock_applied_from_item(item: dict[str, Any], message_id: str) -> records.RestockApplied:
+    return records.RestockApplied(message_id=message_id, sku=item.get("sku", ""),
+                                  quantity=int(item.get("quantity", 0)), applied_at=item.get("applied_at", ""),
+                                  expires=_ttl(item))
 
 
-def adjustment_applied_from_item(item: dict[str, Any], sku: str, request_id: str) -> AdjustmentApplied:
-    return AdjustmentApplied(sku=sku, request_id=request_id,
-                             movements=tuple(movement_from_item(m) for m in item.get("movements", [])),
-                             expires=_ttl(item))
+def adjustment_applied_from_item(item: dict[str, Any], sku: str, request_id: str) -> records.AdjustmentApplied:
+    return records.AdjustmentApplied(sku=sku, request_id=request_id,
+                                     movements=tuple(movement_from_item(m) for m in item.get("movements", [])),
+                                     expires=_ttl(item))
 
 
-def holdings_from_item(item: dict[str, Any]) -> UnpaidHoldings:
+def holdings_from_item(item: dict[str, Any]) -> records.UnpaidHoldings:
     """`unpaid_orders` and one `u#{sku}` attribute per SKU with reserved units."""
-    return UnpaidHoldings(int(item.get("unpaid_orders", 0)),
-                          {name.removeprefix("u#"): int(units) for name, units in item.items() if name.startswith("u#")})
+    return records.UnpaidHoldings(int(item.get("unpaid_orders", 0)),
+                                  {name.removeprefix("u#"): int(units) for name, units in item.items()
+                                   if name.startswith("u#")})
 
 
-def existing_from_item(item: dict[str, Any], written: KeyedRecord | None, label: str) -> Any:
+def existing_from_item(item: dict[str, Any], written: records.KeyedRecord | None, label: str) -> Any:
     """What a rejected commit found where it wrote `written` (or, for "holds", the customer's holdings): the
     record found, in domain terms (CommitRejected.existing)."""
     if label == "holds":
         return holdings_from_item(item)
-    if isinstance(written, IdempotentResponse):
+    if isinstance(written, records.IdempotentResponse):
         return idempotent_response_from_item(item, written.customer_id, written.key)
-    if isinstance(written, WebhookReceipt):
+    if isinstance(written, records.WebhookReceipt):
         return webhook_receipt_from_item(item)
-    if isinstance(written, RestockApplied):
+    if isinstance(written, records.RestockApplied):
         return restock_applied_from_item(item, written.message_id)
-    if isinstance(written, AdjustmentApplied):
+    if isinstance(written, records.AdjustmentApplied):
         return adjustment_applied_from_item(item, written.sku, written.request_id)
-    if isinstance(written, PaidFromAddress):
+    if isinstance(written, records.PaidFromAddress):
         return replace(written, expires=_ttl(item))
     return item
 
