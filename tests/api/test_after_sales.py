@@ -164,11 +164,21 @@ def test_an_open_request_holds_the_order_back_from_completed(api, shipped):
     assert request(api, shipped, ("TEE", 1), key="after-completion").status == 409  # closed orders take none
 
 
+def test_without_idempotency_key_each_post_opens_its_own_request(api, shipped):
+    first = request(api, shipped, ("TEE", 1), key=None)
+    second = request(api, shipped, ("TEE", 1), key=None)
+    assert (first.status, second.status) == (201, 201), second.text
+    assert first.json()["status"] == "requested" and first.json()["after_sale_id"] != second.json()["after_sale_id"]
+    assert "idempotent-replayed" not in second.headers
+    blank = api.request("POST", f"/orders/{shipped['order_id']}/after-sales", headers={"Idempotency-Key": " "},
+                        body={"type": "refund_only", "lines": [{"sku": "TEE", "quantity": 1}], "reason": "torn"})
+    assert blank.status == 400  # a blank key is a mistake, not "no key"
+
+
 def test_bounds_ownership_idempotency_and_window(api, shipped, monkeypatch):
     assert request(api, shipped, ("TEE", 1), user="bob").status == 404
     assert request(api, shipped, ("TEE", 4)).status == 422  # 3 shipped
     assert request(api, shipped, ("HAT", 1)).status == 422
-    assert request(api, shipped, ("TEE", 1), key=None).status == 400
     assert request(api, shipped, ("TEE", 1), photos=7).status == 422  # AFTER_SALES_MAX_PHOTOS = 6
     assert request(api, shipped, ("TEE", 1), photos=1, photo_types=["image/svg+xml"]).status == 422
     assert request(api, shipped, ("TEE", 1), photos=2, photo_types=["image/png"]).status == 422

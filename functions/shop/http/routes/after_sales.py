@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
@@ -14,7 +15,6 @@ from shop.domain.errors import Unprocessable
 from shop.http.auth import AdminRouter, caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
-    IdempotencyKey,
     checked_order_id,
     declared_query_only,
     json_response,
@@ -49,12 +49,23 @@ def _request(body: AfterSaleIn) -> after_sales.NewRequest:
                                   photo_types=list(body.photo_types or ["image/jpeg"] * body.photos))
 
 
+OptionalIdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key",
+           description="Optional (1-255 printable characters, no '#'): a retry with the same key and body gets the "
+                       "first request again (header Idempotent-Replayed: true), the same key with another body is "
+                       "422; without a key every POST opens its own request."),
+]
+
+
 @router.post("/orders/<order_id>/after-sales",
              summary="Open an after-sales request (refund only, or return and refund) with evidence photo uploads")
-def open_request(order_id: str, body: AfterSaleIn, idempotency_key: IdempotencyKey = None):
+def open_request(order_id: str, body: AfterSaleIn, idempotency_key: OptionalIdempotencyKey = None):
     who = caller(router)
     order_id = checked_order_id(order_id)
-    key = validated_key(idempotency_key)  # required, as for POST /orders: a retry opens no second request
+    # Optional (SPEC's after-sales contract names no header): with a key a retry opens no second request;
+    # without one every POST opens its own, bounded by the units shipped and not yet claimed.
+    key = validated_key(idempotency_key) if idempotency_key is not None else f"auto-{uuid.uuid4().hex}"
     settings = get_settings()
     opened = after_sales.open_request(
         default_ports(), order_id, customer_id=who.sub, key=key, request=_request(body),
