@@ -70,3 +70,10 @@ def test_all_delivered_needs_every_parcel():
     assert not all_delivered(())
     assert not all_delivered(({"status": "delivered"}, {"status": "returning"}))
     assert all_delivered(({"status": "delivered"}, {"status": "delivered"}))
+
+
+def test_a_status_is_its_stored_word_in_str_format_and_json():
+    import json
+
+    assert str(P.DELIVERED) == f"{P.DELIVERED}" == "delivered" and json.dumps([P.STALE]) == '["stale"]'
+    assert P("in_transit") is P.IN_TRANSIT and P.IN_TRANSIT == "in_transit"

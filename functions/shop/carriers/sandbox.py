@@ -53,7 +53,7 @@ def checkpoints_from(items: Any) -> tuple[Checkpoint, ...]:
         if not isinstance(item, dict):
             raise InvalidCallback("a checkpoint must be an object")
         try:
-            status = ParcelStatus(item.get("status"))
+            status = ParcelStatus(str(item.get("status")))
         except ValueError:
             raise InvalidCallback("unknown checkpoint status") from None
         out.append(Checkpoint(at=clock.iso(clock.parse_iso(str(item["at"]))), status=status,

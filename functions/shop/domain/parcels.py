@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class ParcelStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
+class ParcelStatus(StrEnum):
+    """A parcel's courier status (SPEC: a shipment's `status`): each member is its value as a str."""
+
     LABEL_CREATED = "label_created"
     IN_TRANSIT = "in_transit"
     OUT_FOR_DELIVERY = "out_for_delivery"
