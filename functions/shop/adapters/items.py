@@ -14,8 +14,9 @@ from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType
 from shop.domain.money import Money
 from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
+from shop.domain.parcels import Checkpoint, ParcelStatus, ParcelTracking
 from shop.domain.skus import Sku, StockLevels, StockPolicy
-from shop.domain.statuses import FulfillmentStatus, PaymentStatus, RefundStatus
+from shop.domain.statuses import BookingStatus, FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
 from shop.services import records
@@ -141,21 +142,69 @@ def _lines_from_record(lines: list[dict[str, Any]] | None) -> tuple[UnitLine, ..
 
 
 def shipment_to_record(shipment: Shipment) -> dict[str, Any]:
-    """A parcel on the order item: {shipment_id, lines: [{sku, quantity}], carrier, tracking_number, at, actor}."""
+    """A parcel on the order item: {shipment_id, lines: [{sku, quantity}], carrier, tracking_number, at, actor,
+    tracking} (`actor` absent on parcels recorded before actors were kept, `tracking` on free-text parcels)."""
     record: dict[str, Any] = {"shipment_id": shipment.shipment_id, "lines": _lines_to_record(shipment.lines),
                               "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
                               "at": shipment.at}
     if shipment.actor is not None:
         record["actor"] = shipment.actor
     if shipment.tracking is not None:
-        record["tracking"] = shipment.tracking
+        record["tracking"] = parcel_tracking_to_record(shipment.tracking)
     return record
 
 
 def shipment_from_record(record: dict[str, Any]) -> Shipment:
     return Shipment(shipment_id=record["shipment_id"], lines=_lines_from_record(record.get("lines")),
                     carrier=record.get("carrier"), tracking_number=record.get("tracking_number"),
-                    at=record.get("at", ""), actor=record.get("actor"), tracking=record.get("tracking"))
+                    at=record.get("at", ""), actor=record.get("actor"),
+                    tracking=parcel_tracking_from_record(record.get("tracking")))
+
+
+def parcel_tracking_to_record(tracking: ParcelTracking) -> dict[str, Any]:
+    """A followed parcel's `tracking` map: every attribute written, null when not known (one format)."""
+    return {
+        "booking": tracking.booking.value, "status": tracking.status.value if tracking.status else None,
+        "status_changed_at": tracking.status_changed_at, "tracking_started_at": tracking.tracking_started_at,
+        "carrier_code": tracking.carrier_code, "checkpoints": [_checkpoint_to_record(c) for c in tracking.checkpoints],
+        "last_checkpoint_at": tracking.last_checkpoint_at, "refused": tracking.refused,
+        "stale_reason": tracking.stale_reason, "quiet_polls": tracking.quiet_polls, "polls": tracking.polls,
+        "last_polled_at": tracking.last_polled_at, "last_poll_error": tracking.last_poll_error,
+        "booking_attempts": tracking.booking_attempts, "booking_error": tracking.booking_error,
+        "label_key": tracking.label_key, "subscribed": tracking.subscribed, "shipped_event": tracking.shipped_event}
+
+
+def parcel_tracking_from_record(record: dict[str, Any] | None) -> ParcelTracking | None:
+    """Reads the maps written before this format too: there an attribute not yet set was absent (`polls` before
+    the first poll, `booking_error` once booked, `subscribed` until subscribed) or null (`label_key` of a waybill
+    booked without a label); both read as not known."""
+    if not record:
+        return None
+    return ParcelTracking(
+        # Every map ever written has a booking; one without would be a parcel followed with a given tracking number.
+        booking=BookingStatus(record.get("booking") or BookingStatus.BOOKED),
+        status=ParcelStatus(record["status"]) if record.get("status") else None,
+        status_changed_at=record.get("status_changed_at"), tracking_started_at=record.get("tracking_started_at"),
+        carrier_code=record.get("carrier_code"),
+        checkpoints=tuple(_checkpoint_from_record(c) for c in record.get("checkpoints") or () if isinstance(c, dict)),
+        last_checkpoint_at=record.get("last_checkpoint_at"), refused=bool(record.get("refused")),
+        stale_reason=record.get("stale_reason"), quiet_polls=int(record.get("quiet_polls") or 0),
+        polls=int(record.get("polls") or 0), last_polled_at=record.get("last_polled_at"),
+        last_poll_error=record.get("last_poll_error"), booking_attempts=int(record.get("booking_attempts") or 0),
+        booking_error=record.get("booking_error"), label_key=record.get("label_key"),
+        subscribed=bool(record.get("subscribed")), shipped_event=record.get("shipped_event"))
+
+
+def _checkpoint_to_record(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {"checkpoint_id": checkpoint.checkpoint_id, "at": checkpoint.at, "status": checkpoint.status.value,
+            "description": checkpoint.description, "location": checkpoint.location, "refused": checkpoint.refused,
+            "raw_code": checkpoint.raw_code}
+
+
+def _checkpoint_from_record(record: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(at=record["at"], status=ParcelStatus(record["status"]),
+                      description=record.get("description") or "", location=record.get("location") or "", refused=bool(record.get("refused")),
+                      raw_code=record.get("raw_code") or "", checkpoint_id=record.get("checkpoint_id") or "")
 
 
 def refund_to_record(refund: Refund) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from shop.carriers.base import Booking, Callback, CarrierBase, CarrierError, Inv
 from shop.carriers.checkpoints import offset_time, text
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
+from shop.domain.values import Shipment
 from shop.payments.base import header
 from shop.settings import get_settings
 
@@ -72,7 +73,7 @@ class AfterShipCarrier(CarrierBase, name="aftership", books_waybills=False, need
     def _headers(self) -> dict[str, str]:
         return {"as-api-key": self.secret("AFTERSHIP_API_KEY"), "Content-Type": "application/json"}
 
-    def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
+    def book(self, order: Order, shipment: Shipment, *, idempotency_key: str) -> Booking:
         raise CarrierError("AfterShip tracks parcels but issues no waybills: give the tracking number")
 
     def subscribe(self, ref: ParcelRef) -> None:

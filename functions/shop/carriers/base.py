@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from shop.domain.orders import Order
 from shop.domain.parcels import Tracking
+from shop.domain.values import Shipment
 from shop.payments import http_client
 from shop.payments.base import ProviderError
 from shop.payments.secrets import carrier_secret as _carrier_secret
@@ -62,7 +63,7 @@ class Carrier(Protocol):
     books_waybills: bool  # False: an aggregator that only tracks; the operator gives the tracking number
     needs_code: bool  # the shipment must name the carrier company (`carrier_code`)
 
-    def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking: ...
+    def book(self, order: Order, shipment: Shipment, *, idempotency_key: str) -> Booking: ...
 
     def subscribe(self, ref: ParcelRef) -> None:
         """Ask the carrier to push changes of this parcel (no-op for carriers without subscriptions)."""

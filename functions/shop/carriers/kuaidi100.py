@@ -27,6 +27,7 @@ from shop.carriers.base import Booking, Callback, CarrierBase, CarrierError, Inv
 from shop.carriers.checkpoints import china_time, text
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
+from shop.domain.values import Shipment
 from shop.settings import get_settings
 
 P = ParcelStatus
@@ -92,7 +93,7 @@ class Kuaidi100Carrier(CarrierBase, name="kuaidi100", books_waybills=True, needs
     def _label_base(self) -> str:
         return get_settings().kuaidi100_label_api_base.rstrip("/")
 
-    def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
+    def book(self, order: Order, shipment: Shipment, *, idempotency_key: str) -> Booking:
         address = order.shipping_address or {}
         recipient = {"name": address.get("name", ""), "mobile": address.get("phone") or "",
                      "printAddr": " ".join(str(address.get(k) or "") for k in
@@ -101,9 +102,10 @@ class Kuaidi100Carrier(CarrierBase, name="kuaidi100", books_waybills=True, needs
         sender = {"name": settings.ship_from_name, "mobile": settings.ship_from_phone,
                   "printAddr": settings.ship_from_address}
         param = json.dumps({
-            "kuaidicom": parcel.get("carrier_code"), "partnerId": self.secret("KUAIDI100_PARTNER_ID"),
+            "kuaidicom": shipment.tracking.carrier_code if shipment.tracking else None,
+            "partnerId": self.secret("KUAIDI100_PARTNER_ID"),
             "recMan": recipient, "sendMan": sender, "count": 1, "printType": "IMAGE",
-            "cargo": ", ".join(f"{line['sku']} x{line['quantity']}" for line in parcel.get("lines", []))[:100],
+            "cargo": ", ".join(f"{line.sku} x{line.quantity}" for line in shipment.lines)[:100],
             "orderId": idempotency_key,  # Kuaidi100 returns the same waybill for the same orderId
         }, ensure_ascii=False, separators=(",", ":"))
         key, t = self.secret("KUAIDI100_KEY"), str(int(time.time() * 1000))

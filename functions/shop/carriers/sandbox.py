@@ -14,6 +14,7 @@ from shop.carriers.checkpoints import text
 from shop.domain import clock
 from shop.domain.orders import Order
 from shop.domain.parcels import Checkpoint, ParcelStatus, Tracking
+from shop.domain.values import Shipment
 from shop.payments.base import InvalidWebhook, header
 from shop.payments.signing import verify_hmac_header
 from shop.settings import get_settings
@@ -66,13 +67,13 @@ class SandboxCarrier(CarrierBase, name="sandbox", books_waybills=True, needs_cod
     def _base(self) -> str:
         return get_settings().sandbox_carrier_api_base.rstrip("/")
 
-    def book(self, order: Order, parcel: dict[str, Any], *, idempotency_key: str) -> Booking:
+    def book(self, order: Order, shipment: Shipment, *, idempotency_key: str) -> Booking:
         base = self._base()
         if not base:  # no fake carrier to ask: a deterministic waybill, nothing to track but what is pushed
             number = tracking_number_for(idempotency_key)
             return Booking(number, minimal_pdf(number))
         status, answer = self.call("POST", f"{base}/waybills", body=json.dumps({
-            "reference": idempotency_key, "order_id": order.order_id, "shipment_id": parcel["shipment_id"],
+            "reference": idempotency_key, "order_id": order.order_id, "shipment_id": shipment.shipment_id,
         }).encode(), headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key})
         if status >= 300 or not isinstance(answer, dict) or not isinstance(answer.get("tracking_number"), str):
             raise CarrierError(f"sandbox carrier refused the waybill (status {status})")

@@ -7,6 +7,7 @@ from enum import Enum
 
 from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
+from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus
 from shop.domain.values import HeldPayment, Refund, Shipment, sum_units, unit_lines
@@ -178,7 +179,7 @@ class Order:
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
     def ship(self, shipment_id: str, units: dict[str, int] | None, *, carrier: str | None,
-             tracking_number: str | None, at: str, actor: str, tracking: dict | None = None) -> Order:
+             tracking_number: str | None, at: str, actor: str, tracking: ParcelTracking | None = None) -> Order:
         """Record a parcel (every unshipped unit when `units` is None): PAID or PARTIALLY_SHIPPED ->
         PARTIALLY_SHIPPED, or SHIPPED once nothing is left."""
         if self.status not in (S.PAID, S.PARTIALLY_SHIPPED):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from shop.domain.money import Money
+from shop.domain.parcels import ParcelTracking
 from shop.domain.statuses import RefundStatus
 
 
@@ -45,8 +45,8 @@ class Shipment:
     at: str
     actor: str | None  # who recorded it (None only on parcels recorded before actors were kept)
     # A parcel followed through a carrier adapter (shop.domain.parcels, shop.services.fulfilment): its status,
-    # checkpoints, waybill booking and polling state, as one JSON-like mapping. None: a free-text parcel.
-    tracking: dict[str, Any] | None = None
+    # checkpoints, waybill booking and polling state. None: a free-text parcel nobody follows.
+    tracking: ParcelTracking | None = None
 
     def units(self) -> dict[str, int]:
         return sum_units(self.lines)

@@ -24,18 +24,7 @@ from shop.domain import clock
 from shop.domain.after_sales import AfterSale
 from shop.domain.errors import InvalidTransition, NotFound, Unavailable, Unprocessable
 from shop.domain.orders import Order, OrderStatus
-from shop.domain.parcels import (
-    FINAL,
-    TERMINAL,
-    ParcelStatus,
-    PollPolicy,
-    Tracking,
-    TrackResult,
-    all_delivered,
-    stale_reason,
-    status_of,
-    track,
-)
+from shop.domain.parcels import ParcelTracking, PollPolicy, Tracking, TrackResult, all_delivered
 from shop.domain.statuses import BookingStatus, FulfillmentStatus
 from shop.domain.values import Shipment
 from shop.services.after_sales import publish_opened
@@ -46,26 +35,13 @@ from shop.services.retry import with_retries
 from shop.settings import get_settings
 
 logger = Logger(child=True)
-_BASE = ("shipment_id", "carrier", "tracking_number")
 
 
-def parcel_of(order: Order, shipment_id: str) -> dict[str, Any] | None:
-    """The parcel as one flat mapping: shipment id, carrier, tracking number and its tracking state."""
+def _shipment(order: Order, shipment_id: str) -> Shipment:
     shipment = order.shipment(shipment_id)
     if shipment is None:
-        return None
-    return {"shipment_id": shipment.shipment_id, "carrier": shipment.carrier,
-            "tracking_number": shipment.tracking_number, "lines": [{"sku": line.sku, "quantity": line.quantity}
-                                                                    for line in shipment.lines],
-            **(shipment.tracking or {})}
-
-
-def _with_parcel(order: Order, parcel: dict[str, Any], *, at: str) -> Order:
-    shipment = order.shipment(parcel["shipment_id"])
-    assert shipment is not None
-    tracking = {k: v for k, v in parcel.items() if k not in (*_BASE, "lines")}
-    return order.with_shipment(replace(shipment, tracking_number=parcel.get("tracking_number"), tracking=tracking),
-                               at=at)
+        raise NotFound(f"no shipment {shipment_id} on order {order.order_id}")
+    return shipment
 
 
 def poll_policy() -> PollPolicy:
@@ -101,24 +77,19 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
         if order.shipment(shipment_id) is not None:
             return order, False
         at = clock.iso(clock.now())
-        parcel: dict[str, Any] = {}
-        if adapter is not None:
-            parcel = {"carrier_code": carrier_code, "status": ParcelStatus.LABEL_CREATED.value, "checkpoints": [],
-                      "status_changed_at": at, "tracking_started_at": at, "quiet_polls": 0,
-                      "booking": BookingStatus.BOOKED if tracking_number else BookingStatus.PENDING}
+        tracking = (ParcelTracking.started(carrier_code=carrier_code, booked=bool(tracking_number), at=at)
+                    if adapter is not None else None)
         updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
-                             at=at, actor=actor, tracking=parcel or None)
+                             at=at, actor=actor, tracking=tracking)
         ports.store.commit(Commit(order_update=(order, updated)))
         return updated, True
 
     order, created = with_retries(attempt)
-    shipment = parcel_of(order, shipment_id)
-    assert shipment is not None
     if adapter is not None:
         order = _finish_booking(ports, adapter, order, shipment_id)
-        shipment = parcel_of(order, shipment_id) or shipment
-        _follow(ports, adapter, order, shipment)
-    if created or (adapter is not None and shipment.get("shipped_event") is None):
+        _follow(ports, adapter, order, _shipment(order, shipment_id))
+    tracking = _shipment(order, shipment_id).tracking
+    if created or (tracking is not None and tracking.shipped_event is None):
         _announce_shipment(ports, order, shipment_id)
     return get_order_for(ports, order_id, None) if adapter is not None else order, created
 
@@ -129,77 +100,79 @@ def shipment_id_for(order_id: str, key: str) -> str:
 
 def _announce_shipment(ports: Ports, order: Order, shipment_id: str) -> None:
     """order.shipped (or order.partially_shipped) once the parcel has its tracking number, recorded as sent."""
-    shipment = order.shipment(shipment_id)
-    assert shipment is not None
+    shipment = _shipment(order, shipment_id)
     event = "order.shipped" if order.fulfillment_status is FulfillmentStatus.FULFILLED else "order.partially_shipped"
     ports.events.publish(event, {"order_id": order.order_id, **shipment_view(shipment)})
-    if (shipment.tracking or {}).get("booking") is not None:
-        _update_parcel(ports, order.order_id, shipment_id, lambda parcel: {**parcel, "shipped_event": event})
+    if shipment.tracking is not None:
+        _update_tracking(ports, order.order_id, shipment_id, lambda tracking: tracking.announced(event))
 
 
 def _finish_booking(ports: Ports, adapter: Carrier, order: Order, shipment_id: str) -> Order:
     """Book the waybill of a parcel whose booking is pending; record the tracking number and the label."""
-    shipment = parcel_of(order, shipment_id)
-    assert shipment is not None
-    if shipment.get("booking") != BookingStatus.PENDING:
+    shipment = _shipment(order, shipment_id)
+    if shipment.tracking is None or not shipment.tracking.booking_pending:
         return order
     try:
         booking = adapter.book(order, shipment, idempotency_key=shipment_id)
         label_key = labels.store(order.order_id, shipment_id, booking.label_pdf) if booking.label_pdf else None
     except CarrierError as error:
         message = str(error)[:300]
-        _update_parcel(ports, order.order_id, shipment_id, lambda parcel: {
-            **parcel, "booking_attempts": int(parcel.get("booking_attempts", 0)) + 1, "booking_error": message})
+        _update_tracking(ports, order.order_id, shipment_id, lambda tracking: tracking.booking_failed(message))
         logger.warning("waybill not booked; a retry with the same Idempotency-Key finishes it",
                        extra={"order_id": order.order_id, "shipment_id": shipment_id, "error": message})
         raise Unavailable(f"the carrier did not book the waybill ({message}); retry with the same Idempotency-Key",
                           {"retry_after": 5, "shipment_id": shipment_id}) from None
 
-    def booked(parcel: dict[str, Any]) -> dict[str, Any]:
-        if parcel.get("booking") != BookingStatus.PENDING:
+    def booked(parcel: Shipment) -> Shipment:
+        if parcel.tracking is None or not parcel.tracking.booking_pending:
             return parcel  # a concurrent retry recorded it first (the carrier gave it the same waybill)
-        return {**{k: v for k, v in parcel.items() if k != "booking_error"}, "booking": BookingStatus.BOOKED,
-                "tracking_number": booking.tracking_number, "label_key": label_key}
+        return replace(parcel, tracking_number=booking.tracking_number, tracking=parcel.tracking.booked(label_key))
 
-    return _update_parcel(ports, order.order_id, shipment_id, booked)
+    return _update_shipment(ports, order.order_id, shipment_id, booked)
 
 
-def _follow(ports: Ports, adapter: Carrier, order: Order, shipment: dict[str, Any]) -> None:
+def _follow(ports: Ports, adapter: Carrier, order: Order, shipment: Shipment) -> None:
     """Subscribe to the carrier's pushes (best effort: polling is the fallback) and start the polling loop."""
-    if shipment.get("booking") != BookingStatus.BOOKED or not shipment.get("tracking_number"):
+    tracking = shipment.tracking
+    if tracking is None or tracking.booking is not BookingStatus.BOOKED or not shipment.tracking_number:
         return
-    if not shipment.get("subscribed"):
+    if not tracking.subscribed:
         try:
             adapter.subscribe(_ref(order.order_id, shipment))
-            _update_parcel(ports, order.order_id, shipment["shipment_id"],
-                           lambda parcel: {**parcel, "subscribed": True})
+            _update_tracking(ports, order.order_id, shipment.shipment_id, ParcelTracking.with_subscription)
         except CarrierError as error:
             logger.warning("carrier subscription failed; the parcel is polled", extra={
-                "order_id": order.order_id, "shipment_id": shipment["shipment_id"], "error": str(error)[:200]})
+                "order_id": order.order_id, "shipment_id": shipment.shipment_id, "error": str(error)[:200]})
     if ports.tracking is not None:
-        ports.tracking.start(order.order_id, shipment["shipment_id"], poll_policy().interval(0))
+        ports.tracking.start(order.order_id, shipment.shipment_id, poll_policy().interval(0))
 
 
-def _ref(order_id: str, shipment: dict[str, Any]) -> ParcelRef:
-    return ParcelRef(order_id, shipment["shipment_id"], str(shipment.get("tracking_number") or ""),
-                     str(shipment.get("carrier_code") or ""))
+def _ref(order_id: str, shipment: Shipment) -> ParcelRef:
+    carrier_code = shipment.tracking.carrier_code if shipment.tracking is not None else None
+    return ParcelRef(order_id, shipment.shipment_id, shipment.tracking_number or "", carrier_code or "")
 
 
-def _update_parcel(ports: Ports, order_id: str, shipment_id: str,
-                   change: Callable[[dict[str, Any]], dict[str, Any]]) -> Order:
+def _update_shipment(ports: Ports, order_id: str, shipment_id: str, change: Callable[[Shipment], Shipment]) -> Order:
+    """The order with `change` made to one of its parcels (one write conditional on its version; none when
+    the change changes nothing)."""
+
     def attempt() -> Order:
         order = get_order_for(ports, order_id, None)
-        parcel = parcel_of(order, shipment_id)
-        if parcel is None:
-            raise NotFound(f"no shipment {shipment_id} on order {order_id}")
-        changed = change(parcel)
-        if changed == parcel:
+        shipment = _shipment(order, shipment_id)
+        changed = change(shipment)
+        if changed == shipment:
             return order
-        updated = _with_parcel(order, changed, at=clock.iso(clock.now()))
+        updated = order.with_shipment(changed, at=clock.iso(clock.now()))
         ports.store.commit(Commit(order_update=(order, updated)))
         return updated
 
     return with_retries(attempt)
+
+
+def _update_tracking(ports: Ports, order_id: str, shipment_id: str,
+                     change: Callable[[ParcelTracking], ParcelTracking]) -> Order:
+    return _update_shipment(ports, order_id, shipment_id, lambda shipment: shipment if shipment.tracking is None
+                            else replace(shipment, tracking=change(shipment.tracking)))
 
 
 # ---- courier status ----
@@ -225,27 +198,25 @@ def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tra
 
     def attempt() -> ParcelUpdate:
         order = get_order_for(ports, order_id, None)
-        parcel = parcel_of(order, shipment_id)
-        if parcel is None or parcel.get("booking") is None:
+        shipment = order.shipment(shipment_id)
+        if shipment is None or shipment.tracking is None:
             return ParcelUpdate(order, None)
-        result = track(parcel, tracking or Tracking(()), at=at)
-        changed = result.parcel
-        if polled and not result.new_checkpoints:
-            changed = {**changed, "quiet_polls": int(parcel.get("quiet_polls", 0)) + 1}
+        before = shipment.tracking
+        result = before.with_news(tracking or Tracking(()), at=at)
+        changed = result.tracking
         if polled:
-            changed = {**changed, "last_polled_at": at, "polls": int(parcel.get("polls", 0)) + 1,
-                       **({"last_poll_error": "carrier did not answer"} if tracking is None else {})}
-        started = clock.parse_iso(str(parcel.get("tracking_started_at") or parcel.get("at") or at))
+            changed = changed.polled(at=at, answered=tracking is not None, news=result.new_checkpoints > 0)
+        started = clock.parse_iso(before.tracking_started_at or shipment.at or at)
         # Only a poll ends a parcel as stale: a push brings news, and may revive a stale parcel.
-        stale = stale_reason(changed, policy, (moment - started).total_seconds()) if polled else None
+        stale = changed.stale_reason_at(policy, (moment - started).total_seconds()) if polled else None
         if stale:
-            changed = {**changed, "status": ParcelStatus.STALE.value, "status_changed_at": at, "stale_reason": stale}
-            result = TrackResult(changed, result.new_checkpoints, result.previous, ParcelStatus.STALE, result.refused)
-        if changed == parcel:
+            changed = changed.stale_at(at, stale)
+        result = TrackResult(changed, result.new_checkpoints, result.previous, changed.status, result.refused)
+        if changed == before:
             return ParcelUpdate(order, result)
-        updated = _with_parcel(order, changed, at=at)
+        updated = order.with_shipment(replace(shipment, tracking=changed), at=at)
         delivered_now = (updated.status is OrderStatus.SHIPPED
-                         and all_delivered(tuple(parcel_of(updated, s.shipment_id) or {} for s in updated.shipments)))
+                         and all_delivered(s.tracking for s in updated.shipments))
         if delivered_now:
             updated = updated.transition(OrderStatus.DELIVERED, at=at, actor="system:carrier",
                                          reason="every parcel delivered",
@@ -253,8 +224,8 @@ def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tra
         # A parcel coming back opens its return case (after-sales) in this same write: once per parcel, and never
         # a status recorded without its case.
         case = None
-        if _coming_back(result, changed):
-            opened = after_sales_rules.return_case_on(updated, shipment_id, reason=_return_reason(changed), at=at)
+        if changed.coming_back:
+            opened = after_sales_rules.return_case_on(updated, shipment_id, reason=changed.return_reason, at=at)
             if opened is not None:
                 updated, case = opened
         ports.store.commit(Commit(order_update=(order, updated), after_sale=(case, None) if case else None))
@@ -267,14 +238,14 @@ def record_tracking(ports: Ports, order_id: str, shipment_id: str, tracking: Tra
 
 def _publish(ports: Ports, update: ParcelUpdate, shipment_id: str) -> None:
     result = update.result
-    if result is None or not result.status_changed:
+    shipment = update.order.shipment(shipment_id)
+    if result is None or not result.status_changed or shipment is None:
         return
-    parcel = result.parcel
     detail = {"order_id": update.order.order_id, "shipment_id": shipment_id, "parcel_id": shipment_id,
-              "carrier": parcel.get("carrier"), "tracking_number": parcel.get("tracking_number"),
+              "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
               "status": result.status.value if result.status else None,
               "previous_status": result.previous.value if result.previous else None,
-              "refused": bool(parcel.get("refused"))}
+              "refused": result.tracking.refused}
     ports.events.publish("parcel.status_changed", detail)
     if update.stale:
         ports.events.publish("parcel.stale", {**detail, "reason": update.stale})
@@ -283,15 +254,6 @@ def _publish(ports: Ports, update: ParcelUpdate, shipment_id: str) -> None:
     if update.delivered_now:
         ports.events.publish("order.delivered", {"order_id": update.order.order_id,
                                                  "complete_after": update.order.complete_after})
-
-
-def _coming_back(result: TrackResult, parcel: dict[str, Any]) -> bool:
-    return result.status is ParcelStatus.RETURNED or (result.status is ParcelStatus.RETURNING
-                                                      and bool(parcel.get("refused")))
-
-
-def _return_reason(parcel: dict[str, Any]) -> str:
-    return "refused by the recipient" if parcel.get("refused") else "returned by the carrier"
 
 
 def poll_parcel(ports: Ports, order_id: str, shipment_id: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -303,25 +265,29 @@ def poll_parcel(ports: Ports, order_id: str, shipment_id: str, *, now: datetime 
     try:
         order = get_order_for(ports, order_id, None)
     except NotFound:
-        return {"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": 0, "done": True, "status": None}
-    parcel = parcel_of(order, shipment_id)
-    adapter = carriers.adapter(parcel.get("carrier")) if parcel else None
-    if parcel is None or adapter is None or status_of(parcel) in TERMINAL:
-        status = status_of(parcel) if parcel else None
-        return {"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": 0, "done": True,
-                "status": status.value if status else None}
+        return _turn(order_id, shipment_id, None, done=True, wait_seconds=0)
+    shipment = order.shipment(shipment_id)
+    adapter = carriers.adapter(shipment.carrier) if shipment is not None else None
+    if shipment is None or shipment.tracking is None or adapter is None or shipment.tracking.terminal:
+        return _turn(order_id, shipment_id, shipment.tracking if shipment is not None else None, done=True,
+                     wait_seconds=0)
     tracking: Tracking | None
     try:
-        tracking = adapter.query(_ref(order_id, parcel))
+        tracking = adapter.query(_ref(order_id, shipment))
     except CarrierError as error:
         logger.warning("carrier did not answer; polled again later", extra={
             "order_id": order_id, "shipment_id": shipment_id, "error": str(error)[:200]})
         tracking = None
     update = record_tracking(ports, order_id, shipment_id, tracking, policy=policy, polled=True, now=now)
-    current = parcel_of(update.order, shipment_id) or parcel
-    status = status_of(current)
-    return {"order_id": order_id, "shipment_id": shipment_id, "done": status in TERMINAL,
-            "wait_seconds": policy.interval(int(current.get("quiet_polls", 0))),
+    latest = (update.order.shipment(shipment_id) or shipment).tracking or shipment.tracking
+    return _turn(order_id, shipment_id, latest, done=latest.terminal, wait_seconds=latest.next_poll_in(policy))
+
+
+def _turn(order_id: str, shipment_id: str, tracking: ParcelTracking | None, *, done: bool,
+          wait_seconds: int) -> dict[str, Any]:
+    """The polling loop's next input (the courier-poll state machine's `$`): done, or wait and poll again."""
+    status = tracking.status if tracking is not None else None
+    return {"order_id": order_id, "shipment_id": shipment_id, "wait_seconds": wait_seconds, "done": done,
             "status": status.value if status else None}
 
 
@@ -331,14 +297,15 @@ def receive_callback(ports: Ports, adapter: Carrier, callback: Callback) -> Parc
     if not callback.order_id or not callback.shipment_id:
         raise Unprocessable("the callback names no parcel of ours", {"fields": ["order_id", "shipment_id"]})
     order = get_order_for(ports, callback.order_id, None)
-    parcel = parcel_of(order, callback.shipment_id)
-    if parcel is None or parcel.get("carrier") != adapter.name or \
-            str(parcel.get("tracking_number") or "") != callback.tracking_number:
+    shipment = order.shipment(callback.shipment_id)
+    if shipment is None or shipment.carrier != adapter.name or \
+            (shipment.tracking_number or "") != callback.tracking_number:
         raise NotFound("no such parcel")
     update = record_tracking(ports, callback.order_id, callback.shipment_id, callback.tracking)
-    current = parcel_of(update.order, callback.shipment_id) or parcel
-    if status_of(current) in FINAL and ports.tracking is not None:
-        ports.tracking.stop(callback.shipment_id, f"final status {status_of(current)} pushed by the carrier")
+    current = update.order.shipment(callback.shipment_id)
+    tracking = current.tracking if current is not None else None
+    if tracking is not None and tracking.final and ports.tracking is not None:
+        ports.tracking.stop(callback.shipment_id, f"final status {tracking.status} pushed by the carrier")
     return update
 
 
@@ -388,6 +355,3 @@ def confirm_receipt(ports: Ports, order_id: str, *, customer_id: str, actor: str
         ports.events.publish("order.completed", {"order_id": order_id, "by": "customer"})
     return completed
 
-
-def label_url(shipment: Shipment) -> str | None:
-    return labels.url((shipment.tracking or {}).get("label_key"))

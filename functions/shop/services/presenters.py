@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from enum import Enum
 from typing import Any
 
 from shop.domain.after_sales import AfterSale
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
+from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import Sku
 from shop.domain.stock import StockMovement
 from shop.domain.values import Refund, Shipment, UnitLine
@@ -58,7 +61,14 @@ def _customer_refund(refund: Refund) -> dict[str, Any]:
     return {name: full[name] for name in CUSTOMER_REFUND_FIELDS}
 
 
-CHECKPOINT_FIELDS = ("at", "status", "description", "location")
+def tracking_view(tracking: ParcelTracking) -> dict[str, Any]:
+    """A followed parcel's booking and polling state as operators see it: every attribute but the checkpoints."""
+    return {field.name: _plain(getattr(tracking, field.name))
+            for field in fields(tracking) if field.name != "checkpoints"}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str, Any]:
@@ -70,13 +80,14 @@ def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str
     if shipment.actor is not None:  # parcels recorded before actors were kept show none
         shown["actor"] = _customer_actor(shipment.actor) if for_customer else shipment.actor
     # Courier status (docs/fulfilment.md); None for a free-text parcel nobody tracks.
-    tracking = shipment.tracking or {}
-    shown.update({"status": tracking.get("status"), "carrier_code": tracking.get("carrier_code"),
-                  "status_changed_at": tracking.get("status_changed_at"),
-                  "checkpoints": [{name: c.get(name) for name in CHECKPOINT_FIELDS}
-                                  for c in tracking.get("checkpoints") or [] if isinstance(c, dict)]})
+    tracking = shipment.tracking
+    shown.update({"status": _plain(tracking.status) if tracking else None,
+                  "carrier_code": tracking.carrier_code if tracking else None,
+                  "status_changed_at": tracking.status_changed_at if tracking else None,
+                  "checkpoints": [{"at": c.at, "status": c.status.value, "description": c.description,
+                                   "location": c.location} for c in tracking.checkpoints] if tracking else []})
     if not for_customer and tracking:  # operators also see the booking and polling state
-        shown["tracking"] = {k: v for k, v in tracking.items() if k != "checkpoints"}
+        shown["tracking"] = tracking_view(tracking)
     return shown
 
 
@@ -84,7 +95,7 @@ def admin_shipment_view(shipment: Shipment) -> dict[str, Any]:
     """A parcel for operators, with its label as a short-lived presigned URL (None without a label)."""
     from shop.carriers.labels import url
 
-    return {**shipment_view(shipment), "label_url": url((shipment.tracking or {}).get("label_key"))}
+    return {**shipment_view(shipment), "label_url": url(shipment.tracking.label_key if shipment.tracking else None)}
 
 
 def order_view(order: Order) -> dict[str, Any]:
