@@ -689,6 +689,20 @@ class ServiceContract:
         mine.shipping_address["city"] = "elsewhere"
         assert shop.order(order.order_id).shipping_address["city"] == "Localhost"
 
+    def test_commit_keeps_an_available_unit_on_the_shards_it_is_told_to(self, shop: Shop) -> None:
+        from shop.domain import stock
+
+        shop.sku("K", 3)
+        at = clock.iso(clock.now())
+        take = stock.allocate("K", 0, 3, at=at, actor=ADMIN, order_id="ord_k")
+        with pytest.raises(StockShort) as short:  # would empty the shard it must keep a unit on
+            shop.store.commit(Commit(movements=[take], keep_available=frozenset({("K", 0)})))
+        assert short.value.skus == {"K"} and shop.levels("K") == StockLevels(3, 3, 0, 0)
+        shop.store.commit(Commit(movements=[dataclasses.replace(take, delta=StockLevels(0, -2, 2, 0))],
+                                 keep_available=frozenset({("K", 0)})))
+        shop.store.commit(Commit(movements=[stock.allocate("K", 0, 1, at=at, actor=ADMIN, order_id="ord_l")]))
+        assert shop.levels("K") == StockLevels(3, 0, 3, 0) and shop.ledger_matches_levels("K")
+
     def test_pending_refunds_are_listed_by_age(self, shop: Shop) -> None:
         shop.sku("A", 5)
         order_id = shop.paid_order([("A", 1)])

@@ -5,6 +5,9 @@ they only let the next crossing be announced again."""
 
 from __future__ import annotations
 
+import pytest
+
+from shop.domain.errors import InsufficientStock
 from shop.domain.skus import StockPolicy
 from shop.services import catalog, payments
 from shop.services.orders import expire_order, mark_paid
@@ -42,6 +45,20 @@ class StockEventContract:
         shop.place([("A", 2), ("B", 2)])  # the last units exactly: no order ran short
         assert sorted(stock_events(shop)[1:], key=str) == [("stock.sold_out", {"sku": "A"}),
                                                            ("stock.sold_out", {"sku": "B"})]
+
+    def test_orders_leaving_units_read_no_shard_and_the_one_taking_the_last_unit_announces(self, shop: Shop) -> None:
+        shop.sku("N", 3)  # no threshold: only the sell-out is news
+        reads: list[dict] = []
+        real = shop.store.shard_levels
+        shop.store.shard_levels = lambda shards, **kw: reads.append(shards) or real(shards, **kw)
+        shop.place([("N", 1)])
+        shop.place([("N", 1)])
+        assert reads == [] and stock_events(shop) == []  # the order path's only read is its catalog read
+        shop.place([("N", 1)])  # the last unit: its write, planned blind, must leave one, so this order reads
+        assert reads and stock_events(shop) == [("stock.sold_out", {"sku": "N"})]
+        with pytest.raises(InsufficientStock):
+            shop.place([("N", 1)])
+        assert stock_events(shop) == [("stock.sold_out", {"sku": "N"})]  # once per crossing
 
     def test_deduct_on_payment_sales_announce_when_paid(self, shop: Shop) -> None:
         shop.sku("D", 3, low_stock_threshold=1, stock_policy=StockPolicy.DEDUCT_ON_PAYMENT)

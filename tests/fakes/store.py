@@ -314,7 +314,8 @@ class InMemoryStore:
         for (code, n), delta in deltas.items():
             shard = self._shards.get((code, n))
             guard = commit.catalog_guards.get(code)
-            if shard is None or any(getattr(shard.levels, level) < -getattr(delta, level)
+            keep = {"available": 1} if (code, n) in commit.keep_available else {}
+            if shard is None or any(getattr(shard.levels, level) < -getattr(delta, level) + keep.get(level, 0)
                                     for level in _LEVELS if getattr(delta, level) < 0):
                 short.add(code)
             elif guard is not None and (not shard.active or shard.price != guard.price):

@@ -512,7 +512,8 @@ class DynamoShopStore:
     def commit(self, commit: Commit) -> None:
         operations: list[tuple[str, dict[str, Any]]] = []
         for (code, shard), delta in commit.shard_deltas().items():
-            operations.append((f"stock:{code}", self._shard_update(code, shard, delta, commit.catalog_guards.get(code))))
+            operations.append((f"stock:{code}", self._shard_update(code, shard, delta, commit.catalog_guards.get(code),
+                                                                   keep=(code, shard) in commit.keep_available)))
         for movement in commit.movements:
             operations.append(("ledger", {"Put": {
                 "TableName": self.table,
@@ -565,11 +566,13 @@ class DynamoShopStore:
             raise Unprocessable("too many items for one transaction", {"items": len(operations)})
         self._transact(operations, {record.label: record for record in commit.records})
 
-    def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None) -> dict[str, Any]:
-        """Conditional arithmetic: ADD the delta if every level it lowers holds enough (and, for an order,
-        if the SKU is still for sale at the price the order charges)."""
-        guards = {name: -change for name, change in (("available", delta.available), ("reserved", delta.reserved),
-                                                      ("sold", delta.sold)) if change < 0}
+    def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None, *, keep: bool = False
+                      ) -> dict[str, Any]:
+        """Conditional arithmetic: ADD the delta if every level it lowers holds enough (one available unit more
+        to `keep` one; and, for an order, if the SKU is still for sale at the price the order charges)."""
+        guards = {name: -change + (1 if keep and name == "available" else 0)
+                  for name, change in (("available", delta.available), ("reserved", delta.reserved),
+                                       ("sold", delta.sold)) if change < 0}
         conditions = ["attribute_exists(pk)"] + [f"#{name} >= :need_{name}" for name in guards]
         values: dict[str, Any] = {":on_hand": delta.on_hand, ":available": delta.available,
                                   ":reserved": delta.reserved, ":sold": delta.sold, ":one": 1,

@@ -67,7 +67,7 @@ def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[
 
 def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], catalog: dict[str, Sku] | None = None,
                          *, ran_short: frozenset[str] | set[str] = frozenset(),
-                         known_available: dict[str, int] | None = None) -> None:
+                         known_available: dict[str, int] | None = None, left_stocked: bool = False) -> None:
     """stock.low / stock.sold_out when a SKU's available units over all its shards cross its threshold or
     zero; each state change is recorded on the catalog entry (conditionally) and announced once.
 
@@ -75,10 +75,15 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
     shard ran short during the request (`ran_short`: that is how a sell-out shows), when its recorded
     state is not in_stock (units came back), or when a shard the change touched shows no more than its
     share of the SKU's low-stock threshold (zero without one: a shard it took units from is empty; one cheap
-    read). Every path that moves stock calls this after its commit: placement, payment (reserved and
-    deduct-on-payment lines, late payments that take units again), approval of a held order, operators'
-    adjustments and on_hand changes, expiry and cancellation releases, restocks. Only crossings downwards are
-    announced (in_stock -> low_stock, anything -> sold_out); units coming back record the state silently."""
+    read). `left_stocked` says the caller's writes kept an available unit on every shard they took from,
+    except on SKUs in `ran_short` (placement: a write planned without a read is guarded by
+    `Commit.keep_available`, so the order that takes a shard's last unit is one that ran short and read it):
+    a SKU without threshold then needs no probe at all, and its sell-out is still announced by the request
+    that took the last unit, with no delay. Every path that moves stock calls this after its commit: placement,
+    payment (reserved and deduct-on-payment lines, late payments that take units again), approval of a held
+    order, operators' adjustments and on_hand changes, expiry and cancellation releases, restocks. Only
+    crossings downwards are announced (in_stock -> low_stock, anything -> sold_out); units coming back record
+    the state silently."""
     codes = sorted({m.sku for m in movements} | set(ran_short))
     if not codes:
         return
@@ -91,6 +96,8 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
             # Without a threshold only a sell-out is news: a shard this change took units from that is now empty
             # (the last units sold by an order that did not run short, an adjustment, a deduct-on-payment sale).
             if sku.low_stock_threshold is None:
+                if left_stocked:
+                    continue  # no shard emptied: no read
                 touched = sorted({m.shard for m in movements if m.sku == code and m.delta.available < 0})
                 near = 0
             else:

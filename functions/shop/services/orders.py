@@ -282,9 +282,13 @@ class _Placement:
                                         order_id=self.order_id, created_at=order.created_at,
                                         expires=int(created.timestamp()) + self.policy.idempotency_ttl_seconds)
             wrote = True
+            # A SKU's shards not read in this request are written blind: the write leaves a unit on each, so no
+            # sell-out goes unseen without a read after it (the last units go to a request that read them).
+            blind = frozenset((code, shard) for code, parts in plan.items() if code not in self.ran_dry
+                              for shard, _ in parts)
             self.ports.store.commit(Commit(movements=movements, new_order=placed, records=[record],
                                            hold_limits=self.policy.hold_limits,
-                                           catalog_guards={code: skus[code] for code in plan}))
+                                           catalog_guards={code: skus[code] for code in plan}, keep_available=blind))
             self.moved.extend(movements)
             return PlacedOrder(201, body, False, self.order_id)
 
@@ -318,7 +322,7 @@ class _Placement:
         """After the commit: the payment window's timer, stock events, rebalancing of shards found short, and
         order.created."""
         self.ports.windows.open(placed.order_id, placed.body["expires_at"])
-        inventory.announce_stock_state(self.ports, self.moved, ran_short=self.ran_dry)
+        inventory.announce_stock_state(self.ports, self.moved, ran_short=self.ran_dry, left_stocked=True)
         for code in sorted(code for code in self.ran_dry if self.shard_counts.get(code, 1) > 1):
             if self.ports.restock_queue is not None:
                 self.ports.restock_queue.request_rebalance(code)

@@ -72,6 +72,10 @@ class Commit:
     catalog_guards: dict[str, Sku] = field(default_factory=dict)
     # An after-sales request, with the version it was read at (None: new, its id must not exist yet).
     after_sale: tuple[AfterSale, int | None] | None = None
+    # Stock shards (sku, shard number) this commit must leave at least one available unit on: their guard is
+    # `available >= :q + 1`. An order's write planned without reading (services/allocation.py) never empties a
+    # shard, so the order that takes a shard's last units is one that read it, and it announces what it saw.
+    keep_available: frozenset[tuple[str, int]] = frozenset()
 
     def shard_deltas(self) -> dict[tuple[str, int], StockLevels]:
         """The movements summed per stock shard (sku, shard number): each shard is written once."""
@@ -166,7 +170,8 @@ class Store(Protocol):
           request is not at `after_sale`'s version (or is gone), a ledger entry's movement id was written before;
         - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
           delta, applied only if the shard exists and every level the delta lowers holds at least that much
-          (and, for a SKU in `catalog_guards`, the shard's copy of the catalog is active at that price);
+          (one unit more of available for a shard in `keep_available`; and, for a SKU in `catalog_guards`,
+          the shard's copy of the catalog is active at that price);
         - `Throttled` when the database sheds load (safe to retry: a commit that did apply fails its
           conditions on the retry).
 
