@@ -33,18 +33,10 @@ LOCAL_DEFAULTS: dict[str, str] = {
 
 
 def provider_secret(provider: str, key: str) -> str:
-    """Key `key` of `provider`: from its Secrets Manager secret when deployed, else from the environment (through
-    Settings) or LOCAL_DEFAULTS."""
+    """Key `key` of `provider`: from its Secrets Manager secret `{PAYMENT_SECRET_PREFIX}{provider}` when deployed,
+    else from the environment (through Settings) or LOCAL_DEFAULTS."""
     settings = get_settings()
-    if settings.payment_secrets_source == "secretsmanager":
-        value = _from_secrets_manager(provider, settings.payment_secret_prefix).get(key)
-    else:
-        # Set but empty: missing (the local default applies only to a key the environment does not set).
-        value = settings.provider_keys[key] if key in settings.provider_keys else LOCAL_DEFAULTS.get(key)
-    if not value or not isinstance(value, str):
-        # A configuration error, not an outage: 503 provider-not-configured, no Retry-After, a metric and an alarm.
-        raise ProviderNotConfigured(provider, key)
-    return value
+    return _secret(provider, key, settings.payment_secret_prefix, settings.provider_keys, LOCAL_DEFAULTS)
 
 
 # The carriers' (shop.carriers): only the sandbox carrier has a local default; the local run sets the others.
@@ -55,12 +47,20 @@ def carrier_secret(carrier: str, key: str) -> str:
     """Key `key` of `carrier`, like provider_secret: Secrets Manager `{CARRIER_SECRET_PREFIX}{carrier}` when deployed,
     else the environment (through Settings) or CARRIER_LOCAL_DEFAULTS."""
     settings = get_settings()
-    if settings.payment_secrets_source == "secretsmanager":
-        value = _from_secrets_manager(carrier, settings.carrier_secret_prefix).get(key)
+    return _secret(carrier, key, settings.carrier_secret_prefix, settings.carrier_keys, CARRIER_LOCAL_DEFAULTS)
+
+
+def _secret(owner: str, key: str, prefix: str, environment: dict[str, str], local_defaults: dict[str, str]) -> str:
+    """Key `key` of `owner` (a provider or a carrier): Secrets Manager `{prefix}{owner}` when deployed, else
+    `environment` (the keys the environment sets) or `local_defaults`."""
+    if get_settings().payment_secrets_source == "secretsmanager":
+        value = _from_secrets_manager(owner, prefix).get(key)
     else:
-        value = settings.carrier_keys[key] if key in settings.carrier_keys else CARRIER_LOCAL_DEFAULTS.get(key)
+        # Set but empty: missing (the local default applies only to a key the environment does not set).
+        value = environment[key] if key in environment else local_defaults.get(key)
     if not value or not isinstance(value, str):
-        raise ProviderNotConfigured(carrier, key)
+        # A configuration error, not an outage: 503 provider-not-configured, no Retry-After, a metric and an alarm.
+        raise ProviderNotConfigured(owner, key)
     return value
 
 

@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from shop.adapters.wiring import default_ports
-from shop.domain.after_sales import AfterSaleStatus, AfterSaleType, Windows
+from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType, Windows
 from shop.domain.errors import Unprocessable
+from shop.domain.orders import Order
 from shop.http.auth import AdminRouter, caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
@@ -115,24 +116,27 @@ def read_request(after_sale_id: str):
     return json_response(200, _admin_view(sale, order_service.get_order_for(ports, sale.order_id, None)))
 
 
+def _decided(sale_and_order: tuple[AfterSale, Order]):
+    """An operator's decision, answered with the request as operators see it."""
+    sale, order = sale_and_order
+    return json_response(200, _admin_view(sale, order))
+
+
 @admin_router.post("/admin/after-sales/<after_sale_id>/approve",
                    summary="Approve: refund only refunds now; a return waits for the goods")
 def approve(after_sale_id: str):
-    who = caller(admin_router)
-    sale, order = after_sales.approve(default_ports(), registry.provider, _checked_id(after_sale_id), actor=who.actor)
-    return json_response(200, _admin_view(sale, order))
+    actor = caller(admin_router).actor
+    return _decided(after_sales.approve(default_ports(), registry.provider, _checked_id(after_sale_id), actor=actor))
 
 
 @admin_router.post("/admin/after-sales/<after_sale_id>/reject", summary="Reject, with a reason the customer sees")
 def reject(after_sale_id: str, body: AfterSaleRejectIn):
-    who = caller(admin_router)
-    sale, order = after_sales.reject(default_ports(), _checked_id(after_sale_id), actor=who.actor, reason=body.reason)
-    return json_response(200, _admin_view(sale, order))
+    actor = caller(admin_router).actor
+    return _decided(after_sales.reject(default_ports(), _checked_id(after_sale_id), actor=actor, reason=body.reason))
 
 
 @admin_router.post("/admin/after-sales/<after_sale_id>/received",
                    summary="The returned goods arrived: refund, and restock through the restock queue")
 def received(after_sale_id: str):
-    who = caller(admin_router)
-    sale, order = after_sales.receive(default_ports(), registry.provider, _checked_id(after_sale_id), actor=who.actor)
-    return json_response(200, _admin_view(sale, order))
+    actor = caller(admin_router).actor
+    return _decided(after_sales.receive(default_ports(), registry.provider, _checked_id(after_sale_id), actor=actor))
