@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from shop.carriers.sandbox import minimal_pdf, tracking_number_for
 from shop.domain.parcels import ParcelStatus
+from shop.payments.secrets import CARRIER_LOCAL_DEFAULTS
 from shop.payments.signing import hmac_header
 
 Headers = list[tuple[str, str]]
@@ -43,9 +44,10 @@ AFTERSHIP_TAG = {"label_created": ("InfoReceived", ""), "in_transit": ("InTransi
                  "returning": ("Exception", "Exception_010"), "returned": ("Exception", "Exception_011"),
                  "exception": ("Exception", ""), "refused": ("Exception", "Exception_004")}
 LOCAL_STATUSES = frozenset({s.value for s in ParcelStatus} - {"stale"}) | {"refused"}
-# Environment variables of the carrier secrets, with the local defaults used when the environment does not set them.
+# Environment variables of the carrier secrets, with the local defaults used when the environment does not set them
+# (the sandbox carrier's is the functions' own default, shop.payments.secrets).
 LOCAL_CARRIER_SECRETS = {
-    "SANDBOX_CARRIER_WEBHOOK_SECRET": "sandbox_carrier_local_secret",
+    **CARRIER_LOCAL_DEFAULTS,
     "KUAIDI100_CUSTOMER": "LOCALCUSTOMER0001",
     "KUAIDI100_KEY": "localkuaidi100key",
     "KUAIDI100_SECRET": "localkuaidi100secret",

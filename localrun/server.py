@@ -285,13 +285,11 @@ class LocalServer:
             if status not in LOCAL_STATUSES:
                 raise ValueError(status)
         except (ValueError, TypeError, KeyError):
-            return _json(422, {"type": "/problems/invalid-request", "title": "Invalid request", "status": 422,
-                               "detail": "body must be JSON like {\"status\": \"delivered\"}; statuses: "
-                                         + ", ".join(sorted(LOCAL_STATUSES))}, "application/problem+json")
+            return gateway.problem(422, "Invalid request", 'body must be JSON like {"status": "delivered"}; statuses: '
+                                   + ", ".join(sorted(LOCAL_STATUSES)), slug="invalid-request")
         push = self.carriers.advance(number, status, description)
         if push is None:
-            return _json(404, {"type": "/problems/not-found", "title": "Not found", "status": 404,
-                               "detail": f"no parcel {number} at the local carriers"}, "application/problem+json")
+            return gateway.problem(404, "Not found", f"no parcel {number} at the local carriers", slug="not-found")
         carrier, callback_path, headers, payload = push
         answer = self.route("POST", callback_path, headers, payload, "127.0.0.1")
         return _json(200 if answer.status < 300 else answer.status, {

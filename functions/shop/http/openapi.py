@@ -14,9 +14,8 @@ from pydantic import BaseModel
 
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
+from shop.http.problems import PROBLEM_JSON
 from shop.http.routes import admin, after_sales, catalog, create_order, me, orders
-
-PROBLEM_JSON = "application/problem+json"
 
 # (method, path) -> (success status, response model)
 SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {

@@ -179,6 +179,7 @@ def problem_reject(status: int, message: str, problem_type: str = "invalid-webho
     titles = {"invalid-webhook": "Webhook rejected", "payload-too-large": "Payload too large",
               "provider-unavailable": "Provider unavailable", "provider-not-configured": "Provider not configured",
               "temporarily-unavailable": "Temporarily unavailable", "internal-error": "Internal error"}
-    body = {"type": f"/problems/{problem_type}", "title": titles.get(problem_type, "Webhook rejected"),
-            "status": status, "detail": message}
-    return status, "application/problem+json", json.dumps(body, separators=(",", ":"))
+    from shop.http.problems import PROBLEM_JSON, problem_body  # the API's own problem shape; loaded when answering
+
+    body = problem_body(status, problem_type, titles.get(problem_type, "Webhook rejected"), message)
+    return status, PROBLEM_JSON, json.dumps(body, separators=(",", ":"))
