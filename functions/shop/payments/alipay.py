@@ -10,22 +10,13 @@ from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
-from shop.payments import http_client
-from shop.payments.base import (
-    EventKind,
-    InvalidWebhook,
-    PaymentEvent,
-    ProviderError,
-    RefundResult,
-    decimal_text,
-    minor_units,
-    notify_url,
-)
+from shop.payments import base, http_client
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import rsa_sign, rsa_verify
 from shop.settings import get_settings
 
-KINDS: dict[str, EventKind] = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded", "TRADE_CLOSED": "payment_failed"}
+KINDS: dict[str, base.EventKind] = {"TRADE_SUCCESS": "payment_succeeded", "TRADE_FINISHED": "payment_succeeded",
+                                    "TRADE_CLOSED": "payment_failed"}
 CHINA = timezone(timedelta(hours=8))
 
 
@@ -52,11 +43,11 @@ def verify_response(text: str, name: str, sign: str | None, alipay_public_key: s
         start = text.index("{", text.index(f'"{name}"') + len(name) + 2)
         end = text.rindex("}", 0, text.rindex('"sign"')) + 1
     except ValueError:
-        raise ProviderError(f"alipay answer to {name} is not signed") from None
+        raise base.ProviderError(f"alipay answer to {name} is not signed") from None
     try:
         rsa_verify(alipay_public_key, text[start:end].encode(), sign or "")
-    except InvalidWebhook:
-        raise ProviderError(f"alipay answer to {name} does not verify") from None
+    except base.InvalidWebhook:
+        raise base.ProviderError(f"alipay answer to {name} does not verify") from None
 
 
 class AlipayProvider:
@@ -77,7 +68,7 @@ class AlipayProvider:
             "app_id": provider_secret(self.name, "ALIPAY_APP_ID"),
             "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2", "version": "1.0",
             "timestamp": datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
-            "notify_url": notify_url(self.name),
+            "notify_url": base.notify_url(self.name),
             "biz_content": json.dumps(biz, separators=(",", ":"), ensure_ascii=False), **extra,
         }
         params["sign"] = rsa_sign(self._secret("ALIPAY_APP_PRIVATE_KEY"), request_content(params))
@@ -93,14 +84,14 @@ class AlipayProvider:
             parsed = json.loads(text)
             answer = parsed.get(name) or parsed.get("error_response") or {}  # e.g. isv.invalid-signature
         except (UnicodeDecodeError, ValueError, AttributeError):
-            raise ProviderError(f"alipay {method} answered {status} without JSON") from None
+            raise base.ProviderError(f"alipay {method} answered {status} without JSON") from None
         if status >= 300 or answer.get("code") != "10000":
-            raise ProviderError(f"alipay {method} failed: {answer.get('sub_code') or status}")
+            raise base.ProviderError(f"alipay {method} failed: {answer.get('sub_code') or status}")
         verify_response(text, name, parsed.get("sign"), self._secret("ALIPAY_PUBLIC_KEY"))
         return answer
 
     def create_payment(self, order: Order) -> dict[str, Any]:
-        biz = {"out_trade_no": order.order_id, "total_amount": decimal_text(order.total),
+        biz = {"out_trade_no": order.order_id, "total_amount": base.decimal_text(order.total),
                "subject": f"Order {order.order_number}"}
         if order.currency != "CNY":
             biz["trans_currency"] = order.currency
@@ -113,38 +104,39 @@ class AlipayProvider:
                 "out_trade_no": order.order_id,
                 "page_pay_url": f"{self._gateway()}?{urllib.parse.urlencode(page)}"}
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> base.PaymentEvent:
         try:
             pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
         except (UnicodeDecodeError, ValueError):
-            raise InvalidWebhook("notification is not form data") from None
+            raise base.InvalidWebhook("notification is not form data") from None
         params = dict(pairs)
         if len(params) != len(pairs) or not params.get("sign"):
-            raise InvalidWebhook("notification unsigned or with repeated fields", 401)
+            raise base.InvalidWebhook("notification unsigned or with repeated fields", 401)
         if params.get("sign_type", "RSA2") != "RSA2":
-            raise InvalidWebhook("only RSA2 notifications are accepted", 401)
+            raise base.InvalidWebhook("only RSA2 notifications are accepted", 401)
         rsa_verify(self._secret("ALIPAY_PUBLIC_KEY"), notification_content(params), params["sign"])
         # Alipay: after the signature, check the notification is for this app (else ignore it).
         if params.get("app_id") != provider_secret(self.name, "ALIPAY_APP_ID"):
-            raise InvalidWebhook("notification is for another app_id", 401)
+            raise base.InvalidWebhook("notification is for another app_id", 401)
         try:
             currency = params.get("trans_currency") or params.get("currency") or "CNY"
-            amount = Money(minor_units(params["total_amount"], currency), currency)
-            return PaymentEvent(self.name, params["notify_id"][:128], KINDS.get(params["trade_status"], "ignored"),
-                                params["out_trade_no"][:64], amount, params.get("trade_no", "")[:64] or None)
+            amount = Money(base.minor_units(params["total_amount"], currency), currency)
+            return base.PaymentEvent(self.name, params["notify_id"][:128], KINDS.get(params["trade_status"], "ignored"),
+                                     params["out_trade_no"][:64], amount, params.get("trade_no", "")[:64] or None)
         except KeyError as missing:
-            raise InvalidWebhook(f"notification lacks {missing}") from None
+            raise base.InvalidWebhook(f"notification lacks {missing}") from None
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
-               captured: Money | None = None) -> RefundResult:
-        answer = self._call("alipay.trade.refund", {"out_trade_no": order_id, "refund_amount": decimal_text(amount),
+               captured: Money | None = None) -> base.RefundResult:
+        answer = self._call("alipay.trade.refund", {"out_trade_no": order_id,
+                                                    "refund_amount": base.decimal_text(amount),
                                                     "out_request_no": refund_id})
-        return RefundResult(refund_id, answer.get("trade_no", refund_id), "succeeded")
+        return base.RefundResult(refund_id, answer.get("trade_no", refund_id), "succeeded")
 
     def query(self, order: Order) -> str:
         try:
             answer = self._call("alipay.trade.query", {"out_trade_no": order.order_id})
-        except ProviderError as error:
+        except base.ProviderError as error:
             if "TRADE_NOT_EXIST" in str(error):
                 return "pending"
             raise

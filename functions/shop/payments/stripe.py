@@ -9,18 +9,7 @@ from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.orders import Order
-from shop.payments import http_client
-from shop.payments.base import (
-    EventKind,
-    InvalidWebhook,
-    PaymentEvent,
-    ProviderError,
-    RefundResult,
-    header,
-    minor_amount,
-    problem_reject,
-    provider_currency,
-)
+from shop.payments import base, http_client
 from shop.payments.secrets import provider_secret
 from shop.payments.signing import verify_hmac_header
 from shop.settings import get_settings
@@ -39,8 +28,9 @@ CURRENCIES = frozenset("""
     JOD JPY KES KGS KHR KRW KWD KYD KZT LAK LBP LKR LRD LSL MAD MDL MKD MMK MNT MOP MUR MVR MWK MXN MYR MZN NAD
     NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SEK SGD SHP SLE SOS SRD SZL THB
     TJS TND TOP TRY TTD TWD TZS UAH UYU UZS VND WST XCD YER ZAR ZMW""".split())
-KINDS: dict[str, EventKind] = {"payment_intent.succeeded": "payment_succeeded", "payment_intent.payment_failed": "payment_failed",
-         "charge.refunded": "refund_succeeded"}
+KINDS: dict[str, base.EventKind] = {"payment_intent.succeeded": "payment_succeeded",
+                                    "payment_intent.payment_failed": "payment_failed",
+                                    "charge.refunded": "refund_succeeded"}
 
 
 class StripeProvider:
@@ -66,7 +56,7 @@ class StripeProvider:
         status, body = http_client.request("POST", f"{self._base()}{path}", body=form.encode(),
                                            headers=self._headers(idempotency_key))
         if status >= 300:
-            raise ProviderError(f"stripe {path} answered {status}")
+            raise base.ProviderError(f"stripe {path} answered {status}")
         return json.loads(body)
 
     def create_payment(self, order: Order) -> dict[str, Any]:
@@ -77,9 +67,9 @@ class StripeProvider:
         return {"provider": self.name, "amount": order.total.to_dict(), "payment_intent_id": intent["id"],
                 "client_secret": intent["client_secret"]}
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> base.PaymentEvent:
         secret = provider_secret(self.name, "STRIPE_WEBHOOK_SECRET")
-        verify_hmac_header(header(headers, "Stripe-Signature"), body, secret)
+        verify_hmac_header(base.header(headers, "Stripe-Signature"), body, secret)
         try:
             event = json.loads(body)
             obj = event["data"]["object"]
@@ -89,21 +79,21 @@ class StripeProvider:
             # Stripe amounts are JSON integers of minor units: any other value in any of them is malformed.
             for field in ("amount", "amount_received", "amount_refunded", "amount_capturable"):
                 if obj.get(field) is not None:
-                    minor_amount(obj[field])
+                    base.minor_amount(obj[field])
             # A succeeded PaymentIntent: what was received is the truth; other objects carry `amount`.
             received = obj.get("amount_received") if kind == "payment_succeeded" else None
             received = obj.get("amount") if received is None else received
-            amount = Money(minor_amount(received), provider_currency(obj["currency"])) if received is not None \
-                else None
-            return PaymentEvent(self.name, str(event["id"])[:128], kind, order_id, amount, payment_id)
+            amount = (Money(base.minor_amount(received), base.provider_currency(obj["currency"]))
+                      if received is not None else None)
+            return base.PaymentEvent(self.name, str(event["id"])[:128], kind, order_id, amount, payment_id)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            raise InvalidWebhook("malformed stripe event") from None
+            raise base.InvalidWebhook("malformed stripe event") from None
 
     def refund(self, *, order_id: str, provider_payment_id: str, amount: Money, refund_id: str,
-               captured: Money | None = None) -> RefundResult:
+               captured: Money | None = None) -> base.RefundResult:
         refund = self._call("/v1/refunds", {"payment_intent": provider_payment_id, "amount": str(amount.amount),
                                             "metadata[order_id]": order_id}, idempotency_key=refund_id)
-        return RefundResult(refund_id, refund["id"], refund.get("status", "pending"))
+        return base.RefundResult(refund_id, refund["id"], refund.get("status", "pending"))
 
     def query(self, order: Order) -> str:
         intent_id = order.payment.get("payment_intent_id")
@@ -112,7 +102,7 @@ class StripeProvider:
         status, body = http_client.request("GET", f"{self._base()}/v1/payment_intents/{intent_id}",
                                            headers=self._headers())
         if status >= 300:
-            raise ProviderError(f"stripe payment_intents/{intent_id} answered {status}")
+            raise base.ProviderError(f"stripe payment_intents/{intent_id} answered {status}")
         state = json.loads(body).get("status")
         return {"succeeded": "succeeded", "canceled": "failed"}.get(state, "pending")
 
@@ -121,4 +111,4 @@ class StripeProvider:
 
     def reject(self, status: int, message: str, problem_type: str = "invalid-webhook") -> tuple[int, str, str]:
         """Stripe looks only at the status (a 4xx/5xx is retried for up to three days): problem+json."""
-        return problem_reject(status, message, problem_type)
+        return base.problem_reject(status, message, problem_type)
