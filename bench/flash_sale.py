@@ -30,6 +30,7 @@ STOCK = int(os.environ.get("BENCH_STOCK", "100"))
 ADDRESS = {"name": "Flash Buyer", "line1": "1 Sale St", "city": "Rush", "postal_code": "10001", "country": "US"}
 READS = {"GetItem", "BatchGetItem", "Query", "Scan"}
 WRITES = {"TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+ADMIN = {"X-Local-User": "bench-admin", "X-Local-Groups": "admin"}
 
 
 def start_server(port: int, **extra_env: str) -> subprocess.Popen:
@@ -48,16 +49,21 @@ def start_server(port: int, **extra_env: str) -> subprocess.Popen:
     raise SystemExit("local server did not start")
 
 
+def create_skus(base: str, prefix: str, count: int, price: int, on_hand: int) -> list[str]:
+    """`count` new SKUs named `{prefix}-<random>`, priced `price` USD cents, each with `on_hand` units."""
+    codes = [f"{prefix}-{uuid.uuid4().hex[:6]}" for _ in range(count)]
+    for code in codes:
+        requests.put(f"{base}/admin/skus/{code}", headers=ADMIN, timeout=30, json={
+            "name": code, "price": {"amount": price, "currency": "USD"}, "on_hand": on_hand}).raise_for_status()
+    return codes
+
+
 def main() -> None:
     port = free_port()
     proc = start_server(port)
     base = f"http://127.0.0.1:{port}"
-    admin = {"X-Local-User": "bench-admin", "X-Local-Groups": "admin"}
     try:
-        codes = [f"FLASH-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-        for code in codes:
-            requests.put(f"{base}/admin/skus/{code}", headers=admin, timeout=30, json={
-                "name": code, "price": {"amount": 4999, "currency": "USD"}, "on_hand": STOCK}).raise_for_status()
+        codes = create_skus(base, "FLASH", 2, price=4999, on_hand=STOCK)
         rng = random.Random(7)
         plans = [[{"sku": c, "quantity": rng.randint(1, 3)} for c in rng.sample(codes, rng.choice([1, 2]))]
                  for _ in range(ATTEMPTS)]
@@ -86,7 +92,7 @@ def main() -> None:
         for status, _, items in results:
             if status == 201:
                 accepted_units.update({i["sku"]: i["quantity"] for i in items})
-        levels = {c: requests.get(f"{base}/admin/skus/{c}", headers=admin, timeout=10).json()["levels"] for c in codes}
+        levels = {c: requests.get(f"{base}/admin/skus/{c}", headers=ADMIN, timeout=10).json()["levels"] for c in codes}
         latencies = sorted(latency for _, latency, _ in results)
         calls = Counter(after)
         calls.subtract(before)

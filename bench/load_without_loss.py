@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,14 +19,13 @@ from pathlib import Path
 import requests
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent / "functions")]
-from bench.flash_sale import ADDRESS, start_server  # noqa: E402
+from bench.flash_sale import ADDRESS, ADMIN, create_skus, start_server  # noqa: E402
 from localrun.cloud import free_port  # noqa: E402
 
 ATTEMPTS = int(os.environ.get("BENCH_ATTEMPTS", "400"))
 THREADS = int(os.environ.get("BENCH_THREADS", "32"))
 STOCK = int(os.environ.get("BENCH_STOCK", "60"))
 PROVIDERS = ["sandbox", "stripe", "alipay", "wechatpay"]
-ADMIN = {"X-Local-User": "bench-admin", "X-Local-Groups": "admin"}
 
 
 def ledger_sums(base: str, code: str) -> dict[str, int]:
@@ -49,10 +47,7 @@ def main() -> int:
                         ALIPAY_CURRENCIES="CNY,USD", WECHATPAY_CURRENCIES="CNY,USD")
     base = f"http://127.0.0.1:{port}"
     try:
-        codes = [f"LOSS-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-        for code in codes:
-            requests.put(f"{base}/admin/skus/{code}", headers=ADMIN, timeout=30, json={
-                "name": code, "price": {"amount": 2500, "currency": "USD"}, "on_hand": STOCK}).raise_for_status()
+        codes = create_skus(base, "LOSS", 2, price=2500, on_hand=STOCK)
         rng = random.Random(11)
         intents = Counter()
         lock = threading.Lock()

@@ -16,7 +16,7 @@ from shop.adapters import aws, wiring
 from shop.domain import clock
 from tests.api.test_expiry_and_restock import deliver, failed_ids, levels
 from tests.api.test_orders_api import make_sku, place
-from tests.api.test_payment_webhooks import get, pay
+from tests.api.test_payment_webhooks import get, paid_order
 
 pytestmark = pytest.mark.usefixtures("provider_env")
 BUCKET = "shop-evidence-tests"
@@ -44,8 +44,7 @@ def events(evidence, monkeypatch):
 def shipped(api, evidence):
     make_sku(api, "TEE", on_hand=10)  # 1999 USD
     make_sku(api, "CAP", on_hand=10)
-    order = place(api, ("TEE", 3), ("CAP", 1)).json()
-    assert pay(api, order).status == 200
+    order = paid_order(api, ("TEE", 3), ("CAP", 1))
     assert api.admin("POST", f"/admin/orders/{order['order_id']}/shipments", body={},
                      headers={"Idempotency-Key": "all"}).status == 201
     return order

@@ -11,8 +11,8 @@ from shop.adapters import aws, wiring
 from shop.payments import http_client
 from shop.services import fulfilment
 from shop.workflows import COURIER_POLL_ASL, render
-from tests.api.test_orders_api import make_sku, place
-from tests.api.test_payment_webhooks import get, pay
+from tests.api.test_orders_api import make_sku
+from tests.api.test_payment_webhooks import get, paid_order
 from tests.loopback import serve_fakes
 
 pytestmark = pytest.mark.usefixtures("provider_env")
@@ -45,9 +45,7 @@ def carriers(api, monkeypatch):
 def paid(api):
     make_sku(api, "TEE", on_hand=10)
     make_sku(api, "CAP", on_hand=10)
-    order = place(api, ("TEE", 2), ("CAP", 1)).json()
-    assert pay(api, order).status == 200
-    return order
+    return paid_order(api, ("TEE", 2), ("CAP", 1))
 
 
 def ship(api, order, key, **body):
@@ -154,8 +152,7 @@ def test_all_parcels_delivered_completes_the_order_after_the_confirmation_period
     assert get(api, paid)["status"] == "DELIVERED"  # the period is not over
 
     monkeypatch.setenv("ORDER_CONFIRMATION_SECONDS", "0")
-    other = place(api, ("TEE", 1), key="k2").json()
-    assert pay(api, other).status == 200
+    other = paid_order(api, ("TEE", 1), key="k2")
     number = ship(api, other, "o1", carrier="sandbox").json()["shipment"]["tracking_number"]
     assert push(api, carriers, number, "delivered").status == 200
     done = sweeper.lambda_handler({}, LocalContext("expiry_sweeper"))

@@ -25,6 +25,14 @@ def pay(api, order, amount=None, event_id=None, provider="sandbox"):
     return api.request("POST", f"/webhooks/{provider}", user=None, headers=dict(headers), raw=body)
 
 
+def paid_order(api, *lines, **placing):
+    """An order of `lines` ((sku, quantity) pairs), placed (by alice unless `placing` says) and paid in full
+    through the sandbox webhook."""
+    order = place(api, *lines, **placing).json()
+    assert pay(api, order).status == 200
+    return order
+
+
 def get(api, order):
     return api.request("GET", f"/orders/{order['order_id']}").json()
 
@@ -86,27 +94,27 @@ def test_amount_mismatch_holds_and_marks_nothing_paid(api, monkeypatch):
     assert [t for t, _ in events if t.startswith("order.")] == ["order.created", "order.on_hold", "order.approved"]
 
 
-def test_late_payment_takes_stock_again_when_there_is_some(api, monkeypatch):
+def expired_order(api, monkeypatch, on_hand):
+    """An order of 2 TEE (of `on_hand`) whose payment window closed: expired, its reservation released."""
     monkeypatch.setenv("PAYMENT_WINDOW_SECONDS", "0")
     wiring.reset()
-    make_sku(api, "TEE", on_hand=5)
+    make_sku(api, "TEE", on_hand=on_hand)
     order = place(api, ("TEE", 2)).json()
     from shop.services.orders import expire_order
 
     expire_order(wiring.default_ports(), order["order_id"])
+    return order
+
+
+def test_late_payment_takes_stock_again_when_there_is_some(api, monkeypatch):
+    order = expired_order(api, monkeypatch, on_hand=5)
     assert pay(api, order).status == 200
     assert get(api, order)["status"] == "PAID"
     assert levels(api) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 2}
 
 
 def test_late_payment_without_stock_is_refunded(api, monkeypatch):
-    monkeypatch.setenv("PAYMENT_WINDOW_SECONDS", "0")
-    wiring.reset()
-    make_sku(api, "TEE", on_hand=2)
-    order = place(api, ("TEE", 2)).json()
-    from shop.services.orders import expire_order
-
-    expire_order(wiring.default_ports(), order["order_id"])
+    order = expired_order(api, monkeypatch, on_hand=2)
     place(api, ("TEE", 2), key="someone-else", user="bob")
     assert pay(api, order).status == 200
     assert get(api, order)["status"] == "EXPIRED"

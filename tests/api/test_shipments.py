@@ -6,7 +6,7 @@ import pytest
 
 from tests.api.test_expiry_and_restock import levels
 from tests.api.test_orders_api import make_sku, place
-from tests.api.test_payment_webhooks import get, pay
+from tests.api.test_payment_webhooks import get, paid_order
 
 pytestmark = pytest.mark.usefixtures("provider_env")
 
@@ -15,9 +15,7 @@ pytestmark = pytest.mark.usefixtures("provider_env")
 def paid(api):
     make_sku(api, "TEE", on_hand=10)
     make_sku(api, "CAP", on_hand=10)
-    order = place(api, ("TEE", 3), ("CAP", 1)).json()
-    assert pay(api, order).status == 200
-    return order
+    return paid_order(api, ("TEE", 3), ("CAP", 1))
 
 
 def ship(api, order, body, key=None):
