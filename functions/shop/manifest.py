@@ -266,6 +266,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/after-sales/{after_sale_id}/approve", "admin_api", "admin"),
     Route("POST", "/admin/after-sales/{after_sale_id}/reject", "admin_api", "admin"),
     Route("POST", "/admin/after-sales/{after_sale_id}/received", "admin_api", "admin"),
+    Route("PUT", "/admin/warehouses/{code}", "admin_api", "admin"),
+    Route("GET", "/admin/warehouses", "admin_api", "admin"),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (

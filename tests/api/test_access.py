@@ -12,7 +12,7 @@ from shop.http.openapi import openapi_json
 from shop.manifest import ROUTES
 
 PUBLIC = {(r.method, r.path) for r in ROUTES if r.auth in ("public", "webhook")}
-SAMPLE = {"order_id": "ord_x", "sku": "TEE", "date": "2026-11-30", "provider": "sandbox", "after_sale_id": "as_x"}
+SAMPLE = {"order_id": "ord_x", "sku": "TEE", "date": "2026-11-30", "provider": "sandbox", "after_sale_id": "as_x", "code": "east"}
 
 
 def operations():

@@ -113,3 +113,37 @@ def test_replay_survives_stock_running_out(ddb_ports):
     assert again.replayed and again.body == first.body
     with pytest.raises(InsufficientStock):
         order(ddb_ports, "carol", "k1", [("LAST-1", 1)])  # same key, other customer: a new request
+
+
+def test_concurrent_orders_from_two_regions_sell_each_warehouse_exactly_once(ddb_ports):
+    """Three warehouses (main, east, cn; 2 shards each) hold 20 + 15 + 15 units; 160 orders from three regions
+    race: exactly 50 accepted, every warehouse and shard ends at zero available and never below, each order's
+    units come from the warehouses its lines name, and each item's ledger sums to its levels."""
+    from shop.domain.warehouses import Warehouse
+    from shop.services import warehouses
+
+    warehouses.define_warehouse(ddb_ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
+    warehouses.define_warehouse(ddb_ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
+    stock_up(ddb_ports, ["SPREAD"], on_hand=20, shards=2)
+    for code in ("east", "cn"):
+        catalog.adjust_stock(ddb_ports, "SPREAD", 15, reason="received", actor="admin:test", warehouse=code)
+    regions = [ADDRESS, {**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
+
+    def attempt(n):
+        request = OrderRequest(items=[("SPREAD", 1)], shipping_address=regions[n % 3], payment_provider="sandbox")
+        try:
+            return place_order(ddb_ports, PlaceOrder(f"c{n}", f"k{n}", request, request_fingerprint({"n": n})),
+                               OrderPolicy(900, 3600), lambda o: {})
+        except InsufficientStock:
+            return None
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        placed = [p for p in pool.map(attempt, range(160)) if p]
+    assert len(placed) == 50
+    sku = assert_ledger_matches(ddb_ports, "SPREAD")
+    assert sku.levels.available == 0 and sku.levels.reserved == 50 and len(sku.shard_levels) == 6
+    shipped_from = Counter()
+    for p in placed:
+        line = ddb_ports.store.get_order(p.order_id).lines[0]
+        shipped_from.update({a.warehouse: a.units for a in line.allocations})
+    assert shipped_from == {"main": 20, "east": 15, "cn": 15}

@@ -3,7 +3,9 @@
 Steps: create (shared SKUs, each provider), duplicate create, pay (each provider's signed webhook,
 sometimes twice, sometimes with a wrong amount), late redelivery of an earlier webhook (reordered),
 expire, cancel, refund (with or without restock), shipment (partial or whole), operator
-adjustment, delivery of queued restocks (sometimes twice). `make test` runs a bounded
+adjustment (in the main warehouse or one of two others), delivery of queued restocks (sometimes twice).
+Orders ship to addresses nearest one warehouse or another, so lines are taken per warehouse and split;
+every level is checked per stock item (warehouse and shard), per warehouse and summed. `make test` runs a bounded
 number of examples; `make soak` (SOAK=1) runs the long profile.
 """
 
@@ -23,7 +25,8 @@ from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.payments.registry import PROVIDERS
-from shop.services import catalog, fulfilment, inventory, payments
+from shop.domain.warehouses import Warehouse, warehouse_index_of
+from shop.services import catalog, fulfilment, inventory, payments, warehouses
 from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
@@ -32,6 +35,8 @@ pytestmark = pytest.mark.ddblocal
 SKUS = ["INV-A", "INV-B", "INV-C"]
 SHARDS = {"INV-A": 3, "INV-B": 1, "INV-C": 2}  # every invariant is checked over shards too
 ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
+ADDRESSES = [ADDRESS, {**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
+WAREHOUSES = [None, "east", "cn"]  # None: the main warehouse
 SOAK = bool(os.environ.get("SOAK"))
 CHECKS = Counter()  # invariant checks run, for the closing figures
 NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
@@ -62,6 +67,8 @@ def build_machine(ports_factory, fakes):
             self.placed: dict[str, tuple] = {}
             self.sent: list[tuple] = []  # every webhook delivered so far, for late redelivery
             self.n = 0
+            warehouses.define_warehouse(self.ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
+            warehouses.define_warehouse(self.ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
             for code in SKUS:
                 policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
                 catalog.upsert_sku(self.ports, code, self._details(code, SHARDS[code]), actor="admin:t")
@@ -83,7 +90,8 @@ def build_machine(ports_factory, fakes):
             inventory.rebalance(self.ports, sku)
 
         def _place(self, customer, key, items, provider):
-            request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider)
+            address = ADDRESSES[int(key.removeprefix("k")) % len(ADDRESSES)]
+            request = OrderRequest(items=items, shipping_address=address, payment_provider=provider)
             placing = PlaceOrder(customer, key, request, request_fingerprint({"items": items, "p": provider}))
             return place_order(self.ports, placing, OrderPolicy(0, 3600),
                                lambda o: PROVIDERS[o.payment_provider].create_payment(o))
@@ -180,10 +188,11 @@ def build_machine(ports_factory, fakes):
             except DomainError:
                 pass
 
-        @rule(sku=st.sampled_from(SKUS), delta=st.integers(-3, 4).filter(bool))
-        def adjust(self, sku, delta):
+        @rule(sku=st.sampled_from(SKUS), delta=st.integers(-3, 4).filter(bool), warehouse=st.sampled_from(WAREHOUSES))
+        def adjust(self, sku, delta, warehouse):
             try:
-                catalog.adjust_stock(self.ports, sku, delta, reason="count", actor="admin:t")
+                catalog.adjust_stock(self.ports, sku, delta, reason="count", actor="admin:t", warehouse=warehouse)
+                CHECKS[f"adjust:{warehouse or 'main'}"] += 1
             except DomainError:
                 pass
 
@@ -211,12 +220,23 @@ def build_machine(ports_factory, fakes):
                     if not cursor:
                         break
                 assert all(levels.is_consistent for levels in sku.shard_levels.values())
+                per_item: dict[int, Counter] = {}
                 for e in entries:
                     totals.update(e.delta.to_dict())
+                    per_item.setdefault(e.shard, Counter()).update(e.delta.to_dict())
                     if e.order_id:
                         per_order.setdefault(e.order_id, Counter()).update(
                             {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
                 assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.levels.to_dict()
+                # Per stock item (a warehouse's shard), hence per warehouse: its ledger sums to its levels.
+                for item, levels in sku.shard_levels.items():
+                    assert {k: per_item.get(item, Counter())[k] for k in levels.to_dict()} == levels.to_dict(), item
+                per_warehouse: Counter = Counter()
+                for item, levels in sku.shard_levels.items():
+                    per_warehouse[warehouse_index_of(item)] += levels.on_hand
+                    assert warehouse_index_of(item) in sku.warehouses
+                assert sum(per_warehouse.values()) == sku.levels.on_hand
+                CHECKS["warehouses_stocked"] = max(CHECKS["warehouses_stocked"], len(per_warehouse))
             taken = 0
             for order_id in self.placed:
                 order = store.get_order(order_id)
@@ -226,6 +246,12 @@ def build_machine(ports_factory, fakes):
                 # payments it refused).
                 settled = order.payment_status in SETTLED and refunds.own_captured(order) > 0
                 for line in order.lines:
+                    # Where the line's units are held: exactly its units, each on an item of the warehouse named.
+                    if held.get(line.sku):
+                        assert sum(a.units for a in line.allocations) == line.quantity
+                        registry = store.get_warehouses()
+                        assert all(registry.code_of(warehouse_index_of(a.item)) == a.warehouse
+                                   for a in line.allocations)
                     # Each reservation ends exactly once; expired or cancelled orders hold none.
                     assert moves[f"{line.sku}.reserved"] == held.get(line.sku, 0), (order.status, line)
                     returned = sum(u.quantity for r in order.refunds for u in r.restocked if u.sku == line.sku)
@@ -274,4 +300,6 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
         derandomize=not SOAK, database=None, suppress_health_check=list(HealthCheck))
     machine.TestCase().runTest()
     print(f"stateful: {CHECKS['checks']} invariant checks, all held; steps included "
-          f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments and {CHECKS['shard_changes']} shard count changes")
+          f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments and {CHECKS['shard_changes']} shard count changes; adjustments per warehouse "
+          f"{ {k: v for k, v in CHECKS.items() if k.startswith('adjust:')} }, up to {CHECKS['warehouses_stocked']} "
+          f"warehouses stocked per SKU")

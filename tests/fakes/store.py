@@ -25,6 +25,7 @@ from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.warehouses import Warehouses
 from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort
 from shop.services.records import (
     AdjustmentApplied,
@@ -68,6 +69,7 @@ class InMemoryStore:
         self._lock = threading.RLock()
         self._catalog: dict[str, tuple[Sku, int]] = {}  # code -> (entry without levels, version)
         self._shards: dict[tuple[str, int], _Shard] = {}
+        self._warehouses = Warehouses()
         self._ledger: dict[str, StockMovement] = {}  # movement id -> movement
         self._orders: dict[str, Order] = {}
         self._holds: dict[str, UnpaidHoldings] = {}  # customer -> unpaid orders and units per SKU
@@ -81,6 +83,16 @@ class InMemoryStore:
     def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
         with self._lock:
             return {code: self._catalog[code][0] for code in codes if code in self._catalog}
+
+    def get_warehouses(self, *, cached: bool = False) -> Warehouses:
+        with self._lock:
+            return self._warehouses
+
+    def save_warehouses(self, warehouses: Warehouses) -> None:
+        with self._lock:
+            if warehouses.version != self._warehouses.version:
+                raise StaleWrite("the warehouses changed since they were read")
+            self._warehouses = replace(warehouses, version=warehouses.version + 1)
 
     def get_catalog_and_response(self, codes: list[str], customer_id: str, key: str, *, consistent: bool = True
                                  ) -> tuple[dict[str, Sku], IdempotentResponse | None]:
@@ -98,7 +110,7 @@ class InMemoryStore:
             if code not in self._catalog:
                 return None
             sku = self._catalog[code][0]
-            return sku.with_shard_levels(self.shard_levels({code: list(range(sku.shard_items))})[code])
+            return sku.with_shard_levels(self.shard_levels({code: sku.stock_items()})[code])
 
     def set_stock_state(self, code: str, state: str, expected: str) -> bool:
         with self._lock:
@@ -253,7 +265,7 @@ class InMemoryStore:
 
     def _check_one_write_per_record(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels]) -> None:
         """A transaction writes each record once: two writes of one record is a programming error."""
-        shards = list(deltas) + ([(commit.sku_put[0].sku, n) for n in range(commit.sku_put[0].shard_items)]
+        shards = list(deltas) + ([(commit.sku_put[0].sku, n) for n in commit.sku_put[0].stock_items()]
                                  if commit.sku_put else [])
         orders = [o.order_id for o in (commit.new_order, commit.order_update and commit.order_update[1]) if o]
         keys = [(record.label, record.identity) for record in commit.records]
@@ -327,7 +339,7 @@ class InMemoryStore:
         if commit.sku_put:
             sku, version = commit.sku_put
             self._catalog[sku.sku] = (replace(sku, levels=StockLevels(), shard_levels={}), (version or 0) + 1)
-            for n in range(sku.shard_items):
+            for n in sku.stock_items():
                 levels = self._shards[(sku.sku, n)].levels if (sku.sku, n) in self._shards else StockLevels()
                 self._shards[(sku.sku, n)] = _Shard(levels, sku.active, sku.price)
         for key, delta in deltas.items():

@@ -41,7 +41,7 @@ import pytest
 from shop.adapters.table_schema import GLOBAL_SECONDARY_INDEXES, INDEX_SHARDS
 from shop.domain import shards
 from shop.domain.errors import InsufficientStock, Unavailable
-from shop.services.allocation import take_units
+from shop.services.allocation import StockLayout, take_units
 from shop.services.ports import StockShort
 
 # The AWS figures the model is calibrated from (docs/scale.md says where each comes from).
@@ -271,7 +271,7 @@ def simulate(s: Scenario) -> Result:
     rng = Random(s.seed)
     store = FakeShardStore(s)
     result = store.result
-    live = {SKU: s.shards}
+    live = {SKU: StockLayout(live_shards=s.shards)}
     due: dict[int, list[int]] = {}  # tick -> clients (or, open loop: orders) trying then
     payments_due: dict[int, list[tuple[int, int]]] = {}  # tick -> (shard, failures so far)
     failures: list[int] = []

@@ -28,6 +28,7 @@ from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.warehouses import Warehouses
 from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort, Throttled
 from shop.services.records import (
     AdjustmentApplied,
@@ -45,6 +46,9 @@ FILTERED_READ_ITEMS = 100  # items a filtered read asks for at least (DynamoDB's
 # How long an order may price from a catalog entry read before (per container). Never charged wrong:
 # the stock write checks the price and active flag on the shard; a stale entry only costs a retry.
 CATALOG_CACHE_SECONDS = 1.0
+# How long the order path may rank warehouses from a registry read before (per container): a new warehouse
+# is passed over for that long at most; stock itself is never cached.
+WAREHOUSES_CACHE_SECONDS = 10.0
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
@@ -122,6 +126,7 @@ class DynamoShopStore:
         self.table = table_name
         self.db = client("dynamodb")
         self._catalog_cache: dict[str, tuple[float, Sku]] = {}
+        self._warehouses_cache: tuple[float, Warehouses] | None = None
 
     # ---- reads -------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class DynamoShopStore:
         sku = self.get_catalog([code]).get(code)
         if sku is None:
             return None
-        return sku.with_shard_levels(self.shard_levels({code: list(range(sku.shard_items))})[code])
+        return sku.with_shard_levels(self.shard_levels({code: sku.stock_items()})[code])
 
     def set_stock_state(self, code: str, state: str, expected: str) -> bool:
         """Record the stock state a stock event announced, once: False if someone else recorded it first."""
@@ -211,6 +216,28 @@ class DynamoShopStore:
                 return False
             raise
         return True
+
+    def get_warehouses(self, *, cached: bool = False) -> Warehouses:
+        now = time.monotonic()
+        if cached and self._warehouses_cache and now - self._warehouses_cache[0] < WAREHOUSES_CACHE_SECONDS:
+            return self._warehouses_cache[1]
+        registry = it.warehouses_from_item(self.get_item(it.WAREHOUSES_KEY))
+        self._warehouses_cache = (now, registry)
+        return registry
+
+    def save_warehouses(self, warehouses: Warehouses) -> None:
+        condition = "attribute_not_exists(pk)" if warehouses.version == 0 else "version = :v"
+        put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(it.warehouses_to_item(warehouses)),
+                               "ConditionExpression": condition}
+        if warehouses.version:
+            put["ExpressionAttributeValues"] = it.encode({":v": warehouses.version})
+        try:
+            self.db.put_item(**put)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise StaleWrite("the warehouses changed since they were read") from None
+            raise
+        self._warehouses_cache = None
 
     def get_order(self, order_id: str) -> Order | None:
         got = self.db.get_item(TableName=self.table, Key=it.encode(it.order_key(order_id)), ConsistentRead=True)
@@ -411,7 +438,7 @@ class DynamoShopStore:
             index, base, partitions = it.sku_list_partitions()
         items, next_cursor = self._query_index(index, partitions, base, limit, cursor, forward=True)
         catalog = [it.sku_from_item(item) for item in items]
-        levels = self.shard_levels({sku.sku: list(range(sku.shard_items)) for sku in catalog}, consistent=False)
+        levels = self.shard_levels({sku.sku: sku.stock_items() for sku in catalog}, consistent=False)
         return [sku.with_shard_levels(levels[sku.sku]) for sku in catalog], next_cursor
 
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
@@ -490,7 +517,7 @@ class DynamoShopStore:
         """A SKU's stock movements, oldest first, merged over its shards' ledgers (each sorted by
         "{at}#{movement_id}"); the cursor is the last sort key emitted."""
         catalog = self.get_catalog([code]).get(code)
-        shard_items = catalog.shard_items if catalog else 1
+        items = catalog.stock_items() if catalog else [0]
         scope = listing_scope("ledger", code)
         last = decode_listing_cursor(cursor, scope)
         want = max(1, min(limit, MAX_PAGE))
@@ -499,7 +526,7 @@ class DynamoShopStore:
             "KeyConditionExpression": "pk = :pk" + (" AND sk > :last" if last else ""),
             "ExpressionAttributeValues": it.encode({":pk": it.ledger_partition(code, n),
                                                     **({":last": last} if last else {})}),
-        } for n in range(max(1, shard_items))]
+        } for n in items]
         results = self._fan_out(requests, want)
         merged = sorted((item for items, _ in results for item in items), key=lambda item: item["sk"])
         page = merged[:want]
@@ -602,7 +629,7 @@ class DynamoShopStore:
             put["ConditionExpression"] = "catalog_version = :v"
             put["ExpressionAttributeValues"] = it.encode({":v": expected_version})
         writes: list[tuple[str, dict[str, Any]]] = [("sku_new" if expected_version is None else "sku", {"Put": put})]
-        for shard in range(sku.shard_items):
+        for shard in sku.stock_items():
             writes.append(("shard", {"Update": {
                 "TableName": self.table,
                 "Key": it.encode(it.shard_key(sku.sku, shard)),

@@ -13,12 +13,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType
 from shop.domain.money import Money
-from shop.domain.orders import HistoryEntry, Order, OrderLine, OrderStatus
+from shop.domain.orders import Allocation, HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.parcels import Checkpoint, ParcelStatus, ParcelTracking
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import BookingStatus, FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
+from shop.domain.warehouses import MAIN_WAREHOUSE, Warehouse, Warehouses
 from shop.services import records
 
 _serializer = TypeSerializer()
@@ -78,6 +79,26 @@ def idempotency_key(customer_id: str, key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{customer_id}#{key}", "sk": "IDEMPOTENCY"}
 
 
+WAREHOUSES_KEY = {"pk": "WAREHOUSES", "sk": "REGISTRY"}
+
+
+def warehouses_to_item(registry: Warehouses) -> dict[str, Any]:
+    """The shop's warehouses, one record (a handful of them, edited rarely), with its version."""
+    return {**WAREHOUSES_KEY, "entity": "WAREHOUSES", "version": registry.version + 1, "warehouses": {
+        w.code: {"index": w.index, "name": w.name, "country": w.country, "serves": list(w.serves),
+                 "priority": w.priority, "address": w.address, "active": w.active}
+        for w in registry.by_code.values()}}
+
+
+def warehouses_from_item(item: dict[str, Any] | None) -> Warehouses:
+    if not item:
+        return Warehouses()
+    return Warehouses({code: Warehouse(code=code, index=int(w["index"]), name=w["name"], country=w["country"],
+                                       serves=tuple(w.get("serves") or ()), priority=int(w.get("priority", 100)),
+                                       address=dict(w.get("address") or {}), active=bool(w.get("active", True)))
+                       for code, w in (item.get("warehouses") or {}).items()}, int(item.get("version", 0)))
+
+
 def sku_to_item(sku: Sku) -> dict[str, Any]:
     """The catalog entry (no stock: that lives in the shards)."""
     return {
@@ -94,6 +115,7 @@ def sku_to_item(sku: Sku) -> dict[str, Any]:
         "payment_window_seconds": sku.payment_window_seconds,
         "stock_shards": sku.stock_shards,
         "shard_items": sku.shard_items,
+        "warehouses": list(sku.warehouses),
         "stock_state": sku.stock_state,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
@@ -113,6 +135,7 @@ def sku_from_item(item: dict[str, Any]) -> Sku:
         payment_window_seconds=item.get("payment_window_seconds"),
         stock_shards=item.get("stock_shards", 1),
         shard_items=item.get("shard_items", 1),
+        warehouses=tuple(int(w) for w in item.get("warehouses") or (0,)),
         stock_state=item.get("stock_state", "in_stock"),
         created_at=item.get("created_at", ""),
         updated_at=item.get("updated_at", ""),
@@ -310,7 +333,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
                 "quantity": line.quantity,
                 "unit_amount": line.unit_price.amount,
                 "stock_policy": line.stock_policy.value,
-                "allocations": [{"shard": shard, "quantity": units} for shard, units in line.allocations] or None,
+                "allocations": [{"shard": a.item, "quantity": a.units, "warehouse": a.warehouse}
+                                for a in line.allocations] or None,
             }
             for line in order.lines
         ],
@@ -372,7 +396,8 @@ def order_from_item(item: dict[str, Any]) -> Order:
                 quantity=line["quantity"],
                 unit_price=Money(line["unit_amount"], currency),
                 stock_policy=StockPolicy(line.get("stock_policy", StockPolicy.RESERVE_ON_ORDER.value)),
-                allocations=tuple((a["shard"], a["quantity"]) for a in line.get("allocations") or ()),
+                allocations=tuple(Allocation(int(a["shard"]), int(a["quantity"]), a.get("warehouse") or MAIN_WAREHOUSE)
+                                  for a in line.get("allocations") or ()),
             )
             for line in item["lines"]
         ),

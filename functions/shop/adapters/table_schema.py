@@ -5,9 +5,12 @@ Items (pk / sk):
                                          m = index_shard(sku) in 0..INDEX_SHARDS-1 (operators' SKU list):
                                          gsi3 SKUS#{m} / SKU#{sku}
                                          gsi2 SKUSTATE#{stock_state}#{m} / SKU#{sku}
-- STOCK#{sku}#{n} / STOCK                one stock shard: on_hand, available, reserved, sold, and copies of
-                                         active and price that an order's write checks
-- LEDGER#{sku}#{n} / {at}#{movement_id}  one stock change of shard n (delta, actor, reason, order id)
+- STOCK#{sku}#{n} / STOCK                one stock item: on_hand, available, reserved, sold, and copies of
+                                         active and price that an order's write checks; n = warehouse index
+                                         x 64 + shard (domain/warehouses.py: the main warehouse's n < 64)
+- LEDGER#{sku}#{n} / {at}#{movement_id}  one stock change of item n (delta, actor, reason, order id)
+- WAREHOUSES / REGISTRY                  the shop's warehouses (code -> index, address, regions served,
+                                         priority, active) and the registry's version
 - CUSTOMER#{sub} / HOLDS                 the customer's unpaid orders and reserved units per SKU (caps)
 - ORDER#{order_id} / ORDER               an order; n = index_shard(order_id) in 0..INDEX_SHARDS-1:
                                          gsi1 CUSTOMER#{sub} / {created_at}#{order_id}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
@@ -11,6 +12,7 @@ from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import StockPolicy
 from shop.domain.statuses import FulfillmentStatus, PaymentStatus
 from shop.domain.values import HeldPayment, Refund, Shipment, sum_units, unit_lines
+from shop.domain.warehouses import MAIN_WAREHOUSE, Warehouses, warehouse_index_of
 
 
 class OrderStatus(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
@@ -68,6 +70,14 @@ MAX_QUANTITY_PER_LINE = 100
 MAX_UNITS_PER_ORDER = 1000
 
 
+class Allocation(NamedTuple):
+    """Units of a line held on (reserved or sold from) one stock item, and the warehouse that item is in."""
+
+    item: int
+    units: int
+    warehouse: str = MAIN_WAREHOUSE
+
+
 @dataclass(frozen=True)
 class OrderLine:
     sku: str
@@ -75,9 +85,9 @@ class OrderLine:
     quantity: int
     unit_price: Money
     stock_policy: StockPolicy = StockPolicy.RESERVE_ON_ORDER
-    # Which stock shards hold this line's units (reserved or sold): (shard, units). Releases, sales
-    # and returns go back to the same shards, so each shard's levels stay exact.
-    allocations: tuple[tuple[int, int], ...] = ()
+    # Which stock items hold this line's units (reserved or sold). Releases, sales and returns go back to
+    # the same items, so each item's levels stay exact; the warehouse says where the units ship from.
+    allocations: tuple[Allocation, ...] = ()
 
     @property
     def line_total(self) -> Money:
@@ -86,6 +96,13 @@ class OrderLine:
     @property
     def reserves_stock(self) -> bool:
         return self.stock_policy is StockPolicy.RESERVE_ON_ORDER
+
+    def units_by_warehouse(self) -> dict[str, int]:
+        """Where this line's units ship from: warehouse code -> units."""
+        found: dict[str, int] = {}
+        for allocation in self.allocations:
+            found[allocation.warehouse] = found.get(allocation.warehouse, 0) + allocation.units
+        return found
 
 
 @dataclass(frozen=True)
@@ -154,9 +171,15 @@ class Order:
             return {}
         return {line.sku: line.quantity for line in self.lines if line.reserves_stock}
 
-    def with_allocations(self, plan: dict[str, list[tuple[int, int]]]) -> Order:
-        """The lines of `plan`'s SKUs now hold their units on these shards."""
-        return replace(self, lines=tuple(replace(line, allocations=tuple(plan[line.sku])) if line.sku in plan
+    def with_allocations(self, plan: dict[str, list[tuple[int, int]]], warehouses: Warehouses | None = None
+                         ) -> Order:
+        """The lines of `plan`'s SKUs now hold their units on these stock items (item, units)."""
+        known = warehouses or Warehouses()
+
+        def allocations(parts: list[tuple[int, int]]) -> tuple[Allocation, ...]:
+            return tuple(Allocation(item, units, known.code_of(warehouse_index_of(item))) for item, units in parts)
+
+        return replace(self, lines=tuple(replace(line, allocations=allocations(plan[line.sku])) if line.sku in plan
                                          else line for line in self.lines))
 
     def unpaid_holdings(self) -> tuple[int, dict[str, int]]:

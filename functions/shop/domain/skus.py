@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from shop.domain.money import Money
+from shop.domain.warehouses import ITEMS_PER_WAREHOUSE
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SKU_RE = re.compile(SKU_PATTERN)
@@ -50,7 +51,8 @@ class StockLevels:
         return {"on_hand": self.on_hand, "available": self.available, "reserved": self.reserved, "sold": self.sold}
 
 
-MAX_STOCK_SHARDS = 64  # a SKU update touches every shard in one transaction (100 items at most)
+MAX_STOCK_SHARDS = ITEMS_PER_WAREHOUSE  # per warehouse; a SKU update touches every item in one transaction:
+MAX_STOCK_ITEMS = 96  # warehouses x shards of one SKU (a transaction holds 100 items)
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,20 @@ class Sku(SkuTerms):
 
     sku: str = field(kw_only=True)
     shard_items: int = 1  # shards that exist (more than stock_shards after the count was lowered)
+    # Indexes of the warehouses holding this SKU's stock (shop.domain.warehouses), each in `shard_items` items.
+    warehouses: tuple[int, ...] = (0,)
     stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
     levels: StockLevels = StockLevels()
     shard_levels: dict[int, StockLevels] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
+
+    def stock_items(self) -> list[int]:
+        """Every stock item of this SKU (shop.domain.warehouses.stock_item): each warehouse's shards."""
+        return [index * ITEMS_PER_WAREHOUSE + shard for index in self.warehouses for shard in range(self.shard_items)]
+
+    def items_in(self, warehouse_index: int) -> list[int]:
+        return [warehouse_index * ITEMS_PER_WAREHOUSE + shard for shard in range(self.shard_items)]
 
     def availability(self) -> str:
         return availability_of(self.levels.available, self.low_stock_threshold)

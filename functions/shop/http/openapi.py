@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
 from shop.http.problems import PROBLEM_JSON
-from shop.http.routes import admin, after_sales, catalog, create_order, me, orders
+from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, warehouses
 
 # (method, path) -> (success status, response model)
 SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
@@ -49,11 +49,14 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/me/notifications"): (200, r.NotificationPage),
     ("get", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
     ("put", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
+    ("put", "/admin/warehouses/{code}"): (200, r.WarehouseOut),
+    ("get", "/admin/warehouses"): (200, r.WarehouseList),
 }
 # Success bodies that are not JSON.
 CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv"}
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
-ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments")}
+ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments"),
+           ("put", "/admin/warehouses/{code}")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
           413: "Payload too large", 422: "Invalid request", 502: "Payment provider error",
           503: "Busy or provider unavailable, retry"}
@@ -94,7 +97,7 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
     everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router,
-                            admin.router, after_sales.admin_router)
+                            admin.router, after_sales.admin_router, warehouses.router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,

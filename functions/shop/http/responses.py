@@ -12,12 +12,18 @@ class MoneyOut(BaseModel):
     currency: str
 
 
+class ShipsFromOut(BaseModel):
+    warehouse: str
+    quantity: int
+
+
 class OrderLineOut(BaseModel):
     sku: str
     name: str
     quantity: int
     unit_price: MoneyOut
     line_total: MoneyOut
+    ships_from: list[ShipsFromOut]
 
 
 class ShipmentLineOut(BaseModel):
@@ -176,8 +182,13 @@ class LevelsOut(BaseModel):
 
 
 class ShardOut(LevelsOut):
-    shard: int
+    shard: int  # within its warehouse
+    warehouse: str
     live: bool  # new orders take from it (a shard beyond stock_shards is being emptied)
+
+
+class WarehouseLevelsOut(LevelsOut):
+    warehouse: str
 
 
 class AdminSkuOut(SkuOut):
@@ -187,6 +198,7 @@ class AdminSkuOut(SkuOut):
     levels: LevelsOut
     stock_state: Literal["in_stock", "low_stock", "sold_out"]
     stock_shards: int
+    warehouses: list[WarehouseLevelsOut]  # the SKU's stock per warehouse (levels: their sum)
     shards: list[ShardOut]
     created_at: str
     updated_at: str
@@ -203,7 +215,8 @@ class OrdersCsv(RootModel[str]):
 
 class LedgerEntryOut(BaseModel):
     sku: str
-    shard: int
+    shard: int  # within its warehouse
+    warehouse: str
     at: str
     actor: str
     reason: str
@@ -312,3 +325,17 @@ class NotificationPreferencesOut(BaseModel):
     phone: str | None
     email_enabled: bool
     sms_enabled: bool
+
+
+class WarehouseOut(BaseModel):
+    code: str
+    name: str
+    country: str
+    serves: list[str]
+    priority: int
+    address: dict[str, Any]
+    active: bool
+
+
+class WarehouseList(BaseModel):
+    items: list[WarehouseOut]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, String
 from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS, AfterSaleType
 from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
 from shop.domain.skus import MAX_STOCK_SHARDS, SKU_PATTERN, StockPolicy
+from shop.domain.warehouses import WAREHOUSE_CODE_PATTERN
 from shop.payments.registry import PROVIDERS
 
 SkuCode = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
@@ -83,6 +84,21 @@ class SkuIn(Strict):
 class AdjustmentIn(Strict):
     delta: StrictInt = Field(ge=-(10**9), le=10**9)
     reason: ShortText
+    warehouse: Annotated[str, StringConstraints(pattern=WAREHOUSE_CODE_PATTERN)] | None = Field(
+        default=None, description="Where the units are (a warehouse's code); omitted: the main warehouse")
+
+
+class WarehouseIn(Strict):
+    name: ShortText
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="Where the warehouse is (ISO 3166-1 alpha-2)")
+    serves: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(:[^:]{1,100})?$")]] = Field(
+        default_factory=list, max_length=200,
+        description="Where it ships first: countries (CN) or country:region pairs (CN:Shanghai, matched with "
+                    "the shipping address's region, case-insensitively)")
+    priority: StrictInt = Field(default=100, ge=0, le=10**6, description="Lower is preferred among equally near ones")
+    address: dict[str, Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=dict, max_length=10)
+    active: StrictBool = True
 
 
 class RefundLineIn(Strict):

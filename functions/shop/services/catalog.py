@@ -6,11 +6,12 @@ import uuid
 from dataclasses import dataclass, replace
 
 from shop.domain import clock, shards, stock
-from shop.domain.errors import Conflict, InsufficientStock, NotFound
-from shop.domain.skus import Sku, SkuTerms
+from shop.domain.errors import Conflict, InsufficientStock, NotFound, Unprocessable
+from shop.domain.skus import MAX_STOCK_ITEMS, Sku, SkuTerms
 from shop.domain.skus import StockPolicy as StockPolicy  # callers name it catalog.StockPolicy with SkuDetails
 from shop.domain.stock import StockMovement
-from shop.services import inventory
+from shop.domain.warehouses import shard_of, stock_item
+from shop.services import inventory, warehouses
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
 from shop.services.records import AdjustmentApplied
 from shop.services.retry import with_retries
@@ -44,6 +45,9 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
         base = current or Sku(sku=code, name=details.name, price=details.price, created_at=at)
         updated = replace(base, **details.terms(), updated_at=at,
                           shard_items=max(base.shard_items if current else 1, details.stock_shards))
+        if len(updated.stock_items()) > MAX_STOCK_ITEMS:
+            raise Unprocessable(f"{code}: at most {MAX_STOCK_ITEMS} stock items (warehouses x shards); this SKU is "
+                                f"in {len(updated.warehouses)} warehouses", {"fields": ["stock_shards"]})
         try:
             ports.store.commit(Commit(sku_put=(updated, version)))
         except CommitRejected as rejected:
@@ -61,22 +65,18 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
     return get_sku(ports, code), created
 
 
-def _set_on_hand(ports: Ports, code: str, target: int, *, actor: str, reason: str) -> None:
-    """Move on_hand to `target` by one ledgered adjustment computed from a fresh read: orders racing
-    the operator still count (the adjustment is arithmetic, not an overwrite)."""
+def _set_on_hand(ports: Ports, code: str, target: int, *, actor: str, reason: str, warehouse: int = 0) -> None:
+    """Move the warehouse's on_hand to `target` by one ledgered adjustment computed from a fresh read: orders
+    racing the operator still count (the adjustment is arithmetic, not an overwrite)."""
 
     def attempt() -> None:
-        sku = get_sku(ports, code)
-        delta = target - sku.levels.on_hand
+        sku = _stock_in(ports, get_sku(ports, code), warehouse)
+        delta = target - sum(sku.shard_levels[i].on_hand for i in sku.items_in(warehouse) if i in sku.shard_levels)
         if delta == 0:
             return
         at = clock.iso(clock.now())
-        if delta > 0:
-            movements = [stock.adjust(code, shards.pick_shard(sku.stock_shards), delta, at=at, actor=actor,
-                                      reason=reason)]
-        else:
-            plan = _plan_removal(sku, -delta)
-            movements = [stock.adjust(code, shard, -units, at=at, actor=actor, reason=reason) for shard, units in plan]
+        movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
+                     for item, units in _adjustment_plan(sku, delta, warehouse)]
         try:
             ports.store.commit(Commit(movements=movements))
         except StockShort:
@@ -86,30 +86,54 @@ def _set_on_hand(ports: Ports, code: str, target: int, *, actor: str, reason: st
     with_retries(attempt)
 
 
-def _plan_removal(sku: Sku, units: int) -> list[tuple[int, int]]:
-    available = {n: level.available for n, level in sku.shard_levels.items()}
+def _adjustment_plan(sku: Sku, delta: int, warehouse: int) -> list[tuple[int, int]]:
+    """(item, signed units): units added go to one live shard of the warehouse; units removed come from its
+    shards that have them available."""
+    if delta > 0:
+        return [(stock_item(warehouse, shards.pick_shard(sku.stock_shards)), delta)]
+    available = {shard_of(i): sku.shard_levels[i].available for i in sku.items_in(warehouse) if i in sku.shard_levels}
     try:
-        return shards.plan_take(sku.sku, units, available, sku.stock_shards)
+        return [(stock_item(warehouse, shard), -units)
+                for shard, units in shards.plan_take(sku.sku, -delta, available, sku.stock_shards)]
     except InsufficientStock:
         total = sum(max(0, a) for a in available.values())
         raise InsufficientStock(
-            f"{sku.sku}: cannot remove {units}, only {total} available (reserved units stay reserved)",
-            {"shortages": [{"sku": sku.sku, "requested": units, "available": total}]}) from None
+            f"{sku.sku}: cannot remove {-delta}, only {total} available (reserved units stay reserved)",
+            {"shortages": [{"sku": sku.sku, "requested": -delta, "available": total}]}) from None
+
+
+def _stock_in(ports: Ports, sku: Sku, warehouse: int) -> Sku:
+    """The SKU with `warehouse` among its stock locations: the first time, the catalog entry gains it and the
+    warehouse's items are created (empty, with the price and active copies an order's write checks), before
+    any stock is put there. Conditional on the catalog version (StaleWrite: read again)."""
+    if warehouse in sku.warehouses:
+        return sku
+    if (len(sku.warehouses) + 1) * sku.shard_items > MAX_STOCK_ITEMS:
+        raise Unprocessable(f"{sku.sku}: at most {MAX_STOCK_ITEMS} stock items (warehouses x shards)",
+                            {"fields": ["warehouse"]})
+    stocked = replace(sku, warehouses=(*sku.warehouses, warehouse))
+    try:
+        ports.store.commit(Commit(sku_put=(stocked, ports.store.catalog_version(sku.sku))))
+    except CommitRejected:
+        raise StaleWrite("the SKU changed while adding a warehouse") from None
+    return stocked
 
 
 def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str,
-                 request_id: str | None = None) -> tuple[Sku, list[StockMovement]]:
+                 request_id: str | None = None, warehouse: str | None = None) -> tuple[Sku, list[StockMovement]]:
     """One adjustment per request id: a retry after a commit whose answer was lost applies nothing twice.
-    Units added go to one live shard; units removed come from shards that have them available."""
+    Units added go to one live shard of the warehouse (the main one unless named); units removed come from
+    its shards that have them available."""
     request = request_id or uuid.uuid4().hex
+    index = warehouses.warehouse_index(ports, warehouse)
 
     def attempt() -> list[StockMovement]:
-        sku = get_sku(ports, code)
         at = clock.iso(clock.now())
         stock.adjust(code, 0, delta, at=at, actor=actor, reason=reason)  # validates delta
-        plan = [(shards.pick_shard(sku.stock_shards), delta)] if delta > 0 else _plan_removal(sku, -delta)
-        movements = [stock.adjust(code, shard, units if delta > 0 else -units, at=at, actor=actor, reason=reason)
-                     for shard, units in plan]
+        sku = get_sku(ports, code)
+        sku = _stock_in(ports, sku, index) if delta > 0 else sku
+        movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
+                     for item, units in _adjustment_plan(sku, delta, index)]
         marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + 7 * 24 * 3600)
         try:
             ports.store.commit(Commit(movements=movements, records=[marker]))

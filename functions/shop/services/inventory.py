@@ -14,7 +14,9 @@ from typing import TypeVar
 from shop.domain import clock, shards, stock
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, availability_of
-from shop.services.allocation import take_units
+from shop.domain.warehouses import stock_item, warehouse_index_of
+from shop.services import warehouses
+from shop.services.allocation import StockLayout, take_units
 from shop.services.ports import Commit, Ports, StaleWrite, StockShort
 from shop.services.retry import with_retries
 
@@ -25,14 +27,14 @@ def release_order_lines(order: Order, at: str, actor: str, reason: str) -> list[
     """The order's reservation goes back to available, on the shards that hold it."""
     held = order.reserved_quantities()
     return [stock.deallocate(line.sku, shard, units, at=at, actor=actor, order_id=order.order_id, reason=reason)
-            for line in order.lines if line.sku in held for shard, units in line.allocations]
+            for line in order.lines if line.sku in held for shard, units, _ in line.allocations]
 
 
 def sell_reserved_lines(order: Order, at: str, actor: str) -> list[stock.StockMovement]:
     """The order's reserved units become sales, on the shards that hold them."""
     held = order.reserved_quantities()
     return [stock.sell_allocated(line.sku, shard, units, at=at, actor=actor, order_id=order.order_id)
-            for line in order.lines if line.sku in held for shard, units in line.allocations]
+            for line in order.lines if line.sku in held for shard, units, _ in line.allocations]
 
 
 def sell_order(ports: Ports, order: Order, at: str, actor: str,
@@ -47,21 +49,22 @@ def sell_order(ports: Ports, order: Order, at: str, actor: str,
     if not taking:
         return commit(from_reservation, order)
     catalog = ports.store.get_catalog(list(taking), consistent=False)
+    layouts, registry = warehouses.layouts_for(ports, catalog, order.shipping_address)
 
     def commit_plan(plan: dict[str, list[tuple[int, int]]]) -> T:
         taken = [stock.sell_unallocated(code, shard, units, at=at, actor=actor, order_id=order.order_id)
                  for code, parts in plan.items() for shard, units in parts]
-        return commit(from_reservation + taken, order.with_allocations(plan))
+        return commit(from_reservation + taken, order.with_allocations(plan, registry))
 
     def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
         return available_by_shard(ports, ports.store.get_catalog(codes))
 
-    return take_units(taking, {code: catalog[code].stock_shards if code in catalog else 1 for code in taking},
+    return take_units(taking, {code: layouts.get(code, StockLayout()) for code in taking},
                       commit=commit_plan, read_available=read_available)
 
 
 def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[int, int]]:
-    levels = ports.store.shard_levels({code: list(range(sku.shard_items)) for code, sku in catalog.items()})
+    levels = ports.store.shard_levels({code: sku.stock_items() for code, sku in catalog.items()})
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
 
 
@@ -114,7 +117,7 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
             if state == sku.stock_state:
                 continue  # nothing new to announce: no read at all (the sold-out tail of a sale)
         else:
-            shard_view = ports.store.shard_levels({code: list(range(sku.shard_items))})[code]
+            shard_view = ports.store.shard_levels({code: sku.stock_items()})[code]
             total = sum(max(0, level.available) for level in shard_view.values())
             state = availability_of(total, sku.low_stock_threshold)
         current = ports.store.get_catalog([code]).get(code)
@@ -140,7 +143,7 @@ def record_stock_state(ports: Ports, code: str) -> None:
 
 
 def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> list[stock.StockMovement]:
-    """Even out available units over the live shards and empty retired ones, as ledgered moves. Each
+    """Even out available units over the live shards of each warehouse and empty retired ones, as ledgered moves. Each
     move is conditional arithmetic on its source (`available >= :q`), so racing orders are never hurt:
     a move that no longer fits is planned again from a fresh read."""
 
@@ -150,8 +153,12 @@ def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> li
             return []
         available = available_by_shard(ports, {code: sku})[code]
         at = clock.iso(clock.now())
-        movements = [m for source, target, units in shards.plan_rebalance(available, sku.stock_shards)
-                     for m in stock.move(code, source, target, units, at=at, actor=actor)]
+        movements = []
+        for index in sku.warehouses:  # units never change warehouse here: within each, over its shards
+            base = stock_item(index, 0)
+            within = {item - base: units for item, units in available.items() if warehouse_index_of(item) == index}
+            movements += [m for source, target, units in shards.plan_rebalance(within, sku.stock_shards)
+                          for m in stock.move(code, base + source, base + target, units, at=at, actor=actor)]
         if movements:
             try:
                 ports.store.commit(Commit(movements=movements[:98]))

@@ -31,7 +31,7 @@ from shop.domain.orders import (
 )
 from shop.domain.skus import Sku
 from shop.domain.statuses import PaymentStatus
-from shop.services import inventory
+from shop.services import inventory, warehouses
 from shop.services.allocation import take_units
 from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
 from shop.services.presenters import order_view
@@ -268,11 +268,13 @@ class _Placement:
         transaction (with its idempotency record); a shard found short is read and the plan made again."""
         reserving = {line.sku: line.quantity for line in order.lines if line.reserves_stock}
         self.shard_counts.update({code: skus[code].stock_shards for code in reserving})
+        layouts, registry = warehouses.layouts_for(self.ports, {code: skus[code] for code in reserving},
+                                                   order.shipping_address)
         wrote = False
 
         def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
             nonlocal wrote
-            placed = order.with_allocations(plan)
+            placed = order.with_allocations(plan, registry)
             movements = [stock.allocate(code, shard, units, at=order.created_at, actor=self.actor,
                                         order_id=self.order_id)
                          for code, parts in plan.items() for shard, units in parts]
@@ -302,7 +304,7 @@ class _Placement:
                 raise StaleWrite("catalog changed")
             return inventory.available_by_shard(self.ports, {code: current[code] for code in codes})
 
-        return take_units(reserving, {code: skus[code].stock_shards for code in reserving}, commit=commit,
+        return take_units(reserving, layouts, commit=commit,
                           read_available=read_available,
                           read_first={code for code in reserving if skus[code].stock_state == "sold_out"})
 

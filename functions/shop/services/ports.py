@@ -11,6 +11,7 @@ from shop.domain.after_sales import AfterSale
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.warehouses import Warehouses
 from shop.services.records import (
     AdjustmentApplied,
     IdempotentResponse,
@@ -115,6 +116,16 @@ class Store(Protocol):
 
     def get_catalog(self, codes: list[str], *, consistent: bool = True) -> dict[str, Sku]:
         """The catalog entries of these codes that exist (code -> entry), without stock levels."""
+        ...
+
+    def get_warehouses(self, *, cached: bool = False) -> Warehouses:
+        """The shop's warehouses (the main one always among them) and the registry's version. `cached=True`
+        may answer from a copy up to a few seconds old (the order path: ranking only, never stock)."""
+        ...
+
+    def save_warehouses(self, warehouses: Warehouses) -> None:
+        """Replace the registry, conditional on it still being at `warehouses.version` (raises StaleWrite
+        otherwise); the saved registry's version is one more."""
         ...
 
     def get_catalog_and_response(self, codes: list[str], customer_id: str, key: str, *, consistent: bool = True

@@ -9,9 +9,10 @@ from typing import Any
 from shop.domain.after_sales import AfterSale
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.parcels import ParcelTracking
-from shop.domain.skus import Sku
+from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.domain.values import Refund, Shipment, UnitLine
+from shop.domain.warehouses import Warehouses, shard_of, warehouse_index_of
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
@@ -168,6 +169,9 @@ def _full_order_view(order: Order) -> dict[str, Any]:
                 "quantity": line.quantity,
                 "unit_price": line.unit_price.to_dict(),
                 "line_total": line.line_total.to_dict(),
+                # Where the line's units are held and ship from (empty until stock is taken for it).
+                "ships_from": [{"warehouse": code, "quantity": units}
+                               for code, units in line.units_by_warehouse().items()],
             }
             for line in order.lines
         ],
@@ -211,7 +215,11 @@ def public_sku_view(sku: Sku) -> dict[str, Any]:
     }
 
 
-def admin_sku_view(sku: Sku) -> dict[str, Any]:
+def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, Any]:
+    known = registry or Warehouses()
+    per_warehouse: dict[int, StockLevels] = {index: StockLevels() for index in sku.warehouses}
+    for item, levels in sku.shard_levels.items():
+        per_warehouse[warehouse_index_of(item)] = per_warehouse.get(warehouse_index_of(item), StockLevels()) + levels
     return {
         **public_sku_view(sku),
         "active": sku.active,
@@ -222,12 +230,17 @@ def admin_sku_view(sku: Sku) -> dict[str, Any]:
         # `availability` is computed from the levels just read.
         "stock_state": sku.stock_state,
         "stock_shards": sku.stock_shards,
-        "shards": [{"shard": n, "live": n < sku.stock_shards, **levels.to_dict()}
+        "warehouses": [{"warehouse": known.code_of(index), **levels.to_dict()}
+                       for index, levels in per_warehouse.items()],
+        "shards": [{"shard": shard_of(n), "warehouse": known.code_of(warehouse_index_of(n)),
+                    "live": shard_of(n) < sku.stock_shards, **levels.to_dict()}
                    for n, levels in sorted(sku.shard_levels.items())],
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
     }
 
 
-def movement_view(movement: StockMovement) -> dict[str, Any]:
-    return movement.to_dict()
+def movement_view(movement: StockMovement, registry: Warehouses | None = None) -> dict[str, Any]:
+    """A ledger entry; `shard` is the shard within `warehouse`."""
+    return {**movement.to_dict(), "shard": shard_of(movement.shard),
+            "warehouse": (registry or Warehouses()).code_of(warehouse_index_of(movement.shard))}

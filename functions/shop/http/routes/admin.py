@@ -57,8 +57,9 @@ def put_sku(sku: str, body: SkuIn):
         payment_window_seconds=checked_window(body.payment_window_seconds),
         stock_shards=body.stock_shards,
     )
-    saved, created = catalog.upsert_sku(default_ports(), checked_sku(sku), details, actor=who.actor)
-    return json_response(201 if created else 200, admin_sku_view(saved))
+    ports = default_ports()
+    saved, created = catalog.upsert_sku(ports, checked_sku(sku), details, actor=who.actor)
+    return json_response(201 if created else 200, admin_sku_view(saved, ports.store.get_warehouses(cached=True)))
 
 
 @router.post("/admin/skus/<sku>/adjustments", summary="Change on_hand by delta, with a reason")
@@ -66,15 +67,19 @@ def adjust(sku: str, body: AdjustmentIn,
            idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None):
     who = caller(router)  # admin: the router requires it for every route
     request_id = order_service.request_fingerprint([who.sub, idempotency_key]) if idempotency_key else None
-    saved, movements = catalog.adjust_stock(default_ports(), checked_sku(sku), body.delta, reason=body.reason,
-                                           actor=who.actor, request_id=request_id)
-    entries = [movement_view(m) for m in movements]
-    return json_response(201, {"sku": admin_sku_view(saved), "ledger_entry": entries[0], "ledger_entries": entries})
+    ports = default_ports()
+    saved, movements = catalog.adjust_stock(ports, checked_sku(sku), body.delta, reason=body.reason,
+                                           actor=who.actor, request_id=request_id, warehouse=body.warehouse)
+    registry = ports.store.get_warehouses()
+    entries = [movement_view(m, registry) for m in movements]
+    return json_response(201, {"sku": admin_sku_view(saved, registry), "ledger_entry": entries[0],
+                               "ledger_entries": entries})
 
 
-@router.get("/admin/skus/<sku>", summary="A SKU with its stock levels")
+@router.get("/admin/skus/<sku>", summary="A SKU with its stock levels, per warehouse and per shard")
 def read_sku(sku: str):
-    return json_response(200, admin_sku_view(catalog.get_sku(default_ports(), checked_sku(sku))))
+    ports = default_ports()
+    return json_response(200, admin_sku_view(catalog.get_sku(ports, checked_sku(sku)), ports.store.get_warehouses()))
 
 
 @router.get("/admin/skus/<sku>/ledger", summary="The SKU's stock movements, oldest first")
@@ -83,7 +88,8 @@ def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
     ports = default_ports()
     catalog.get_sku(ports, checked_sku(sku))
     entries, next_cursor = ports.store.ledger(sku, limit, cursor)
-    return json_response(200, page([movement_view(e) for e in entries], next_cursor))
+    registry = ports.store.get_warehouses(cached=True)
+    return json_response(200, page([movement_view(e, registry) for e in entries], next_cursor))
 
 
 # The filters of the operators' order list and CSV export (combine freely; each answered by an index).
@@ -157,7 +163,8 @@ def list_skus(
     declared_query_only(router, {"low_stock", "limit", "cursor"})
     states = None if low_stock is None else finding.LOW_STOCK_STATES if low_stock else finding.IN_STOCK_STATES
     found, next_cursor = default_ports().store.skus(states=states, limit=limit, cursor=cursor)
-    return json_response(200, page([admin_sku_view(s) for s in found], next_cursor))
+    registry = default_ports().store.get_warehouses(cached=True)
+    return json_response(200, page([admin_sku_view(s, registry) for s in found], next_cursor))
 
 
 @router.post("/admin/orders/<order_id>/cancel", summary="Cancel an order before shipment (paid: refunded in full)")

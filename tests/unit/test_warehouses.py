@@ -1,0 +1,108 @@
+"""Warehouses: which one is nearest an address, and how a line's units are taken from them (pure rules)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from shop.domain.errors import InsufficientStock, Unprocessable
+from shop.domain.shards import first_try, plan_take_ranked
+from shop.domain.warehouses import (
+    MAIN_WAREHOUSE,
+    MAX_WAREHOUSES,
+    Warehouse,
+    Warehouses,
+    shard_of,
+    stock_item,
+    validate_code,
+    warehouse_index_of,
+)
+
+
+def registry() -> Warehouses:
+    shop = Warehouses()
+    for w in (Warehouse("sh", -1, "Shanghai", "CN", serves=("CN:Shanghai", "CN:Jiangsu"), priority=10),
+              Warehouse("bj", -1, "Beijing", "CN", serves=("CN",), priority=20),
+              Warehouse("gz", -1, "Guangzhou", "CN", priority=5),
+              Warehouse("la", -1, "Los Angeles", "US", serves=("US",), priority=1)):
+        shop = shop.with_warehouse(w)
+    return shop
+
+
+def codes(shop: Warehouses, ranked: tuple[int, ...]) -> list[str]:
+    return [shop.code_of(i) for i in ranked]
+
+
+def test_item_numbers_keep_the_main_warehouse_as_it_was_and_give_each_other_its_own_range():
+    assert stock_item(0, 0) == 0 and stock_item(0, 63) == 63  # the keys a shop without warehouses always had
+    assert stock_item(1, 0) == 64 and stock_item(2, 5) == 133
+    assert (warehouse_index_of(133), shard_of(133)) == (2, 5)
+    with pytest.raises(ValueError):
+        stock_item(1, 64)
+    with pytest.raises(ValueError):
+        stock_item(-1, 0)
+
+
+def test_new_warehouses_get_the_next_index_and_keep_it_when_redefined():
+    shop = registry()
+    assert [shop.by_code[c].index for c in ("main", "sh", "bj", "gz", "la")] == [0, 1, 2, 3, 4]
+    moved = shop.with_warehouse(Warehouse("bj", 99, "Beijing 2", "CN", priority=1))
+    assert moved.by_code["bj"].index == 2 and moved.by_code["bj"].name == "Beijing 2"
+    assert Warehouses({}).by_code[MAIN_WAREHOUSE].index == 0  # the main warehouse always exists
+
+
+def test_a_shop_has_a_bounded_number_of_warehouses_and_codes_are_checked():
+    shop = Warehouses()
+    for n in range(MAX_WAREHOUSES - 1):
+        shop = shop.with_warehouse(Warehouse(f"w{n}", -1, "w", "CN"))
+    with pytest.raises(Unprocessable):
+        shop.with_warehouse(Warehouse("one-more", -1, "w", "CN"))
+    shop.with_warehouse(Warehouse("w0", -1, "renamed", "CN"))  # redefining is not adding
+    for bad in ("", "Main", "a b", "x" * 33, "a#1", "a@b"):
+        with pytest.raises(Unprocessable):
+            validate_code(bad)
+    assert validate_code("east-1_b") == "east-1_b"
+
+
+def test_region_match_first_then_country_then_location_then_priority():
+    shop = registry()
+    everywhere = (0, 1, 2, 3, 4)
+    # Shanghai: the warehouse serving that region, then one serving all of CN, then one in CN, then the rest.
+    assert codes(shop, shop.rank(everywhere, "CN", "shanghai ")) == ["sh", "bj", "gz", "la", "main"]
+    # Another Chinese region: serving the whole country beats being located there; then priority among the rest.
+    assert codes(shop, shop.rank(everywhere, "CN", "Sichuan")) == ["bj", "gz", "sh", "la", "main"]
+    assert codes(shop, shop.rank(everywhere, "US", None)) == ["la", "gz", "sh", "bj", "main"]
+    assert codes(shop, shop.rank(everywhere, "FR", "Paris")) == ["la", "gz", "sh", "bj", "main"]  # by priority
+    assert codes(shop, shop.rank((0, 2), "CN", "Shanghai")) == ["bj", "main"]  # only the SKU's warehouses
+
+
+def test_an_inactive_warehouse_comes_last_and_an_unknown_index_after_it():
+    shop = registry().with_warehouse(Warehouse("sh", -1, "Shanghai", "CN", serves=("CN:Shanghai",), active=False))
+    assert codes(shop, shop.rank((1, 2, 9), "CN", "Shanghai")) == ["bj", "sh", "#9"]
+
+
+def test_the_first_try_writes_to_a_live_shard_of_the_nearest_warehouse():
+    rng = random.Random(7)
+    tries = {first_try((2, 0), 4, rng) for _ in range(200)}
+    assert tries == {128, 129, 130, 131}
+    assert first_try((), 1, rng) == 0
+
+
+def test_a_line_comes_whole_from_the_nearest_warehouse_that_holds_it():
+    available = {0: 50, 64: 2, 65: 1, 128: 10}
+    assert plan_take_ranked("TEE", 3, available, (1, 2, 0), 2) == [(64, 2), (65, 1)]  # nearest holds 3: split shards
+    assert plan_take_ranked("TEE", 4, available, (1, 2, 0), 2) == [(128, 4)]  # nearest cannot: next that can
+    assert plan_take_ranked("TEE", 40, available, (1, 2, 0), 1) == [(0, 40)]
+
+
+def test_a_line_is_split_over_warehouses_only_when_none_holds_it_all():
+    available = {0: 5, 64: 3, 128: 4}
+    assert plan_take_ranked("TEE", 10, available, (1, 2, 0), 1) == [(64, 3), (128, 4), (0, 3)]
+    # Warehouses the SKU has stock in but the ranking left out still count, after the ranked ones.
+    assert plan_take_ranked("TEE", 12, available, (2,), 1) == [(128, 4), (0, 5), (64, 3)]
+    with pytest.raises(InsufficientStock) as short:
+        plan_take_ranked("TEE", 13, available, (1, 2, 0), 1)
+    assert short.value.extra["shortages"] == [{"sku": "TEE", "requested": 13, "available": 12}]
+    with pytest.raises(ValueError):
+        plan_take_ranked("TEE", 0, available, (0,), 1)
