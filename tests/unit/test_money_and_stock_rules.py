@@ -304,3 +304,128 @@ def test_statuses_read_as_words_become_the_members():
     read = order(S.PAID, payment_status="refunded", fulfillment_status="partial")
     assert (read.payment_status, read.fulfillment_status) == (PaymentStatus.REFUNDED, FulfillmentStatus.PARTIAL)
     assert read.payment_status is PaymentStatus.REFUNDED and read.fulfillment_status is FulfillmentStatus.PARTIAL
+
+
+# ---- SKU codes, shard bounds and stock levels ----
+
+def test_sku_codes_are_1_to_64_safe_characters_starting_with_a_letter_or_digit():
+    from shop.domain.skus import is_valid_sku_code
+
+    for good in ("T", "TEE-1", "tee.red_XL", "9" + "a" * 63):
+        assert is_valid_sku_code(good), good
+    for bad in ("", "-TEE", ".TEE", "TEE 1", "TEE/1", "T" * 65, "TÉE", "TEE\n"):
+        assert not is_valid_sku_code(bad), bad
+
+
+def test_a_sku_spreads_over_1_to_64_shards():
+    from pydantic import ValidationError
+
+    from shop.http.schemas import SkuIn
+
+    body = {"name": "Tee", "price": {"amount": 1999, "currency": "EUR"}}
+    assert SkuIn.model_validate(body).stock_shards == 1
+    assert SkuIn.model_validate({**body, "stock_shards": 64}).stock_shards == 64
+    for shards in (0, 65):
+        with pytest.raises(ValidationError):
+            SkuIn.model_validate({**body, "stock_shards": shards})
+
+
+def test_a_new_sku_is_in_stock_on_one_shard_and_levels_are_consistent_only_when_they_add_up():
+    from shop.domain.skus import Sku
+
+    new = Sku(sku="TEE", name="Tee", price=Money(1999, "EUR"))
+    assert (new.stock_shards, new.shard_items, new.stock_state) == (1, 1, "in_stock")
+    assert StockLevels(5, 3, 2, 7).is_consistent and StockLevels().is_consistent
+    assert not StockLevels(5, 3, 1, 0).is_consistent  # on_hand is not available + reserved
+    assert not StockLevels(1, 2, -1, 0).is_consistent  # adds up, but a negative reservation
+    assert not StockLevels(0, 0, 0, -1).is_consistent
+
+
+# ---- refunds at their edges ----
+
+def test_every_unit_of_a_line_may_be_refunded_and_a_refusal_says_how_many_are_left():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    whole_line = refunds.plan(placed, amount=None, lines=[("TEE", 2)], restock=True, cancel=False)
+    assert (whole_line.amount, whole_line.units, whole_line.restocked) == (3998, {"TEE": 2}, {"TEE": 2})
+    zero = refunds.plan(placed, amount=None, lines=[("TEE", 0), ("CAP", 1)], restock=False, cancel=False)
+    assert (zero.amount, zero.units) == (1999, {"CAP": 1})  # a line of no units refunds nothing of it
+    with pytest.raises(Unprocessable) as over:
+        refunds.plan(placed, amount=None, lines=[("TEE", 3), ("HAT", 1)], restock=False, cancel=False)
+    assert over.value.extra["skus"] == [{"sku": "TEE", "requested": 3, "refundable": 2},
+                                        {"sku": "HAT", "requested": 1, "refundable": 0}]
+
+
+def test_a_cancel_after_a_line_was_refunded_in_full_leaves_that_line_out():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    cap_back = refunded(placed, lines=[("CAP", 1)], restock=True)
+    rest = refunds.plan(cap_back, amount=None, lines=None, restock=False, cancel=True)
+    assert (rest.amount, rest.units, rest.restocked) == (3998, {"TEE": 2}, {"TEE": 2})
+
+
+def test_the_last_minor_unit_can_be_refunded_and_then_nothing_is_left():
+    placed = paid()  # 39.98 EUR
+    one_cent_left = refunded(placed, amount=3997)
+    assert refunds.refundable(one_cent_left) == 1 and one_cent_left.payment_status == "partially_refunded"
+    last = refunds.plan(one_cent_left, amount=None, lines=None, restock=False, cancel=False)
+    assert last.amount == 1
+    assert refunds.plan(placed, amount=1, lines=None, restock=False, cancel=False).amount == 1
+    all_gone = refunded(one_cent_left, amount=1, key="r2")
+    assert all_gone.payment_status == "refunded"
+    penny = replace(paid(), amount_paid=1)  # a payment of one minor unit, refunded in full
+    assert refunded(penny, amount=1).payment_status == "refunded"
+
+
+def test_a_paid_order_of_nothing_has_nothing_to_refund():
+    free = paid()
+    free = replace(free, lines=tuple(replace(line, unit_price=Money(0, "EUR")) for line in free.lines), amount_paid=0)
+    for amount in (None, 1):
+        with pytest.raises(InvalidTransition):  # 409 nothing left, not 422 a wrong amount
+            refunds.plan(free, amount=amount, lines=None, restock=False, cancel=False)
+
+
+def test_a_request_carries_at_most_50_lines_of_at_most_100_units():
+    from pydantic import ValidationError
+
+    from shop.http.schemas import CreateOrderIn
+
+    address = {"name": "A", "line1": "1 Road", "city": "Berlin", "postal_code": "10115", "country": "DE"}
+    lines = [{"sku": f"S{i}", "quantity": 1} for i in range(50)]
+    assert len(CreateOrderIn.model_validate({"items": lines, "shipping_address": address}).items) == 50
+    assert CreateOrderIn.model_validate({"items": [{"sku": "T", "quantity": 100}], "shipping_address": address})
+    for too_much in (lines + [{"sku": "S50", "quantity": 1}], [{"sku": "T", "quantity": 101}]):
+        with pytest.raises(ValidationError):
+            CreateOrderIn.model_validate({"items": too_much, "shipping_address": address})
+
+
+# ---- parcels and history on the order ----
+
+def test_a_parcel_update_replaces_that_parcel_only_in_a_new_version():
+    from shop.domain.values import Shipment
+
+    sent = paid(lines=(("TEE", 2),)).ship("shp_1", {"TEE": 1}, carrier="DHL", tracking_number="1", at=AT, actor="a")
+    sent = sent.ship("shp_2", None, carrier="DHL", tracking_number="2", at=AT, actor="a")
+    later = "2026-11-26T08:00:00.000Z"
+    booked = replace(sent.shipments[1], tracking_number="JD0002")
+    updated = sent.with_shipment(booked, at=later)
+    assert updated.shipments == (sent.shipments[0], booked)
+    assert (updated.version, updated.updated_at, updated.status) == (sent.version + 1, later, sent.status)
+    assert sent.with_shipment(Shipment("shp_9", (), None, None, AT, "a"), at=later).shipments == sent.shipments
+
+
+def test_a_retry_finds_its_own_transition_only():
+    from shop.domain.orders import HistoryEntry
+
+    paid_order = order().transition(S.PAID, at=AT, actor="provider:sandbox", reason="paid")
+    assert paid_order.done_by(S.PAID, "provider:sandbox") and not paid_order.done_by(S.PAID, "provider:stripe")
+    assert not paid_order.done_by(S.CANCELLED, "provider:sandbox")
+    assert not order(S.PAID).done_by(S.PAID, "provider:sandbox")  # PAID, but no history says who made it so
+    cancelled = paid_order.transition(S.CANCELLED, at=AT, actor="customer:alice", reason="changed my mind")
+    assert not cancelled.done_by(S.PAID, "provider:sandbox")  # it was, but it is not PAID any more
+    assert cancelled.last_transition_to(S.PAID) == paid_order.history[-1]
+    assert cancelled.last_transition_to(S.EXPIRED) is None
+    twice = replace(cancelled, history=cancelled.history + (HistoryEntry(AT, "x", "A", "PAID", "again"),))
+    assert twice.last_transition_to(S.PAID).reason == "again"  # type: ignore[union-attr]  # the latest
+
+
+def test_refund_ids_keep_their_parts_apart():
+    assert refunds.stable_id("ord_1", "k1") != refunds.stable_id("ord_1k", "1")

@@ -166,7 +166,8 @@ def mask_phone(phone: str | None) -> str:
         return "***"
     digits = re.sub(r"[^0-9+]", "", phone)
     keep = 3 if digits.startswith("+") else 0
-    return digits[:keep] + "*" * max(0, len(digits) - keep - 4) + digits[-4:] if len(digits) > 6 else "***"
+    hidden = len(digits) - keep - 4  # a short number is hidden whole, never shown whole
+    return digits[:keep] + "*" * hidden + digits[-4:] if len(digits) > 6 and hidden > 0 else "***"
 
 
 def mask(channel: str, address: str | None) -> str:

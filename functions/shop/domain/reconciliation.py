@@ -66,9 +66,6 @@ class BusinessDay:
     def timezone(self) -> str:
         return str(PROVIDER_TIMEZONES.get(self.provider, UTC))
 
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
 
 def parse_date(text: str) -> date:
     """A business date, YYYY-MM-DD exactly (ValueError otherwise)."""
@@ -144,7 +141,6 @@ class Record:
     at: str
     merchant_reference: str | None = None  # refunds: our refund id (the provider's idempotency key)
     payment_reference: str | None = None  # refunds: the payment refunded
-    automatic: bool = False
 
     @property
     def money(self) -> Money:
@@ -197,7 +193,7 @@ def records_of(order: Order) -> list[Record]:
         records.append(Record(REFUND, entry.provider or order.payment_provider, order.order_id,
                               entry.provider_refund_id, entry.amount, entry.currency, status,
                               entry.completed_at or entry.at, merchant_reference=entry.refund_id,
-                              payment_reference=entry.provider_payment_id, automatic=entry.automatic))
+                              payment_reference=entry.provider_payment_id))
     return records
 
 
@@ -301,7 +297,7 @@ def reconcile(statement: Statement, day: BusinessDay, records: Iterable[Record],
     refunds_by_id = {r.merchant_reference: r for r in ours if r.kind == REFUND and r.merchant_reference}
     refunds_by_reference = {r.reference: r for r in ours if r.kind == REFUND and r.reference}
     used: set[int] = set()
-    paid_orders: dict[str, int] = {}  # order id -> payment rows of the provider accounted to it so far
+    paid_orders: set[str] = set()  # orders a payment row of the provider was accounted to so far
 
     outcome.totals = {
         "payments": _totals(r for r in rows if r.kind == PAYMENT and r.status != FAILED),
@@ -324,7 +320,7 @@ def reconcile(statement: Statement, day: BusinessDay, records: Iterable[Record],
             record = payments.get(row.reference)
             if record is not None and id(record) not in used:
                 settle(row, record)
-                paid_orders[record.order_id] = paid_orders.get(record.order_id, 0) + 1
+                paid_orders.add(record.order_id)
             elif row.status != FAILED:
                 unmatched_payments.append(row)
         elif row.kind == REFUND:
@@ -352,7 +348,7 @@ def reconcile(statement: Statement, day: BusinessDay, records: Iterable[Record],
                 else "money at the provider without an order id", row))
             continue
         others = [ref for ref in known.payment_references if ref != row.reference]
-        if others or paid_orders.get(known.order_id):
+        if others or known.order_id in paid_orders:
             outcome.differences.append(Difference(
                 DUPLICATE_CHARGE, PAYMENT, row.reference, known.order_id,
                 f"a further payment for an order that records {', '.join(others) or 'another payment'}", row,
@@ -367,7 +363,7 @@ def reconcile(statement: Statement, day: BusinessDay, records: Iterable[Record],
                 STATUS_DIFFERS, PAYMENT, row.reference, known.order_id,
                 f"the provider took a payment the order ({known.status.value}) has not recorded", row,
                 order_status=known.status.value))
-        paid_orders[known.order_id] = paid_orders.get(known.order_id, 0) + 1
+        paid_orders.add(known.order_id)
 
     start, end = day.start + grace, day.end + grace
     for record in sorted(ours, key=lambda r: (r.at, r.order_id)):

@@ -15,7 +15,7 @@ _SKU_RE = re.compile(SKU_PATTERN)
 
 
 def is_valid_sku_code(code: str) -> bool:
-    return bool(_SKU_RE.match(code))
+    return bool(_SKU_RE.fullmatch(code))  # not match(): its `$` also matches before a final newline
 
 
 class StockPolicy(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of the members
