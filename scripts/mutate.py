@@ -31,8 +31,10 @@ import fnmatch
 import hashlib
 import importlib.abc
 import importlib.util
+import inspect
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -388,6 +390,28 @@ def name_users(rel: str) -> dict[str, set[int]]:
     return users
 
 
+_WORDS: dict[str, set[str]] = {}
+
+
+def words_of(item) -> set[str]:
+    """The identifiers in a test function's source (cached per test function)."""
+    function = getattr(item, "function", None)
+    key = getattr(function, "__qualname__", item.nodeid.split("[")[0]) + "@" + str(getattr(item, "fspath", ""))
+    if key not in _WORDS:
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            source = ""
+        _WORDS[key] = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+    return _WORDS[key]
+
+
+def _names(m: Mutant) -> set[str]:
+    """What a test would name to use a module- or class-level value: its class, or a CONSTANT's own name (not an
+    attribute's: `status` or `source` would name half the tests)."""
+    return {part for part in m.scope.split(".") if part.lstrip("_")[:1].isupper()}
+
+
 def _within_budget(tests: list[str], durations: dict[str, float], budget: float) -> list[str]:
     chosen, spent = [], 0.0
     for test in tests:
@@ -638,7 +662,11 @@ class MutationPlugin:
             tests = {t for line in lines for t in by_line.get(line, ())} & fast
             if not m.in_body and not tests:  # a module of constants only (no line runs in a test): any test
                 tests = fast
-            m.tests = _within_budget(sorted(tests, key=lambda t: (durations[t], t)), durations, self.opts.budget)
+            # A constant, default or class attribute: first the tests that name it (or its class), since its
+            # value often matters where no line of its file runs (a dataclass default, a bound in a schema).
+            naming = {t for t in fast if m.in_body is False and _names(m) & words_of(by_id[t])}
+            m.tests = _within_budget(sorted(naming, key=lambda t: (durations[t], t)) + sorted(
+                tests - naming, key=lambda t: (durations[t], t)), durations, self.opts.budget)
         for n, m in enumerate(self.mutants, 1):
             if m.ident in self.equivalent:
                 m.status = "equivalent"

@@ -285,3 +285,60 @@ def test_currencies_are_three_letters_upper_cased(value, code):
 @pytest.mark.parametrize("value", ["eu", "euro", "é€r", "e1r", "ЕUR", 978])
 def test_other_currency_codes_are_malformed(value):
     assert refused(provider_currency, value).status == 400
+
+
+# ---- bounds on what a sender controls, unknown events, answers without a signature ----
+
+def test_a_senders_long_ids_are_cut_to_their_stored_bounds():
+    """Event ids become idempotency keys and order ids key lookups: 128 and 64 characters at most."""
+    body = json.dumps({"id": "e" * 200, "type": "payment.succeeded", "order_id": "o" * 100,
+                       "payment_id": "p" * 200, "amount": {"amount": 5, "currency": "EUR"}}).encode()
+    sandbox = SandboxProvider().parse_webhook({"Sandbox-Signature": hmac_header(KEYS.sandbox_webhook_secret, body)},
+                                              body)
+    assert (sandbox.event_id, sandbox.order_id, sandbox.provider_payment_id) == ("e" * 128, "o" * 64, "p" * 128)
+    ali = AlipayProvider().parse_webhook({}, alipay(notify_id="n" * 200, out_trade_no="o" * 100, trade_no="t" * 100))
+    assert (ali.event_id, ali.order_id, ali.provider_payment_id) == ("n" * 128, "o" * 64, "t" * 64)
+    assert AlipayProvider().parse_webhook({}, alipay(trade_no=None)).provider_payment_id is None
+    headers, signed = wechat("TRANSACTION.SUCCESS", transaction(out_trade_no="o" * 100, transaction_id="t" * 100))
+    wx = WechatPayProvider().parse_webhook(headers, signed)
+    assert (wx.order_id, wx.provider_payment_id) == ("o" * 64, "t" * 64)
+
+
+def test_an_event_the_shop_does_not_know_is_ignored_not_refused():
+    body = json.dumps({"id": "e1", "type": "payment.disputed", "order_id": "ord_1"}).encode()
+    event = SandboxProvider().parse_webhook({"Sandbox-Signature": hmac_header(KEYS.sandbox_webhook_secret, body)},
+                                            body)
+    assert (event.kind, event.order_id, event.amount) == ("ignored", "ord_1", None)
+    for event_type, kind in (("TRANSACTION.SUCCESS", "payment_succeeded"), ("REFUND.SUCCESS", "refund_succeeded"),
+                             ("REFUND.ABNORMAL", "ignored")):
+        assert WechatPayProvider().parse_webhook(*wechat(event_type, transaction())).kind == kind, event_type
+
+
+def test_a_wechat_signature_under_an_unknown_platform_serial_is_unauthenticated():
+    headers, body = wechat("TRANSACTION.SUCCESS", transaction())
+    other_serial = {**headers, "Wechatpay-Serial": "5157F09EFDC096DE15EBE81A47057A72" + "00"}
+    assert refused(WechatPayProvider().parse_webhook, other_serial, body).status == 401  # signed by the right key
+
+
+def test_a_wechat_resource_without_associated_data_decrypts():
+    from shop.payments.wechatpay import decrypt_resource
+
+    nonce = secrets.token_hex(6)
+    sealed = AESGCM(KEYS.wechat_apiv3_key.encode()).encrypt(nonce.encode(), b'{"trade_state": "SUCCESS"}', None)
+    resource = {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "ciphertext": base64.b64encode(sealed).decode()}
+    assert decrypt_resource(resource, KEYS.wechat_apiv3_key) == {"trade_state": "SUCCESS"}
+
+
+def test_an_alipay_answer_without_a_signature_is_a_provider_error_not_a_crash():
+    from shop.payments.alipay import verify_response
+    from shop.payments.base import ProviderError
+
+    inner = '{"code":"10000","msg":"Success","trade_no":"2026001"}'
+    sign = rsa_sign(KEYS.alipay_platform[0], inner.encode())
+    text = f'{{"alipay_trade_query_response":{inner},"sign":"{sign}"}}'
+    verify_response(text, "alipay_trade_query_response", sign, KEYS.alipay_platform[1])
+    for bad_sign in (None, "", sign[:-4] + "AAAA"):
+        with pytest.raises(ProviderError):
+            verify_response(text, "alipay_trade_query_response", bad_sign, KEYS.alipay_platform[1])
+    with pytest.raises(ProviderError):
+        verify_response(inner, "alipay_trade_query_response", sign, KEYS.alipay_platform[1])

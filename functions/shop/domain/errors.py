@@ -43,10 +43,6 @@ class InvalidTransition(Conflict):
     slug, title = "invalid-transition", "Transition not allowed"
 
 
-class RequestInProgress(Conflict):
-    slug, title = "request-in-progress", "A request with this Idempotency-Key is in progress"
-
-
 class TooManyUnpaid(DomainError):
     """The customer already holds as many unpaid orders, or units of a SKU, as the shop allows."""
 
