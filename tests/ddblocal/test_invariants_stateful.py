@@ -227,14 +227,14 @@ def build_machine(ports_factory, fakes):
                     if e.order_id:
                         per_order.setdefault(e.order_id, Counter()).update(
                             {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
-                assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.levels.to_dict()
+                assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.all_levels.to_dict()
                 # Per stock item (a warehouse's shard), hence per warehouse: its ledger sums to its levels.
                 for item, levels in sku.shard_levels.items():
                     assert {k: per_item.get(item, Counter())[k] for k in levels.to_dict()} == levels.to_dict(), item
                 per_warehouse: Counter = Counter()
                 for item, levels in sku.shard_levels.items():
                     per_warehouse[warehouse_index_of(item)] += levels.on_hand
-                    assert warehouse_index_of(item) in sku.warehouses
+                    assert warehouse_index_of(item) in sku.sellable_warehouses()
                 assert sum(per_warehouse.values()) == sku.levels.on_hand
                 CHECKS["warehouses_stocked"] = max(CHECKS["warehouses_stocked"], len(per_warehouse))
             taken = 0

@@ -7,13 +7,19 @@ import random
 import pytest
 
 from shop.domain.errors import InsufficientStock, Unprocessable
+from shop.domain.money import Money
 from shop.domain.shards import first_try, plan_take_ranked
+from shop.domain.skus import Sku, StockLevels
 from shop.domain.warehouses import (
     MAIN_WAREHOUSE,
     MAX_WAREHOUSES,
+    StockState,
     Warehouse,
     Warehouses,
+    is_sellable,
+    location,
     shard_of,
+    state_of,
     stock_item,
     validate_code,
     warehouse_index_of,
@@ -106,3 +112,23 @@ def test_a_line_is_split_over_warehouses_only_when_none_holds_it_all():
     assert short.value.extra["shortages"] == [{"sku": "TEE", "requested": 13, "available": 12}]
     with pytest.raises(ValueError):
         plan_take_ranked("TEE", 0, available, (0,), 1)
+
+
+def test_a_stock_state_is_part_of_the_item_number_and_only_sellable_items_count_as_the_skus_levels():
+    damaged = stock_item(2, 0, StockState.DAMAGED)
+    assert damaged == (3 * 1024 + 2) * 64
+    assert (warehouse_index_of(damaged), state_of(damaged), shard_of(damaged)) == (2, StockState.DAMAGED, 0)
+    assert state_of(stock_item(5, 3)) is StockState.SELLABLE and is_sellable(stock_item(5, 3))
+    assert not is_sellable(damaged)
+    with pytest.raises(ValueError):
+        location(1024)
+    sku = Sku(sku="TEE", name="Tee", price=Money(100, "EUR"), shard_items=2,
+              locations=(0, 1, location(0, StockState.DAMAGED), location(1, StockState.SAFETY)))
+    assert sku.sellable_warehouses() == (0, 1)
+    assert sku.sellable_items() == [0, 1, 64, 65]
+    assert sku.stock_items() == [0, 1, 64, 65, 3 * 1024 * 64, (2 * 1024 + 1) * 64]  # other states: one item each
+    read = sku.with_shard_levels({0: StockLevels(5, 4, 1, 0), 64: StockLevels(2, 2, 0, 3),
+                                  3 * 1024 * 64: StockLevels(7, 7, 0, 0)})
+    assert read.levels == StockLevels(7, 6, 1, 3)  # what the shop can sell
+    assert read.all_levels == StockLevels(14, 13, 1, 3)  # what the ledger sums to
+    assert read.availability() == "in_stock"

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from shop.domain.money import Money
-from shop.domain.warehouses import ITEMS_PER_WAREHOUSE
+from shop.domain.warehouses import ITEMS_PER_WAREHOUSE, LOCATIONS_PER_STATE
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SKU_RE = re.compile(SKU_PATTERN)
@@ -75,13 +75,15 @@ class SkuTerms:
 
 @dataclass(frozen=True)
 class Sku(SkuTerms):
-    """A catalog entry. Its stock lives in `stock_shards` stock items (shards), each with its own levels;
-    `levels` is their sum when the shards were read (zero otherwise), `shard_levels` each one's."""
+    """A catalog entry. Its stock lives in stock items (shards of a warehouse's stock in one state), each with its
+    own levels; `levels` is the sum over its *sellable* items when they were read (zero otherwise: what the shop
+    can sell, what availability shows), `shard_levels` each item's, `all_levels` the sum over every item."""
 
     sku: str = field(kw_only=True)
     shard_items: int = 1  # shards that exist (more than stock_shards after the count was lowered)
-    # Indexes of the warehouses holding this SKU's stock (shop.domain.warehouses), each in `shard_items` items.
-    warehouses: tuple[int, ...] = (0,)
+    # The locations holding this SKU's stock (shop.domain.warehouses.location: a warehouse in a stock state).
+    # A sellable location has `shard_items` items; any other one item.
+    locations: tuple[int, ...] = (0,)
     stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
     levels: StockLevels = StockLevels()
     shard_levels: dict[int, StockLevels] = field(default_factory=dict)
@@ -89,19 +91,37 @@ class Sku(SkuTerms):
     updated_at: str = ""
 
     def stock_items(self) -> list[int]:
-        """Every stock item of this SKU (shop.domain.warehouses.stock_item): each warehouse's shards."""
-        return [index * ITEMS_PER_WAREHOUSE + shard for index in self.warehouses for shard in range(self.shard_items)]
+        """Every stock item of this SKU (shop.domain.warehouses.stock_item), every location's."""
+        return [item for place in self.locations for item in self.items_in(place)]
 
-    def items_in(self, warehouse_index: int) -> list[int]:
-        return [warehouse_index * ITEMS_PER_WAREHOUSE + shard for shard in range(self.shard_items)]
+    def items_in(self, place: int) -> list[int]:
+        """The items of one location: a sellable one's shards, else its one item."""
+        shards = self.shard_items if place < LOCATIONS_PER_STATE else 1
+        return [place * ITEMS_PER_WAREHOUSE + shard for shard in range(shards)]
+
+    def sellable_items(self) -> list[int]:
+        return [item for place in self.sellable_warehouses() for item in self.items_in(place)]
+
+    def sellable_warehouses(self) -> tuple[int, ...]:
+        """Indexes of the warehouses with sellable stock of this SKU (where spot orders take units)."""
+        return tuple(place for place in self.locations if place < LOCATIONS_PER_STATE)
+
+    @property
+    def all_levels(self) -> StockLevels:
+        """Levels summed over every item read, whatever its state (what the whole ledger sums to)."""
+        total = StockLevels()
+        for levels in self.shard_levels.values():
+            total = total + levels
+        return total
 
     def availability(self) -> str:
         return availability_of(self.levels.available, self.low_stock_threshold)
 
     def with_shard_levels(self, shard_levels: dict[int, StockLevels]) -> Sku:
         total = StockLevels()
-        for levels in shard_levels.values():
-            total = total + levels
+        for item, levels in shard_levels.items():
+            if item < LOCATIONS_PER_STATE * ITEMS_PER_WAREHOUSE:  # sellable
+                total = total + levels
         return replace(self, levels=total, shard_levels=dict(shard_levels))
 
 

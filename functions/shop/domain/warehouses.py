@@ -1,10 +1,16 @@
 """Warehouses: where a SKU's stock is kept, and which one serves an order.
 
 A SKU's stock is spread over stock items, each with its own levels (on_hand = available + reserved) and its
-own ledger. An item belongs to one warehouse and is one of that warehouse's shards: item number
-`warehouse.index * ITEMS_PER_WAREHOUSE + shard`. The main warehouse has index 0, so a shop that never defines
-another keeps the item numbers (and keys) it always had, and every stock movement stays conditional
-arithmetic on one item. A SKU's figures are the sums over its items, all warehouses together.
+own ledger. An item belongs to one *location*, a warehouse and a stock state (sellable, presale, safety,
+damaged, ...), and is one of that location's shards:
+
+    location = state * LOCATIONS_PER_STATE + warehouse.index
+    item = location * ITEMS_PER_WAREHOUSE + shard
+
+The main warehouse has index 0 and sellable is state 0, so a shop that never defines another warehouse or
+state keeps the item numbers (and keys) it always had, and every stock movement stays conditional arithmetic
+on one item. Only sellable items are offered to spot orders; units change state only by ledgered movements
+between items. A SKU's figures are the sums over its items.
 
 An order takes each line from the warehouse nearest its shipping address that holds all of the line's units
 (`rank`: one that serves the address's region, then one serving the whole country, then one located in the
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 from shop.domain.errors import Unprocessable
@@ -27,15 +34,51 @@ WAREHOUSE_CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _CODE_RE = re.compile(WAREHOUSE_CODE_PATTERN)
 
 
-def stock_item(warehouse_index: int, shard: int) -> int:
-    """The number of one stock item: a warehouse's shard of a SKU."""
+LOCATIONS_PER_STATE = 1024  # warehouse indexes per stock state (MAX_WAREHOUSES is far below)
+
+
+class StockState(IntEnum):
+    """What the units of a stock item may be used for. Only SELLABLE units are offered to spot orders; the
+    number is part of the item number, so it never changes for a state."""
+
+    SELLABLE = 0
+    PRESALE = 1
+    SAFETY = 2  # kept back, never sold, shown as unavailable
+    DAMAGED = 3  # on hand, not sellable
+    QUALITY_HOLD = 4  # on hand, awaiting quality control
+    INCOMING = 5  # expected deliveries (not yet on hand in the warehouse)
+    IN_TRANSIT = 6  # dispatched by a transfer, not yet received
+    VIRTUAL = 7  # caps of virtual goods
+
+
+def location(warehouse_index: int, state: StockState = StockState.SELLABLE) -> int:
+    """A warehouse's stock in one state: the unit that items (shards) belong to."""
+    if not 0 <= warehouse_index < LOCATIONS_PER_STATE:
+        raise ValueError(f"no warehouse index {warehouse_index}")
+    return int(state) * LOCATIONS_PER_STATE + warehouse_index
+
+
+def stock_item(warehouse_index: int, shard: int, state: StockState = StockState.SELLABLE) -> int:
+    """The number of one stock item: a shard of a SKU's stock in one warehouse and state."""
     if not 0 <= shard < ITEMS_PER_WAREHOUSE or warehouse_index < 0:
         raise ValueError(f"no stock item for warehouse {warehouse_index}, shard {shard}")
-    return warehouse_index * ITEMS_PER_WAREHOUSE + shard
+    return location(warehouse_index, state) * ITEMS_PER_WAREHOUSE + shard
+
+
+def location_of(item: int) -> int:
+    return item // ITEMS_PER_WAREHOUSE
 
 
 def warehouse_index_of(item: int) -> int:
-    return item // ITEMS_PER_WAREHOUSE
+    return location_of(item) % LOCATIONS_PER_STATE
+
+
+def state_of(item: int) -> StockState:
+    return StockState(location_of(item) // LOCATIONS_PER_STATE)
+
+
+def is_sellable(item_or_location_item: int) -> bool:
+    return location_of(item_or_location_item) < LOCATIONS_PER_STATE
 
 
 def shard_of(item: int) -> int:

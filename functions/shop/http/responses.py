@@ -191,6 +191,11 @@ class WarehouseLevelsOut(LevelsOut):
     warehouse: str
 
 
+class StateLevelsOut(LevelsOut):
+    warehouse: str
+    state: Literal["presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual"]
+
+
 class AdminSkuOut(SkuOut):
     active: bool
     low_stock_threshold: int | None
@@ -198,7 +203,8 @@ class AdminSkuOut(SkuOut):
     levels: LevelsOut
     stock_state: Literal["in_stock", "low_stock", "sold_out"]
     stock_shards: int
-    warehouses: list[WarehouseLevelsOut]  # the SKU's stock per warehouse (levels: their sum)
+    warehouses: list[WarehouseLevelsOut]  # the SKU's sellable stock per warehouse (levels: their sum)
+    other_states: list[StateLevelsOut]  # stock not for sale (presale, safety, damaged, ...) per warehouse
     shards: list[ShardOut]
     created_at: str
     updated_at: str
@@ -217,6 +223,7 @@ class LedgerEntryOut(BaseModel):
     sku: str
     shard: int  # within its warehouse
     warehouse: str
+    state: Literal["sellable", "presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual"]
     at: str
     actor: str
     reason: str

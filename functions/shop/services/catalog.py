@@ -47,7 +47,7 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
                           shard_items=max(base.shard_items if current else 1, details.stock_shards))
         if len(updated.stock_items()) > MAX_STOCK_ITEMS:
             raise Unprocessable(f"{code}: at most {MAX_STOCK_ITEMS} stock items (warehouses x shards); this SKU is "
-                                f"in {len(updated.warehouses)} warehouses", {"fields": ["stock_shards"]})
+                                f"in {len(updated.locations)} locations", {"fields": ["stock_shards"]})
         try:
             ports.store.commit(Commit(sku_put=(updated, version)))
         except CommitRejected as rejected:
@@ -106,12 +106,12 @@ def _stock_in(ports: Ports, sku: Sku, warehouse: int) -> Sku:
     """The SKU with `warehouse` among its stock locations: the first time, the catalog entry gains it and the
     warehouse's items are created (empty, with the price and active copies an order's write checks), before
     any stock is put there. Conditional on the catalog version (StaleWrite: read again)."""
-    if warehouse in sku.warehouses:
+    if warehouse in sku.locations:
         return sku
-    if (len(sku.warehouses) + 1) * sku.shard_items > MAX_STOCK_ITEMS:
+    stocked = replace(sku, locations=(*sku.locations, warehouse))
+    if len(stocked.stock_items()) > MAX_STOCK_ITEMS:
         raise Unprocessable(f"{sku.sku}: at most {MAX_STOCK_ITEMS} stock items (warehouses x shards)",
                             {"fields": ["warehouse"]})
-    stocked = replace(sku, warehouses=(*sku.warehouses, warehouse))
     try:
         ports.store.commit(Commit(sku_put=(stocked, ports.store.catalog_version(sku.sku))))
     except CommitRejected:

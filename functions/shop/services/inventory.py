@@ -64,7 +64,7 @@ def sell_order(ports: Ports, order: Order, at: str, actor: str,
 
 
 def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[int, int]]:
-    levels = ports.store.shard_levels({code: sku.stock_items() for code, sku in catalog.items()})
+    levels = ports.store.shard_levels({code: sku.sellable_items() for code, sku in catalog.items()})
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
 
 
@@ -117,7 +117,7 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
             if state == sku.stock_state:
                 continue  # nothing new to announce: no read at all (the sold-out tail of a sale)
         else:
-            shard_view = ports.store.shard_levels({code: sku.stock_items()})[code]
+            shard_view = ports.store.shard_levels({code: sku.sellable_items()})[code]
             total = sum(max(0, level.available) for level in shard_view.values())
             state = availability_of(total, sku.low_stock_threshold)
         current = ports.store.get_catalog([code]).get(code)
@@ -154,7 +154,7 @@ def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> li
         available = available_by_shard(ports, {code: sku})[code]
         at = clock.iso(clock.now())
         movements = []
-        for index in sku.warehouses:  # units never change warehouse here: within each, over its shards
+        for index in sku.sellable_warehouses():  # units never change warehouse here: within each, over its shards
             base = stock_item(index, 0)
             within = {item - base: units for item, units in available.items() if warehouse_index_of(item) == index}
             movements += [m for source, target, units in shards.plan_rebalance(within, sku.stock_shards)

@@ -12,7 +12,16 @@ from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.domain.values import Refund, Shipment, UnitLine
-from shop.domain.warehouses import Warehouses, shard_of, warehouse_index_of
+from shop.domain.warehouses import (
+    LOCATIONS_PER_STATE,
+    StockState,
+    Warehouses,
+    is_sellable,
+    location_of,
+    shard_of,
+    state_of,
+    warehouse_index_of,
+)
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
@@ -217,9 +226,11 @@ def public_sku_view(sku: Sku) -> dict[str, Any]:
 
 def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, Any]:
     known = registry or Warehouses()
-    per_warehouse: dict[int, StockLevels] = {index: StockLevels() for index in sku.warehouses}
+    per_location: dict[int, StockLevels] = {place: StockLevels() for place in sku.locations}
     for item, levels in sku.shard_levels.items():
-        per_warehouse[warehouse_index_of(item)] = per_warehouse.get(warehouse_index_of(item), StockLevels()) + levels
+        per_location[location_of(item)] = per_location.get(location_of(item), StockLevels()) + levels
+    sellable = [(place, levels) for place, levels in per_location.items() if place < LOCATIONS_PER_STATE]
+    held_back = [(place, levels) for place, levels in per_location.items() if place >= LOCATIONS_PER_STATE]
     return {
         **public_sku_view(sku),
         "active": sku.active,
@@ -230,17 +241,21 @@ def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, An
         # `availability` is computed from the levels just read.
         "stock_state": sku.stock_state,
         "stock_shards": sku.stock_shards,
-        "warehouses": [{"warehouse": known.code_of(index), **levels.to_dict()}
-                       for index, levels in per_warehouse.items()],
+        "warehouses": [{"warehouse": known.code_of(place), **levels.to_dict()} for place, levels in sellable],
+        # Units in other states (presale, safety, damaged, quality hold, incoming, in transit): not sellable.
+        "other_states": [{"warehouse": known.code_of(place % LOCATIONS_PER_STATE),
+                          "state": StockState(place // LOCATIONS_PER_STATE).name.lower(), **levels.to_dict()}
+                         for place, levels in held_back],
         "shards": [{"shard": shard_of(n), "warehouse": known.code_of(warehouse_index_of(n)),
                     "live": shard_of(n) < sku.stock_shards, **levels.to_dict()}
-                   for n, levels in sorted(sku.shard_levels.items())],
+                   for n, levels in sorted(sku.shard_levels.items()) if is_sellable(n)],
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
     }
 
 
 def movement_view(movement: StockMovement, registry: Warehouses | None = None) -> dict[str, Any]:
-    """A ledger entry; `shard` is the shard within `warehouse`."""
+    """A ledger entry; `shard` is the shard within `warehouse`'s stock in `state`."""
     return {**movement.to_dict(), "shard": shard_of(movement.shard),
-            "warehouse": (registry or Warehouses()).code_of(warehouse_index_of(movement.shard))}
+            "warehouse": (registry or Warehouses()).code_of(warehouse_index_of(movement.shard)),
+            "state": state_of(movement.shard).name.lower()}

@@ -21,10 +21,10 @@ from shop.services.retry import with_retries
 def layouts_for(ports: Ports, skus: dict[str, Sku], address: dict[str, Any] | None) -> tuple[
         dict[str, StockLayout], Warehouses]:
     """Per SKU, its warehouses nearest to `address` first and its live shards; and the registry used."""
-    registry = ports.store.get_warehouses(cached=True) if any(s.warehouses != (0,) for s in skus.values()) \
+    registry = ports.store.get_warehouses(cached=True) if any(s.sellable_warehouses() != (0,) for s in skus.values()) \
         else Warehouses()
     country, region = (address or {}).get("country"), (address or {}).get("region")
-    return {code: StockLayout(registry.rank(sku.warehouses, country, region), sku.stock_shards)
+    return {code: StockLayout(registry.rank(sku.sellable_warehouses(), country, region), sku.stock_shards)
             for code, sku in skus.items()}, registry
 
 
