@@ -4,7 +4,10 @@ its units ship from; the SKU's availability sums its warehouses; every movement 
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.test_orders_api import ADDRESS, make_sku
+from tests.api.test_payment_webhooks import pay
 
 SHANGHAI = {**ADDRESS, "country": "CN", "region": "Shanghai", "city": "Shanghai"}
 BEIJING = {**ADDRESS, "country": "CN", "region": "Beijing", "city": "Beijing"}
@@ -111,3 +114,34 @@ def test_removing_stock_is_per_warehouse_and_an_unknown_warehouse_is_404(api):
     assert levels == {"main": (5, 5, 0), "sh": (0, 0, 0)}
     unknown = api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 1, "reason": "x", "warehouse": "nowhere"})
     assert unknown.status == 404 and unknown.json()["warehouse"] == "nowhere"
+
+
+@pytest.mark.usefixtures("provider_env")
+def test_a_parcel_ships_from_one_warehouse_and_says_which(api):
+    define(api, "sh", serves=["CN:Shanghai"])
+    define(api, "bj", serves=["CN:Beijing"])
+    make_sku(api, "TEE", on_hand=0)
+    stock(api, "TEE", "sh", 2)
+    stock(api, "TEE", "bj", 3)
+    placed = place(api, "alice", SHANGHAI, 4).json()  # nobody holds 4: 2 from sh, 2 from bj
+    assert placed["lines"][0]["ships_from"] == [{"warehouse": "sh", "quantity": 2}, {"warehouse": "bj", "quantity": 2}]
+    assert pay(api, placed).status == 200
+    path = f"/admin/orders/{placed['order_id']}/shipments"
+
+    unnamed = api.admin("POST", path, body={"carrier": "DHL", "tracking_number": "A1"})
+    assert unnamed.status == 422 and unnamed.json()["warehouses"] == ["bj", "sh"]  # one parcel is packed in one place
+    too_many = api.admin("POST", path, body={"warehouse": "sh", "lines": [{"sku": "TEE", "quantity": 3}]})
+    assert too_many.status == 409, too_many.text
+    assert too_many.json()["skus"] == [{"sku": "TEE", "requested": 3, "unshipped": 2}]
+
+    from_sh = api.admin("POST", path, body={"warehouse": "sh", "carrier": "DHL", "tracking_number": "A1"})
+    assert from_sh.status == 201, from_sh.text
+    parcel = from_sh.json()["shipment"]
+    assert parcel["warehouse"] == "sh" and parcel["lines"] == [{"sku": "TEE", "quantity": 2}]
+    assert from_sh.json()["status"] == "PARTIALLY_SHIPPED"
+    # Only Beijing holds units still to ship: the next parcel needs no warehouse named.
+    rest = api.admin("POST", path, body={"carrier": "DHL", "tracking_number": "B2"})
+    assert rest.status == 201, rest.text
+    assert rest.json()["shipment"]["warehouse"] == "bj" and rest.json()["status"] == "SHIPPED"
+    customer = api.request("GET", f"/orders/{placed['order_id']}", user="alice").json()
+    assert [(s["warehouse"], s["lines"][0]["quantity"]) for s in customer["shipments"]] == [("sh", 2), ("bj", 2)]

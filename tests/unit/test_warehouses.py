@@ -132,3 +132,31 @@ def test_a_stock_state_is_part_of_the_item_number_and_only_sellable_items_count_
     assert read.levels == StockLevels(7, 6, 1, 3)  # what the shop can sell
     assert read.all_levels == StockLevels(14, 13, 1, 3)  # what the ledger sums to
     assert read.availability() == "in_stock"
+
+
+def test_a_parcel_is_packed_in_one_warehouse():
+    from shop.domain.errors import InvalidTransition
+    from shop.domain.orders import OrderStatus
+    from tests.unit.test_domain import order
+
+    shop = registry()  # sh = 1, bj = 2
+    paid = order(OrderStatus.PAID, lines=(("TEE", 3), ("CAP", 1)), payment_status="paid").with_allocations(
+        {"TEE": [(64, 2), (128, 1)], "CAP": [(0, 1)]}, shop)
+    assert paid.unshipped_by_warehouse() == {"sh": {"TEE": 2}, "bj": {"TEE": 1}, "main": {"CAP": 1}}
+    with pytest.raises(Unprocessable) as unnamed:
+        paid.ship("p1", None, carrier=None, tracking_number=None, at="t", actor="ops")
+    assert unnamed.value.extra["warehouses"] == ["bj", "main", "sh"]
+    # Lines only one warehouse can carry need no name; lines two could carry do.
+    only_sh = paid.ship("p1", {"TEE": 2}, carrier=None, tracking_number=None, at="t", actor="ops")
+    assert only_sh.shipments[-1].warehouse == "sh"
+    with pytest.raises(Unprocessable):  # sh and bj both hold a TEE still to ship
+        paid.ship("p2", {"TEE": 1}, carrier=None, tracking_number=None, at="t", actor="ops")
+    with pytest.raises(InvalidTransition) as short:
+        only_sh.ship("p2", {"TEE": 1}, carrier=None, tracking_number=None, at="t", actor="ops", warehouse="sh")
+    assert short.value.extra["skus"] == [{"sku": "TEE", "requested": 1, "unshipped": 0}]
+    # Named without lines: every unit still to ship from there.
+    from_main = only_sh.ship("p3", None, carrier=None, tracking_number=None, at="t", actor="ops", warehouse="main")
+    assert [(u.sku, u.quantity) for u in from_main.shipments[-1].lines] == [("CAP", 1)]
+    last = from_main.ship("p4", None, carrier=None, tracking_number=None, at="t", actor="ops")
+    assert last.shipments[-1].warehouse == "bj" and last.status is OrderStatus.SHIPPED
+    assert last.unshipped_by_warehouse() == {}

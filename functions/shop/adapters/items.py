@@ -172,6 +172,8 @@ def shipment_to_record(shipment: Shipment) -> dict[str, Any]:
                               "at": shipment.at}
     if shipment.actor is not None:
         record["actor"] = shipment.actor
+    if shipment.warehouse != MAIN_WAREHOUSE:
+        record["warehouse"] = shipment.warehouse
     if shipment.tracking is not None:
         record["tracking"] = parcel_tracking_to_record(shipment.tracking)
     return record
@@ -181,7 +183,8 @@ def shipment_from_record(record: dict[str, Any]) -> Shipment:
     return Shipment(shipment_id=record["shipment_id"], lines=_lines_from_record(record.get("lines")),
                     carrier=record.get("carrier"), tracking_number=record.get("tracking_number"),
                     at=record.get("at", ""), actor=record.get("actor"),
-                    tracking=parcel_tracking_from_record(record.get("tracking")))
+                    tracking=parcel_tracking_from_record(record.get("tracking")),
+                    warehouse=record.get("warehouse") or MAIN_WAREHOUSE)
 
 
 def parcel_tracking_to_record(tracking: ParcelTracking) -> dict[str, Any]:

@@ -201,10 +201,48 @@ class Order:
         left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
+    def unshipped_by_warehouse(self) -> dict[str, dict[str, int]]:
+        """Units still to ship per warehouse and SKU: held there (the lines' allocations; a line without any
+        counts as the main warehouse's) less what parcels from there carried, never more than the SKU has left."""
+        left = self.unshipped_units()
+        found: dict[str, dict[str, int]] = {}
+        for line in self.lines:
+            for code, units in (line.units_by_warehouse() or {MAIN_WAREHOUSE: line.quantity}).items():
+                found.setdefault(code, {})[line.sku] = found.get(code, {}).get(line.sku, 0) + units
+        for shipment in self.shipments:
+            for unit in shipment.lines:
+                from_there = found.setdefault(shipment.warehouse, {})
+                from_there[unit.sku] = from_there.get(unit.sku, 0) - unit.quantity
+        bounded = {code: {sku: min(units, left.get(sku, 0)) for sku, units in per_sku.items()}
+                   for code, per_sku in found.items()}
+        return {code: {sku: units for sku, units in per_sku.items() if units > 0}
+                for code, per_sku in bounded.items() if any(units > 0 for units in per_sku.values())}
+
+    def _ships_from(self, parcel: dict[str, int], warehouse: str | None) -> str:
+        """The warehouse a parcel ships from: the one named, else the only one holding units still to ship, else the
+        only one holding all of the parcel's units (a parcel is packed in one warehouse: otherwise name it)."""
+        holding = self.unshipped_by_warehouse()
+        if warehouse is None:
+            if len(holding) <= 1:
+                return next(iter(holding), MAIN_WAREHOUSE)
+            able = [code for code, units in holding.items() if all(units.get(s, 0) >= q for s, q in parcel.items())]
+            if len(able) == 1:
+                return able[0]
+            raise Unprocessable("this order's units ship from several warehouses: name the parcel's warehouse",
+                                {"fields": ["warehouse"], "warehouses": sorted(holding)})
+        there = holding.get(warehouse, {})
+        short = [{"sku": sku, "requested": qty, "unshipped": there.get(sku, 0)}
+                 for sku, qty in parcel.items() if qty > there.get(sku, 0)]
+        if short:
+            raise InvalidTransition(f"warehouse {warehouse} holds fewer of this order's units to ship",
+                                    {"warehouse": warehouse, "skus": short})
+        return warehouse
+
     def ship(self, shipment_id: str, units: dict[str, int] | None, *, carrier: str | None,
-             tracking_number: str | None, at: str, actor: str, tracking: ParcelTracking | None = None) -> Order:
-        """Record a parcel (every unshipped unit when `units` is None): PAID or PARTIALLY_SHIPPED ->
-        PARTIALLY_SHIPPED, or SHIPPED once nothing is left."""
+             tracking_number: str | None, at: str, actor: str, tracking: ParcelTracking | None = None,
+             warehouse: str | None = None) -> Order:
+        """Record a parcel from one warehouse (every unit still to ship from there when `units` is None): PAID or
+        PARTIALLY_SHIPPED -> PARTIALLY_SHIPPED, or SHIPPED once nothing is left."""
         if self.status not in (S.PAID, S.PARTIALLY_SHIPPED):
             raise InvalidTransition(f"order {self.order_id} is {self.status.value}; it cannot be shipped",
                                     {"order_id": self.order_id, "current_status": self.status.value})
@@ -212,6 +250,8 @@ class Order:
         if unknown:
             raise Unprocessable("these SKUs are not in the order", {"skus": unknown})
         left = self.unshipped_units()
+        if units is None and warehouse is not None:
+            units = self.unshipped_by_warehouse().get(warehouse, {})
         parcel = dict(units) if units is not None else dict(left)
         if not parcel:
             raise InvalidTransition(f"order {self.order_id} has nothing left to ship", {"order_id": self.order_id})
@@ -219,8 +259,9 @@ class Order:
                  for sku, qty in parcel.items() if qty > left.get(sku, 0)]
         if short:
             raise InvalidTransition(f"order {self.order_id} has fewer units left to ship", {"skus": short})
+        origin = self._ships_from(parcel, warehouse)
         done = all(left[sku] == parcel.get(sku, 0) for sku in left)
-        shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor, tracking)
+        shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor, tracking, origin)
         return self.transition(S.SHIPPED if done else S.PARTIALLY_SHIPPED, at=at, actor=actor,
                                reason=f"shipment {shipment_id}",
                                fulfillment_status=FulfillmentStatus.FULFILLED if done else FulfillmentStatus.PARTIAL,

@@ -47,6 +47,7 @@ class Shipment:
     # A parcel followed through a carrier adapter (shop.domain.parcels, shop.services.fulfilment): its status,
     # checkpoints, waybill booking and polling state. None: a free-text parcel nobody follows.
     tracking: ParcelTracking | None = None
+    warehouse: str = "main"  # where the parcel ships from (shop.domain.warehouses)
 
     def units(self) -> dict[str, int]:
         return sum_units(self.lines)

@@ -44,6 +44,7 @@ class ShipmentOut(BaseModel):
     carrier: str | None
     tracking_number: str | None
     at: str
+    warehouse: str  # where the parcel ships from
     actor: str
     # Courier status (docs/fulfilment.md); None for a free-text parcel nobody follows.
     status: Literal["label_created", "in_transit", "out_for_delivery", "delivery_failed", "available_for_pickup",

@@ -115,6 +115,10 @@ class ShipmentIn(Strict):
                                                       pattern=r"^[A-Za-z0-9 ._/-]+$")] | None = None
     # The carrier company at an aggregator carrier: Kuaidi100 `com` (e.g. shunfeng, zhongtong), AfterShip `slug`.
     carrier_code: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$")] | None = None
+    warehouse: Annotated[str, StringConstraints(pattern=WAREHOUSE_CODE_PATTERN)] | None = Field(
+        default=None, description="Where the parcel ships from; needed only when the order's units to ship sit in "
+                                  "several warehouses and the parcel's lines do not say which (without lines: "
+                                  "every unit still to ship from there)")
 
 
 class RefundIn(Strict):

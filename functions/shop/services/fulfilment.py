@@ -53,8 +53,8 @@ def confirmation_seconds() -> int:
 
 
 def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, carrier: str | None,
-               tracking_number: str | None, key: str, actor: str, carrier_code: str | None = None
-               ) -> tuple[Order, bool]:
+               tracking_number: str | None, key: str, actor: str, carrier_code: str | None = None,
+               warehouse: str | None = None) -> tuple[Order, bool]:
     """Record one shipment (every unshipped unit when `units` is None). Returns (order, created).
 
     The shipment id derives from the order and the request key, so a retried request finds its shipment already
@@ -80,7 +80,7 @@ def ship_order(ports: Ports, order_id: str, *, units: dict[str, int] | None, car
         tracking = (ParcelTracking.started(carrier_code=carrier_code, booked=bool(tracking_number), at=at)
                     if adapter is not None else None)
         updated = order.ship(shipment_id, units, carrier=carrier, tracking_number=tracking_number,
-                             at=at, actor=actor, tracking=tracking)
+                             at=at, actor=actor, tracking=tracking, warehouse=warehouse)
         ports.store.commit(Commit(order_update=(order, updated)))
         return updated, True
 

@@ -86,7 +86,7 @@ def shipment_view(shipment: Shipment, *, for_customer: bool = False) -> dict[str
     shown: dict[str, Any] = {"shipment_id": shipment.shipment_id,
                              "lines": [{"sku": line.sku, "quantity": line.quantity} for line in shipment.lines],
                              "carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
-                             "at": shipment.at}
+                             "at": shipment.at, "warehouse": shipment.warehouse}
     if shipment.actor is not None:  # parcels recorded before actors were kept show none
         shown["actor"] = _customer_actor(shipment.actor) if for_customer else shipment.actor
     # Courier status (docs/fulfilment.md); None for a free-text parcel nobody tracks.

@@ -205,7 +205,7 @@ def ship(order_id: str, body: ShipmentIn,
     key = idempotency_key or order_service.request_fingerprint(body.model_dump())
     order, created = fulfilment.ship_order(default_ports(), order_id, units=units, carrier=body.carrier,
                                            tracking_number=body.tracking_number, key=key, actor=who.actor,
-                                           carrier_code=body.carrier_code)
+                                           carrier_code=body.carrier_code, warehouse=body.warehouse)
     shipment_id = fulfilment.shipment_id_for(order_id, key)
     view = admin_order_view(order)
     shipment = next(s for s in view["shipments"] if s["shipment_id"] == shipment_id)
