@@ -46,7 +46,7 @@ def test_a_parcel_stored_in_the_old_shape_reads_serves_and_tracks(api, carriers,
     assert parcel["tracking"]["label_key"] == written["label_key"] and parcel["label_url"]
     customer = get(api, paid)["shipments"][0]
     assert set(customer) == {"shipment_id", "lines", "carrier", "tracking_number", "at", "actor", "status",
-                             "carrier_code", "status_changed_at", "checkpoints"}
+                             "carrier_code", "status_changed_at", "checkpoints", "warehouse"}
     # The carrier's push repeats the in_transit scan: recorded once (the stored checkpoint keeps its id).
     assert push(api, carriers, number, "delivered").status == 200
     parcel = admin_order(api, paid)["shipments"][0]
