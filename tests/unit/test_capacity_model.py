@@ -20,7 +20,9 @@ loop). The fake store stands in for DynamoDB with the limits that decide a hot S
   publish the real window): another transaction touching it meanwhile is cancelled with
   TransactionConflict and costs nothing;
 - a transaction whose `available >= :q` guard fails raises StockShort and costs the prepare half
-  (1 unit) on the stock item it touched (assumed; AWS does not document it for transactions);
+  (1 unit) on the stock item it touched (assumed; AWS does not document it for transactions); an
+  order's first write, planned without a read, must leave a unit (`available >= :q + 1`), as the
+  adapter's `Commit.keep_available` does, so the order taking a shard's last unit is one that read it;
 - when modelled, each order is paid later: one more transaction on the shard it reserved from.
 
 A throttled or conflicted client retries after its round trip plus a full-jitter exponential
@@ -193,8 +195,9 @@ class FakeShardStore:
             if self.locked_until.get(shard, -1) > self.now:
                 self.result.conflicts += 1
                 raise TransactionConflict()
+        keep = 0 if self.read_in_call else 1  # a write planned without a read leaves a unit (Commit.keep_available)
         for shard, units in lines:
-            if self.available[shard] < units:
+            if self.available[shard] < units + keep:
                 for shard_, _ in lines:
                     self._tokens(("STOCK", shard_))[0] -= TX_WCU / 2
                 self.result.short += 1
