@@ -24,6 +24,7 @@ from infra.notifications import Notifications
 from infra.observability import Observability
 from infra.reconciliation import DailyReconciliation
 from infra.secrets import ProviderSecrets
+from shop.domain.availability import AvailabilityDisplay
 from shop.manifest import FUNCTIONS, QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 from shop.settings import function_environment
@@ -107,6 +108,10 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "notification_sms": True,
     "operator_email": "",
     "operator_locale": "en",
+    # What storefronts see of stock (GET /skus/{sku}; shop/domain/availability.py): exact, only_n_left (the count only
+    # at or below the SKU's low_stock_threshold, else availability_only_n_left_threshold) or coarse (never a count).
+    "availability_display": "exact",
+    "availability_only_n_left_threshold": 5,
     # How long the event bus archive keeps every domain event for replay (0: for ever).
     "event_archive_retention_days": 90,
     # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
@@ -217,6 +222,10 @@ class ShopStack(Stack):
         operator_locale = str(ctx("operator_locale"))
         if operator_locale not in ("zh-CN", "en"):
             raise ValueError(f"context operator_locale={operator_locale!r}: zh-CN or en")
+        availability_display = str(ctx("availability_display"))
+        if availability_display not in set(AvailabilityDisplay):
+            raise ValueError(f"context availability_display={availability_display!r}: "
+                             f"{', '.join(AvailabilityDisplay)}")
         email_from, sms = str(ctx("notification_email_from")).strip(), _flag(ctx("notification_sms"))
         self.notifications = Notifications(
             self, "Notifications", bus=messaging.bus, queues=messaging.queues,
@@ -239,6 +248,7 @@ class ShopStack(Stack):
             "notify_email_from": email_from,
             "notify_sms": "on" if sms else "off",
             "operator_locale": operator_locale,
+            "availability_display": availability_display,
             **{spec.setting: messaging.queues[spec.name].queue_url for spec in QUEUES},
             "payment_secret_prefix": secret_prefix,
             "payment_secrets_source": "secretsmanager",
@@ -251,7 +261,7 @@ class ShopStack(Stack):
                 "max_unpaid_units_per_sku", "risk_large_amount", "risk_max_large_payments", "risk_max_payments_per_ip",
                 "risk_window_seconds", "after_sales_days_after_delivery", "after_sales_days_after_shipment",
                 "after_sales_max_photos", "after_sales_photo_max_bytes", "parcel_max_age_seconds",
-                "parcel_no_record_seconds", "order_confirmation_seconds")},
+                "parcel_no_record_seconds", "order_confirmation_seconds", "availability_only_n_left_threshold")},
         }
         environment = {name: {**POWERTOOLS_ENVIRONMENT, **function_environment(name, deployed)} for name in FUNCTIONS}
         # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.

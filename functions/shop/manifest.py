@@ -180,7 +180,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                             READ_PHONE_KEY, "s3:PutObject on evidence bucket")),
         # Its own items only: the SKUs and their stock shards (infra/grants.py: dynamodb:LeadingKeys).
         FunctionSpec("catalog_api", 256, 10, "Public SKU availability and the OpenAPI document",
-                     settings=HTTP_SETTINGS, calls=("dynamodb:BatchGetItem on catalog items",)),
+                     settings=(*HTTP_SETTINGS, "availability_display", "availability_only_n_left_threshold"), calls=("dynamodb:BatchGetItem on catalog items",)),
         FunctionSpec("admin_api", 256, 20, "Operator routes: SKUs, stock adjustments, ledger, orders",
                      settings=(*HTTP_SETTINGS, *PAYMENT_SETTINGS, *AFTER_SALES_SETTINGS, *FULFILMENT_SETTINGS,
                                "phone_index_key", "csv_export_max_rows"),

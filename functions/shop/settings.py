@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from shop.domain.availability import AvailabilityDisplay, DisplayRule
 from shop.services.ports import HoldLimits
 
 # The payment providers (shop.payments.registry has one module each: a test checks the two lists agree). Each
@@ -74,6 +75,11 @@ class Settings(BaseModel):
     csv_export_max_rows: int = Field(10_000, alias="CSV_EXPORT_MAX_ROWS", ge=1)
     phone_index_key: str = Field("", alias="PHONE_INDEX_KEY", repr=False)
     phone_index_key_secret: str = Field("", alias="PHONE_INDEX_KEY_SECRET")
+
+    # What storefronts see of stock (shop.domain.availability): exact counts, a count only when few are left
+    # (at or below the SKU's low_stock_threshold, else this shop-wide threshold), or never a count.
+    availability_display: AvailabilityDisplay = Field(AvailabilityDisplay.EXACT, alias="AVAILABILITY_DISPLAY")
+    availability_only_n_left_threshold: int = Field(5, alias="AVAILABILITY_ONLY_N_LEFT_THRESHOLD", ge=0, le=10**9)
 
     # Payments
     payment_providers_enabled: str = Field(",".join(PROVIDER_NAMES), alias="PAYMENT_PROVIDERS_ENABLED")
@@ -154,6 +160,16 @@ class Settings(BaseModel):
     def _at_least_the_default_window(cls, value: int, info: ValidationInfo) -> int:
         return max(value, info.data.get("payment_window_seconds", value))
 
+    @field_validator("availability_display", mode="before")
+    @classmethod
+    def _known_display(cls, value: Any) -> Any:
+        """Empty: exact (the default). An unknown mode shows no counts (coarse) rather than failing every request;
+        the CDK app refuses one at synth (context availability_display)."""
+        text = str(value).strip().lower()
+        if not text:
+            return AvailabilityDisplay.EXACT
+        return text if text in set(AvailabilityDisplay) else AvailabilityDisplay.COARSE
+
     @field_validator("payment_secrets_source")
     @classmethod
     def _known_source(cls, value: str) -> str:
@@ -166,6 +182,9 @@ class Settings(BaseModel):
 
     def sms_enabled(self) -> bool:
         return self.notify_sms.strip().lower() in ("1", "on", "true", "yes")
+
+    def availability_rule(self) -> DisplayRule:
+        return DisplayRule(self.availability_display, self.availability_only_n_left_threshold)
 
     def hold_limits(self) -> HoldLimits:
         return HoldLimits(self.max_unpaid_orders_per_customer, self.max_unpaid_units_per_sku)

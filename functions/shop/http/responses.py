@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel, Field, RootModel
 
 
 class MoneyOut(BaseModel):
@@ -169,7 +169,10 @@ class SkuOut(BaseModel):
     sku: str
     name: str
     price: MoneyOut
-    available: int
+    available: int | None = Field(description=(
+        "Units available to order. Null when the shop's availability display hides the count: "
+        "AVAILABILITY_DISPLAY=coarse (never shown), or only_n_left above the SKU's low_stock_threshold "
+        "(or the shop-wide AVAILABILITY_ONLY_N_LEFT_THRESHOLD); exact (the default) always shows it"))
     availability: Literal["in_stock", "low_stock", "sold_out"]
     stock_policy: Literal["reserve_on_order", "deduct_on_payment"]
     max_per_order: int | None
@@ -198,6 +201,7 @@ class StateLevelsOut(LevelsOut):
 
 
 class AdminSkuOut(SkuOut):
+    available: int = Field(description="Units available to order (operators always see the exact count)")
     active: bool
     low_stock_threshold: int | None
     payment_window_seconds: int | None

@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Any
 
 from shop.domain.after_sales import AfterSale
+from shop.domain.availability import EXACT, DisplayRule, shown_availability
 from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import Sku, StockLevels
@@ -211,14 +212,16 @@ def admin_order_view(order: Order) -> dict[str, Any]:
             "shipments": [admin_shipment_view(shipment) for shipment in order.shipments]}
 
 
-def public_sku_view(sku: Sku) -> dict[str, Any]:
-    available = max(0, sku.levels.available)
+def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
+    """What storefronts see (GET /skus/{sku}): `available` is null when the shop's availability display hides
+    the count (shop.domain.availability); operators' views pass nothing and see the exact count."""
+    shown = shown_availability(sku.levels.available, sku.low_stock_threshold, display)
     return {
         "sku": sku.sku,
         "name": sku.name,
         "price": sku.price.to_dict(),
-        "available": available,
-        "availability": sku.availability(),
+        "available": shown.available,
+        "availability": shown.availability,
         "stock_policy": sku.stock_policy.value,
         "max_per_order": sku.max_per_order,
     }

@@ -9,13 +9,14 @@ from shop.domain.errors import NotFound
 from shop.http.routes.common import checked_sku, json_response
 from shop.services.catalog import get_sku
 from shop.services.presenters import public_sku_view
+from shop.settings import get_settings
 
 router = APIGatewayRouter()
 
 
-@router.get("/skus/<sku>", summary="Price and availability of a SKU")
+@router.get("/skus/<sku>", summary="Price and availability of a SKU (the count as the shop's AVAILABILITY_DISPLAY allows)")
 def read_sku(sku: str):
     found = get_sku(default_ports(), checked_sku(sku))
     if not found.active:
         raise NotFound(f"no SKU {sku}", {"sku": sku})
-    return json_response(200, public_sku_view(found))
+    return json_response(200, public_sku_view(found, get_settings().availability_rule()))
