@@ -5,7 +5,8 @@ Rules, in order:
   it, with webhooks exempt; webhooks are left out of the group, as they carry providers' payloads and are
   authenticated by their signature), known bad inputs, and the Amazon IP reputation list.
 - A rate-based rule per client IP on POST /orders (placing orders is what bots hoard stock with).
-- A body size rule: a body over 16 KB is blocked, except on /webhooks/* (providers' payloads can be larger).
+- A body size rule: a body over 16 KB is blocked, except on /webhooks/* (providers' payloads can be larger) and
+  /admin/imports/* (operators' CSV files, up to 1 MiB: the function checks the size and the admin group).
   API Gateway forwards 16 KB of body to WAF by default; larger bodies match by the oversize handling.
   https://docs.aws.amazon.com/waf/latest/developerguide/web-acl-setting-body-inspection-limit.html
 Managed rule groups: https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-list.html
@@ -44,6 +45,7 @@ class EdgeProtection(Construct):
         super().__init__(scope, construct_id)
         base = f"/{stage_name}"  # the path WAF sees: /v1/... on execute-api and on the custom domain (base path v1)
         webhooks = _path("STARTS_WITH", f"{base}/webhooks/")
+        uploads = _path("STARTS_WITH", f"{base}/admin/imports/")
         rules = []
         for priority, group in enumerate(MANAGED_RULE_GROUPS):
             common = group == "AWSManagedRulesCommonRuleSet"
@@ -77,7 +79,8 @@ class EdgeProtection(Construct):
                         body=waf.CfnWebACL.BodyProperty(oversize_handling="MATCH")),
                     comparison_operator="GT", size=MAX_BODY_BYTES,
                     text_transformations=[waf.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")])),
-                _not(webhooks)])),
+                _not(waf.CfnWebACL.StatementProperty(or_statement=waf.CfnWebACL.OrStatementProperty(
+                    statements=[webhooks, uploads])))])),
             visibility_config=_visibility("BodySize")))
         self.web_acl = waf.CfnWebACL(
             self, "WebAcl", name=f"{name_prefix}-api", scope="REGIONAL",

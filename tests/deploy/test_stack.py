@@ -836,7 +836,8 @@ def test_waf_off_in_dev_on_in_prod_with_the_managed_rate_and_size_rules(resource
     (limit, exempt) = size["Statement"]["AndStatement"]["Statements"]
     assert limit["SizeConstraintStatement"]["Size"] == MAX_BODY_BYTES
     assert limit["SizeConstraintStatement"]["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
-    assert exempt["NotStatement"]["Statement"]["ByteMatchStatement"]["SearchString"] == "/v1/webhooks/"
+    exempted = exempt["NotStatement"]["Statement"]["OrStatement"]["Statements"]
+    assert [s["ByteMatchStatement"]["SearchString"] for s in exempted] == ["/v1/webhooks/", "/v1/admin/imports/"]
 
 
 def test_rates_latency_and_throttle_alarms_and_the_event_archive(resources):

@@ -30,6 +30,7 @@ from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort
 from shop.services.records import (
     AdjustmentApplied,
     IdempotentResponse,
+    ImportRowApplied,
     KeyedRecord,
     PaidFromAddress,
     RestockApplied,
@@ -132,6 +133,12 @@ class InMemoryStore:
         return _page(movements, key=lambda m: f"{m.at}#{m.movement_id}", newest_first=False,
                      scope=f"ledger:{code}", limit=limit, cursor=cursor)
 
+    def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterator[StockMovement]:
+        with self._lock:
+            movements = [m for m in self._ledger.values() if m.sku == code and (at_from is None or m.at >= at_from)
+                         and (at_to is None or m.at <= at_to + "\uffff")]
+        yield from sorted(movements, key=lambda m: f"{m.at}#{m.movement_id}")
+
     # ---- orders -------------------------------------------------------------
 
     def get_order(self, order_id: str) -> Order | None:
@@ -224,6 +231,10 @@ class InMemoryStore:
 
     def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None:
         return self._record(AdjustmentApplied.label, sku, request_id)
+
+    def import_rows_applied(self, file_id: str, lines: list[int]) -> set[int]:
+        with self._lock:
+            return {line for line in lines if (ImportRowApplied.label, (file_id, str(line))) in self._records}
 
     def count_paid_from_address(self, ip_hash: str, since: str) -> int:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -262,6 +263,11 @@ class DynamoShopStore:
     def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None:
         item = self.get_item(it.adjustment_key(sku, request_id))
         return it.adjustment_applied_from_item(item, sku, request_id) if item else None
+
+    def import_rows_applied(self, file_id: str, lines: list[int]) -> set[int]:
+        """BatchGetItem of the rows' markers (consistent), 100 keys per call."""
+        found = self._batch_get([it.import_row_key(file_id, line) for line in lines], True)
+        return {int(item["line"]) for item in found}
 
     def put_reconciliation(self, provider: str, day: date, result: dict[str, Any]) -> None:
         """Write or replace one provider's result for a business day."""
@@ -533,6 +539,27 @@ class DynamoShopStore:
         more = len(merged) > want or any(more for _, more in results)
         next_cursor = encode_listing_cursor(scope, page[-1]["sk"]) if more and page else None
         return [it.movement_from_item(item) for item in page], next_cursor
+
+    def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterator[StockMovement]:
+        """One Query per stock item's ledger, a sort key range ("{at}#{movement_id}"), paged lazily and merged."""
+        catalog = self.get_catalog([code]).get(code)
+        bounds = {":lo": at_from or " ", ":hi": (at_to or "\uffff") + "\uffff"}  # keys are never empty strings
+        streams = [self._ledger_range(it.ledger_partition(code, n), bounds) for n in (catalog.stock_items() if catalog else [0])]
+        for item in heapq.merge(*streams, key=lambda item: item["sk"]):
+            yield it.movement_from_item(item)
+
+    def _ledger_range(self, partition: str, bounds: dict[str, str]) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": True,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": it.encode({":pk": partition, **bounds}),
+        }
+        while True:
+            got = self.db.query(**request)
+            yield from (it.decode(item) for item in got.get("Items", []))
+            if "LastEvaluatedKey" not in got:
+                return
+            request["ExclusiveStartKey"] = got["LastEvaluatedKey"]
 
     # ---- the one write path ----------------------------------------------
 

@@ -153,7 +153,7 @@ def movement_to_item(movement: StockMovement) -> dict[str, Any]:
 def movement_from_item(item: dict[str, Any]) -> StockMovement:
     return StockMovement(sku=item["sku"], shard=item.get("shard", 0), at=item["at"], actor=item["actor"],
                          reason=item["reason"], order_id=item.get("order_id"), delta=StockLevels(**item["delta"]),
-                         movement_id=item.get("movement_id", ""))
+                         movement_id=item.get("movement_id", ""), reference=item.get("reference"))
 
 
 def _lines_to_record(lines: tuple[UnitLine, ...]) -> list[dict[str, Any]]:
@@ -514,6 +514,10 @@ def adjustment_key(sku: str, request_id: str) -> dict[str, str]:
     return {"pk": f"ADJUSTMENT#{sku}#{request_id}", "sk": "ADJUSTMENT"}
 
 
+def import_row_key(file_id: str, line: int) -> dict[str, str]:
+    return {"pk": f"IMPORT#{file_id}#{line}", "sk": "IMPORT"}
+
+
 def paid_from_address_partition(ip_hash: str) -> str:
     """Orders paid from one client address, sorted by "{paid_at}#{order_id}"."""
     return f"RISKIP#{ip_hash}"
@@ -539,6 +543,9 @@ def record_to_item(record: records.KeyedRecord) -> dict[str, Any]:
     if isinstance(record, records.AdjustmentApplied):
         return {**adjustment_key(record.sku, record.request_id), "entity": "ADJUSTMENT",
                 "movements": [m.to_dict() for m in record.movements], "ttl": record.expires}
+    if isinstance(record, records.ImportRowApplied):
+        return {**import_row_key(record.file_id, record.line), "entity": "IMPORT_ROW", "file_id": record.file_id,
+                "line": record.line, "sku": record.sku, "applied_at": record.applied_at, "ttl": record.expires}
     return {"pk": paid_from_address_partition(record.ip_hash), "sk": f"{record.paid_at}#{record.order_id}",
             "entity": "RISK_IP", "order_id": record.order_id, "ttl": record.expires}
 
@@ -599,7 +606,7 @@ def existing_from_item(item: dict[str, Any], written: records.KeyedRecord | None
         return restock_applied_from_item(item, written.message_id)
     if isinstance(written, records.AdjustmentApplied):
         return adjustment_applied_from_item(item, written.sku, written.request_id)
-    if isinstance(written, records.PaidFromAddress):
+    if isinstance(written, (records.PaidFromAddress, records.ImportRowApplied)):
         return replace(written, expires=_ttl(item))
     return item
 

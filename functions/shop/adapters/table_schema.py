@@ -38,6 +38,7 @@ Keyed records (services/records.py), each written once; `ttl` lets the table dro
 - IDEMPOTENCY#{customer}#{key} / IDEMPOTENCY   IdempotentResponse: the stored response of POST /orders
 - RESTOCK#{message_id} / RESTOCK         RestockApplied: a stock return applied
 - ADJUSTMENT#{sku}#{request} / ADJUSTMENT   AdjustmentApplied: an operator's adjustment and its movements
+- IMPORT#{file_id}#{line} / IMPORT       ImportRowApplied: a row of an operators' CSV import applied
 - WEBHOOK#{provider}#{event_id} / WEBHOOK   WebhookReceipt: a settled provider event and its outcome
 - RISKIP#{sha256(ip)} / {paid_at}#{order_id}   PaidFromAddress: a paid order per client address (risk rule)
 

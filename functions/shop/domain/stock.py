@@ -12,7 +12,7 @@ same transaction, so the ledger of a SKU always sums to its levels.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shop.domain.errors import Unprocessable
 from shop.domain.skus import StockLevels
@@ -28,6 +28,7 @@ class StockMovement:
     order_id: str | None
     delta: StockLevels
     movement_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    reference: str | None = None  # the document behind a movement that has no order (e.g. an import file's id)
 
     def guards(self) -> dict[str, int]:
         """The least each level must hold for this movement to apply (only levels it lowers)."""
@@ -36,7 +37,8 @@ class StockMovement:
 
     def to_dict(self) -> dict:
         return {"sku": self.sku, "shard": self.shard, "at": self.at, "actor": self.actor, "reason": self.reason,
-                "order_id": self.order_id, "delta": self.delta.to_dict(), "movement_id": self.movement_id}
+                "order_id": self.order_id, "delta": self.delta.to_dict(), "movement_id": self.movement_id,
+                "reference": self.reference}
 
 
 def _require_positive(quantity: int) -> None:
@@ -89,11 +91,13 @@ def return_sold(sku: str, shard: int, quantity: int, *, at: str, actor: str, ord
                      order_id=order_id)
 
 
-def adjust(sku: str, shard: int, delta: int, *, at: str, actor: str, reason: str) -> StockMovement:
+def adjust(sku: str, shard: int, delta: int, *, at: str, actor: str, reason: str,
+           reference: str | None = None) -> StockMovement:
     """An operator's correction of on_hand (received goods, shrinkage). Never touches reservations."""
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
         raise Unprocessable("delta must be a non-zero integer", {"fields": ["delta"]})
-    return _movement(sku, shard, StockLevels(delta, delta, 0, 0), at=at, actor=actor, reason=reason, order_id=None)
+    movement = _movement(sku, shard, StockLevels(delta, delta, 0, 0), at=at, actor=actor, reason=reason, order_id=None)
+    return replace(movement, reference=reference) if reference else movement
 
 
 def move(sku: str, source: int, target: int, quantity: int, *, at: str, actor: str,

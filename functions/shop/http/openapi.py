@@ -33,6 +33,10 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/admin/orders"): (200, r.AdminOrderPage),
     ("get", "/admin/orders.csv"): (200, r.OrdersCsv),
     ("get", "/admin/skus"): (200, r.AdminSkuPage),
+    ("post", "/admin/imports/skus"): (200, r.ImportOut),
+    ("get", "/admin/skus.csv"): (200, r.SkusCsv),
+    ("get", "/admin/stock.csv"): (200, r.StockCsv),
+    ("get", "/admin/ledger.csv"): (200, r.LedgerCsv),
     ("post", "/admin/orders/{order_id}/cancel"): (200, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/refunds"): (201, r.AdminOrderOut),
     ("post", "/admin/orders/{order_id}/shipments"): (201, r.AdminOrderOut),
@@ -53,12 +57,17 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/admin/warehouses"): (200, r.WarehouseList),
 }
 # Success bodies that are not JSON.
-CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv"}
+CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv", ("get", "/admin/skus.csv"): "text/csv",
+                 ("get", "/admin/stock.csv"): "text/csv", ("get", "/admin/ledger.csv"): "text/csv"}
+# Request bodies that are files, not JSON (Powertools sees no body parameter on their routes).
+FILE_BODIES = {("post", "/admin/imports/skus"): (
+    "text/csv", "A header row (sku, name, price, currency required; active, stock_policy, low_stock_threshold, "
+                "max_per_order, payment_window_seconds, stock_shards, on_hand optional), one SKU per row")}
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments"),
            ("put", "/admin/warehouses/{code}")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
-          413: "Payload too large", 422: "Invalid request", 502: "Payment provider error",
+          413: "Payload too large", 415: "Unsupported media type", 422: "Invalid request", 502: "Payment provider error",
           503: "Busy or provider unavailable, retry"}
 
 
@@ -87,6 +96,10 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
                 documented[str(status)] = {"description": description,
                                            "content": {PROBLEM_JSON: {"schema": problem}}}
             operation["responses"] = documented
+            if (method, path) in FILE_BODIES:
+                media_type, description = FILE_BODIES[(method, path)]
+                operation["requestBody"] = {"required": True, "description": description,
+                                            "content": {media_type: {"schema": {"type": "string"}}}}
     # Powertools' own validation error shapes: our errors are problem+json, and nothing refers to these.
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         components.pop(unused, None)

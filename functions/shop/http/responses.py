@@ -224,6 +224,39 @@ class OrdersCsv(RootModel[str]):
     """RFC 4180 CSV (text/csv), one order per row, money in minor units with a currency column."""
 
 
+class SkusCsv(RootModel[str]):
+    """RFC 4180 CSV (text/csv), one SKU per row: its terms (the import's columns), levels, state and times."""
+
+
+class StockCsv(RootModel[str]):
+    """RFC 4180 CSV (text/csv), one SKU per row: on_hand, available, reserved, sold, availability, stock_shards."""
+
+
+class LedgerCsv(RootModel[str]):
+    """RFC 4180 CSV (text/csv), one ledger entry per row (its delta in four columns), oldest first per SKU."""
+
+
+class ImportRowOut(BaseModel):
+    line: int
+    sku: str
+    status: Literal["applied", "skipped", "failed", "pending"]  # skipped: applied by an earlier post of the file
+    created: bool | None = None  # applied: the SKU is new
+    on_hand: int | None = None  # applied: on_hand after the row
+    problem: str | None = None  # failed: the problem type's slug (e.g. insufficient-stock, conflict)
+    message: str | None = None  # failed: why
+
+
+class ImportOut(BaseModel):
+    file_id: str  # sha256 of the file (and of its Idempotency-Key): a re-post of the same file skips applied rows
+    rows: int
+    applied: int
+    skipped: int
+    failed: int
+    pending: int  # not reached within this request's time budget: post the same file again
+    complete: bool  # no row pending
+    results: list[ImportRowOut]
+
+
 class LedgerEntryOut(BaseModel):
     sku: str
     shard: int  # within its warehouse
@@ -235,6 +268,7 @@ class LedgerEntryOut(BaseModel):
     order_id: str | None
     delta: LevelsOut
     movement_id: str
+    reference: str | None  # the document behind a movement without an order (an import: the file's id)
 
 
 class LedgerPage(BaseModel):

@@ -13,7 +13,7 @@ from shop.domain.stock import StockMovement
 from shop.domain.warehouses import shard_of, stock_item
 from shop.services import inventory, warehouses
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
-from shop.services.records import AdjustmentApplied
+from shop.services.records import AdjustmentApplied, KeyedRecord
 from shop.services.retry import with_retries
 
 
@@ -29,12 +29,19 @@ def get_sku(ports: Ports, code: str) -> Sku:
     return sku
 
 
-def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> tuple[Sku, bool]:
+def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str, reason: str | None = None,
+               reference: str | None = None, record: KeyedRecord | None = None, warehouse: int = 0
+               ) -> tuple[Sku, bool]:
     """Create or replace a SKU's catalog details; returns (sku with its stock, created).
 
     The catalog entry and every shard's copy of what an order's write checks (active, price) change in
     one transaction, conditional on the catalog version read. A changed shard count takes effect for
-    new orders at once; units in shards no longer used are moved to the others (ledgered)."""
+    new orders at once; units in shards no longer used are moved to the others (ledgered).
+
+    A new `on_hand` (of `warehouse`, by index: the main one unless given) is one ledgered adjustment (`reason`,
+    default initial_stock or on_hand_set, with `reference`). `record` (a keyed record, e.g. an import row's) is written with that adjustment, or alone
+    after the catalog write when no stock moves: if it exists already, no stock moves (the change was applied
+    before; the catalog write, the same terms again, is harmless)."""
 
     def attempt() -> tuple[Sku, bool]:
         current = ports.store.get_sku(code)
@@ -57,31 +64,43 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str) -> t
         return updated, current is None
 
     saved, created = with_retries(attempt)
-    if details.on_hand is not None:
-        _set_on_hand(ports, code, details.on_hand, actor=actor, reason="initial_stock" if created else "on_hand_set")
+    if details.on_hand is not None or record is not None:
+        _set_on_hand(ports, code, details.on_hand, actor=actor,
+                     reason=reason or ("initial_stock" if created else "on_hand_set"), reference=reference,
+                     record=record, warehouse=warehouse)
     if saved.shard_items > 1:  # spread new stock, fill new shards, empty retired ones
         inventory.rebalance(ports, code)
     inventory.record_stock_state(ports, code)
     return get_sku(ports, code), created
 
 
-def _set_on_hand(ports: Ports, code: str, target: int, *, actor: str, reason: str, warehouse: int = 0) -> None:
+def _set_on_hand(ports: Ports, code: str, target: int | None, *, actor: str, reason: str, warehouse: int = 0,
+                 reference: str | None = None, record: KeyedRecord | None = None) -> None:
     """Move the warehouse's on_hand to `target` by one ledgered adjustment computed from a fresh read: orders
-    racing the operator still count (the adjustment is arithmetic, not an overwrite)."""
+    racing the operator still count (the adjustment is arithmetic, not an overwrite). `record` is written with
+    it (alone when nothing moves); when it exists already, nothing is written."""
 
     def attempt() -> None:
-        sku = _stock_in(ports, get_sku(ports, code), warehouse)
-        delta = target - sum(sku.shard_levels[i].on_hand for i in sku.items_in(warehouse) if i in sku.shard_levels)
-        if delta == 0:
+        sku = get_sku(ports, code)
+        if target is not None:
+            sku = _stock_in(ports, sku, warehouse)
+        held = sum(sku.shard_levels[i].on_hand for i in sku.items_in(warehouse) if i in sku.shard_levels)
+        delta = 0 if target is None else target - held
+        if delta == 0 and record is None:
             return
         at = clock.iso(clock.now())
-        movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
-                     for item, units in _adjustment_plan(sku, delta, warehouse)]
+        movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason, reference=reference)
+                     for item, units in (_adjustment_plan(sku, delta, warehouse) if delta else [])]
         try:
-            ports.store.commit(Commit(movements=movements))
+            ports.store.commit(Commit(movements=movements, records=[record] if record else []))
+        except CommitRejected as rejected:
+            if record is None or record.label not in rejected.labels:
+                raise
+            return  # applied before (a re-posted import row): nothing moves twice
         except StockShort:
             raise StaleWrite("stock moved while setting on_hand") from None
-        inventory.announce_stock_state(ports, movements)
+        if movements:
+            inventory.announce_stock_state(ports, movements)
 
     with_retries(attempt)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,25 +117,29 @@ class CsvExport:
     truncated: bool
 
 
-def export_orders_csv(ports: Ports, filters: OrderFilters, max_rows: int) -> CsvExport:
-    """The matching orders, newest first, as RFC 4180 CSV (CRLF line ends, fields quoted when they hold a
-    comma, quote or line break), read page by page from the indexes. At most `max_rows` rows: when more
-    orders match, the last record is `#truncated` with a note, and `truncated` is set (the route says so
-    in a header too)."""
+def write_csv(columns: Iterable[str], rows: Iterable[list[Any]], max_rows: int, note: str) -> CsvExport:
+    """RFC 4180 CSV (CRLF line ends, fields quoted when they hold a comma, quote or line break) of `rows`,
+    each cell guarded by `safe_cell`. At most `max_rows` rows: when `rows` has more, the last record is
+    `#truncated` with `note`, and `truncated` is set (the routes say so in a header too)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    rows, truncated = 0, False
-    for order in _all_matching(ports, filters):
-        if rows >= max_rows:
+    writer.writerow(columns)
+    count, truncated = 0, False
+    for row in rows:
+        if count >= max_rows:
             truncated = True
             break
-        writer.writerow(csv_row(order))
-        rows += 1
+        writer.writerow([safe_cell(v) for v in row])
+        count += 1
     if truncated:
-        writer.writerow([TRUNCATED_MARKER, f"more orders match than the export limit of {max_rows} rows; "
-                                           "narrow the range with from/to"])
-    return CsvExport(out.getvalue(), rows, truncated)
+        writer.writerow([TRUNCATED_MARKER, note])
+    return CsvExport(out.getvalue(), count, truncated)
+
+
+def export_orders_csv(ports: Ports, filters: OrderFilters, max_rows: int) -> CsvExport:
+    """The matching orders, newest first, as CSV (`write_csv`), read page by page from the indexes."""
+    return write_csv(CSV_COLUMNS, (csv_row(order) for order in _all_matching(ports, filters)), max_rows,
+                     f"more orders match than the export limit of {max_rows} rows; narrow the range with from/to")
 
 
 def _all_matching(ports: Ports, filters: OrderFilters) -> Iterator[Order]:

@@ -163,6 +163,10 @@ class Store(Protocol):
 
     def adjustment_applied(self, sku: str, request_id: str) -> AdjustmentApplied | None: ...
 
+    def import_rows_applied(self, file_id: str, lines: list[int]) -> set[int]:
+        """Which of these lines of an import file have an `ImportRowApplied` record."""
+        ...
+
     def count_paid_from_address(self, ip_hash: str, since: str) -> int:
         """How many `PaidFromAddress` records of this address have `paid_at` at or after `since`."""
         ...
@@ -236,6 +240,12 @@ class Store(Protocol):
 
     def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
         """A SKU's stock movements over all its shards, oldest first by (at, movement_id)."""
+        ...
+
+    def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterable[StockMovement]:
+        """A SKU's stock movements over all its shards with `at` from `at_from` to `at_to` (both included; `at_to`
+        as a prefix, as in `orders_created_between`; None: unbounded), oldest first by (at, movement_id), read
+        lazily as the caller iterates."""
         ...
 
     def overdue_pending_order_ids(self, now_iso: str, limit: int = 100) -> list[str]:

@@ -86,6 +86,23 @@ class AdjustmentApplied:
 
 
 @dataclass(frozen=True)
+class ImportRowApplied:
+    """One row of an operators' CSV import applied (one per file id and line), written with the row's stock
+    movements (or alone when the row moved no stock): a re-posted file skips it."""
+
+    label: ClassVar[str] = "import_row"
+    file_id: str  # sha256 of the file's bytes (and of the Idempotency-Key, when one was sent)
+    line: int
+    sku: str
+    applied_at: str
+    expires: int
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        return (self.file_id, str(self.line))
+
+
+@dataclass(frozen=True)
 class PaidFromAddress:
     """An order paid from a client address (hashed), kept for the risk rule's window."""
 
@@ -100,7 +117,8 @@ class PaidFromAddress:
         return (self.ip_hash, self.paid_at, self.order_id)
 
 
-KeyedRecord = IdempotentResponse | WebhookReceipt | RestockApplied | AdjustmentApplied | PaidFromAddress
+KeyedRecord = (IdempotentResponse | WebhookReceipt | RestockApplied | AdjustmentApplied | PaidFromAddress
+               | ImportRowApplied)
 
 
 @dataclass(frozen=True)

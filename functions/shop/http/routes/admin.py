@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,9 +11,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from shop.adapters.phones import MIN_DIGITS, phone_digest
 from shop.adapters.wiring import default_ports
 from shop.domain import clock
-from shop.domain.errors import Unprocessable
+from shop.domain.errors import DomainError, Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
+from shop.domain.skus import SKU_PATTERN
+from shop.http import imports
+from shop.http.app import raw_body
 from shop.http.auth import AdminRouter, caller
 from shop.http.routes.common import (
     DEFAULT_PAGE,
@@ -26,7 +30,8 @@ from shop.http.routes.common import (
 )
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog, finding, fulfilment, payments
+from shop.services import catalog, exports, finding, fulfilment, payments
+from shop.services import imports as import_service
 from shop.services import orders as order_service
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
 from shop.settings import get_settings
@@ -41,6 +46,10 @@ ISO_TIME = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
             r"(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+ -]([01]\d|2[0-3]):[0-5]\d)?)?$")
 IsoTime = Annotated[str | None, Query(pattern=ISO_TIME)]
 PHONE_PATTERN = r"^[0-9+() .-]{1,32}$"
+
+
+class UnsupportedMediaType(DomainError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 @router.put("/admin/skus/<sku>", summary="Create or replace a SKU (name, price, policy, thresholds, on_hand)")
@@ -144,14 +153,72 @@ def export_orders(
 ):
     declared_query_only(router, ORDER_FILTERS)
     filters = _filters(status, customer, created_from, created_to, order_number, phone)
-    export = finding.export_orders_csv(default_ports(), filters, get_settings().csv_export_max_rows)
+    return csv_response("orders", finding.export_orders_csv(default_ports(), filters, get_settings().csv_export_max_rows))
+
+
+def csv_response(name: str, export: finding.CsvExport) -> Response:
+    """An export as an attachment named `{name}-{UTC time}.csv`, with its row count and whether it was cut."""
     stamp = clock.iso(clock.now()).replace(":", "").replace("-", "")[:15]
     return Response(status_code=200, content_type="text/csv; charset=utf-8", body=export.text, headers={
-        "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"',
+        "Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"',
         "X-Export-Rows": str(export.rows),
         "X-Export-Truncated": "true" if export.truncated else "false",
         "Cache-Control": "no-store",
     })
+
+
+# ---- CSV import and exports of the catalog, stock and ledger (docs/inventory.md) ----
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+IMPORT_TIME_BUDGET_SECONDS = 12.0  # of the function's 20 s: rows left are `pending`, and posting the file again
+
+
+@router.post("/admin/imports/skus",
+             summary="Import SKUs and stock levels from a CSV file (text/csv body, at most 1 MiB and 5,000 rows): "
+                     "validated whole first, then applied row by row, once per file")
+def import_skus(idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", max_length=200,
+        description="Optional: the same bytes with a new key are applied again (without: once per file)")] = None):
+    who = caller(router)  # admin: the router requires it for every route
+    event = router.current_event
+    media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type not in CSV_TYPES:
+        raise UnsupportedMediaType(f"send the file as text/csv (got {media_type[:64] or 'no Content-Type'})")
+    data = raw_body(event)
+    if data is None:
+        raise Unprocessable("the body is not text", {"fields": ["body"]})
+    rows = imports.read_rows(data, max_window=get_settings().max_payment_window_seconds)
+    report = import_service.apply_rows(default_ports(), imports.file_id(data, idempotency_key), rows, actor=who.actor,
+                                       deadline=time.monotonic() + IMPORT_TIME_BUDGET_SECONDS)
+    return json_response(200, report.to_dict())
+
+
+@router.get("/admin/skus.csv", summary="Every SKU with its terms and stock levels as CSV (importable back)")
+def export_skus():
+    declared_query_only(router, set())
+    return csv_response("skus", exports.skus_csv(default_ports(), get_settings().csv_export_max_rows))
+
+
+@router.get("/admin/stock.csv", summary="Every SKU's stock levels as CSV")
+def export_stock():
+    declared_query_only(router, set())
+    return csv_response("stock", exports.stock_csv(default_ports(), get_settings().csv_export_max_rows))
+
+
+@router.get("/admin/ledger.csv", summary="Ledger entries of a date range (one SKU or all) as CSV, oldest first per SKU")
+def export_ledger(
+    sku: Annotated[str | None, Query(pattern=SKU_PATTERN, description="Only this SKU's entries")] = None,
+    created_from: Annotated[str | None, Query(alias="from", pattern=ISO_TIME,
+                                              description="Entries at or after (ISO 8601 date, or time)")] = None,
+    created_to: Annotated[str | None, Query(alias="to", pattern=ISO_TIME,
+                                            description="Entries at or before (a date: that whole day)")] = None,
+):
+    declared_query_only(router, {"sku", "from", "to"})
+    ports = default_ports()
+    if sku:
+        catalog.get_sku(ports, sku)
+    export = exports.ledger_csv(ports, sku, created_from, created_to, get_settings().csv_export_max_rows)
+    return csv_response(f"ledger-{sku}" if sku else "ledger", export)
 
 
 @router.get("/admin/skus", summary="SKUs by code with their stock levels; low_stock=true: at or below threshold or sold out")

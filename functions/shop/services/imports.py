@@ -1,0 +1,102 @@
+"""Operators' CSV import of SKUs and stock levels: each row applied through the catalog's own path.
+
+The file is validated whole before this runs (shop/http/imports.py): nothing here is applied from a file
+with a bad row. Each row is then `catalog.upsert_sku`, exactly as `PUT /admin/skus/{sku}`: the catalog
+entry (conditional on its version), then, when the row sets `on_hand`, one ledgered adjustment computed
+from a fresh read (actor: the operator, reason `import`, reference: the file's id), written in the same
+transaction as the row's `ImportRowApplied` record, keyed by (file id, line). So:
+
+- a re-posted file applies nothing twice: its applied rows are found (one BatchGetItem per 100 lines) and
+  skipped; a row racing its own re-post has its stock commit refused by the record;
+- a file cut short (a crash, the time budget) is finished by posting it again: only rows without their
+  record are applied. A row cut between its catalog write and its stock commit writes the same catalog
+  terms again (harmless), then its stock and record;
+- on_hand stays conditional arithmetic: orders racing the import still count.
+
+A row the catalog refuses (a currency change with reserved units, an on_hand below the units reserved) is
+reported `failed` with the reason, without its record, and writes nothing (both are checked before the
+row's catalog write; only an order reserving units between that check and the stock commit can leave a
+failed row with its catalog terms written): fix it and post the file again (a new file id) or apply that
+SKU by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shop.domain import clock
+from shop.domain.errors import DomainError, InsufficientStock
+from shop.services import catalog
+from shop.services.ports import Ports
+from shop.services.records import ImportRowApplied
+
+IMPORT_REASON = "import"
+RECORD_DAYS = 30  # a file posted again within this many days applies nothing twice
+CHECK_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """A validated row: the SKU terms its file gives (columns present; the others keep the SKU's values)."""
+
+    line: int
+    sku: str
+    terms: dict[str, Any]  # SkuTerms field -> value (price as Money)
+    on_hand: int | None = None  # None: stock untouched
+
+
+@dataclass
+class ImportReport:
+    file_id: str
+    rows: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(1 for r in self.results if r["status"] == status)
+                for status in ("applied", "skipped", "failed", "pending")}
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {"file_id": self.file_id, "rows": self.rows, **counts, "complete": counts["pending"] == 0,
+                "results": self.results}
+
+
+def apply_rows(ports: Ports, file_id: str, rows: list[ImportRow], *, actor: str,
+               deadline: float | None = None) -> ImportReport:
+    """Apply each row not applied before, in file order, until `deadline` (time.monotonic()): rows left are
+    `pending` (post the same file again to apply them)."""
+    report = ImportReport(file_id, len(rows))
+    for start in range(0, len(rows), CHECK_BATCH):
+        batch = rows[start:start + CHECK_BATCH]
+        done = ports.store.import_rows_applied(file_id, [row.line for row in batch])
+        for row in batch:
+            if row.line in done:
+                report.results.append({"line": row.line, "sku": row.sku, "status": "skipped"})
+            elif deadline is not None and time.monotonic() > deadline:
+                report.results.append({"line": row.line, "sku": row.sku, "status": "pending"})
+            else:
+                report.results.append(_apply(ports, file_id, row, actor))
+    return report
+
+
+def _apply(ports: Ports, file_id: str, row: ImportRow, actor: str) -> dict[str, Any]:
+    current = ports.store.get_sku(row.sku)
+    if current and row.on_hand is not None and row.on_hand < current.levels.reserved:
+        # Refused before any write (the catalog's own check would come after its catalog write).
+        return {"line": row.line, "sku": row.sku, "status": "failed", "problem": InsufficientStock.slug,
+                "message": f"on_hand {row.on_hand} is below the {current.levels.reserved} units reserved by orders"}
+    terms = {**(current.terms() if current else {}), **row.terms}
+    details = catalog.SkuDetails(**terms, on_hand=row.on_hand)
+    now = clock.now()
+    marker = ImportRowApplied(file_id, row.line, row.sku, clock.iso(now),
+                              expires=int(now.timestamp()) + RECORD_DAYS * 24 * 3600)
+    try:
+        saved, created = catalog.upsert_sku(ports, row.sku, details, actor=actor, reason=IMPORT_REASON,
+                                            reference=file_id, record=marker)
+    except DomainError as refused:
+        return {"line": row.line, "sku": row.sku, "status": "failed", "problem": refused.slug,
+                "message": refused.detail}
+    return {"line": row.line, "sku": row.sku, "status": "applied", "created": created,
+            "on_hand": saved.levels.on_hand}
