@@ -382,6 +382,7 @@ def name_users(rel: str) -> dict[str, set[int]]:
     for node in ast.walk(ast.parse((SOURCE_ROOT / rel).read_text())):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            users[node.name].update(lines)  # a default of its own parameters
             for inner in ast.walk(node):
                 name = inner.id if isinstance(inner, ast.Name) else inner.attr if isinstance(
                     inner, ast.Attribute) else None
@@ -603,6 +604,8 @@ def _patch_values(m: Mutant, code: types.CodeType) -> bool | None:
             if _defaults(before) != _defaults(after):
                 changes.append(("defaults", getattr(live, key), after))
         elif not isinstance(before, types.ModuleType) and not _same(before, after):
+            if _imported_elsewhere(name, key, getattr(live, key)):
+                return False  # another module may have built something from it at import (a schema bound): re-import
             changes.append(("value", key, getattr(live, key), after))
     if not changes:
         return False
@@ -624,6 +627,14 @@ def _patch_values(m: Mutant, code: types.CodeType) -> bool | None:
                         str(ROOT)):
                     setattr(module, key, new)
     return True
+
+
+def _imported_elsewhere(name: str, key: str, value: object) -> bool:
+    """Another module of the repository holds this module constant (`from x import KEY`)."""
+    return not isinstance(value, (dict, list, set)) and any(
+        module_name != name and getattr(module, key, None) is value
+        and (getattr(module, "__file__", None) or "").startswith(str(ROOT))
+        for module_name, module in list(sys.modules.items()))
 
 
 def _reimport_and_run(m: Mutant, code: types.CodeType) -> int:

@@ -174,10 +174,11 @@ def test_a_request_opened_closed_does_not_hold_the_order_and_updates_keep_their_
     second = rules.new_request(sent, "as_2", kind=AfterSaleType.REFUND_ONLY, lines={"CAP": 1}, reason="r", at=AT,
                                actor="c")
     both = rules.opened_on(rules.opened_on(sent, first, at=AT), second, at=AT)
-    approved = first.moved(AfterSaleStatus.APPROVED, at=AT, actor="admin:x", note="ok")
-    moved = rules.moved_on(both, first, approved)
+    assert [s["after_sale_id"] for s in both.after_sales] == ["as_1", "as_2"]  # a new one goes last
+    approved = second.moved(AfterSaleStatus.APPROVED, at=AT, actor="admin:x", note="ok")
+    moved = rules.moved_on(both, second, approved)
     assert [s["after_sale_id"] for s in moved.after_sales] == ["as_1", "as_2"]
-    assert [s["status"] for s in moved.after_sales] == ["approved", "requested"] and moved.open_after_sales == 1
+    assert [s["status"] for s in moved.after_sales] == ["requested", "approved"] and moved.open_after_sales == 1
     done = rules.new_request(sent, "as_3", kind=AfterSaleType.REFUND_ONLY, lines={"TEE": 1}, reason="r", at=AT,
                              actor="c", status=AfterSaleStatus.APPROVED)
     assert not done.is_open and rules.opened_on(sent, done, at=AT).open_after_sales == 0
@@ -206,3 +207,31 @@ def test_a_returned_parcel_case_is_recorded_as_the_carriers_and_claims_only_what
     one = rules.return_case_on(sent, "shp_0", reason="returned", at=AT, lines={"TEE": 1})
     assert one is not None and rules.requestable_units(one[0]) == {"TEE": 1, "CAP": 1}
     assert rules.return_case_on(one[0], "shp_0", reason="returned", at=AT) is None
+
+
+def test_a_request_gives_a_reason_of_at_most_500_characters_and_at_most_20_photos():
+    from pydantic import ValidationError
+
+    from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS
+    from shop.http.schemas import AfterSaleIn
+
+    assert (MAX_REASON_CHARS, MAX_PHOTOS_ANY_SETTING) == (500, 20)
+    base = {"type": "refund_only", "lines": [{"sku": "TEE", "quantity": 1}], "reason": "r" * 500, "photos": 20,
+            "photo_types": ["image/png"] * 20}
+    assert AfterSaleIn.model_validate(base).photos == 20
+    for too_much in ({"reason": "r" * 501}, {"photos": 21}, {"photo_types": ["image/png"] * 21}):
+        with pytest.raises(ValidationError):
+            AfterSaleIn.model_validate({**base, **too_much})
+
+
+def test_a_request_refunds_its_units_price_and_its_refund_does_not_count_twice():
+    sent = shipped()
+    sale = rules.new_request(sent, "as_1", kind=AfterSaleType.REFUND_ONLY, lines={"TEE": 1}, reason="r", at=AT,
+                             actor="c")
+    assert rules.refund_amount(sent, sale) == 1999
+    assert rules.refund_amount(sent, replace(sale, lines=(("TEE", 2), ("CAP", 1)))) == 3 * 1999
+    claimed = rules.opened_on(sent, sale, at=AT)
+    assert rules.requestable_units(claimed) == {"TEE": 1, "CAP": 1}
+    # Its refund recorded (approved): the claim holds that tee already, the refund does not take it a second time.
+    refunded = replace(claimed, refunds=(Refund("rf", 1999, "EUR", lines=(UnitLine("TEE", 1),), after_sale_id="as_1"),))
+    assert rules.requestable_units(refunded) == {"TEE": 1, "CAP": 1}

@@ -254,3 +254,55 @@ def test_payment_window_rules():
             window(default=900, maximum=3600, **longer)
         assert refused.value.extra["maximum"] == longer.get("sku_windows", (900,))[0]
     assert window(default=900, maximum=1200, sku_windows=(1800,)) == 1200  # the maximum lowered later
+
+
+# --- refusals ----------------------------------------------------------------------------------------
+
+def test_each_refusal_has_its_documented_status_and_problem_type():
+    """A storefront branches on `type` (RFC 9457): tests/api/test_problem_types.py checks them through the handlers;
+    here every domain error at once, including the ones no API test provokes cheaply."""
+    from shop.domain import errors
+    from shop.domain.after_sales import WindowClosed
+    from shop.http.problems import problem_body
+
+    expected = {
+        errors.Unauthorized: (401, "/problems/unauthorized"), errors.Forbidden: (403, "/problems/forbidden"),
+        errors.NotFound: (404, "/problems/not-found"), errors.Conflict: (409, "/problems/conflict"),
+        errors.InsufficientStock: (409, "/problems/insufficient-stock"),
+        errors.InvalidTransition: (409, "/problems/invalid-transition"),
+        errors.TooManyUnpaid: (429, "/problems/unpaid-limit"),
+        errors.Unprocessable: (422, "/problems/invalid-request"),
+        errors.IdempotencyKeyReused: (422, "/problems/idempotency-key-reused"),
+        errors.Unavailable: (503, "/problems/temporarily-unavailable"),
+        WindowClosed: (409, "/problems/after-sales-window-closed"),
+    }
+    for kind, (status, problem_type) in expected.items():
+        error = kind("why", {"sku": "TEE"})
+        body = problem_body(error.status, error.slug, error.title, error.detail, error.extra)
+        assert (body["status"], body["type"], body["detail"], body["sku"]) == (status, problem_type, "why", "TEE"), kind
+
+
+def test_times_are_iso_8601_utc_with_a_z_to_the_millisecond():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from shop.domain import clock
+
+    beijing = datetime(2026, 3, 1, 8, 30, 5, 123456, tzinfo=timezone(timedelta(hours=8)))
+    assert clock.iso(beijing) == "2026-03-01T00:30:05.123Z"
+    assert clock.parse_iso("2026-03-01T00:30:05.123Z") == datetime(2026, 3, 1, 0, 30, 5, 123000, tzinfo=UTC)
+    assert clock.iso_after(datetime(2026, 3, 1, tzinfo=UTC), 90) == "2026-03-01T00:01:30.000Z"
+    assert clock.now().tzinfo is UTC
+
+
+def test_a_new_order_has_been_paid_nothing_holds_no_request_and_says_where_units_ship_from():
+    from shop.domain import refunds
+    from shop.domain.orders import Allocation
+
+    placed = order()
+    assert (placed.amount_paid, refunds.refundable(placed), placed.open_after_sales) == (0, 0, 0)
+    delivered = order(S.DELIVERED, payment_status="paid")
+    assert delivered.transition(S.COMPLETED, at=AT, actor="customer:alice", reason="received").status is S.COMPLETED
+    line = replace(placed.lines[0], quantity=5, allocations=(Allocation(0, 2), Allocation(1, 1),
+                                                             Allocation(64, 2, "sh")))
+    assert line.units_by_warehouse() == {"main": 3, "sh": 2}
+    assert Money(1999, "EUR").to_dict() == {"amount": 1999, "currency": "EUR"}

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from shop.domain import refunds, stock
-from shop.domain.errors import InvalidTransition, Unprocessable
+from shop.domain.errors import InsufficientStock, InvalidTransition, Unprocessable
 from shop.domain.ids import new_order_number
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
@@ -264,7 +264,10 @@ def test_refund_ids_name_the_request():
 # ---- the limits an order is placed within ----
 
 def test_order_limits_are_inclusive():
+    from shop.domain.orders import MAX_DISTINCT_SKUS_PER_ORDER, MAX_QUANTITY_PER_LINE, MAX_UNITS_PER_ORDER
     from shop.services.orders import merge_lines
+
+    assert (MAX_QUANTITY_PER_LINE, MAX_DISTINCT_SKUS_PER_ORDER, MAX_UNITS_PER_ORDER) == (100, 40, 1000)
 
     assert merge_lines([("TEE", 100)]) == {"TEE": 100}  # 100 units of one SKU
     assert len(merge_lines([(f"S{i}", 1) for i in range(40)])) == 40  # 40 different SKUs
@@ -320,8 +323,10 @@ def test_sku_codes_are_1_to_64_safe_characters_starting_with_a_letter_or_digit()
 def test_a_sku_spreads_over_1_to_64_shards():
     from pydantic import ValidationError
 
+    from shop.domain.skus import MAX_STOCK_SHARDS
     from shop.http.schemas import SkuIn
 
+    assert MAX_STOCK_SHARDS == 64
     body = {"name": "Tee", "price": {"amount": 1999, "currency": "EUR"}}
     assert SkuIn.model_validate(body).stock_shards == 1
     assert SkuIn.model_validate({**body, "stock_shards": 64}).stock_shards == 64
@@ -386,8 +391,10 @@ def test_a_paid_order_of_nothing_has_nothing_to_refund():
 def test_a_request_carries_at_most_50_lines_of_at_most_100_units():
     from pydantic import ValidationError
 
+    from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
     from shop.http.schemas import CreateOrderIn
 
+    assert (MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE) == (50, 100)
     address = {"name": "A", "line1": "1 Road", "city": "Berlin", "postal_code": "10115", "country": "DE"}
     lines = [{"sku": f"S{i}", "quantity": 1} for i in range(50)]
     assert len(CreateOrderIn.model_validate({"items": lines, "shipping_address": address}).items) == 50
@@ -429,3 +436,44 @@ def test_a_retry_finds_its_own_transition_only():
 
 def test_refund_ids_keep_their_parts_apart():
     assert refunds.stable_id("ord_1", "k1") != refunds.stable_id("ord_1k", "1")
+
+
+# ---- shards: where an order takes its units, how stock is evened out ----
+
+def test_an_order_takes_a_whole_line_from_one_live_shard_when_one_holds_it():
+    import random
+
+    from shop.domain import shards
+
+    rng = random.Random(3)
+    # Exactly enough on one shard: that shard alone; shard 2 is retired (2 live shards), so never chosen while a
+    # live one can give it all.
+    assert {tuple(shards.plan_take("T", 4, {0: 4, 1: 3, 2: 9}, 2, rng)) for _ in range(50)} == {((0, 4),)}
+    assert {tuple(shards.plan_take("T", 2, {0: 4, 1: 3, 2: 9}, 2, rng)) for _ in range(100)} == {((0, 2),), ((1, 2),)}
+    assert shards.plan_take("T", 5, {0: 4, 1: 3, 2: 9}, 2, rng) == [(2, 5)]  # only the retired one can
+    assert {shards.pick_shard(0, rng) for _ in range(20)} == {0}  # no live shard known: the first
+
+
+def test_an_order_split_over_shards_takes_the_fullest_first_and_every_last_unit():
+    from shop.domain import shards
+
+    assert shards.plan_take("T", 6, {2: 2, 0: 2, 1: 2}, 3) == [(0, 2), (1, 2), (2, 2)]  # all of it, equal: by shard
+    assert shards.plan_take("T", 5, {0: 2, 1: 3, 2: 2}, 3) == [(1, 3), (0, 2)]
+    assert shards.plan_take("T", 2, {0: -1, 1: 1, 2: 1}, 3) == [(1, 1), (2, 1)]  # a negative level gives nothing
+    with pytest.raises(InsufficientStock) as short:
+        shards.plan_take("T", 3, {0: -5, 1: 1, 2: 1}, 3)
+    assert short.value.extra["shortages"] == [{"sku": "T", "requested": 3, "available": 2}]
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError):
+            shards.plan_take("T", bad, {0: 5}, 1)  # type: ignore[arg-type]
+
+
+def test_a_rebalance_plan_is_exact_gives_the_remainder_to_the_first_shards_and_empties_retired_ones():
+    from shop.domain import shards
+
+    # 17 units over 3 live shards: 6, 6, 5; retired shard 3 gives all it has, the fullest giver first.
+    assert shards.plan_rebalance({0: 0, 1: 10, 2: 2, 3: 5}, 3) == [(3, 0, 5), (1, 0, 1), (1, 2, 3)]
+    assert shards.plan_rebalance({0: 0, 1: 0, 2: 7}, 3) == [(2, 0, 3), (2, 1, 2)]
+    assert shards.plan_rebalance({0: 1, 1: 4}, 0) == [(1, 0, 4)]  # no live count: everything on shard 0
+    assert shards.plan_rebalance({0: -2, 1: 4}, 2) == [(1, 0, 2)]  # a negative level counts as none
+    assert shards.plan_rebalance({0: 3, 1: 3, 2: 0}, 2) == []  # even already, the retired shard empty

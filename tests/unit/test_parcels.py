@@ -124,3 +124,41 @@ def test_the_waybill_booking_saga_and_what_a_returning_parcel_means():
     assert refused.coming_back and refused.return_reason == "refused by the recipient"
     assert not replace(refused, refused=False).coming_back  # returning without a refusal: not back yet
     assert replace(refused, status=P.RETURNED, refused=False).return_reason == "returned by the carrier"
+
+
+def test_the_order_of_statuses_a_parcel_moves_through():
+    from shop.domain.parcels import may_move
+
+    forward = [(P.LABEL_CREATED, P.IN_TRANSIT), (P.IN_TRANSIT, P.OUT_FOR_DELIVERY), (P.OUT_FOR_DELIVERY, P.RETURNING),
+               (P.RETURNING, P.DELIVERED), (P.RETURNING, P.RETURNED), (P.IN_TRANSIT, P.DELIVERED)]
+    sideways = [(P.IN_TRANSIT, P.EXCEPTION), (P.EXCEPTION, P.IN_TRANSIT), (P.AVAILABLE_FOR_PICKUP, P.OUT_FOR_DELIVERY),
+                (P.DELIVERY_FAILED, P.AVAILABLE_FOR_PICKUP), (P.STALE, P.LABEL_CREATED), (P.LABEL_CREATED, P.STALE)]
+    backwards = [(P.IN_TRANSIT, P.LABEL_CREATED), (P.EXCEPTION, P.LABEL_CREATED), (P.OUT_FOR_DELIVERY, P.IN_TRANSIT),
+                 (P.RETURNING, P.OUT_FOR_DELIVERY), (P.AVAILABLE_FOR_PICKUP, P.EXCEPTION)]
+    for current, new in forward + sideways:
+        assert may_move(current, new), (current, new)
+    for current, new in backwards:
+        assert not may_move(current, new), (current, new)
+    for final in (P.DELIVERED, P.RETURNED):  # the carrier's last word: not even to the other final one
+        assert not any(may_move(final, new) for new in P), final
+    assert all(may_move(None, new) for new in P)  # a parcel with no status yet takes any
+
+
+def test_a_scan_is_one_checkpoint_however_its_texts_are_given():
+    at = "2026-01-01T10:00:00.000Z"
+    plain = Checkpoint(at, P.IN_TRANSIT)
+    assert plain == Checkpoint(at, P.IN_TRANSIT, "", "", False, "")
+    assert plain.checkpoint_id == Checkpoint(at, P.IN_TRANSIT, description="").checkpoint_id
+    assert Checkpoint(at, P.IN_TRANSIT, "ab", "c").checkpoint_id != Checkpoint(at, P.IN_TRANSIT, "a", "bc").checkpoint_id
+    assert Checkpoint(at, P.IN_TRANSIT, "a").checkpoint_id != Checkpoint(at, P.OUT_FOR_DELIVERY, "a").checkpoint_id
+    long = Checkpoint(at, P.IN_TRANSIT, "d" * 300, "l" * 300, raw_code="r" * 40).bounded()
+    assert (len(long.description), len(long.location), len(long.raw_code)) == (200, 200, 32)
+    news = track(parcel(), Tracking((plain,)), at="t1")
+    assert not news.refused and not news.tracking.refused  # a scan is not a refusal unless it says so
+
+
+def test_the_default_polling_policy_is_the_settings_default():
+    from shop.settings import Settings
+
+    assert PollPolicy() == Settings().poll_policy() == PollPolicy(
+        intervals=(3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600), max_age_seconds=30 * 86400, no_record_seconds=3 * 86400)

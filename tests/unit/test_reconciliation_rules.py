@@ -87,7 +87,7 @@ def test_a_refused_payment_is_recorded_once_with_what_it_took_and_who_took_it():
     records = rc.records_of(order("o", paid=3500, refunds=[given_back, again, no_reference]))  # 1000 its own
     payments = [(r.provider, r.reference, r.amount, r.at) for r in records if r.kind == rc.PAYMENT]
     assert payments == [("stripe", "pi_x", 1200, "2026-03-01T05:00:00.000Z"), ("alipay", "T-o", 1000, NOON)]
-    own_provider = replace(refund("rf_d", 700, payment="T-2", automatic=True, captured=None), provider=None)
+    own_provider = replace(refund("rf_d", 700, payment="T-2", automatic=True), provider=None, captured=None)
     first = rc.records_of(order("p", refunds=[own_provider]))[0]
     assert (first.provider, first.reference, first.amount) == ("alipay", "T-2", 700)  # the order's provider
 
@@ -99,6 +99,7 @@ def test_our_own_payment_is_recorded_only_when_it_took_something():
     records = rc.records_of(order("o", refunds=[given_back]))
     assert [(r.kind, r.reference, r.amount) for r in records] == [("payment", "T-o", 1000), ("refund", None, 1000)]
     assert rc.records_of(order("n", paid=0)) == []
+    assert rc.records_of(replace(order("x", payment=None), amount_paid=1000)) == []  # no reference: nothing to match
     # Held for a wrong amount and rejected while its refund is pending: one payment, the one that arrived.
     held = order("h", OrderStatus.ON_HOLD, paid=0, held=HeldPayment(Money(1350, "CNY"), "T-h"),
                  refunds=[refund("rf_h", 1350, payment="T-h", automatic=True, status="pending",
@@ -111,9 +112,10 @@ def test_refund_records_skip_cancels_without_money_and_date_by_completion():
     nothing = refund("rf_0", 0)  # a cancel after everything was refunded: only units came back
     done = replace(refund("rf_1", 300, provider_refund_id="2026r"), provider=None,
                    completed_at="2026-03-01T09:00:00.000Z")
-    records = [r for r in rc.records_of(order("o", refunds=[nothing, done])) if r.kind == rc.REFUND]
+    elsewhere = replace(refund("rf_2", 100), provider="wechatpay")
+    records = [r for r in rc.records_of(order("o", refunds=[nothing, done, elsewhere])) if r.kind == rc.REFUND]
     assert [(r.provider, r.reference, r.merchant_reference, r.at) for r in records] == [
-        ("alipay", "2026r", "rf_1", "2026-03-01T09:00:00.000Z")]
+        ("alipay", "2026r", "rf_1", "2026-03-01T09:00:00.000Z"), ("wechatpay", None, "rf_2", NOON)]
 
 
 def test_order_facts_name_the_payments_only():
@@ -136,6 +138,9 @@ def test_an_alipay_refund_carries_the_trade_number_and_still_matches_as_a_refund
     dashboard = StatementRow(rc.REFUND, "T-o", 200, "CNY", rc.SUCCEEDED, NOON, "o", merchant_reference="2026dash")
     outcome = classify([pay_row("T-o", "o"), dashboard], [order("o")])
     assert outcome.matched == 1 and categories(outcome) == [("missing_here", "refund", "o")]
+    paid_the_day_before = order("o", paid_at="2026-02-28T04:00:00.000Z")  # its payment is in that day's file
+    alone = classify([dashboard], [paid_the_day_before])
+    assert (alone.matched, categories(alone)) == (0, [("missing_here", "refund", "o")])
 
 
 def test_only_this_providers_records_are_compared():
@@ -146,6 +151,7 @@ def test_only_this_providers_records_are_compared():
 def test_a_row_listed_twice_matches_once():
     twice = classify([pay_row("T-o", "o"), pay_row("T-o", "o", at="2026-03-01T05:00:00.000Z")], [order("o")])
     assert twice.matched == 1 and categories(twice) == [("duplicate_charge", "payment", "o")]
+    assert twice.differences[0].detail == "a further payment for an order that records another payment"
     placed = order("o", refunds=[refund("rf_1", 300, payment="T-o")])
     refund_twice = classify([pay_row("T-o", "o"), refund_row("rf_1", "o", 300),
                              refund_row("rf_1", "o", 300, at="2026-03-01T05:00:00.000Z")], [placed])
@@ -210,6 +216,9 @@ def test_a_difference_names_the_order_from_the_row_else_from_our_record():
     status = only(classify([pay_row("T-o", "o"), StatementRow(rc.REFUND, "r", 300, "CNY", rc.SUCCEEDED, NOON,
                                                               None, merchant_reference="rf_1")], [pending]))
     assert (status.category, status.order_id) == ("status_differs", "o")
+    on_row = only(classify([pay_row("T-o", "o"), StatementRow(rc.REFUND, "r", 300, "CNY", rc.SUCCEEDED, NOON,
+                                                              "ord_on_row", merchant_reference="rf_1")], [pending]))
+    assert (on_row.category, on_row.order_id) == ("status_differs", "ord_on_row")
 
 
 def test_money_we_cannot_place_says_whether_the_order_exists():

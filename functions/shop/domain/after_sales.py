@@ -118,6 +118,11 @@ def stable_id(*parts: str) -> str:
     return "as_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
+def return_case_id(order_id: str, shipment_id: str) -> str:
+    """The id of the return a parcel that came back opens: one per parcel."""
+    return stable_id(order_id, "parcel", shipment_id)
+
+
 def shipped_units(order: Order) -> dict[str, int]:
     return sum_units(line for shipment in order.shipments for line in shipment.lines)
 
@@ -228,13 +233,13 @@ def return_case_on(order: Order, shipment_id: str, *, reason: str, at: str, acto
     (clipped to what can still be claimed), no window check. Returns the order with the case counted (same version:
     the caller's write bumps it) and the case to commit with it (`Commit.after_sale=(case, None)`), or None when
     the parcel is unknown, its case exists, or none of its units can still come back."""
-    after_sale_id = stable_id(order.order_id, "parcel", shipment_id)
+    after_sale_id = return_case_id(order.order_id, shipment_id)
     parcel = next((s for s in order.shipments if s.shipment_id == shipment_id), None)
     if parcel is None or any(s["after_sale_id"] == after_sale_id for s in order.after_sales):
         return None
     left = requestable_units(order)
     wanted = lines if lines is not None else parcel.units()
-    units = {sku: min(q, left.get(sku, 0)) for sku, q in wanted.items() if min(q, left.get(sku, 0)) > 0}
+    units = {sku: n for sku, q in wanted.items() if (n := min(q, left.get(sku, 0))) > 0}
     if not units:
         return None
     case = new_request(order, after_sale_id, kind=T.RETURN_AND_REFUND, lines=units, reason=reason, at=at, actor=actor,

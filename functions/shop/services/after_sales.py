@@ -98,7 +98,7 @@ def open_return_case(ports: Ports, order_id: str, *, shipment_id: str, reason: s
     the parcel's units, awaiting receipt, opened once per parcel (idempotent by parcel id). None when none of the
     parcel's units can still be returned (refunded or claimed by other requests already). A caller that writes the
     order anyway (a parcel status update) can put the case in its own write instead: `rules.return_case_on`."""
-    after_sale_id = rules.stable_id(order_id, "parcel", shipment_id)
+    after_sale_id = rules.return_case_id(order_id, shipment_id)
 
     def attempt() -> tuple[AfterSale | None, bool]:
         existing = ports.store.get_after_sale(after_sale_id)
