@@ -272,6 +272,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/after-sales/{after_sale_id}/received", "admin_api", "admin"),
     Route("PUT", "/admin/warehouses/{code}", "admin_api", "admin"),
     Route("GET", "/admin/warehouses", "admin_api", "admin"),
+    Route("PUT", "/admin/skus/{sku}/presale", "admin_api", "admin"),
+    Route("POST", "/admin/skus/{sku}/presale/release", "admin_api", "admin"),
+    Route("PUT", "/admin/skus/{sku}/virtual", "admin_api", "admin"),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (

@@ -69,6 +69,8 @@ class Settings(BaseModel):
     max_unpaid_units_per_sku: int = Field(200, alias="MAX_UNPAID_UNITS_PER_SKU", ge=0)  # per customer; 0: no cap
     sweep_grace_seconds: int = Field(30, alias="SWEEP_GRACE_SECONDS", ge=0)
     cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")  # comma-separated; empty: CORS off
+    # The shop's time zone (IANA name): a virtual SKU's daily cap resets at its midnight (docs/presale-and-virtual.md).
+    shop_time_zone: str = Field("Asia/Shanghai", alias="SHOP_TIME_ZONE")
 
     # Finding orders (docs/finding-orders.md): the CSV export's row limit, the key of the phone digests (the local
     # run and tests: PHONE_INDEX_KEY; deployed: the Secrets Manager secret named by PHONE_INDEX_KEY_SECRET).
@@ -174,6 +176,14 @@ class Settings(BaseModel):
     @classmethod
     def _known_source(cls, value: str) -> str:
         return value if value == "secretsmanager" else "environment"
+
+    @field_validator("shop_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from shop.domain.virtual import zone
+
+        zone(value)  # ValueError: an unknown zone is a configuration error, found at start
+        return value
 
     @field_validator("operator_locale")
     @classmethod

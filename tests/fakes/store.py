@@ -26,7 +26,7 @@ from shop.domain.orders import Order, OrderStatus
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.domain.warehouses import Warehouses
-from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort
+from shop.services.ports import CapReached, Commit, CommitRejected, StaleWrite, StockShort
 from shop.services.records import (
     AdjustmentApplied,
     IdempotentResponse,
@@ -127,11 +127,15 @@ class InMemoryStore:
         with self._lock:
             return self._catalog[code][1] if code in self._catalog else None
 
-    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
+               ) -> tuple[list[StockMovement], str | None]:
         with self._lock:
-            movements = [m for m in self._ledger.values() if m.sku == code]
+            if items is None:
+                items = self._catalog[code][0].stock_items() if code in self._catalog else [0]
+            wanted = set(items)
+            movements = [m for m in self._ledger.values() if m.sku == code and m.shard in wanted]
         return _page(movements, key=lambda m: f"{m.at}#{m.movement_id}", newest_first=False,
-                     scope=f"ledger:{code}", limit=limit, cursor=cursor)
+                     scope=f"ledger:{code}:{sorted(wanted)}", limit=limit, cursor=cursor)
 
     def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterator[StockMovement]:
         with self._lock:
@@ -268,6 +272,9 @@ class InMemoryStore:
                 raise CommitRejected(rejected, existing)
             if self._stale(commit):
                 raise StaleWrite("what the commit was computed from changed")
+            capped = self._capped(commit, deltas)
+            if capped:
+                raise CapReached(set(capped), capped)
             short = self._short(commit, deltas)
             if short:
                 raise StockShort(short)
@@ -332,9 +339,25 @@ class InMemoryStore:
                 return True
         return any(m.movement_id in self._ledger for m in commit.movements)
 
+    def _opening_levels(self, commit: Commit, key: tuple[str, int]) -> StockLevels:
+        opening = commit.openings()[key]
+        return self._shards[key].levels if key in self._shards else StockLevels(opening, opening, 0, 0)
+
+    def _capped(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels]) -> dict[str, int]:
+        """Items of `commit.opening` (existing, or from their opening levels) that hold less than their delta lowers."""
+        capped: dict[str, int] = {}
+        for key, delta in deltas.items():
+            if key in commit.openings():
+                levels = self._opening_levels(commit, key)
+                if any(getattr(levels, level) < -getattr(delta, level) for level in _LEVELS if getattr(delta, level) < 0):
+                    capped[key[0]] = self._shards[key].levels.available if key in self._shards else 0
+        return capped
+
     def _short(self, commit: Commit, deltas: dict[tuple[str, int], StockLevels]) -> set[str]:
         short: set[str] = set()
         for (code, n), delta in deltas.items():
+            if (code, n) in commit.openings():
+                continue  # _capped
             shard = self._shards.get((code, n))
             guard = commit.catalog_guards.get(code)
             keep = {"available": 1} if (code, n) in commit.keep_available else {}
@@ -354,6 +377,8 @@ class InMemoryStore:
                 levels = self._shards[(sku.sku, n)].levels if (sku.sku, n) in self._shards else StockLevels()
                 self._shards[(sku.sku, n)] = _Shard(levels, sku.active, sku.price)
         for key, delta in deltas.items():
+            if key in commit.openings() and key not in self._shards:  # no catalog copy is kept on an opening item
+                self._shards[key] = _Shard(self._opening_levels(commit, key), True, Money(0, "XXX"))
             self._shards[key] = replace(self._shards[key], levels=self._shards[key].levels + delta)
         for movement in commit.movements:
             self._ledger[movement.movement_id] = movement

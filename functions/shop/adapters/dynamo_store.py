@@ -30,7 +30,7 @@ from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.domain.warehouses import Warehouses
-from shop.services.ports import Commit, CommitRejected, StaleWrite, StockShort, Throttled
+from shop.services.ports import CapReached, Commit, CommitRejected, StaleWrite, StockShort, Throttled
 from shop.services.records import (
     AdjustmentApplied,
     IdempotentResponse,
@@ -519,12 +519,14 @@ class DynamoShopStore:
                         key=lambda item: item["gsi4sk"])
         return [item["pk"].removeprefix("ORDER#") for item in merged[:limit]]
 
-    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
+               ) -> tuple[list[StockMovement], str | None]:
         """A SKU's stock movements, oldest first, merged over its shards' ledgers (each sorted by
         "{at}#{movement_id}"); the cursor is the last sort key emitted."""
-        catalog = self.get_catalog([code]).get(code)
-        items = catalog.stock_items() if catalog else [0]
-        scope = listing_scope("ledger", code)
+        scope = listing_scope("ledger", code if items is None else code + "#" + ",".join(map(str, items)))
+        if items is None:
+            catalog = self.get_catalog([code]).get(code)
+            items = catalog.stock_items() if catalog else [0]
         last = decode_listing_cursor(cursor, scope)
         want = max(1, min(limit, MAX_PAGE))
         requests = [{
@@ -565,7 +567,11 @@ class DynamoShopStore:
 
     def commit(self, commit: Commit) -> None:
         operations: list[tuple[str, dict[str, Any]]] = []
+        openings = commit.openings()
         for (code, shard), delta in commit.shard_deltas().items():
+            if (code, shard) in openings:
+                operations.append((f"cap:{code}", self._opening_update(code, shard, delta, openings[(code, shard)])))
+                continue
             operations.append((f"stock:{code}", self._shard_update(code, shard, delta, commit.catalog_guards.get(code),
                                                                    keep=(code, shard) in commit.keep_available)))
         for movement in commit.movements:
@@ -643,6 +649,35 @@ class DynamoShopStore:
             "ExpressionAttributeNames": _names("on_hand", "available", "reserved", "sold", "movements",
                                                *(("active", "price", "currency") if catalog else ())),
             "ExpressionAttributeValues": it.encode(values),
+        }}
+
+    def _opening_update(self, code: str, item: int, delta: StockLevels, opening: int) -> dict[str, Any]:
+        """Conditional arithmetic on an item nobody created beforehand (a virtual SKU's day): the first write
+        starts it from its opening levels (on_hand = available = `opening`), later ones find it. The guard is the
+        usual one on an existing item; a new one needs the opening levels to cover what the delta lowers (a
+        ceiling: at most `opening` units taken on that item, ever, net of releases)."""
+        guards = {name: -change for name, change in (("available", delta.available), ("reserved", delta.reserved),
+                                                     ("sold", delta.sold)) if change < 0}
+        starts = {"on_hand": opening, "available": opening, "reserved": 0, "sold": 0}
+        fits_new = all(starts[name] >= need for name, need in guards.items())
+        existing = " AND ".join(f"#{name} >= :need_{name}" for name in guards) or "attribute_exists(pk)"
+        condition = f"attribute_not_exists(pk) OR ({existing})" if fits_new else f"attribute_exists(pk) AND {existing}"
+        values: dict[str, Any] = {":entity": "STOCK", ":sku": code, ":shard": item, ":opening": opening,
+                                  ":zero": 0, ":one": 1,
+                                  **{f":d_{name}": getattr(delta, name) for name in starts},
+                                  **{f":need_{name}": need for name, need in guards.items()}}
+        sets = ", ".join(f"#{name} = if_not_exists(#{name}, {':opening' if starts[name] else ':zero'}) + :d_{name}"
+                         for name in starts)
+        return {"Update": {
+            "TableName": self.table,
+            "Key": it.encode(it.shard_key(code, item)),
+            "UpdateExpression": f"SET #entity = :entity, #sku = :sku, #shard = :shard, "
+                                f"#opening = if_not_exists(#opening, :opening), {sets} ADD #movements :one",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": _names("entity", "sku", "shard", "opening", "on_hand", "available", "reserved",
+                                               "sold", "movements"),
+            "ExpressionAttributeValues": it.encode(values),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}
 
     def _catalog_writes(self, sku: Sku, expected_version: int | None) -> list[tuple[str, dict[str, Any]]]:
@@ -732,11 +767,14 @@ class DynamoShopStore:
         rejected: set[str] = set()
         existing: dict[str, Any] = {}
         short: set[str] = set()
+        capped: dict[str, int] = {}
         stale = False
         for (label, _), reason in zip(operations, reasons, strict=False):
             code = reason.get("Code", "None")
             if code == "ConditionalCheckFailed":
-                if label.startswith("stock:"):
+                if label.startswith("cap:"):
+                    capped[label.removeprefix("cap:")] = int(it.decode(reason.get("Item") or {}).get("available", 0))
+                elif label.startswith("stock:"):
                     short.add(label.removeprefix("stock:"))
                 elif label in {"sku", "order", "ledger", "shard", "after_sale"}:
                     stale = True
@@ -752,6 +790,8 @@ class DynamoShopStore:
             raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))
         if rejected:
             raise CommitRejected(rejected, existing)
+        if capped:
+            raise CapReached(set(capped), capped)
         if short:
             raise StockShort(short)
         raise StaleWrite("transaction cancelled: " + ",".join(r.get("Code", "?") for r in reasons))

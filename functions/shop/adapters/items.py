@@ -15,10 +15,12 @@ from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType
 from shop.domain.money import Money
 from shop.domain.orders import Allocation, HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.parcels import Checkpoint, ParcelStatus, ParcelTracking
+from shop.domain.presale import PresaleTerms
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import BookingStatus, FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
+from shop.domain.virtual import VirtualTerms
 from shop.domain.warehouses import MAIN_WAREHOUSE, Warehouse, Warehouses
 from shop.services import records
 
@@ -116,6 +118,8 @@ def sku_to_item(sku: Sku) -> dict[str, Any]:
         "stock_shards": sku.stock_shards,
         "shard_items": sku.shard_items,
         "locations": list(sku.locations),
+        "presale": sku.presale.to_dict() if sku.presale else None,
+        "virtual": sku.virtual.to_dict() if sku.virtual else None,
         "stock_state": sku.stock_state,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
@@ -136,6 +140,8 @@ def sku_from_item(item: dict[str, Any]) -> Sku:
         stock_shards=item.get("stock_shards", 1),
         shard_items=item.get("shard_items", 1),
         locations=tuple(int(w) for w in item.get("locations") or (0,)),
+        presale=PresaleTerms.from_dict(item["presale"]) if item.get("presale") else None,
+        virtual=VirtualTerms.from_dict(item["virtual"]) if item.get("virtual") else None,
         stock_state=item.get("stock_state", "in_stock"),
         created_at=item.get("created_at", ""),
         updated_at=item.get("updated_at", ""),
@@ -338,6 +344,8 @@ def order_to_item(order: Order) -> dict[str, Any]:
                 "stock_policy": line.stock_policy.value,
                 "allocations": [{"shard": a.item, "quantity": a.units, "warehouse": a.warehouse}
                                 for a in line.allocations] or None,
+                **({"presale_ships_on": line.presale_ships_on} if line.presale_ships_on else {}),
+                **({"virtual": True} if line.virtual else {}),
             }
             for line in order.lines
         ],
@@ -401,6 +409,8 @@ def order_from_item(item: dict[str, Any]) -> Order:
                 stock_policy=StockPolicy(line.get("stock_policy", StockPolicy.RESERVE_ON_ORDER.value)),
                 allocations=tuple(Allocation(int(a["shard"]), int(a["quantity"]), a.get("warehouse") or MAIN_WAREHOUSE)
                                   for a in line.get("allocations") or ()),
+                presale_ships_on=line.get("presale_ships_on"),
+                virtual=bool(line.get("virtual", False)),
             )
             for line in item["lines"]
         ),

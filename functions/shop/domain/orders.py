@@ -88,6 +88,10 @@ class OrderLine:
     # Which stock items hold this line's units (reserved or sold). Releases, sales and returns go back to
     # the same items, so each item's levels stay exact; the warehouse says where the units ship from.
     allocations: tuple[Allocation, ...] = ()
+    # A presale line: its units come from the SKU's presale pool at payment, and ship around this date.
+    presale_ships_on: str | None = None
+    # A line of virtual goods: sold against the SKU's caps (shop/domain/virtual.py), never shipped.
+    virtual: bool = False
 
     @property
     def line_total(self) -> Money:
@@ -100,7 +104,7 @@ class OrderLine:
     def units_by_warehouse(self) -> dict[str, int]:
         """Where this line's units ship from: warehouse code -> units."""
         found: dict[str, int] = {}
-        for allocation in self.allocations:
+        for allocation in () if self.virtual else self.allocations:  # virtual goods: caps, nothing ships
             found[allocation.warehouse] = found.get(allocation.warehouse, 0) + allocation.units
         return found
 
@@ -165,6 +169,11 @@ class Order:
             total = total + line.line_total
         return total
 
+    @property
+    def all_virtual(self) -> bool:
+        """Nothing to ship: the order is fulfilled once paid."""
+        return all(line.virtual for line in self.lines)
+
     def reserved_quantities(self) -> dict[str, int]:
         """Units this order holds in reservation per SKU, in its current status."""
         if self.status not in HOLDS_RESERVATION or self.payment_status is not PaymentStatus.UNPAID:
@@ -198,7 +207,8 @@ class Order:
         units shipped already: it leaves what is still to ship as it was)."""
         shipped = sum_units(line for shipment in self.shipments for line in shipment.lines)
         refunded = sum_units(line for refund in self.refunds if not refund.after_sale_id for line in refund.lines)
-        left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines}
+        left = {line.sku: line.quantity - shipped.get(line.sku, 0) - refunded.get(line.sku, 0) for line in self.lines
+                if not line.virtual}  # virtual goods are never shipped
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
     def unshipped_by_warehouse(self) -> dict[str, dict[str, int]]:
@@ -295,6 +305,8 @@ class Order:
                 {"order_id": self.order_id, "current_status": self.status.value, "requested_status": to.value,
                  "open_after_sales": self.open_after_sales})
         entry = HistoryEntry(at, actor, self.status.value, to.value, reason)
+        if to is S.PAID and self.all_virtual:  # virtual goods: delivered with the payment, nothing to ship
+            changes.setdefault("fulfillment_status", FulfillmentStatus.FULFILLED)
         return replace(
             self,
             status=to,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from shop.domain.errors import InsufficientStock
-from shop.domain.warehouses import ITEMS_PER_WAREHOUSE, stock_item, warehouse_index_of
+from shop.domain.warehouses import ITEMS_PER_WAREHOUSE, location_of
 
 
 def pick_shard(live_shards: int, rng: random.Random | None = None) -> int:
@@ -77,22 +77,22 @@ def first_try(ranked_warehouses: tuple[int, ...], live_shards: int, rng: random.
 def plan_take_ranked(sku: str, quantity: int, available: dict[int, int], ranked_warehouses: tuple[int, ...],
                      live_shards: int, rng: random.Random | None = None) -> list[tuple[int, int]]:
     """Which stock items give `quantity` units, from levels just read (item -> available units), with the
-    SKU's warehouses nearest first: the nearest warehouse that holds them all, else the nearest ones in turn
+    SKU's warehouses (locations: a presale pool, a virtual cap) nearest first: the nearest warehouse that holds them all, else the nearest ones in turn
     (a line is split over warehouses only when no single one can serve it). Within a warehouse: `plan_take`.
     Raises InsufficientStock when all warehouses together hold fewer."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise ValueError("quantity must be a positive int")
-    order = list(ranked_warehouses) + sorted({warehouse_index_of(i) for i in available} - set(ranked_warehouses))
+    order = list(ranked_warehouses) + sorted({location_of(i) for i in available} - set(ranked_warehouses))
     per_warehouse: dict[int, dict[int, int]] = {w: {} for w in order}
     for item, units in available.items():
-        per_warehouse[warehouse_index_of(item)][item % ITEMS_PER_WAREHOUSE] = units
+        per_warehouse[location_of(item)][item % ITEMS_PER_WAREHOUSE] = units
 
     def total(warehouse: int) -> int:
         return sum(max(0, a) for a in per_warehouse[warehouse].values())
 
     def items_of(warehouse: int, units: int) -> list[tuple[int, int]]:
         plan = plan_take(sku, units, per_warehouse[warehouse], live_shards, rng)
-        return [(stock_item(warehouse, shard), taken) for shard, taken in plan]
+        return [(warehouse * ITEMS_PER_WAREHOUSE + shard, taken) for shard, taken in plan]
 
     whole = next((w for w in order if total(w) >= quantity), None)
     if whole is not None:

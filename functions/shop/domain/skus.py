@@ -8,6 +8,8 @@ from enum import Enum
 from typing import Any
 
 from shop.domain.money import Money
+from shop.domain.presale import PresaleTerms
+from shop.domain.virtual import VIRTUAL_LOCATION, VirtualTerms
 from shop.domain.warehouses import ITEMS_PER_WAREHOUSE, LOCATIONS_PER_STATE
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -85,6 +87,8 @@ class Sku(SkuTerms):
     # A sellable location has `shard_items` items; any other one item.
     locations: tuple[int, ...] = (0,)
     stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
+    presale: PresaleTerms | None = None  # a presale pool apart from spot stock (shop/domain/presale.py)
+    virtual: VirtualTerms | None = None  # virtual goods: caps instead of stock (shop/domain/virtual.py)
     levels: StockLevels = StockLevels()
     shard_levels: dict[int, StockLevels] = field(default_factory=dict)
     created_at: str = ""
@@ -103,7 +107,10 @@ class Sku(SkuTerms):
         return [item for place in self.sellable_warehouses() for item in self.items_in(place)]
 
     def sellable_warehouses(self) -> tuple[int, ...]:
-        """Indexes of the warehouses with sellable stock of this SKU (where spot orders take units)."""
+        """Indexes of the warehouses with sellable stock of this SKU (where spot orders take units). A virtual SKU
+        sells its total cap's location instead (none without a total cap: only its daily cap limits it)."""
+        if self.virtual is not None:
+            return tuple(place for place in self.locations if place == VIRTUAL_LOCATION)
         return tuple(place for place in self.locations if place < LOCATIONS_PER_STATE)
 
     @property
@@ -120,7 +127,8 @@ class Sku(SkuTerms):
     def with_shard_levels(self, shard_levels: dict[int, StockLevels]) -> Sku:
         total = StockLevels()
         for item, levels in shard_levels.items():
-            if item < LOCATIONS_PER_STATE * ITEMS_PER_WAREHOUSE:  # sellable
+            place = item // ITEMS_PER_WAREHOUSE
+            if place == VIRTUAL_LOCATION if self.virtual is not None else place < LOCATIONS_PER_STATE:  # sellable
                 total = total + levels
         return replace(self, levels=total, shard_levels=dict(shard_levels))
 

@@ -29,6 +29,9 @@ class StockMovement:
     delta: StockLevels
     movement_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     reference: str | None = None  # the document behind a movement that has no order (e.g. an import file's id)
+    # For an item nobody creates beforehand (a virtual SKU's day: shop/domain/virtual.py): the levels it opens
+    # with (on_hand = available = opening) if this movement is its first. Not part of the ledger entry.
+    opening: int | None = field(default=None, compare=False)
 
     def guards(self) -> dict[str, int]:
         """The least each level must hold for this movement to apply (only levels it lowers)."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
 from shop.http.problems import PROBLEM_JSON
-from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, warehouses
+from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, presale, warehouses
 
 # (method, path) -> (success status, response model)
 SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
@@ -55,6 +55,9 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("put", "/me/notification-preferences"): (200, r.NotificationPreferencesOut),
     ("put", "/admin/warehouses/{code}"): (200, r.WarehouseOut),
     ("get", "/admin/warehouses"): (200, r.WarehouseList),
+    ("put", "/admin/skus/{sku}/presale"): (200, r.AdminSkuOut),
+    ("post", "/admin/skus/{sku}/presale/release"): (201, r.PresaleReleaseOut),
+    ("put", "/admin/skus/{sku}/virtual"): (200, r.AdminSkuOut),
 }
 # Success bodies that are not JSON.
 CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv", ("get", "/admin/skus.csv"): "text/csv",
@@ -110,7 +113,7 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
     everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router,
-                            admin.router, after_sales.admin_router, warehouses.router)
+                            admin.router, after_sales.admin_router, warehouses.router, presale.router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,

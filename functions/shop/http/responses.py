@@ -17,6 +17,10 @@ class ShipsFromOut(BaseModel):
     quantity: int
 
 
+class LinePresaleOut(BaseModel):
+    ships_on: str  # the expected ship date of a presale line (YYYY-MM-DD)
+
+
 class OrderLineOut(BaseModel):
     sku: str
     name: str
@@ -24,6 +28,8 @@ class OrderLineOut(BaseModel):
     unit_price: MoneyOut
     line_total: MoneyOut
     ships_from: list[ShipsFromOut]
+    presale: LinePresaleOut | None = None  # a presale line: units from the presale pool, taken at payment
+    virtual: bool = False  # virtual goods: sold against caps, never shipped
 
 
 class ShipmentLineOut(BaseModel):
@@ -165,6 +171,14 @@ class AdminOrderPage(BaseModel):
     next_cursor: str | None
 
 
+class PresaleOut(BaseModel):
+    available: int  # units left in the presale pool (apart from spot `available`)
+    status: Literal["upcoming", "open", "ended"]  # the sale window now
+    starts_at: str
+    ends_at: str
+    ships_on: str  # expected ship date (YYYY-MM-DD)
+
+
 class SkuOut(BaseModel):
     sku: str
     name: str
@@ -172,10 +186,12 @@ class SkuOut(BaseModel):
     available: int | None = Field(description=(
         "Units available to order. Null when the shop's availability display hides the count: "
         "AVAILABILITY_DISPLAY=coarse (never shown), or only_n_left above the SKU's low_stock_threshold "
-        "(or the shop-wide AVAILABILITY_ONLY_N_LEFT_THRESHOLD); exact (the default) always shows it"))
+        "(or the shop-wide AVAILABILITY_ONLY_N_LEFT_THRESHOLD); exact (the default) always shows it. A virtual SKU: what its total and today's caps still allow"))
     availability: Literal["in_stock", "low_stock", "sold_out"]
     stock_policy: Literal["reserve_on_order", "deduct_on_payment"]
     max_per_order: int | None
+    kind: Literal["physical", "virtual"] = "physical"
+    presale: PresaleOut | None = None  # the SKU's presale, None without one
 
 
 class LevelsOut(BaseModel):
@@ -200,6 +216,19 @@ class StateLevelsOut(LevelsOut):
     state: Literal["presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual"]
 
 
+class PresaleTermsOut(BaseModel):
+    cap: int  # units the presale may sell: sold from the pool plus still offered
+    starts_at: str
+    ends_at: str
+    ships_on: str
+    warehouse: str  # whose presale location holds the pool
+
+
+class VirtualTermsOut(BaseModel):
+    daily_cap: int | None  # per day of the shop's time zone (SHOP_TIME_ZONE)
+    total_cap: int | None
+
+
 class AdminSkuOut(SkuOut):
     available: int = Field(description="Units available to order (operators always see the exact count)")
     active: bool
@@ -211,6 +240,8 @@ class AdminSkuOut(SkuOut):
     warehouses: list[WarehouseLevelsOut]  # the SKU's sellable stock per warehouse (levels: their sum)
     other_states: list[StateLevelsOut]  # stock not for sale (presale, safety, damaged, ...) per warehouse
     shards: list[ShardOut]
+    presale_terms: PresaleTermsOut | None = None
+    virtual: VirtualTermsOut | None = None
     created_at: str
     updated_at: str
 
@@ -274,6 +305,11 @@ class LedgerEntryOut(BaseModel):
 class LedgerPage(BaseModel):
     items: list[LedgerEntryOut]
     next_cursor: str | None
+
+
+class PresaleReleaseOut(BaseModel):
+    sku: AdminSkuOut
+    ledger_entries: list[LedgerEntryOut]  # out of the pool, into spot stock (one transaction)
 
 
 class AdjustmentOut(BaseModel):

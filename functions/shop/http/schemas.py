@@ -31,6 +31,8 @@ class Strict(BaseModel):
 class OrderItemIn(Strict):
     sku: SkuCode
     quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY_PER_LINE)
+    presale: StrictBool = Field(default=False, description="From the SKU's presale pool (its window must be open; "
+                                                            "units taken at payment, shipped around `ships_on`)")
 
 
 class ShippingAddress(Strict):
@@ -146,3 +148,29 @@ class AfterSaleIn(Strict):
 
 class AfterSaleRejectIn(Strict):
     reason: ShortText
+
+
+IsoTimeText = Annotated[str, StringConstraints(min_length=10, max_length=40,
+                                               pattern=r"^\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})$")]
+
+
+class PresaleIn(Strict):
+    cap: StrictInt = Field(ge=0, le=10**9, description="Units the presale may sell in all (sold + still offered)")
+    starts_at: IsoTimeText = Field(description="ISO 8601 time with Z or an offset: orders accepted from then ...")
+    ends_at: IsoTimeText = Field(description="... until then (excluded)")
+    ships_on: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] = Field(
+        description="Expected ship date (YYYY-MM-DD)")
+    warehouse: Annotated[str, StringConstraints(pattern=WAREHOUSE_CODE_PATTERN)] | None = Field(
+        default=None, description="Whose presale location holds the pool; omitted: the main warehouse")
+
+
+class PresaleReleaseIn(Strict):
+    quantity: StrictInt = Field(ge=1, le=10**9)
+    reason: ShortText
+
+
+class VirtualIn(Strict):
+    daily_cap: StrictInt | None = Field(default=None, ge=0, le=10**9,
+                                        description="Units per day of the shop's time zone (SHOP_TIME_ZONE)")
+    total_cap: StrictInt | None = Field(default=None, ge=0, le=10**9,
+                                        description="Units in all (sold + still offered)")

@@ -15,10 +15,11 @@ from shop.domain import clock, shards, stock
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, availability_of
 from shop.domain.warehouses import stock_item, warehouse_index_of
-from shop.services import warehouses
+from shop.services import pools, warehouses
 from shop.services.allocation import StockLayout, take_units
-from shop.services.ports import Commit, Ports, StaleWrite, StockShort
+from shop.services.ports import CapReached, Commit, Ports, StaleWrite, StockShort
 from shop.services.retry import with_retries
+from shop.settings import get_settings
 
 T = TypeVar("T")
 
@@ -45,26 +46,41 @@ def sell_order(ports: Ports, order: Order, at: str, actor: str,
     with whatever else the caller commits. Raises InsufficientStock when the units are gone."""
     held = order.reserved_quantities()
     from_reservation = sell_reserved_lines(order, at, actor)
-    taking = {line.sku: line.quantity for line in order.lines if line.sku not in held}
-    if not taking:
+    lines = tuple(line for line in order.lines if line.sku not in held)
+    if not lines:
         return commit(from_reservation, order)
-    catalog = ports.store.get_catalog(list(taking), consistent=False)
+    catalog = ports.store.get_catalog([line.sku for line in lines], consistent=False)
+    # A presale line takes from its SKU's pool; a virtual one from its caps (its day's: the day of the payment).
+    taking = {line.sku: line.quantity for line in lines if line.sku not in catalog
+              or pools.takes_stock(line, catalog[line.sku])}
+    day_caps = pools.day_cap_takes(order, catalog, clock.parse_iso(at), get_settings().shop_time_zone, lines) \
+        if any(line.virtual for line in lines) else {}
+    presale = pools.presale_layout_skus(order, taking)
     layouts, registry = warehouses.layouts_for(ports, catalog, order.shipping_address)
+    layouts.update({code: StockLayout((terms.location,), 1) for code in presale if (terms := catalog[code].presale)})
 
     def commit_plan(plan: dict[str, list[tuple[int, int]]]) -> T:
-        taken = [stock.sell_unallocated(code, shard, units, at=at, actor=actor, order_id=order.order_id)
-                 for code, parts in plan.items() for shard, units in parts]
+        plan = pools.with_day_caps(plan, day_caps)
+        taken = [pools.opened(stock.sell_unallocated(code, shard, units, at=at, actor=actor, order_id=order.order_id),
+                              day_caps) for code, parts in plan.items() for shard, units in parts]
         return commit(from_reservation + taken, order.with_allocations(plan, registry))
 
     def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
-        return available_by_shard(ports, ports.store.get_catalog(codes))
+        return available_by_shard(ports, ports.store.get_catalog(codes), presale=presale)
 
-    return take_units(taking, {code: layouts.get(code, StockLayout()) for code in taking},
-                      commit=commit_plan, read_available=read_available)
+    try:
+        return take_units(taking, {code: layouts.get(code, StockLayout()) for code in taking},
+                          commit=commit_plan, read_available=read_available)
+    except CapReached as capped:
+        raise pools.daily_cap_reached(capped, taking) from None
 
 
-def available_by_shard(ports: Ports, catalog: dict[str, Sku]) -> dict[str, dict[int, int]]:
-    levels = ports.store.shard_levels({code: sku.sellable_items() for code, sku in catalog.items()})
+def available_by_shard(ports: Ports, catalog: dict[str, Sku], *, presale: set[str] | frozenset[str] = frozenset()
+                       ) -> dict[str, dict[int, int]]:
+    """Available units per stock item offered to orders: sellable ones (a virtual SKU's total cap), or the presale
+    pool for the SKUs in `presale`."""
+    levels = ports.store.shard_levels({code: [sku.presale.item] if code in presale and sku.presale
+                                       else sku.sellable_items() for code, sku in catalog.items()})
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
 
 

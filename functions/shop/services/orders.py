@@ -31,9 +31,9 @@ from shop.domain.orders import (
 )
 from shop.domain.skus import Sku
 from shop.domain.statuses import PaymentStatus
-from shop.services import inventory, warehouses
+from shop.services import inventory, pools, warehouses
 from shop.services.allocation import take_units
-from shop.services.ports import Commit, CommitRejected, HoldLimits, Ports, StaleWrite
+from shop.services.ports import CapReached, Commit, CommitRejected, HoldLimits, Ports, StaleWrite
 from shop.services.presenters import order_view
 from shop.services.records import IdempotentResponse, UnpaidHoldings
 from shop.services.retry import with_retries
@@ -56,6 +56,7 @@ class OrderRequest:
     client_ip: str | None = None  # the caller's address (API Gateway sourceIp), for risk rules only
     payment_window_seconds: int | None = None  # asked for by the storefront; bounded by SKUs and the maximum
     phone_digest: str | None = None  # the shipping phone's keyed digest (operators find orders by phone)
+    presale: frozenset[str] = frozenset()  # SKUs ordered from their presale pool (shop/domain/presale.py)
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,12 @@ class OrderPolicy:
     idempotency_ttl_seconds: int
     max_window_seconds: int | None = None  # the longest window a SKU may set (None: window_seconds)
     hold_limits: HoldLimits = field(default_factory=HoldLimits)
+    time_zone: str = "UTC"  # the shop's: a virtual SKU's daily cap counts its calendar days
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OrderPolicy:
         return cls(settings.payment_window_seconds, settings.idempotency_ttl_seconds,
-                   settings.max_payment_window_seconds, settings.hold_limits())
+                   settings.max_payment_window_seconds, settings.hold_limits(), settings.shop_time_zone)
 
 
 def place_order(ports: Ports, placing: PlaceOrder, policy: OrderPolicy,
@@ -221,6 +223,8 @@ class _Placement:
             except CommitRejected:  # the order number is another order's: the next attempt draws a new one
                 continue
             except InsufficientStock as short:  # a sell-out shows here: the totals were just read
+                if isinstance(short, pools.DailyCapReached):
+                    raise  # the day's cap, not the SKU's stock
                 inventory.announce_stock_state(self.ports, [], ran_short=self.ran_dry, known_available={
                     item["sku"]: item["available"] for item in short.extra.get("shortages", [])})
                 raise
@@ -236,16 +240,20 @@ class _Placement:
             return _replay(stored, self.fingerprint)
         check_catalog(self.wanted, skus)
         created = clock.now()
+        pools.check_order_lines(self.wanted, skus, self.request.presale, created)
         order = self._priced(skus, created)
         try:
             return self._allocate_and_commit(order, skus, created)
         except CommitRejected as rejected:
             return self._replay_or_refuse(rejected)
+        except CapReached as capped:
+            raise pools.daily_cap_reached(capped, self.wanted) from None
 
     def _priced(self, skus: dict[str, Sku], created: datetime) -> Order:
         """The new order at the catalog's prices, its payment window set, with what the client needs to pay."""
         at = clock.iso(created)
-        lines = tuple(OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy)
+        lines = tuple(pools.order_line(OrderLine(code, skus[code].name, qty, skus[code].price, skus[code].stock_policy),
+                                       skus[code], presale=code in self.request.presale)
                       for code, qty in self.wanted.items())
         window = payment_window_seconds(
             default=self.policy.window_seconds, maximum=self.policy.max_window_seconds or self.policy.window_seconds,
@@ -266,7 +274,9 @@ class _Placement:
     def _allocate_and_commit(self, order: Order, skus: dict[str, Sku], created: datetime) -> PlacedOrder:
         """Plan which stock shards the reserved units come from and commit the order with them, in one
         transaction (with its idempotency record); a shard found short is read and the plan made again."""
-        reserving = {line.sku: line.quantity for line in order.lines if line.reserves_stock}
+        reserving = {line.sku: line.quantity for line in order.lines
+                     if line.reserves_stock and pools.takes_stock(line, skus[line.sku])}
+        day_caps = pools.day_cap_takes(order, skus, created, self.policy.time_zone)  # virtual SKUs' daily caps
         self.shard_counts.update({code: skus[code].stock_shards for code in reserving})
         layouts, registry = warehouses.layouts_for(self.ports, {code: skus[code] for code in reserving},
                                                    order.shipping_address)
@@ -274,10 +284,11 @@ class _Placement:
 
         def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
             nonlocal wrote
-            placed = order.with_allocations(plan, registry)
-            movements = [stock.allocate(code, shard, units, at=order.created_at, actor=self.actor,
-                                        order_id=self.order_id)
-                         for code, parts in plan.items() for shard, units in parts]
+            taken = pools.with_day_caps(plan, day_caps)
+            placed = order.with_allocations(taken, registry)
+            movements = [pools.opened(stock.allocate(code, shard, units, at=order.created_at, actor=self.actor,
+                                                     order_id=self.order_id), day_caps)
+                         for code, parts in taken.items() for shard, units in parts]
             body = order_view(placed)
             record = IdempotentResponse(self.customer_id, self.idempotency_key, request_hash=self.fingerprint,
                                         status_code=201, response=json.dumps(body, separators=(",", ":")),

@@ -37,6 +37,15 @@ class StockShort(Exception):
 
 
 @dataclass
+class CapReached(Exception):
+    """A cap item that may not exist yet (`Commit.opening`: a virtual SKU's day) has fewer available units than
+    the commit takes: the cap is reached for that day. `available`: SKU -> what the item had, when known."""
+
+    skus: set[str]
+    available: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class CommitRejected(Exception):
     """A uniqueness condition failed (a keyed record, the order number, a new order, SKU or after-sales request,
     or the customer's unpaid-holdings cap). `existing`: label -> what was found, when the store read it
@@ -85,6 +94,13 @@ class Commit:
             key = (movement.sku, movement.shard)
             net[key] = net.get(key, StockLevels()) + movement.delta
         return net
+
+    def openings(self) -> dict[tuple[str, int], int]:
+        """Stock items (sku, item) nobody creates beforehand (a virtual SKU's day item, `StockMovement.opening`):
+        the first movement writes one with these opening levels (on_hand = available = the value); it is guarded
+        as any item after. No catalog copy (active, price) is kept or checked on them; a failed guard raises
+        CapReached, not StockShort."""
+        return {(m.sku, m.shard): m.opening for m in self.movements if m.opening is not None}
 
     def holdings_change(self) -> tuple[str, int, dict[str, int]] | None:
         """(customer, change of unpaid orders, change of unpaid units per SKU) the order written here makes to
@@ -183,6 +199,8 @@ class Store(Protocol):
         - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
           version and status read (or is gone), the catalog entry is not at `sku_put`'s version, the after-sales
           request is not at `after_sale`'s version (or is gone), a ledger entry's movement id was written before;
+        - `CapReached(skus, available)` if the guard of an item in `openings()` failed (its levels, or the opening
+          levels if it did not exist yet, hold less than the movements lower);
         - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
           delta, applied only if the shard exists and every level the delta lowers holds at least that much
           (one unit more of available for a shard in `keep_available`; and, for a SKU in `catalog_guards`,
@@ -190,7 +208,8 @@ class Store(Protocol):
         - `Throttled` when the database sheds load (safe to retry: a commit that did apply fails its
           conditions on the retry).
 
-        Applied: each shard's delta and each movement's ledger entry; the catalog entry at version+1 (1 if
+        Applied: each shard's delta (an item of `openings()` that did not exist starts from its opening levels) and
+        each movement's ledger entry; the catalog entry at version+1 (1 if
         new) with every shard's copy of active/price (shards created with zero levels); the order (a new one
         with its order number); the customer's unpaid holdings changed by what the order holds unpaid before
         and after (`Order.unpaid_holdings`); the keyed records; the after-sales request (its version as given).
@@ -238,8 +257,10 @@ class Store(Protocol):
         `stock_state` is one of `states` when given."""
         ...
 
-    def ledger(self, code: str, limit: int, cursor: str | None) -> tuple[list[StockMovement], str | None]:
-        """A SKU's stock movements over all its shards, oldest first by (at, movement_id)."""
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
+               ) -> tuple[list[StockMovement], str | None]:
+        """A SKU's stock movements over all its shards (`Sku.stock_items`, or only these `items`: a virtual
+        SKU's day item), oldest first by (at, movement_id)."""
         ...
 
     def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterable[StockMovement]:

@@ -13,6 +13,7 @@ from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
 from shop.domain.values import Refund, Shipment, UnitLine
+from shop.domain.virtual import is_day_item
 from shop.domain.warehouses import (
     LOCATIONS_PER_STATE,
     StockState,
@@ -23,6 +24,7 @@ from shop.domain.warehouses import (
     state_of,
     warehouse_index_of,
 )
+from shop.services import pools
 
 # What a customer is told about a held order, instead of the risk rule or check that held it.
 UNDER_REVIEW = "under_review"
@@ -182,6 +184,9 @@ def _full_order_view(order: Order) -> dict[str, Any]:
                 # Where the line's units are held and ship from (empty until stock is taken for it).
                 "ships_from": [{"warehouse": code, "quantity": units}
                                for code, units in line.units_by_warehouse().items()],
+                # A presale line ships around this date; virtual goods never ship.
+                "presale": {"ships_on": line.presale_ships_on} if line.presale_ships_on else None,
+                "virtual": line.virtual,
             }
             for line in order.lines
         ],
@@ -214,8 +219,10 @@ def admin_order_view(order: Order) -> dict[str, Any]:
 
 def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
     """What storefronts see (GET /skus/{sku}): `available` is null when the shop's availability display hides
-    the count (shop.domain.availability); operators' views pass nothing and see the exact count."""
-    shown = shown_availability(sku.levels.available, sku.low_stock_threshold, display)
+    the count (shop.domain.availability); operators' views pass nothing and see the exact count. A virtual SKU's
+    count is what its caps still allow (today's included: pools.with_today)."""
+    virtual = pools.virtual_available(sku)
+    shown = shown_availability(sku.levels.available if virtual is None else virtual, sku.low_stock_threshold, display)
     return {
         "sku": sku.sku,
         "name": sku.name,
@@ -224,6 +231,8 @@ def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
         "availability": shown.availability,
         "stock_policy": sku.stock_policy.value,
         "max_per_order": sku.max_per_order,
+        "kind": "physical" if sku.virtual is None else "virtual",
+        "presale": pools.presale_view(sku),  # apart from spot availability; None without a presale
     }
 
 
@@ -231,6 +240,8 @@ def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, An
     known = registry or Warehouses()
     per_location: dict[int, StockLevels] = {place: StockLevels() for place in sku.locations}
     for item, levels in sku.shard_levels.items():
+        if is_day_item(item):
+            continue  # a virtual SKU's day: shown as its available units (public view)
         per_location[location_of(item)] = per_location.get(location_of(item), StockLevels()) + levels
     sellable = [(place, levels) for place, levels in per_location.items() if place < LOCATIONS_PER_STATE]
     held_back = [(place, levels) for place, levels in per_location.items() if place >= LOCATIONS_PER_STATE]
@@ -252,6 +263,9 @@ def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, An
         "shards": [{"shard": shard_of(n), "warehouse": known.code_of(warehouse_index_of(n)),
                     "live": shard_of(n) < sku.stock_shards, **levels.to_dict()}
                    for n, levels in sorted(sku.shard_levels.items()) if is_sellable(n)],
+        "presale_terms": {**sku.presale.to_dict(), "warehouse": known.code_of(sku.presale.warehouse)}
+        if sku.presale else None,
+        "virtual": sku.virtual.to_dict() if sku.virtual else None,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
     }

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from shop.adapters.phones import phone_digest
 from shop.adapters.wiring import default_ports
-from shop.domain.errors import InsufficientStock
+from shop.domain.errors import InsufficientStock, Unprocessable
 from shop.http.auth import caller
 from shop.http.routes.common import IdempotencyKey, checked_window, json_response, validated_key
 from shop.http.schemas import CreateOrderIn
@@ -19,6 +19,16 @@ from shop.settings import get_settings
 router = APIGatewayRouter()
 logger = Logger(child=True)
 metrics = Metrics()
+
+def presale_skus(order: CreateOrderIn) -> frozenset[str]:
+    """The SKUs ordered from their presale pool; a SKU is ordered either way, not both (422)."""
+    presale = frozenset(line.sku for line in order.items if line.presale)
+    mixed = sorted(presale & {line.sku for line in order.items if not line.presale})
+    if mixed:
+        raise Unprocessable("a SKU is ordered from presale or from stock, not both in one order",
+                            {"skus": [{"sku": code, "reason": "presale_and_spot"} for code in mixed]})
+    return presale
+
 
 @router.post("/orders", summary="Place an order", responses={201: {"description": "Order placed"}})
 def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
@@ -32,6 +42,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         client_ip=router.current_event.request_context.identity.source_ip,
         payment_window_seconds=checked_window(order.payment_window_seconds),
         phone_digest=phone_digest(order.shipping_address.phone),
+        presale=presale_skus(order),
     )
     try:
         placed = place_order(default_ports(),

@@ -90,6 +90,7 @@ def reorder(
         else original.shipping_address,
         payment_provider=body.payment_provider or original.payment_provider,
         client_ip=router.current_event.request_context.identity.source_ip,
+        presale=frozenset(line.sku for line in original.lines if line.presale_ships_on),
     )
     request = replace(request, phone_digest=phone_digest(request.shipping_address.get("phone")))
     settings = get_settings()
