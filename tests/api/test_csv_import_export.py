@@ -168,10 +168,10 @@ def test_exports(api):
     assert got.headers["content-disposition"].startswith('attachment; filename="skus-')
     assert got.headers["x-export-rows"] == "3" and got.headers["x-export-truncated"] == "false"
     skus = rows(got.text)
-    assert [(r["sku"], r["name"], r["price"], r["on_hand"], r["availability"]) for r in skus] == [
+    assert [(r["sku"], r["name"], r["price"], r["total_on_hand"], r["availability"]) for r in skus] == [
         ("IMP-A", "Alpha tee", "1999", "20", "in_stock"), ("IMP-B", "Beta, mug", "850", "7", "in_stock"),
         ("IMP-C", "'=cmd|' /C calc'!A0", "100", "0", "sold_out")]  # a formula is defused with a leading '
-    # The export imports back (its read-only columns are ignored): every row applied, nothing changes.
+    # The export imports back (its read-only columns are ignored): every row applied, terms only.
     back = post(api, got.text).json()
     assert back["applied"] == 3 and sku(api, "IMP-A")["levels"]["on_hand"] == 20
     assert sku(api, "IMP-C")["name"] == "'=cmd|' /C calc'!A0"
@@ -193,3 +193,46 @@ def test_exports(api):
     assert api.admin("GET", "/admin/ledger.csv?since=2026-01-01").status == 422
     for path in ("/admin/skus.csv", "/admin/stock.csv", "/admin/ledger.csv"):
         assert api.request("GET", path).status == 403
+
+
+def test_stock_levels_per_warehouse_for_existing_skus(api):
+    post(api, GOOD)
+    put = api.admin("PUT", "/admin/warehouses/sh", body={"name": "Shanghai", "country": "CN"})
+    assert put.status == 201, put.text
+    # Stock only: existing SKUs need no name or price; a row per warehouse; main when the cell is empty.
+    text = "sku,warehouse,on_hand\nIMP-A,sh,12\nIMP-A,,15\nIMP-B,sh,4\n"
+    report = post(api, text).json()
+    assert [(r["sku"], r["warehouse"], r["status"], r["on_hand"]) for r in report["results"]] == [
+        ("IMP-A", "sh", "applied", 12), ("IMP-A", "main", "applied", 15), ("IMP-B", "sh", "applied", 4)]
+    a = sku(api, "IMP-A")
+    assert (a["name"], a["price"]["amount"], a["levels"]["on_hand"]) == ("Alpha tee", 1999, 27)
+    assert {w["warehouse"]: w["on_hand"] for w in a["warehouses"]} == {"main": 15, "sh": 12}
+    stock = rows(api.admin("GET", "/admin/stock.csv").text)
+    assert [(r["sku"], r["warehouse"], r["on_hand"]) for r in stock if r["sku"] != "IMP-C"] == [
+        ("IMP-A", "main", "15"), ("IMP-A", "sh", "12"), ("IMP-B", "main", "7"), ("IMP-B", "sh", "4")]
+    # stock.csv imports back as it is: the same levels, nothing moves.
+    back = post(api, api.admin("GET", "/admin/stock.csv").text).json()
+    assert back["failed"] == 0 and sku(api, "IMP-A")["levels"]["on_hand"] == 27
+    ledger = rows(api.admin("GET", "/admin/ledger.csv?sku=IMP-A").text)
+    assert [(e["warehouse"], e["reason"], e["on_hand"]) for e in ledger] == [
+        ("main", "import", "20"), ("sh", "import", "12"), ("main", "import", "-5")]
+
+
+def test_what_a_row_needs_depends_on_the_catalog_and_the_warehouses(api):
+    post(api, GOOD)
+    text = ("sku,name,price,currency,warehouse,state,on_hand\n"
+            "NEW-1,,,,,,1\n"              # line 2: a new SKU needs name, price and currency
+            "IMP-A,,1999,,,,1\n"          # line 3: price without currency
+            "IMP-A,,,,nowhere,,1\n"       # line 4: no such warehouse
+            "IMP-B,,,,,damaged,1\n"       # line 5: only sellable stock
+            "IMP-C,Other name,,,,,1\n"    # line 6: fine alone...
+            "IMP-C,,,,main,,2\n"          # line 7: ...but IMP-C main twice
+            "IMP-B,Beta,,,,,3\n")         # line 8: fine
+    problem = post(api, text).json()
+    assert sorted((e["line"], e["field"]) for e in problem["errors"]) == [
+        (2, "name"), (3, "currency"), (4, "warehouse"), (5, "state"), (7, "sku")]
+    text = "sku,name,on_hand\nIMP-A,Alpha,1\nIMP-A,Alpha,2\n"
+    assert post(api, text).json()["errors"][0]["line"] == 3  # the same SKU and warehouse twice
+    api.admin("PUT", "/admin/warehouses/sh", body={"name": "Shanghai", "country": "CN"})
+    text = "sku,name,warehouse,on_hand\nIMP-A,Alpha,main,1\nIMP-A,Other,sh,2\n"
+    assert post(api, text).json()["errors"][0]["line"] == 3  # one SKU, one set of terms

@@ -20,7 +20,7 @@ FILE = ("sku,name,price,currency,stock_shards,on_hand\n"
 
 
 def test_the_same_file_posted_twice_at_once_applies_each_row_once(ddb_ports):
-    rows = imports.read_rows(FILE, max_window=3600)
+    rows = imports.read_rows(FILE, max_window=3600, existing=ddb_ports.store.get_catalog, warehouses={"main"})
     file_id = imports.file_id(FILE)
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(lambda _: apply_rows(ddb_ports, file_id, rows, actor="admin:ops"), range(2)))
@@ -39,7 +39,7 @@ def test_the_same_file_posted_twice_at_once_applies_each_row_once(ddb_ports):
 def test_orders_racing_an_import_still_count(ddb_ports):
     stock_up(ddb_ports, ["CSV-HOT"], on_hand=50, shards=4)
     data = b"sku,name,price,currency,stock_shards,on_hand\nCSV-HOT,Hot,1500,USD,4,40\n"
-    rows = imports.read_rows(data, max_window=3600)
+    rows = imports.read_rows(data, max_window=3600, existing=ddb_ports.store.get_catalog, warehouses={"main"})
     with ThreadPoolExecutor(6) as pool:
         placed = [pool.submit(order, ddb_ports, f"c{n}", f"k{n}", [("CSV-HOT", 1)]) for n in range(10)]
         applied = pool.submit(apply_rows, ddb_ports, imports.file_id(data), rows, actor="admin:ops")

@@ -64,8 +64,9 @@ CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv", ("get", "/admin/skus.
                  ("get", "/admin/stock.csv"): "text/csv", ("get", "/admin/ledger.csv"): "text/csv"}
 # Request bodies that are files, not JSON (Powertools sees no body parameter on their routes).
 FILE_BODIES = {("post", "/admin/imports/skus"): (
-    "text/csv", "A header row (sku, name, price, currency required; active, stock_policy, low_stock_threshold, "
-                "max_per_order, payment_window_seconds, stock_shards, on_hand optional), one SKU per row")}
+    "text/csv", "A header row (sku required; name, price, currency required for new SKUs; warehouse, active, "
+                "stock_policy, low_stock_threshold, max_per_order, payment_window_seconds, stock_shards, on_hand "
+                "optional), one SKU and warehouse per row (docs/inventory.md)")}
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments"),
            ("put", "/admin/warehouses/{code}")}

@@ -270,9 +270,10 @@ class LedgerCsv(RootModel[str]):
 class ImportRowOut(BaseModel):
     line: int
     sku: str
+    warehouse: str  # whose sellable stock the row's on_hand sets (main unless the row names one)
     status: Literal["applied", "skipped", "failed", "pending"]  # skipped: applied by an earlier post of the file
     created: bool | None = None  # applied: the SKU is new
-    on_hand: int | None = None  # applied: on_hand after the row
+    on_hand: int | None = None  # applied: the warehouse's sellable on_hand after the row
     problem: str | None = None  # failed: the problem type's slug (e.g. insufficient-stock, conflict)
     message: str | None = None  # failed: why
 

@@ -22,10 +22,12 @@ from shop.services.presenters import movement_view
 PAGE = 100
 LEDGER_EXPORT_MAX_SKUS = 1000
 
-# Importable back (shop/http/imports.py reads these and ignores the read-only ones).
+# Both importable back (shop/http/imports.py reads these and ignores the read-only ones).
+# skus.csv: the terms (importable) and read-only totals over the SKU's sellable stock in every warehouse (the
+# import ignores them: stock is set per warehouse, from stock.csv's columns).
 SKU_COLUMNS = ("sku", "name", "price", "currency", "active", "stock_policy", "low_stock_threshold", "max_per_order",
-               "payment_window_seconds", "stock_shards", "on_hand", "available", "reserved", "sold", "availability",
-               "stock_state", "created_at", "updated_at")
+               "payment_window_seconds", "stock_shards", "total_on_hand", "total_available", "total_reserved",
+               "total_sold", "availability", "stock_state", "created_at", "updated_at")
 STOCK_COLUMNS = ("sku", "warehouse", "state", "on_hand", "available", "reserved", "sold")
 LEDGER_COLUMNS = ("at", "sku", "warehouse", "state", "shard", "movement_id", "actor", "reason", "order_id", "reference",
                   "on_hand", "available", "reserved", "sold")
@@ -46,7 +48,7 @@ def _blank(value: object) -> object:
 
 
 def skus_csv(ports: Ports, max_rows: int) -> CsvExport:
-    """One row per SKU: its terms (the import's columns) and its levels summed over its stock shards."""
+    """One row per SKU: its terms (the import's columns) and its sellable levels summed over its warehouses."""
     rows = ([s.sku, s.name, s.price.amount, s.price.currency, "true" if s.active else "false", s.stock_policy.value,
              _blank(s.low_stock_threshold), _blank(s.max_per_order), _blank(s.payment_window_seconds), s.stock_shards,
              s.levels.on_hand, s.levels.available, s.levels.reserved, s.levels.sold, s.availability(), s.stock_state,

@@ -28,7 +28,8 @@ from typing import Any
 
 from shop.domain import clock
 from shop.domain.errors import DomainError, InsufficientStock
-from shop.services import catalog
+from shop.domain.warehouses import MAIN_WAREHOUSE
+from shop.services import catalog, warehouses
 from shop.services.ports import Ports
 from shop.services.records import ImportRowApplied
 
@@ -45,6 +46,7 @@ class ImportRow:
     sku: str
     terms: dict[str, Any]  # SkuTerms field -> value (price as Money)
     on_hand: int | None = None  # None: stock untouched
+    warehouse: str = MAIN_WAREHOUSE  # whose sellable stock on_hand sets
 
 
 @dataclass
@@ -73,20 +75,32 @@ def apply_rows(ports: Ports, file_id: str, rows: list[ImportRow], *, actor: str,
         done = ports.store.import_rows_applied(file_id, [row.line for row in batch])
         for row in batch:
             if row.line in done:
-                report.results.append({"line": row.line, "sku": row.sku, "status": "skipped"})
+                report.results.append({**_where(row), "status": "skipped"})
             elif deadline is not None and time.monotonic() > deadline:
-                report.results.append({"line": row.line, "sku": row.sku, "status": "pending"})
+                report.results.append({**_where(row), "status": "pending"})
             else:
                 report.results.append(_apply(ports, file_id, row, actor))
     return report
 
 
+def _where(row: ImportRow) -> dict[str, Any]:
+    return {"line": row.line, "sku": row.sku, "warehouse": row.warehouse}
+
+
 def _apply(ports: Ports, file_id: str, row: ImportRow, actor: str) -> dict[str, Any]:
+    try:
+        warehouse = warehouses.warehouse_index(ports, row.warehouse)
+    except DomainError as refused:  # removed since the file was checked
+        return {**_where(row), "status": "failed", "problem": refused.slug,
+                "message": refused.detail}
     current = ports.store.get_sku(row.sku)
-    if current and row.on_hand is not None and row.on_hand < current.levels.reserved:
+    reserved = sum(current.shard_levels[i].reserved for i in current.items_in(warehouse)
+                   if i in current.shard_levels) if current else 0
+    if row.on_hand is not None and row.on_hand < reserved:
         # Refused before any write (the catalog's own check would come after its catalog write).
-        return {"line": row.line, "sku": row.sku, "status": "failed", "problem": InsufficientStock.slug,
-                "message": f"on_hand {row.on_hand} is below the {current.levels.reserved} units reserved by orders"}
+        return {**_where(row), "status": "failed", "problem": InsufficientStock.slug,
+                "message": f"on_hand {row.on_hand} is below the {reserved} units reserved by orders "
+                           f"in warehouse {row.warehouse}"}
     terms = {**(current.terms() if current else {}), **row.terms}
     details = catalog.SkuDetails(**terms, on_hand=row.on_hand)
     now = clock.now()
@@ -94,9 +108,10 @@ def _apply(ports: Ports, file_id: str, row: ImportRow, actor: str) -> dict[str, 
                               expires=int(now.timestamp()) + RECORD_DAYS * 24 * 3600)
     try:
         saved, created = catalog.upsert_sku(ports, row.sku, details, actor=actor, reason=IMPORT_REASON,
-                                            reference=file_id, record=marker)
+                                            reference=file_id, record=marker, warehouse=warehouse)
     except DomainError as refused:
-        return {"line": row.line, "sku": row.sku, "status": "failed", "problem": refused.slug,
+        return {**_where(row), "status": "failed", "problem": refused.slug,
                 "message": refused.detail}
-    return {"line": row.line, "sku": row.sku, "status": "applied", "created": created,
-            "on_hand": saved.levels.on_hand}
+    held = sum(saved.shard_levels[i].on_hand for i in saved.items_in(warehouse) if i in saved.shard_levels)
+    return {**_where(row), "status": "applied", "created": created,
+            "on_hand": held}

@@ -33,6 +33,7 @@ from shop.payments import registry
 from shop.services import catalog, exports, finding, fulfilment, payments
 from shop.services import imports as import_service
 from shop.services import orders as order_service
+from shop.services import warehouses as warehouse_service
 from shop.services.presenters import admin_order_view, admin_sku_view, movement_view
 from shop.settings import get_settings
 
@@ -187,8 +188,11 @@ def import_skus(idempotency_key: Annotated[str | None, Header(
     data = raw_body(event)
     if data is None:
         raise Unprocessable("the body is not text", {"fields": ["body"]})
-    rows = imports.read_rows(data, max_window=get_settings().max_payment_window_seconds)
-    report = import_service.apply_rows(default_ports(), imports.file_id(data, idempotency_key), rows, actor=who.actor,
+    ports = default_ports()
+    rows = imports.read_rows(data, max_window=get_settings().max_payment_window_seconds,
+                             existing=ports.store.get_catalog,
+                             warehouses={w.code for w in warehouse_service.list_warehouses(ports)})
+    report = import_service.apply_rows(ports, imports.file_id(data, idempotency_key), rows, actor=who.actor,
                                        deadline=time.monotonic() + IMPORT_TIME_BUDGET_SECONDS)
     return json_response(200, report.to_dict())
 
