@@ -63,3 +63,15 @@ def test_coarse(shop, api):
     assert (admin["available"], admin["availability"], admin["levels"]["available"]) == (5, "low_stock", 5)
     listed = {s["sku"]: s["available"] for s in api.admin("GET", "/admin/skus").json()["items"]}
     assert listed == {"PLENTY": 50, "FEW": 5, "GONE": 0, "NOLIMIT": 3}
+
+
+def test_a_presale_pool_count_follows_the_display_rule(shop, api):
+    display, seen = shop
+    body = {"cap": 30, "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z", "ships_on": "2099-02-01"}
+    assert api.admin("PUT", "/admin/skus/PLENTY/presale", body=body).status == 200
+    display("coarse")
+    assert api.request("GET", "/skus/PLENTY").json()["presale"]["available"] is None
+    display("only_n_left")
+    assert api.request("GET", "/skus/PLENTY").json()["presale"]["available"] is None  # 30 > the SKU's threshold 5
+    display(None)
+    assert api.request("GET", "/skus/PLENTY").json()["presale"]["available"] == 30

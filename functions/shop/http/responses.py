@@ -172,7 +172,9 @@ class AdminOrderPage(BaseModel):
 
 
 class PresaleOut(BaseModel):
-    available: int  # units left in the presale pool (apart from spot `available`)
+    # Units left in the presale pool (apart from spot `available`); null when the shop's availability display
+    # hides counts (as for `available`; operators always see it).
+    available: int | None
     status: Literal["upcoming", "open", "ended"]  # the sale window now
     starts_at: str
     ends_at: str

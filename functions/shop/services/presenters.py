@@ -223,6 +223,9 @@ def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
     count is what its caps still allow (today's included: pools.with_today)."""
     virtual = pools.virtual_available(sku)
     shown = shown_availability(sku.levels.available if virtual is None else virtual, sku.low_stock_threshold, display)
+    presale = pools.presale_view(sku)
+    if presale is not None:  # the presale pool's count follows the same display rule
+        presale["available"] = shown_availability(presale["available"], sku.low_stock_threshold, display).available
     return {
         "sku": sku.sku,
         "name": sku.name,
@@ -232,7 +235,7 @@ def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
         "stock_policy": sku.stock_policy.value,
         "max_per_order": sku.max_per_order,
         "kind": "physical" if sku.virtual is None else "virtual",
-        "presale": pools.presale_view(sku),  # apart from spot availability; None without a presale
+        "presale": presale,  # apart from spot availability; None without a presale
     }
 
 
