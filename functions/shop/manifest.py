@@ -275,6 +275,17 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/admin/skus/{sku}/presale", "admin_api", "admin"),
     Route("POST", "/admin/skus/{sku}/presale/release", "admin_api", "admin"),
     Route("PUT", "/admin/skus/{sku}/virtual", "admin_api", "admin"),
+    Route("POST", "/admin/skus/{sku}/stock-moves", "admin_api", "admin"),
+    Route("POST", "/admin/skus/{sku}/incoming", "admin_api", "admin"),
+    Route("GET", "/admin/skus/{sku}/incoming", "admin_api", "admin"),
+    Route("GET", "/admin/deliveries/{delivery_id}", "admin_api", "admin"),
+    Route("POST", "/admin/deliveries/{delivery_id}/receive", "admin_api", "admin"),
+    Route("POST", "/admin/transfers", "admin_api", "admin"),
+    Route("GET", "/admin/transfers/{transfer_id}", "admin_api", "admin"),
+    Route("POST", "/admin/transfers/{transfer_id}/receive", "admin_api", "admin"),
+    Route("POST", "/admin/counts", "admin_api", "admin"),
+    Route("GET", "/admin/counts/{count_id}", "admin_api", "admin"),
+    Route("POST", "/admin/counts/{count_id}/approve", "admin_api", "admin"),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (

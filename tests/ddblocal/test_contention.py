@@ -147,3 +147,79 @@ def test_concurrent_orders_from_two_regions_sell_each_warehouse_exactly_once(ddb
         line = ddb_ports.store.get_order(p.order_id).lines[0]
         shipped_from.update({a.warehouse: a.units for a in line.allocations})
     assert shipped_from == {"main": 20, "east": 15, "cn": 15}
+
+
+def test_orders_race_transfers_state_moves_and_a_count_without_overselling(ddb_ports):
+    """120 orders from two regions race an operator who dispatches and receives a transfer (main -> cn), moves
+    units to damaged (east) and approves a count (main): no order takes units that were not sellable, every item
+    stays consistent and its ledger sums to its levels, units in every state add up to what was stocked plus the
+    count's difference, and the transfer and the count apply exactly once."""
+    from shop.domain.stock_documents import DocumentKind
+    from shop.domain.warehouses import StockState, Warehouse
+    from shop.services import stock_ops, warehouses
+
+    warehouses.define_warehouse(ddb_ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
+    warehouses.define_warehouse(ddb_ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
+    stock_up(ddb_ports, ["OPS"], on_hand=20, shards=2)
+    catalog.adjust_stock(ddb_ports, "OPS", 15, reason="received", actor="admin:test", warehouse="east")
+    regions = [{**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
+
+    def attempt(n):
+        request = OrderRequest(items=[("OPS", 1)], shipping_address=regions[n % 2], payment_provider="sandbox")
+        try:
+            return place_order(ddb_ports, PlaceOrder(f"c{n}", f"k{n}", request, request_fingerprint({"n": n})),
+                               OrderPolicy(900, 3600), lambda o: {})
+        except InsufficientStock:
+            return None
+
+    def operator():
+        done = {}
+        try:
+            sent, _ = stock_ops.dispatch_transfer(ddb_ports, from_warehouse="main", to_warehouse="cn",
+                                                  lines=[("OPS", 6)], reference=None, actor="admin:t", request_id="t")
+            done["transfer"] = sent.doc_id
+        except InsufficientStock:
+            pass
+        try:
+            stock_ops.move_state(ddb_ports, "OPS", warehouse="east", from_state=StockState.SELLABLE,
+                                 to_state=StockState.DAMAGED, quantity=2, reason="dropped", reference=None,
+                                 actor="admin:t")
+            done["damaged"] = 2
+        except InsufficientStock:
+            pass
+        count, _ = stock_ops.create_count(ddb_ports, lines=[("OPS", "main", 12)], reference=None, actor="admin:t")
+        if "transfer" in done:
+            for _ in range(2):  # a retried receipt applies nothing twice
+                stock_ops.receive_transfer(ddb_ports, done["transfer"], actor="admin:t")
+        try:
+            approved = stock_ops.approve_count(ddb_ports, count.doc_id, actor="admin:t")
+            stock_ops.approve_count(ddb_ports, count.doc_id, actor="admin:t")
+            done["count"] = approved.body["lines"][0]["difference"]
+        except InsufficientStock:  # more reserved in main than counted at that moment
+            pass
+        return done
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        operating = pool.submit(operator)
+        placed = [p for p in pool.map(attempt, range(120)) if p]
+        done = operating.result()
+    sku = assert_ledger_matches(ddb_ports, "OPS")
+    assert "transfer" in done  # the operator moved stock while orders ran
+    assert all(levels.is_consistent for levels in sku.shard_levels.values())
+    assert sku.levels.reserved == len(placed)  # every accepted unit is reserved on a sellable item
+    assert sku.all_levels.on_hand == 35 + done.get("count", 0)  # nothing appeared or vanished but the count
+    per_state = Counter()
+    for item, levels in sku.shard_levels.items():
+        per_state[(item // 64) // 1024] += levels.on_hand
+    assert per_state[StockState.IN_TRANSIT] == 0 and per_state[StockState.DAMAGED] == done.get("damaged", 0)
+    transfer = ddb_ports.store.get_stock_document(DocumentKind.TRANSFER, done["transfer"])
+    assert transfer.status == "received"
+    entries, cursor = [], None
+    while True:
+        page, cursor = ddb_ports.store.ledger("OPS", 100, cursor)
+        entries += page
+        if not cursor:
+            break
+    moved = [e for e in entries if e.reference == transfer.doc_id]
+    assert sum(e.delta.on_hand for e in moved) == 0
+    assert sorted(e.delta.on_hand for e in moved if e.reason == "transfer_received") == [-6, 6]  # received once

@@ -3,7 +3,9 @@
 Steps: create (shared SKUs, each provider), duplicate create, pay (each provider's signed webhook,
 sometimes twice, sometimes with a wrong amount), late redelivery of an earlier webhook (reordered),
 expire, cancel, refund (with or without restock), shipment (partial or whole), operator
-adjustment (in the main warehouse or one of two others), delivery of queued restocks (sometimes twice).
+adjustment (in the main warehouse or one of two others), delivery of queued restocks (sometimes twice),
+moves between stock states (sellable, safety, damaged, quality hold), transfers between warehouses dispatched
+and received (sometimes twice), physical counts approved (sometimes twice).
 Orders ship to addresses nearest one warehouse or another, so lines are taken per warehouse and split;
 every level is checked per stock item (warehouse and shard), per warehouse and summed. `make test` runs a bounded
 number of examples; `make soak` (SOAK=1) runs the long profile.
@@ -25,8 +27,9 @@ from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.payments.registry import PROVIDERS
-from shop.domain.warehouses import Warehouse, warehouse_index_of
-from shop.services import catalog, fulfilment, inventory, payments, warehouses
+from shop.domain.stock_documents import ON_HAND_STATES
+from shop.domain.warehouses import LOCATIONS_PER_STATE, StockState, Warehouse, location_of, warehouse_index_of
+from shop.services import catalog, fulfilment, inventory, payments, stock_ops, warehouses
 from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
@@ -67,6 +70,7 @@ def build_machine(ports_factory, fakes):
             self.placed: dict[str, tuple] = {}
             self.sent: list[tuple] = []  # every webhook delivered so far, for late redelivery
             self.n = 0
+            self.transfers: list[str] = []  # dispatched transfers, some received since
             warehouses.define_warehouse(self.ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
             warehouses.define_warehouse(self.ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
             for code in SKUS:
@@ -196,6 +200,63 @@ def build_machine(ports_factory, fakes):
             except DomainError:
                 pass
 
+        @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(WAREHOUSES), quantity=st.integers(1, 3),
+              states=st.permutations(ON_HAND_STATES))
+        def move_state(self, sku, warehouse, quantity, states):
+            try:
+                stock_ops.move_state(self.ports, sku, warehouse=warehouse, from_state=states[0], to_state=states[1],
+                                     quantity=quantity, reason="t", reference="QC-1", actor="admin:t")
+                CHECKS[f"move:{states[0].name.lower()}->{states[1].name.lower()}"] += 1
+            except DomainError:
+                pass
+
+        @rule(sku=st.sampled_from(SKUS), route=st.permutations(WAREHOUSES), quantity=st.integers(1, 3))
+        def dispatch_transfer(self, sku, route, quantity):
+            self.n += 1
+            try:
+                sent, _ = stock_ops.dispatch_transfer(
+                    self.ports, from_warehouse=route[0] or "main", to_warehouse=route[1] or "main",
+                    lines=[(sku, quantity)], reference=None, actor="admin:t", request_id=f"t{self.n}")
+                self.transfers.append(sent.doc_id)
+                CHECKS["transfers_dispatched"] += 1
+            except DomainError:
+                pass
+
+        @precondition(lambda self: self.transfers)
+        @rule(pick=st.integers(0, 10**6), twice=st.booleans())
+        def receive_transfer(self, pick, twice):
+            transfer = self.transfers[pick % len(self.transfers)]
+            for _ in range(2 if twice else 1):
+                received = stock_ops.receive_transfer(self.ports, transfer, actor="admin:t")
+                assert received.status == "received"
+            CHECKS["transfers_received"] += 1
+
+        @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(WAREHOUSES), counted=st.integers(0, 8),
+              twice=st.booleans())
+        def count(self, sku, warehouse, counted, twice):
+            self.n += 1
+            made, _ = stock_ops.create_count(self.ports, lines=[(sku, warehouse or "main", counted)], reference=None,
+                                             actor="admin:t", request_id=f"c{self.n}")
+            try:
+                for _ in range(2 if twice else 1):
+                    approved = stock_ops.approve_count(self.ports, made.doc_id, actor="admin:t")
+            except DomainError:  # fewer counted than reserved there: refused, nothing applied
+                assert stock_ops.get_document(self.ports, made.kind, made.doc_id).status == "draft"
+                return
+            line = approved.body["lines"][0]
+            assert line["on_hand"] + line["difference"] == counted
+            applied = self._referencing(sku, made.doc_id)
+            assert sum(m.delta.on_hand for m in applied) == line["difference"]  # exactly once
+            CHECKS["counts_approved"] += 1
+
+        def _referencing(self, code, reference):
+            entries, cursor = [], None
+            while True:
+                page, cursor = self.ports.store.ledger(code, 100, cursor)
+                entries += [m for m in page if m.reference == reference]
+                if not cursor:
+                    return entries
+
         @precondition(lambda self: self.queue.messages)
         @rule(twice=st.booleans())
         def deliver_restocks(self, twice):
@@ -231,12 +292,26 @@ def build_machine(ports_factory, fakes):
                 # Per stock item (a warehouse's shard), hence per warehouse: its ledger sums to its levels.
                 for item, levels in sku.shard_levels.items():
                     assert {k: per_item.get(item, Counter())[k] for k in levels.to_dict()} == levels.to_dict(), item
-                per_warehouse: Counter = Counter()
+                # Per location (a warehouse in one state): sellable ones sum to the SKU's levels, all to all_levels.
+                per_location: Counter = Counter()
                 for item, levels in sku.shard_levels.items():
-                    per_warehouse[warehouse_index_of(item)] += levels.on_hand
-                    assert warehouse_index_of(item) in sku.sellable_warehouses()
-                assert sum(per_warehouse.values()) == sku.levels.on_hand
-                CHECKS["warehouses_stocked"] = max(CHECKS["warehouses_stocked"], len(per_warehouse))
+                    per_location[location_of(item)] += levels.on_hand
+                    assert location_of(item) in sku.locations
+                assert sum(u for place, u in per_location.items() if place < LOCATIONS_PER_STATE) == sku.levels.on_hand
+                assert sum(per_location.values()) == sku.all_levels.on_hand
+                # In transit: exactly the units of the transfers dispatched and not yet received, per destination.
+                in_transit: Counter = Counter()
+                for transfer_id in self.transfers:
+                    transfer = stock_ops.get_document(self.ports, stock_ops.DocumentKind.TRANSFER, transfer_id)
+                    if transfer.status == "dispatched":
+                        in_transit[transfer.body["to_index"]] += sum(
+                            line["quantity"] for line in transfer.body["lines"] if line["sku"] == code)
+                assert {w: u for w, u in in_transit.items() if u} == {
+                    place % LOCATIONS_PER_STATE: u for place, u in per_location.items()
+                    if place // LOCATIONS_PER_STATE == StockState.IN_TRANSIT and u}
+                CHECKS["warehouses_stocked"] = max(CHECKS["warehouses_stocked"], len(
+                    {place for place, u in per_location.items() if place < LOCATIONS_PER_STATE and u}))
+                CHECKS["locations_stocked"] = max(CHECKS["locations_stocked"], len([u for u in per_location.values() if u]))
             taken = 0
             for order_id in self.placed:
                 order = store.get_order(order_id)
@@ -302,4 +377,6 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
     print(f"stateful: {CHECKS['checks']} invariant checks, all held; steps included "
           f"{CHECKS['redeliveries']} late webhook redeliveries and {CHECKS['shipments']} shipments and {CHECKS['shard_changes']} shard count changes; adjustments per warehouse "
           f"{ {k: v for k, v in CHECKS.items() if k.startswith('adjust:')} }, up to {CHECKS['warehouses_stocked']} "
-          f"warehouses stocked per SKU")
+          f"warehouses stocked per SKU, up to {CHECKS['locations_stocked']} locations (warehouse x state); "
+          f"{CHECKS['transfers_dispatched']} transfers dispatched, {CHECKS['transfers_received']} received; "
+          f"{CHECKS['counts_approved']} counts approved; moves { {k: v for k, v in CHECKS.items() if k.startswith('move:')} }")

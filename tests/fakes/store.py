@@ -25,6 +25,7 @@ from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.stock_documents import DocumentKind, StockDocument
 from shop.domain.warehouses import Warehouses
 from shop.services.ports import CapReached, Commit, CommitRejected, StaleWrite, StockShort
 from shop.services.records import (
@@ -77,6 +78,7 @@ class InMemoryStore:
         self._records: dict[tuple[str, tuple[str, ...]], KeyedRecord] = {}  # (label, identity) -> record
         self._reconciliations: dict[tuple[str, date], dict[str, Any]] = {}
         self._after_sales: dict[str, AfterSale] = {}
+        self._documents: dict[tuple[DocumentKind, str], StockDocument] = {}
         self.commits = 0  # commits applied (for tests that count writes)
 
     # ---- catalog and stock -------------------------------------------------
@@ -240,6 +242,16 @@ class InMemoryStore:
         with self._lock:
             return {line for line in lines if (ImportRowApplied.label, (file_id, str(line))) in self._records}
 
+    def get_stock_document(self, kind: DocumentKind, doc_id: str) -> StockDocument | None:
+        with self._lock:
+            return copy.deepcopy(self._documents.get((kind, doc_id)))
+
+    def stock_documents(self, kind: DocumentKind, listed_under: str, limit: int = 100) -> list[StockDocument]:
+        with self._lock:
+            found = [copy.deepcopy(d) for (k, _), d in self._documents.items()
+                     if k == kind and d.listed_under == listed_under]
+        return sorted(found, key=lambda d: (d.list_sort, d.doc_id))[:max(1, min(limit, MAX_PAGE))]
+
     def count_paid_from_address(self, ip_hash: str, since: str) -> int:
         with self._lock:
             return sum(1 for r in self._records.values()
@@ -260,7 +272,7 @@ class InMemoryStore:
             deltas = commit.shard_deltas()
             holds = commit.holdings_change()
             records = (len(deltas) + len(commit.movements) + len(commit.records) + 2 * bool(commit.new_order)
-                       + bool(commit.order_update) + bool(holds) + bool(commit.after_sale)
+                       + bool(commit.order_update) + bool(holds) + bool(commit.after_sale) + len(commit.documents)
                        + (1 + commit.sku_put[0].shard_items if commit.sku_put else 0))
             if records == 0:
                 return
@@ -287,7 +299,8 @@ class InMemoryStore:
                                  if commit.sku_put else [])
         orders = [o.order_id for o in (commit.new_order, commit.order_update and commit.order_update[1]) if o]
         keys = [(record.label, record.identity) for record in commit.records]
-        for written in (shards, orders, keys, [m.movement_id for m in commit.movements]):
+        documents = [(d.kind, d.doc_id) for d, _ in commit.documents]
+        for written in (shards, orders, keys, [m.movement_id for m in commit.movements], documents):
             if len(written) != len(set(written)):
                 raise ValueError(f"a commit writes one record twice: {sorted(map(str, written))}")
 
@@ -309,6 +322,11 @@ class InMemoryStore:
         if commit.after_sale and commit.after_sale[1] is None and commit.after_sale[0].after_sale_id in self._after_sales:
             rejected.add("after_sale_new")
             existing["after_sale_new"] = {}
+        for document, expected in commit.documents:
+            stored = self._documents.get((document.kind, document.doc_id))
+            if expected is None and stored is not None:
+                rejected.add("document_new")
+                existing["document_new"] = copy.deepcopy(stored)
         limits = commit.hold_limits
         if commit.new_order and limits and holds:
             customer, orders, units = holds
@@ -336,6 +354,10 @@ class InMemoryStore:
             sale, version = commit.after_sale
             stored_sale = self._after_sales.get(sale.after_sale_id)
             if stored_sale is None or stored_sale.version != version:
+                return True
+        for document, expected in commit.documents:
+            stored_document = self._documents.get((document.kind, document.doc_id))
+            if expected is not None and (stored_document is None or stored_document.version != expected):
                 return True
         return any(m.movement_id in self._ledger for m in commit.movements)
 
@@ -394,6 +416,8 @@ class InMemoryStore:
             self._records[(record.label, record.identity)] = copy.deepcopy(record)
         if commit.after_sale:
             self._after_sales[commit.after_sale[0].after_sale_id] = copy.deepcopy(commit.after_sale[0])
+        for document, _ in commit.documents:
+            self._documents[(document.kind, document.doc_id)] = copy.deepcopy(document)
 
 
 def _page(records: list[Any], *, key: Any, newest_first: bool, scope: str, limit: int,

@@ -29,6 +29,7 @@ from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.stock_documents import DocumentKind, StockDocument
 from shop.domain.warehouses import Warehouses
 from shop.services.ports import CapReached, Commit, CommitRejected, StaleWrite, StockShort, Throttled
 from shop.services.records import (
@@ -268,6 +269,17 @@ class DynamoShopStore:
         """BatchGetItem of the rows' markers (consistent), 100 keys per call."""
         found = self._batch_get([it.import_row_key(file_id, line) for line in lines], True)
         return {int(item["line"]) for item in found}
+
+    def get_stock_document(self, kind: DocumentKind, doc_id: str) -> StockDocument | None:
+        item = self.get_item(it.stock_document_key(kind, doc_id))
+        return it.stock_document_from_item(item) if item else None
+
+    def stock_documents(self, kind: DocumentKind, listed_under: str, limit: int = 100) -> list[StockDocument]:
+        """One query of gsi3 (documents carry its keys only while listed); an index read may lag a commit."""
+        got = self.db.query(TableName=self.table, IndexName="gsi3", KeyConditionExpression="gsi3pk = :pk",
+                            ExpressionAttributeValues=it.encode({":pk": it.stock_documents_partition(kind, listed_under)}),
+                            Limit=max(1, min(limit, MAX_PAGE)))
+        return [it.stock_document_from_item(it.decode(raw)) for raw in got.get("Items", [])]
 
     def put_reconciliation(self, provider: str, day: date, result: dict[str, Any]) -> None:
         """Write or replace one provider's result for a business day."""
@@ -607,6 +619,8 @@ class DynamoShopStore:
                 put.update(ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
                            ExpressionAttributeValues=it.encode({":v": expected}))
             operations.append(("after_sale_new" if expected is None else "after_sale", {"Put": put}))
+        for document, expected in commit.documents:
+            operations.append(self._document_put(document, expected))
         holds = self._holds_update(commit)
         if holds:
             operations.append(("holds", holds))
@@ -625,6 +639,15 @@ class DynamoShopStore:
         if len(operations) > 100:
             raise Unprocessable("too many items for one transaction", {"items": len(operations)})
         self._transact(operations, {record.label: record for record in commit.records})
+
+    def _document_put(self, document: StockDocument, expected: int | None) -> tuple[str, dict[str, Any]]:
+        put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(it.stock_document_to_item(document))}
+        if expected is None:  # a new document: its id may derive from the request, so a replay finds it here
+            put.update(ConditionExpression="attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return "document_new", {"Put": put}
+        put.update(ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
+                   ExpressionAttributeValues=it.encode({":v": expected}))
+        return "document", {"Put": put}
 
     def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None, *, keep: bool = False
                       ) -> dict[str, Any]:
@@ -776,7 +799,7 @@ class DynamoShopStore:
                     capped[label.removeprefix("cap:")] = int(it.decode(reason.get("Item") or {}).get("available", 0))
                 elif label.startswith("stock:"):
                     short.add(label.removeprefix("stock:"))
-                elif label in {"sku", "order", "ledger", "shard", "after_sale"}:
+                elif label in {"sku", "order", "ledger", "shard", "after_sale", "document"}:
                     stale = True
                 else:
                     rejected.add(label)

@@ -19,6 +19,7 @@ from shop.domain.presale import PresaleTerms
 from shop.domain.skus import Sku, StockLevels, StockPolicy
 from shop.domain.statuses import BookingStatus, FulfillmentStatus, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
+from shop.domain.stock_documents import DocumentKind, StockDocument
 from shop.domain.values import HeldPayment, Refund, Shipment, UnitLine
 from shop.domain.virtual import VirtualTerms
 from shop.domain.warehouses import MAIN_WAREHOUSE, Warehouse, Warehouses
@@ -608,6 +609,8 @@ def existing_from_item(item: dict[str, Any], written: records.KeyedRecord | None
     record found, in domain terms (CommitRejected.existing)."""
     if label == "holds":
         return holdings_from_item(item)
+    if label == "document_new":
+        return stock_document_from_item(item)
     if isinstance(written, records.IdempotentResponse):
         return idempotent_response_from_item(item, written.customer_id, written.key)
     if isinstance(written, records.WebhookReceipt):
@@ -619,6 +622,33 @@ def existing_from_item(item: dict[str, Any], written: records.KeyedRecord | None
     if isinstance(written, (records.PaidFromAddress, records.ImportRowApplied)):
         return replace(written, expires=_ttl(item))
     return item
+
+
+def stock_document_key(kind: DocumentKind, doc_id: str) -> dict[str, str]:
+    return {"pk": f"{kind.value.upper()}#{doc_id}", "sk": kind.value.upper()}
+
+
+def stock_documents_partition(kind: DocumentKind, listed_under: str) -> str:
+    """gsi3 partition of the documents of a kind listed under one key (an open delivery: under its SKU)."""
+    return f"OPEN{kind.value.upper()}#{listed_under}"
+
+
+def stock_document_to_item(document: StockDocument) -> dict[str, Any]:
+    listed = ({"gsi3pk": stock_documents_partition(document.kind, document.listed_under),
+               "gsi3sk": f"{document.list_sort}#{document.doc_id}"} if document.listed_under else {})
+    return {**stock_document_key(document.kind, document.doc_id), "entity": "STOCK_DOCUMENT",
+            "kind": document.kind.value, "doc_id": document.doc_id, "status": document.status,
+            "version": document.version, "created_at": document.created_at, "updated_at": document.updated_at,
+            "actor": document.actor, "body": document.body, "listed_under": document.listed_under,
+            "list_sort": document.list_sort, **listed}
+
+
+def stock_document_from_item(item: dict[str, Any]) -> StockDocument:
+    return StockDocument(kind=DocumentKind(item["kind"]), doc_id=item["doc_id"], status=item["status"],
+                         version=int(item["version"]), created_at=item.get("created_at", ""),
+                         updated_at=item.get("updated_at", ""), actor=item.get("actor", ""),
+                         body=dict(item.get("body") or {}), listed_under=item.get("listed_under"),
+                         list_sort=item.get("list_sort", ""))
 
 
 def reconciliation_to_item(provider: str, day: date, result: dict[str, Any]) -> dict[str, Any]:

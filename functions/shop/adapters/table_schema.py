@@ -30,6 +30,10 @@ Items (pk / sk):
 - AFTERSALE#{after_sale_id} / AFTERSALE  an after-sales request; n = index_shard(after_sale_id):
                                          gsi2 AFTERSALES#{status}#{n} / {created_at}#{after_sale_id}
                                          gsi3 AFTERSALES#{n} / {created_at}#{after_sale_id}
+- DELIVERY#{id} / DELIVERY, TRANSFER#{id} / TRANSFER, COUNT#{id} / COUNT
+                                         a stock document (domain/stock_documents.py): status, version, body;
+                                         while open, a delivery is listed under its SKU:
+                                         gsi3 OPENDELIVERY#{sku} / {expected_on}#{id}
 - RECON#{provider}#{date} / RESULT       one provider's daily reconciliation result (a re-run replaces it)
 - CUSTOMER#{sub} / NOTIFY_PREFS          where and in which language the customer is told (adapters/notifications.py)
 - NOTIFY#{event_id}#{channel}#{recipient} / NOTIFY   one message's delivery claim: sending, sent or failed (ttl)

@@ -12,7 +12,7 @@ same transaction, so the ledger of a SKU always sums to its levels.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from shop.domain.errors import Unprocessable
 from shop.domain.skus import StockLevels
@@ -28,7 +28,7 @@ class StockMovement:
     order_id: str | None
     delta: StockLevels
     movement_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    reference: str | None = None  # the document behind a movement that has no order (e.g. an import file's id)
+    reference: str | None = None  # the document behind a movement that has no order (an import file, a delivery, transfer or count)
     # For an item nobody creates beforehand (a virtual SKU's day: shop/domain/virtual.py): the levels it opens
     # with (on_hand = available = opening) if this movement is its first. Not part of the ledger entry.
     opening: int | None = field(default=None, compare=False)
@@ -50,8 +50,8 @@ def _require_positive(quantity: int) -> None:
 
 
 def _movement(sku: str, shard: int, delta: StockLevels, *, at: str, actor: str, reason: str,
-              order_id: str | None) -> StockMovement:
-    return StockMovement(sku, shard, at, actor, reason, order_id, delta)
+              order_id: str | None, reference: str | None = None) -> StockMovement:
+    return StockMovement(sku, shard, at, actor, reason, order_id, delta, reference=reference)
 
 
 def allocate(sku: str, shard: int, quantity: int, *, at: str, actor: str, order_id: str,
@@ -96,18 +96,20 @@ def return_sold(sku: str, shard: int, quantity: int, *, at: str, actor: str, ord
 
 def adjust(sku: str, shard: int, delta: int, *, at: str, actor: str, reason: str,
            reference: str | None = None) -> StockMovement:
-    """An operator's correction of on_hand (received goods, shrinkage). Never touches reservations."""
+    """An operator's correction of on_hand (received goods, shrinkage, a count's difference). Never touches
+    reservations."""
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
         raise Unprocessable("delta must be a non-zero integer", {"fields": ["delta"]})
-    movement = _movement(sku, shard, StockLevels(delta, delta, 0, 0), at=at, actor=actor, reason=reason, order_id=None)
-    return replace(movement, reference=reference) if reference else movement
+    return _movement(sku, shard, StockLevels(delta, delta, 0, 0), at=at, actor=actor, reason=reason, order_id=None,
+                     reference=reference)
 
 
 def move(sku: str, source: int, target: int, quantity: int, *, at: str, actor: str,
-         reason: str = "rebalance") -> list[StockMovement]:
-    """Available units from one shard to another (two movements, one transaction)."""
+         reason: str = "rebalance", reference: str | None = None) -> list[StockMovement]:
+    """Available units from one item to another: another shard, or another state or warehouse (two movements,
+    one transaction)."""
     _require_positive(quantity)
     return [_movement(sku, source, StockLevels(-quantity, -quantity, 0, 0), at=at, actor=actor, reason=reason,
-                      order_id=None),
+                      order_id=None, reference=reference),
             _movement(sku, target, StockLevels(quantity, quantity, 0, 0), at=at, actor=actor, reason=reason,
-                      order_id=None)]
+                      order_id=None, reference=reference)]

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
 from shop.http.problems import PROBLEM_JSON
-from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, presale, warehouses
+from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, presale, stock_ops, warehouses
 
 # (method, path) -> (success status, response model)
 SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
@@ -58,6 +58,17 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("put", "/admin/skus/{sku}/presale"): (200, r.AdminSkuOut),
     ("post", "/admin/skus/{sku}/presale/release"): (201, r.PresaleReleaseOut),
     ("put", "/admin/skus/{sku}/virtual"): (200, r.AdminSkuOut),
+    ("post", "/admin/skus/{sku}/stock-moves"): (201, r.StockMoveOut),
+    ("post", "/admin/skus/{sku}/incoming"): (201, r.StockDocumentOut),
+    ("get", "/admin/skus/{sku}/incoming"): (200, r.StockDocumentList),
+    ("get", "/admin/deliveries/{delivery_id}"): (200, r.StockDocumentOut),
+    ("post", "/admin/deliveries/{delivery_id}/receive"): (200, r.StockDocumentOut),
+    ("post", "/admin/transfers"): (201, r.StockDocumentOut),
+    ("get", "/admin/transfers/{transfer_id}"): (200, r.StockDocumentOut),
+    ("post", "/admin/transfers/{transfer_id}/receive"): (200, r.StockDocumentOut),
+    ("post", "/admin/counts"): (201, r.StockDocumentOut),
+    ("get", "/admin/counts/{count_id}"): (200, r.StockDocumentOut),
+    ("post", "/admin/counts/{count_id}/approve"): (200, r.StockDocumentOut),
 }
 # Success bodies that are not JSON.
 CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv", ("get", "/admin/skus.csv"): "text/csv",
@@ -69,7 +80,8 @@ FILE_BODIES = {("post", "/admin/imports/skus"): (
                 "optional), one SKU and warehouse per row (docs/inventory.md)")}
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments"),
-           ("put", "/admin/warehouses/{code}")}
+           ("put", "/admin/warehouses/{code}"), ("post", "/admin/skus/{sku}/incoming"), ("post", "/admin/transfers"),
+           ("post", "/admin/counts")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
           413: "Payload too large", 415: "Unsupported media type", 422: "Invalid request", 502: "Payment provider error",
           503: "Busy or provider unavailable, retry"}
@@ -114,7 +126,8 @@ def document_responses(doc: dict[str, Any]) -> dict[str, Any]:
 def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
     everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router,
-                            admin.router, after_sales.admin_router, warehouses.router, presale.router)
+                            admin.router, after_sales.admin_router, warehouses.router, presale.router,
+                            stock_ops.router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,

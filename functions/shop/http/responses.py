@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class MoneyOut(BaseModel):
@@ -424,3 +424,25 @@ class WarehouseOut(BaseModel):
 
 class WarehouseList(BaseModel):
     items: list[WarehouseOut]
+
+
+class StockMoveOut(BaseModel):
+    sku: AdminSkuOut
+    ledger_entries: list[LedgerEntryOut]
+
+
+class StockDocumentOut(BaseModel):
+    """A delivery, transfer or count: its id, status and what it says (by kind: docs/stock-operations.md)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    kind: Literal["delivery", "transfer", "count"]
+    status: Literal["expected", "dispatched", "draft", "received", "approved"]
+    reference: str | None = None
+    created_at: str
+    updated_at: str
+    created_by: str
+
+
+class StockDocumentList(BaseModel):
+    items: list[StockDocumentOut]

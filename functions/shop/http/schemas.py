@@ -174,3 +174,54 @@ class VirtualIn(Strict):
                                         description="Units per day of the shop's time zone (SHOP_TIME_ZONE)")
     total_cap: StrictInt | None = Field(default=None, ge=0, le=10**9,
                                         description="Units in all (sold + still offered)")
+
+
+# ---- stock operations (docs/stock-operations.md) ----
+WarehouseCode = Annotated[str, StringConstraints(pattern=WAREHOUSE_CODE_PATTERN)]
+Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$")]
+OnHandState = Literal["sellable", "safety", "damaged", "quality_hold"]
+StockUnits = Annotated[int, Field(ge=1, le=10**9, strict=True)]
+
+
+class StockMoveIn(Strict):
+    warehouse: WarehouseCode | None = Field(default=None, description="omitted: the main warehouse")
+    from_state: OnHandState
+    to_state: OnHandState
+    quantity: StockUnits
+    reason: ShortText
+    reference: Reference | None = Field(default=None, description="The document behind the move (a QC report, ...)")
+
+
+class DeliveryIn(Strict):
+    warehouse: WarehouseCode | None = Field(default=None, description="omitted: the main warehouse")
+    quantity: StockUnits
+    expected_on: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+    reference: Reference | None = Field(default=None, description="e.g. the purchase order")
+
+
+class DeliveryReceiptIn(Strict):
+    received: StrictInt | None = Field(default=None, ge=0, le=10**9, description="omitted: every unit expected")
+    to_state: Literal["sellable", "quality_hold"] = "sellable"
+
+
+class TransferLineIn(Strict):
+    sku: SkuCode
+    quantity: StockUnits
+
+
+class TransferIn(Strict):
+    from_warehouse: WarehouseCode
+    to_warehouse: WarehouseCode
+    lines: list[TransferLineIn] = Field(min_length=1, max_length=20)
+    reference: Reference | None = None
+
+
+class CountLineIn(Strict):
+    sku: SkuCode
+    warehouse: WarehouseCode = "main"
+    counted: Annotated[int, Field(ge=0, le=10**9, strict=True)]
+
+
+class CountIn(Strict):
+    lines: list[CountLineIn] = Field(min_length=1, max_length=20)
+    reference: Reference | None = None

@@ -83,14 +83,14 @@ def _set_on_hand(ports: Ports, code: str, target: int | None, *, actor: str, rea
     def attempt() -> None:
         sku = get_sku(ports, code)
         if target is not None:
-            sku = _stock_in(ports, sku, warehouse)
+            sku = stock_in(ports, sku, warehouse)
         held = sum(sku.shard_levels[i].on_hand for i in sku.items_in(warehouse) if i in sku.shard_levels)
         delta = 0 if target is None else target - held
         if delta == 0 and record is None:
             return
         at = clock.iso(clock.now())
         movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason, reference=reference)
-                     for item, units in (_adjustment_plan(sku, delta, warehouse) if delta else [])]
+                     for item, units in (adjustment_plan(sku, delta, warehouse) if delta else [])]
         try:
             ports.store.commit(Commit(movements=movements, records=[record] if record else []))
         except CommitRejected as rejected:
@@ -105,7 +105,7 @@ def _set_on_hand(ports: Ports, code: str, target: int | None, *, actor: str, rea
     with_retries(attempt)
 
 
-def _adjustment_plan(sku: Sku, delta: int, warehouse: int) -> list[tuple[int, int]]:
+def adjustment_plan(sku: Sku, delta: int, warehouse: int) -> list[tuple[int, int]]:
     """(item, signed units): units added go to one live shard of the warehouse; units removed come from its
     shards that have them available."""
     if delta > 0:
@@ -121,7 +121,7 @@ def _adjustment_plan(sku: Sku, delta: int, warehouse: int) -> list[tuple[int, in
             {"shortages": [{"sku": sku.sku, "requested": -delta, "available": total}]}) from None
 
 
-def _stock_in(ports: Ports, sku: Sku, warehouse: int) -> Sku:
+def stock_in(ports: Ports, sku: Sku, warehouse: int) -> Sku:
     """The SKU with `warehouse` among its stock locations: the first time, the catalog entry gains it and the
     warehouse's items are created (empty, with the price and active copies an order's write checks), before
     any stock is put there. Conditional on the catalog version (StaleWrite: read again)."""
@@ -150,9 +150,9 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
         at = clock.iso(clock.now())
         stock.adjust(code, 0, delta, at=at, actor=actor, reason=reason)  # validates delta
         sku = get_sku(ports, code)
-        sku = _stock_in(ports, sku, index) if delta > 0 else sku
+        sku = stock_in(ports, sku, index) if delta > 0 else sku
         movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
-                     for item, units in _adjustment_plan(sku, delta, index)]
+                     for item, units in adjustment_plan(sku, delta, index)]
         marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + 7 * 24 * 3600)
         try:
             ports.store.commit(Commit(movements=movements, records=[marker]))

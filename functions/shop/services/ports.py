@@ -11,6 +11,7 @@ from shop.domain.after_sales import AfterSale
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
+from shop.domain.stock_documents import DocumentKind, StockDocument
 from shop.domain.warehouses import Warehouses
 from shop.services.records import (
     AdjustmentApplied,
@@ -86,6 +87,9 @@ class Commit:
     # `available >= :q + 1`. An order's write planned without reading (services/allocation.py) never empties a
     # shard, so the order that takes a shard's last units is one that read it, and it announces what it saw.
     keep_available: frozenset[tuple[str, int]] = frozenset()
+    # Stock documents (deliveries, transfers, counts) as they become, each with the version it was read at
+    # (None: new, its id must not exist yet).
+    documents: list[tuple[StockDocument, int | None]] = field(default_factory=list)
 
     def shard_deltas(self) -> dict[tuple[str, int], StockLevels]:
         """The movements summed per stock shard (sku, shard number): each shard is written once."""
@@ -183,6 +187,14 @@ class Store(Protocol):
         """Which of these lines of an import file have an `ImportRowApplied` record."""
         ...
 
+    def get_stock_document(self, kind: DocumentKind, doc_id: str) -> StockDocument | None:
+        """The stock document as last committed (`Commit.documents`), None if absent."""
+        ...
+
+    def stock_documents(self, kind: DocumentKind, listed_under: str, limit: int = 100) -> list[StockDocument]:
+        """The documents of `kind` whose `listed_under` is that key, by (`list_sort`, doc_id), the first `limit`."""
+        ...
+
     def count_paid_from_address(self, ip_hash: str, since: str) -> int:
         """How many `PaidFromAddress` records of this address have `paid_at` at or after `since`."""
         ...
@@ -195,10 +207,12 @@ class Store(Protocol):
           number is another order's), `"sku_new"` (a SKU created with
           version None), `"after_sale_new"` (an after-sales request created with version None whose id exists),
           or `"holds"` when the new order would pass `hold_limits` (`existing["holds"]` is the
-          customer's `UnpaidHoldings`);
+          customer's `UnpaidHoldings`), or `"document_new"` when a new stock document's id exists
+          (`existing["document_new"]` is the stored `StockDocument`);
         - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
           version and status read (or is gone), the catalog entry is not at `sku_put`'s version, the after-sales
-          request is not at `after_sale`'s version (or is gone), a ledger entry's movement id was written before;
+          request is not at `after_sale`'s version (or is gone), a stock document is not at the version given
+          with it (or is gone), a ledger entry's movement id was written before;
         - `CapReached(skus, available)` if the guard of an item in `openings()` failed (its levels, or the opening
           levels if it did not exist yet, hold less than the movements lower);
         - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
@@ -212,7 +226,7 @@ class Store(Protocol):
         each movement's ledger entry; the catalog entry at version+1 (1 if
         new) with every shard's copy of active/price (shards created with zero levels); the order (a new one
         with its order number); the customer's unpaid holdings changed by what the order holds unpaid before
-        and after (`Order.unpaid_holdings`); the keyed records; the after-sales request (its version as given).
+        and after (`Order.unpaid_holdings`); the keyed records; the after-sales request (its version as given); the stock documents (theirs as given).
         More than 100 records: `Unprocessable`.
         """
         ...
