@@ -26,9 +26,9 @@ from shop.domain import refunds
 from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
-from shop.payments.registry import PROVIDERS
-from shop.domain.stock_documents import ON_HAND_STATES
+from shop.domain.stock_documents import ON_HAND_STATES, DocumentKind
 from shop.domain.warehouses import LOCATIONS_PER_STATE, StockState, Warehouse, location_of, warehouse_index_of
+from shop.payments.registry import PROVIDERS
 from shop.services import catalog, fulfilment, inventory, payments, stock_ops, warehouses
 from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
@@ -200,9 +200,26 @@ def build_machine(ports_factory, fakes):
             except DomainError:
                 pass
 
-        @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(WAREHOUSES), quantity=st.integers(1, 3),
-              states=st.permutations(ON_HAND_STATES))
-        def move_state(self, sku, warehouse, quantity, states):
+        @rule(operation=st.sampled_from(["move", "transfer", "receive", "count"]), sku=st.sampled_from(SKUS),
+              route=st.permutations(WAREHOUSES), quantity=st.integers(1, 3), states=st.permutations(ON_HAND_STATES),
+              counted=st.integers(0, 8), twice=st.booleans(), pick=st.integers(0, 10**6))
+        def stock_operation(self, operation, sku, route, quantity, states, counted, twice, pick):
+            """An operator's stock operation (one rule, so the other steps keep their share): a move between
+            states, a transfer dispatched or received (sometimes twice), a count approved (sometimes twice)."""
+            self.n += 1
+            if operation == "move":
+                self._move_state(sku, route[0], quantity, states)
+            elif operation == "transfer":
+                self._dispatch(sku, route, quantity)
+            elif operation == "receive" and self.transfers:
+                transfer = self.transfers[pick % len(self.transfers)]
+                for _ in range(2 if twice else 1):
+                    assert stock_ops.receive_transfer(self.ports, transfer, actor="admin:t").status == "received"
+                CHECKS["transfers_received"] += 1
+            elif operation == "count":
+                self._count(sku, route[0], counted, twice)
+
+        def _move_state(self, sku, warehouse, quantity, states):
             try:
                 stock_ops.move_state(self.ports, sku, warehouse=warehouse, from_state=states[0], to_state=states[1],
                                      quantity=quantity, reason="t", reference="QC-1", actor="admin:t")
@@ -210,9 +227,7 @@ def build_machine(ports_factory, fakes):
             except DomainError:
                 pass
 
-        @rule(sku=st.sampled_from(SKUS), route=st.permutations(WAREHOUSES), quantity=st.integers(1, 3))
-        def dispatch_transfer(self, sku, route, quantity):
-            self.n += 1
+        def _dispatch(self, sku, route, quantity):
             try:
                 sent, _ = stock_ops.dispatch_transfer(
                     self.ports, from_warehouse=route[0] or "main", to_warehouse=route[1] or "main",
@@ -222,19 +237,7 @@ def build_machine(ports_factory, fakes):
             except DomainError:
                 pass
 
-        @precondition(lambda self: self.transfers)
-        @rule(pick=st.integers(0, 10**6), twice=st.booleans())
-        def receive_transfer(self, pick, twice):
-            transfer = self.transfers[pick % len(self.transfers)]
-            for _ in range(2 if twice else 1):
-                received = stock_ops.receive_transfer(self.ports, transfer, actor="admin:t")
-                assert received.status == "received"
-            CHECKS["transfers_received"] += 1
-
-        @rule(sku=st.sampled_from(SKUS), warehouse=st.sampled_from(WAREHOUSES), counted=st.integers(0, 8),
-              twice=st.booleans())
-        def count(self, sku, warehouse, counted, twice):
-            self.n += 1
+        def _count(self, sku, warehouse, counted, twice):
             made, _ = stock_ops.create_count(self.ports, lines=[(sku, warehouse or "main", counted)], reference=None,
                                              actor="admin:t", request_id=f"c{self.n}")
             try:
@@ -302,7 +305,7 @@ def build_machine(ports_factory, fakes):
                 # In transit: exactly the units of the transfers dispatched and not yet received, per destination.
                 in_transit: Counter = Counter()
                 for transfer_id in self.transfers:
-                    transfer = stock_ops.get_document(self.ports, stock_ops.DocumentKind.TRANSFER, transfer_id)
+                    transfer = stock_ops.get_document(self.ports, DocumentKind.TRANSFER, transfer_id)
                     if transfer.status == "dispatched":
                         in_transit[transfer.body["to_index"]] += sum(
                             line["quantity"] for line in transfer.body["lines"] if line["sku"] == code)
