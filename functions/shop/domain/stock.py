@@ -28,7 +28,7 @@ class StockMovement:
     order_id: str | None
     delta: StockLevels
     movement_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    reference: str | None = None  # the document behind a movement that has no order (an import file, a delivery, transfer or count)
+    reference: str | None = None  # the document behind it: an import file, a delivery, transfer or count
     # For an item nobody creates beforehand (a virtual SKU's day: shop/domain/virtual.py): the levels it opens
     # with (on_hand = available = opening) if this movement is its first. Not part of the ledger entry.
     opening: int | None = field(default=None, compare=False)
