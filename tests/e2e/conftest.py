@@ -46,7 +46,7 @@ def start_local_server(log_dir: Path, **extra_env: str) -> tuple[subprocess.Pope
     log = log_dir / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in REAL_PROVIDER_BASES}
     # Fulfilment: courier polls every few seconds, a delivered order completes 3 s later (docs/fulfilment.md).
-    env.update({"PORT": str(port), "PAYMENT_WINDOW_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "2",
+    env.update({"PORT": str(port), "PAYMENT_WINDOW_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "2",
                 "COURIER_POLL_INTERVALS": "2,4,8", "ORDER_CONFIRMATION_SECONDS": "3",
                 "LOCAL_SQS_RETRY_DELAY_SECONDS": "1", "LOCAL_LAMBDA_WORKERS": "3", **extra_env})
     with open(log, "wb") as out:

@@ -27,7 +27,7 @@ def test_customer_and_operator_find_orders_and_export_csv_over_http(local_server
         assert result.status_code == 201, result.text
         placed.append(result.json())
     first, second, third = placed
-    for order in (first, third):  # the other one expires (the e2e server's payment window is 2 s)
+    for order in (first, third):  # the other one expires (the e2e server's payment window is 5 s)
         assert api.call("POST", f"/orders/{order['order_id']}/cancel", user=user).status_code == 200
 
     by_number = api.call("GET", "/orders", user=user, params={"order_number": third["order_number"]}).json()

@@ -40,7 +40,7 @@ def test_place_and_pay_sends_messages_to_the_outbox_and_the_customers_inbox(loca
     number = order["order_number"]
     inbox = wait_for(lambda: api.call("GET", "/me/notifications", user=user).json()["items"],
                      lambda items: {m["type"] for m in items} >= {"order.created", "order.paid"})
-    # Newest first. The test server's payment window is 2 s: on a slow machine the order may expire before the
+    # Newest first. The test server's payment window is 5 s: on a slow machine the order may expire before the
     # payment arrives (order.expired between them; the late payment takes the units again).
     assert [m["type"] for m in inbox][0] == "order.paid" and [m["type"] for m in inbox][-1] == "order.created"
     assert all(m["locale"] == "zh-CN" and number in m["body"] for m in inbox)  # a CN address: Chinese
