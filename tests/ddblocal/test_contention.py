@@ -33,14 +33,32 @@ def order(ports, customer, key, items):
                        OrderPolicy(900, 3600), lambda o: {})
 
 
-def assert_ledger_matches(ports, code):
-    sku = ports.store.get_sku(code)
+def one_unit_orders(ports, code, regions):
+    """attempt(n): customer n orders one unit of `code` to regions[n % len(regions)]; None when sold out."""
+
+    def attempt(n):
+        request = OrderRequest(items=[(code, 1)], shipping_address=regions[n % len(regions)], payment_provider="sandbox")
+        try:
+            return place_order(ports, PlaceOrder(f"c{n}", f"k{n}", request, request_fingerprint({"n": n})),
+                               OrderPolicy(900, 3600), lambda o: {})
+        except InsufficientStock:
+            return None
+
+    return attempt
+
+
+def ledger_entries(ports, code):
     entries, cursor = [], None
     while True:
         page, cursor = ports.store.ledger(code, 100, cursor)
         entries += page
         if not cursor:
-            break
+            return entries
+
+
+def assert_ledger_matches(ports, code):
+    sku = ports.store.get_sku(code)
+    entries = ledger_entries(ports, code)
     assert len({e.movement_id for e in entries}) == len(entries), "a movement listed twice"
     assert [(e.at, e.movement_id) for e in entries] == sorted((e.at, e.movement_id) for e in entries)  # oldest first
     for shard, levels in sku.shard_levels.items():  # each shard keeps the invariants, and its ledger sums to it
@@ -127,15 +145,8 @@ def test_concurrent_orders_from_two_regions_sell_each_warehouse_exactly_once(ddb
     stock_up(ddb_ports, ["SPREAD"], on_hand=20, shards=2)
     for code in ("east", "cn"):
         catalog.adjust_stock(ddb_ports, "SPREAD", 15, reason="received", actor="admin:test", warehouse=code)
-    regions = [ADDRESS, {**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
-
-    def attempt(n):
-        request = OrderRequest(items=[("SPREAD", 1)], shipping_address=regions[n % 3], payment_provider="sandbox")
-        try:
-            return place_order(ddb_ports, PlaceOrder(f"c{n}", f"k{n}", request, request_fingerprint({"n": n})),
-                               OrderPolicy(900, 3600), lambda o: {})
-        except InsufficientStock:
-            return None
+    attempt = one_unit_orders(ddb_ports, "SPREAD", [ADDRESS, {**ADDRESS, "region": "East"},
+                                                      {**ADDRESS, "country": "CN", "region": "Shanghai"}])
 
     with ThreadPoolExecutor(THREADS) as pool:
         placed = [p for p in pool.map(attempt, range(160)) if p]
@@ -162,15 +173,8 @@ def test_orders_race_transfers_state_moves_and_a_count_without_overselling(ddb_p
     warehouses.define_warehouse(ddb_ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
     stock_up(ddb_ports, ["OPS"], on_hand=20, shards=2)
     catalog.adjust_stock(ddb_ports, "OPS", 15, reason="received", actor="admin:test", warehouse="east")
-    regions = [{**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
-
-    def attempt(n):
-        request = OrderRequest(items=[("OPS", 1)], shipping_address=regions[n % 2], payment_provider="sandbox")
-        try:
-            return place_order(ddb_ports, PlaceOrder(f"c{n}", f"k{n}", request, request_fingerprint({"n": n})),
-                               OrderPolicy(900, 3600), lambda o: {})
-        except InsufficientStock:
-            return None
+    attempt = one_unit_orders(ddb_ports, "OPS", [{**ADDRESS, "region": "East"},
+                                                 {**ADDRESS, "country": "CN", "region": "Shanghai"}])
 
     def operator():
         done = {}
@@ -214,12 +218,6 @@ def test_orders_race_transfers_state_moves_and_a_count_without_overselling(ddb_p
     assert per_state[StockState.IN_TRANSIT] == 0 and per_state[StockState.DAMAGED] == done.get("damaged", 0)
     transfer = ddb_ports.store.get_stock_document(DocumentKind.TRANSFER, done["transfer"])
     assert transfer.status == "received"
-    entries, cursor = [], None
-    while True:
-        page, cursor = ddb_ports.store.ledger("OPS", 100, cursor)
-        entries += page
-        if not cursor:
-            break
-    moved = [e for e in entries if e.reference == transfer.doc_id]
+    moved = [e for e in ledger_entries(ddb_ports, "OPS") if e.reference == transfer.doc_id]
     assert sum(e.delta.on_hand for e in moved) == 0
     assert sorted(e.delta.on_hand for e in moved if e.reason == "transfer_received") == [-6, 6]  # received once

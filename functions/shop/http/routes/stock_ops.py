@@ -46,6 +46,10 @@ def _document_response(document: StockDocument, created: bool = False):
     return json_response(201 if created else 200, document_view(document))
 
 
+def _read(kind: DocumentKind, doc_id: str):
+    return _document_response(stock_ops.get_document(default_ports(), kind, _checked_id(kind, doc_id)))
+
+
 @router.post("/admin/skus/<sku>/stock-moves", summary="Move available units between stock states of a warehouse")
 def move_stock(sku: str, body: StockMoveIn, idempotency_key: IdempotencyKey = None):
     who = caller(router)
@@ -77,8 +81,7 @@ def list_deliveries(sku: str):
 
 @router.get("/admin/deliveries/<delivery_id>", summary="An expected delivery")
 def read_delivery(delivery_id: str):
-    return _document_response(stock_ops.get_document(
-        default_ports(), DocumentKind.DELIVERY, _checked_id(DocumentKind.DELIVERY, delivery_id)))
+    return _read(DocumentKind.DELIVERY, delivery_id)
 
 
 @router.post("/admin/deliveries/<delivery_id>/receive",
@@ -102,8 +105,7 @@ def dispatch_transfer(body: TransferIn, idempotency_key: IdempotencyKey = None):
 
 @router.get("/admin/transfers/<transfer_id>", summary="A transfer")
 def read_transfer(transfer_id: str):
-    return _document_response(stock_ops.get_document(
-        default_ports(), DocumentKind.TRANSFER, _checked_id(DocumentKind.TRANSFER, transfer_id)))
+    return _read(DocumentKind.TRANSFER, transfer_id)
 
 
 @router.post("/admin/transfers/<transfer_id>/receive", summary="Receive a transfer at its destination; once")
@@ -124,8 +126,7 @@ def create_count(body: CountIn, idempotency_key: IdempotencyKey = None):
 
 @router.get("/admin/counts/<count_id>", summary="A physical count")
 def read_count(count_id: str):
-    return _document_response(stock_ops.get_document(
-        default_ports(), DocumentKind.COUNT, _checked_id(DocumentKind.COUNT, count_id)))
+    return _read(DocumentKind.COUNT, count_id)
 
 
 @router.post("/admin/counts/<count_id>/approve",
