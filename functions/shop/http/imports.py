@@ -208,20 +208,25 @@ def _row(line: int, columns: list[str], cells: list[str], max_window: int, catal
         errors.append({"line": line, "field": missing[0], "message": "a new SKU needs name, price and currency"})
     elif current is not None and (given.get("price", "") == "") != (given.get("currency", "") == ""):
         errors.append({"line": line, "field": "currency", "message": "price and currency go together"})
-    if errors:
-        return None, errors
     # Empty cells take PUT's defaults (the field left out of the body); the name and price of an existing SKU
-    # that the row does not give are its own.
-    body = {k: v for k, v in values.items() if v != "" and k not in ("sku", "price", "currency", "warehouse", "state")}
-    keep_price = values.get("price", "") == ""
-    if current is not None:
-        body.setdefault("name", current.name)
-    body["price"] = ({"amount": current.price.amount, "currency": current.price.currency} if keep_price and current
-                     else {"amount": values["price"], "currency": values["currency"]})
+    # that the row does not give are its own. Fields already found bad are checked no further (placeholders).
+    reported = {e["field"] for e in errors}
+    body = {k: v for k, v in values.items()
+            if v != "" and k not in ("sku", "price", "currency", "warehouse", "state")}
+    body.setdefault("name", current.name if current is not None else "-")
+    keep_price = given.get("price", "") == ""
+    price = ({"amount": current.price.amount, "currency": current.price.currency} if keep_price and current
+             else {"amount": values.get("price", 0), "currency": values.get("currency", "")})
+    body["price"] = {"amount": 0 if "price" in reported or keep_price and not current else price["amount"],
+                     "currency": "XXX" if "currency" in reported or keep_price and not current else price["currency"]}
     try:
         model = SkuIn.model_validate(body)
     except ValidationError as bad:
-        return None, [{"line": line, "field": _field(e["loc"]), "message": e["msg"]} for e in bad.errors()]
+        errors += [{"line": line, "field": _field(e["loc"]), "message": e["msg"]} for e in bad.errors()
+                   if _field(e["loc"]) not in reported]
+        return None, errors
+    if errors:
+        return None, errors
     if model.payment_window_seconds is not None and model.payment_window_seconds > max_window:
         return None, [{"line": line, "field": "payment_window_seconds", "message": f"must be at most {max_window}"}]
     terms: dict[str, Any] = {name: getattr(model, name) for name in SKU_TERMS
