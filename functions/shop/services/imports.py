@@ -23,6 +23,7 @@ SKU by hand.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from shop.services.records import ImportRowApplied
 IMPORT_REASON = "import"
 RECORD_DAYS = 30  # a file posted again within this many days applies nothing twice
 CHECK_BATCH = 100
+WORKERS = 8  # SKUs applied at once (each row is about ten DynamoDB calls, mostly waiting)
 
 
 @dataclass(frozen=True)
@@ -66,20 +68,35 @@ class ImportReport:
 
 
 def apply_rows(ports: Ports, file_id: str, rows: list[ImportRow], *, actor: str,
-               deadline: float | None = None) -> ImportReport:
-    """Apply each row not applied before, in file order, until `deadline` (time.monotonic()): rows left are
-    `pending` (post the same file again to apply them)."""
-    report = ImportReport(file_id, len(rows))
+               deadline: float | None = None, workers: int = WORKERS) -> ImportReport:
+    """Apply each row not applied before, until `deadline` (time.monotonic()): rows left are `pending` (post the
+    same file again to apply them). Rows of different SKUs are independent (each write is conditional on what
+    it read) and run `workers` at a time; a SKU's rows (one per warehouse) run in file order."""
+    done: set[int] = set()
     for start in range(0, len(rows), CHECK_BATCH):
-        batch = rows[start:start + CHECK_BATCH]
-        done = ports.store.import_rows_applied(file_id, [row.line for row in batch])
-        for row in batch:
+        done |= ports.store.import_rows_applied(file_id, [row.line for row in rows[start:start + CHECK_BATCH]])
+    by_sku: dict[str, list[ImportRow]] = {}
+    for row in rows:
+        by_sku.setdefault(row.sku, []).append(row)
+
+    def apply_sku(sku_rows: list[ImportRow]) -> list[dict[str, Any]]:
+        results = []
+        for row in sku_rows:
             if row.line in done:
-                report.results.append({**_where(row), "status": "skipped"})
+                results.append({**_where(row), "status": "skipped"})
             elif deadline is not None and time.monotonic() > deadline:
-                report.results.append({**_where(row), "status": "pending"})
+                results.append({**_where(row), "status": "pending"})
             else:
-                report.results.append(_apply(ports, file_id, row, actor))
+                results.append(_apply(ports, file_id, row, actor))
+        return results
+
+    if workers > 1 and len(by_sku) > 1:
+        with ThreadPoolExecutor(min(workers, len(by_sku))) as pool:
+            outcomes = list(pool.map(apply_sku, by_sku.values()))
+    else:
+        outcomes = [apply_sku(group) for group in by_sku.values()]
+    report = ImportReport(file_id, len(rows))
+    report.results = sorted((r for group in outcomes for r in group), key=lambda r: r["line"])
     return report
 
 
