@@ -666,6 +666,8 @@ class MutationPlugin:
         print(f"coverage pass: {len(items)} tests in {time.monotonic() - started:.0f} s", flush=True)
         fast = {t for t, d in durations.items() if d <= SLOW_TEST_S}
         users_of = {rel: name_users(rel) for rel, _ in self.files}
+        defs_of = {rel: {node.name for node in ast.walk(ast.parse((SOURCE_ROOT / rel).read_text()))
+                         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))} for rel, _ in self.files}
         for m in self.mutants:
             by_line = covered.get(m.path, {})
             lines = range(m.line, m.end_line + 1) if m.in_body else users_of.get(m.path, {}).get(
@@ -675,7 +677,8 @@ class MutationPlugin:
                 tests = fast
             # A constant, default or class attribute: first the tests that name it (or its class), since its
             # value often matters where no line of its file runs (a dataclass default, a bound in a schema).
-            naming = {t for t in fast if m.in_body is False and _names(m) & words_of(by_id[t])}
+            own_default = m.scope.rsplit(".", 1)[-1] in defs_of[m.path]  # a parameter's default: its function's tests
+            naming = {t for t in fast if not m.in_body and not own_default and _names(m) & words_of(by_id[t])}
             m.tests = _within_budget(sorted(naming, key=lambda t: (durations[t], t)) + sorted(
                 tests - naming, key=lambda t: (durations[t], t)), durations, self.opts.budget)
         for n, m in enumerate(self.mutants, 1):

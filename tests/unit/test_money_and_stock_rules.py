@@ -477,3 +477,70 @@ def test_a_rebalance_plan_is_exact_gives_the_remainder_to_the_first_shards_and_e
     assert shards.plan_rebalance({0: 1, 1: 4}, 0) == [(1, 0, 4)]  # no live count: everything on shard 0
     assert shards.plan_rebalance({0: -2, 1: 4}, 2) == [(1, 0, 2)]  # a negative level counts as none
     assert shards.plan_rebalance({0: 3, 1: 3, 2: 0}, 2) == []  # even already, the retired shard empty
+
+
+def test_a_seeded_pick_repeats_and_an_unseeded_one_stays_in_range():
+    import random
+
+    from shop.domain import shards
+
+    first = [shards.pick_shard(8, random.Random(5)) for _ in range(20)]
+    assert first == [shards.pick_shard(8, random.Random(5)) for _ in range(20)]
+    sequence = random.Random(11)
+    picks = [shards.plan_take("T", 1, {0: 3, 1: 3, 2: 3}, 3, sequence)[0][0] for _ in range(20)]
+    again = random.Random(11)
+    assert picks == [shards.plan_take("T", 1, {0: 3, 1: 3, 2: 3}, 3, again)[0][0] for _ in range(20)]
+    assert {shards.pick_shard(4) for _ in range(100)} <= {0, 1, 2, 3}
+    assert shards.plan_take("T", 1, {0: 3}, 1) == [(0, 1)]
+
+
+def test_rebalance_moves_exactly_what_each_shard_lacks_from_the_fullest_givers():
+    from shop.domain import shards
+
+    # 7 units from a retired shard over 3 empty live ones: 3, 2, 2 (the remainder to the first).
+    assert shards.plan_rebalance({0: 0, 1: 0, 2: 0, 3: 7}, 3) == [(3, 0, 3), (3, 1, 2), (3, 2, 2)]
+    # A single unit to move; a live shard missing from the levels read holds nothing.
+    assert shards.plan_rebalance({0: 0, 1: 2}, 2) == [(1, 0, 1)]
+    assert shards.plan_rebalance({1: 2}, 2) == [(1, 0, 1)]
+    assert shards.plan_rebalance({1: 6}, 3) == [(1, 0, 2), (1, 2, 2)]
+    # An empty retired shard gives nothing, whatever order the levels come in.
+    assert shards.plan_rebalance({2: 0, 0: 0, 1: 1}, 2) == [(1, 0, 1)]
+    # The fullest giver first; the neediest taker first; a filled taker takes no more.
+    assert shards.plan_rebalance({0: 0, 1: 10, 2: 2, 3: 3}, 3) == [(1, 0, 5), (3, 2, 3)]
+    assert shards.plan_rebalance({0: 3, 1: 4, 2: 0, 3: 5}, 3) == [(3, 2, 4), (3, 0, 1)]
+    assert shards.plan_rebalance({0: 0, 1: 0, 2: 2, 3: 2}, 2) == [(2, 0, 2), (3, 1, 2)]
+
+
+def test_a_line_split_over_warehouses_takes_every_unit_of_each_in_turn():
+    from shop.domain.shards import plan_take_ranked
+
+    # The nearest warehouse (1) holds only 1 unit: it gives it, the next gives the rest.
+    assert plan_take_ranked("T", 6, {0: 5, 64: 1}, (1, 0), 1) == [(64, 1), (0, 5)]
+    # Everything taken before the last warehouse: nothing asked of it.
+    assert plan_take_ranked("T", 10, {0: 5, 64: 3, 128: 4, 192: 1}, (1, 2, 0), 1) == [(64, 3), (128, 4), (0, 3)]
+    # A warehouse whose items hold nothing cannot serve the line.
+    assert plan_take_ranked("T", 1, {0: 0, 64: 2}, (0, 1), 1) == [(64, 1)]
+    assert plan_take_ranked("T", 1, {0: 1}, (0,), 1) == [(0, 1)]
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError):
+            plan_take_ranked("T", bad, {0: 5}, (0,), 1)  # type: ignore[arg-type]
+
+
+def test_a_ledger_entry_as_recorded():
+    adjusted = stock.adjust("TEE", 2, 5, at=AT, actor="admin:ops", reason="delivery")
+    entry = replace(adjusted, reference="import-7")
+    assert entry.to_dict() == {"sku": "TEE", "shard": 2, "at": AT, "actor": "admin:ops", "reason": "delivery",
+                               "order_id": None, "delta": {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0},
+                               "movement_id": adjusted.movement_id, "reference": "import-7"}
+
+
+def test_a_refund_is_found_by_its_id_and_lines_with_an_agreed_amount_may_come_back():
+    placed = paid(lines=(("TEE", 2), ("CAP", 1)))
+    twice = refunded(refunded(placed, amount=100, key="a"), amount=200, key="b")
+    first, second = twice.refunds
+    assert refunds.find(twice, second.refund_id) is second and refunds.find(twice, first.refund_id) is first
+    assert refunds.find(twice, "rf_other") is None
+    agreed = refunds.plan(placed, amount=500, lines=[("TEE", 1)], restock=True, cancel=False)
+    assert (agreed.amount, agreed.units, agreed.restocked) == (500, {"TEE": 1}, {"TEE": 1})
+    with pytest.raises(Unprocessable):  # a negative line is refused even beside a good one
+        refunds.plan(placed, amount=None, lines=[("TEE", -1), ("CAP", 1)], restock=False, cancel=False)

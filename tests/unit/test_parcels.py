@@ -162,3 +162,39 @@ def test_the_default_polling_policy_is_the_settings_default():
 
     assert PollPolicy() == Settings().poll_policy() == PollPolicy(
         intervals=(3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600), max_age_seconds=30 * 86400, no_record_seconds=3 * 86400)
+
+
+def test_a_refusal_is_kept_once_reported_by_a_scan_or_by_the_carrier():
+    at = "2026-01-01T10:00:00.000Z"
+    refused_scan = Checkpoint(at, P.RETURNING, "refused", refused=True)
+    by_scan = track(parcel(status=P.OUT_FOR_DELIVERY), Tracking((refused_scan,)), at="t1")
+    assert by_scan.refused and by_scan.tracking.refused and by_scan.tracking.coming_back
+    later = track(by_scan.tracking, Tracking((cp("2026-01-02T10:00:00.000Z", P.RETURNING, "on its way back"),)),
+                  at="t2")
+    assert later.tracking.refused  # a later plain scan does not undo it
+    polled_plain = track(by_scan.tracking, Tracking((), status=P.RETURNING), at="t3")
+    assert polled_plain.tracking.refused
+    # The carrier says so without a scan: recorded all the same.
+    by_carrier = track(parcel(status=P.OUT_FOR_DELIVERY), Tracking((), refused=True), at="t4")
+    assert by_carrier.tracking.refused and by_carrier.tracking is not parcel(status=P.OUT_FOR_DELIVERY)
+    assert not parcel(status=P.IN_TRANSIT, refused=True).coming_back  # refused but not yet on its way back
+    assert parcel(status=P.RETURNED).coming_back  # returned by the carrier, refused or not
+
+
+def test_the_carriers_overall_status_moves_the_parcel_without_a_new_scan():
+    moved = track(parcel(), Tracking((), status=P.IN_TRANSIT), at="t1")
+    assert (moved.status, moved.tracking.status, moved.tracking.status_changed_at) == (P.IN_TRANSIT, P.IN_TRANSIT, "t1")
+    assert moved.status_changed and moved.new_checkpoints == 0
+    # Among equals the carrier's overall word comes last: a failed attempt scanned, the parcel out again.
+    out = parcel(status=P.OUT_FOR_DELIVERY)
+    again = track(out, Tracking((cp("2026-01-02T10:00:00.000Z", P.DELIVERY_FAILED),), status=P.OUT_FOR_DELIVERY),
+                  at="t2")
+    assert again.status is P.OUT_FOR_DELIVERY and again.new_checkpoints == 1
+    same = track(out, Tracking((), status=P.OUT_FOR_DELIVERY), at="t3")
+    assert same.tracking is out and not same.status_changed
+
+
+def test_a_new_parcel_is_not_yet_pushed_and_an_answered_poll_records_no_error():
+    started = ParcelTracking.started(carrier_code=None, booked=True, at="t0")
+    assert not started.subscribed and started.with_subscription().subscribed
+    assert started.polled(at="t1", answered=True, news=False).last_poll_error is None

@@ -37,11 +37,12 @@ def stripe(event_type: str, obj: dict, event_id: str = "evt_1") -> tuple[dict[st
     return {"stripe-signature": hmac_header(KEYS.stripe_webhook_secret, body)}, body
 
 
-def wechat(event_type: str, transaction: dict, *, timestamp: str | None = None) -> tuple[dict[str, str], bytes]:
+def wechat(event_type: str, transaction: dict, *, timestamp: str | None = None,
+           event_id: str = "wx-evt-1") -> tuple[dict[str, str], bytes]:
     """A notification as WeChat Pay sends it: `transaction` encrypted (APIv3 key), the body signed."""
     nonce = secrets.token_hex(6)
     sealed = AESGCM(KEYS.wechat_apiv3_key.encode()).encrypt(nonce.encode(), json.dumps(transaction).encode(), b"tx")
-    body = json.dumps({"id": "wx-evt-1", "event_type": event_type, "resource_type": "encrypt-resource",
+    body = json.dumps({"id": event_id, "event_type": event_type, "resource_type": "encrypt-resource",
                        "resource": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "tx",
                                     "ciphertext": base64.b64encode(sealed).decode()}}).encode()
     stamp, header_nonce = str(int(time.time())) if timestamp is None else timestamp, secrets.token_hex(8)
@@ -342,3 +343,16 @@ def test_an_alipay_answer_without_a_signature_is_a_provider_error_not_a_crash():
             verify_response(text, "alipay_trade_query_response", bad_sign, KEYS.alipay_platform[1])
     with pytest.raises(ProviderError):
         verify_response(inner, "alipay_trade_query_response", sign, KEYS.alipay_platform[1])
+
+
+def test_a_wechat_amount_is_in_the_currency_it_names():
+    event = WechatPayProvider().parse_webhook(*wechat("TRANSACTION.SUCCESS",
+                                                      transaction(amount={"total": 500, "currency": "HKD"})))
+    assert event.amount == Money(500, "HKD")
+
+
+def test_a_wechat_refund_notification_carries_no_trade_state_and_is_a_refund():
+    refund = {"mchid": KEYS.wechat_mch_id, "out_trade_no": "ord_w", "transaction_id": "4200001",
+              "out_refund_no": "rf_1", "refund_status": "SUCCESS", "amount": {"total": 100, "refund": 100}}
+    event = WechatPayProvider().parse_webhook(*wechat("REFUND.SUCCESS", refund, event_id="w" * 200))
+    assert (event.kind, event.order_id, event.event_id) == ("refund_succeeded", "ord_w", "w" * 128)

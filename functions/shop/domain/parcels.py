@@ -187,7 +187,7 @@ class ParcelTracking:
             if may_move(status, checkpoint.status):
                 status = checkpoint.status
             refused = refused or checkpoint.refused
-        if news.status is not None and (added or news.status is not previous) and may_move(status, news.status):
+        if news.status is not None and may_move(status, news.status):  # the carrier's overall word, last
             status = news.status
         refused = refused or news.refused
         if not added and status is previous and refused == self.refused:
