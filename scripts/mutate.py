@@ -4,8 +4,10 @@ Each mutant is ONE small change to the source: an arithmetic/comparison/boolean 
 changed, a condition negated or removed (an `if` that never runs, an operand dropped from an `and`/`or`, a
 comprehension filter removed, a `not` removed). Each mutant runs, in a child forked from the process that
 collected the tests, with the mutated function's code swapped into the live function (or a changed constant
-carried onto the live objects; a re-import when neither works), only the tests that execute the mutated line
-(from a coverage pass over the selected test suites), fastest first, stopping at the first failure. A mutant is KILLED when a test
+carried onto the live objects; a re-import when neither works, or when another module imported the constant and may
+have built something from it), only the tests that execute the mutated line (from a coverage pass over the selected
+test suites; for a constant, default or class attribute first the tests that name it or its class), fastest first,
+stopping at the first failure. A mutant is KILLED when a test
 fails (or its import fails, or it runs past a timeout), SURVIVED when every covering test passes.
 
 Why not mutmut or cosmic-ray: mutmut 3.8 (tried here, Python 3.13) names a mutant by its file path

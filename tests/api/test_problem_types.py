@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from shop.payments.base import MAX_WEBHOOK_BYTES
 from shop.payments.signing import hmac_header
 from tests.api.conftest import PROVIDER_KEYS
 from tests.api.test_orders_api import make_sku, order_body, place
@@ -40,5 +41,6 @@ def test_a_webhook_body_may_be_64_KiB_and_not_a_byte_more(api, provider_env):
         headers = {"Sandbox-Signature": hmac_header(PROVIDER_KEYS.sandbox_webhook_secret, body)}
         return api.request("POST", "/webhooks/sandbox", user=None, headers=headers, raw=body).status
 
-    assert sent(64 * 1024) == 200  # verified, an event the shop ignores
-    assert sent(64 * 1024 + 1) == 413
+    assert MAX_WEBHOOK_BYTES == 64 * 1024
+    assert sent(MAX_WEBHOOK_BYTES) == 200  # verified, an event the shop ignores
+    assert sent(MAX_WEBHOOK_BYTES + 1) == 413

@@ -521,14 +521,18 @@ def test_a_line_split_over_warehouses_takes_every_unit_of_each_in_turn():
     # A warehouse whose items hold nothing cannot serve the line.
     assert plan_take_ranked("T", 1, {0: 0, 64: 2}, (0, 1), 1) == [(64, 1)]
     assert plan_take_ranked("T", 1, {0: 1}, (0,), 1) == [(0, 1)]
-    for bad in (-1, True, 1.5):
+    for bad in (0, -1, True, 1.5):
         with pytest.raises(ValueError):
             plan_take_ranked("T", bad, {0: 5}, (0,), 1)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):  # even with no stock anywhere to try
+            plan_take_ranked("T", bad, {}, (), 1)  # type: ignore[arg-type]
 
 
 def test_a_ledger_entry_as_recorded():
     adjusted = stock.adjust("TEE", 2, 5, at=AT, actor="admin:ops", reason="delivery")
-    entry = replace(adjusted, reference="import-7")
+    entry = stock.adjust("TEE", 2, 5, at=AT, actor="admin:ops", reason="delivery", reference="import-7")
+    assert adjusted.reference is None
+    adjusted = entry
     assert entry.to_dict() == {"sku": "TEE", "shard": 2, "at": AT, "actor": "admin:ops", "reason": "delivery",
                                "order_id": None, "delta": {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0},
                                "movement_id": adjusted.movement_id, "reference": "import-7"}

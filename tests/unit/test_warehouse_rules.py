@@ -121,3 +121,14 @@ def test_where_an_orders_units_still_ship_from():
     # Units refunded by line are not to ship from anywhere.
     refunded = replace(paid, refunds=(Refund("rf", 1999, "EUR", lines=(UnitLine("TEE", 3),)),))
     assert refunded.unshipped_by_warehouse() == {"bj": {"CAP": 1}}
+
+
+def test_a_warehouse_lists_only_the_skus_it_still_has_to_ship():
+    from shop.domain.orders import OrderStatus
+    from tests.unit.test_domain import order
+    from tests.unit.test_warehouses import registry
+
+    paid = order(OrderStatus.PAID, lines=(("TEE", 3), ("CAP", 1)), payment_status="paid").with_allocations(
+        {"TEE": [(64, 3)], "CAP": [(64, 1)]}, registry())
+    tees_gone = paid.ship("p1", {"TEE": 3}, carrier=None, tracking_number=None, at="t", actor="ops", warehouse="sh")
+    assert tees_gone.unshipped_by_warehouse() == {"sh": {"CAP": 1}}
