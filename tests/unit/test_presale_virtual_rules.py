@@ -114,3 +114,20 @@ def test_virtual_goods_are_delivered_with_the_payment_and_never_wait_to_ship():
     assert paid_mixed.fulfillment_status == "unfulfilled" and paid_mixed.unshipped_units() == {"TEE": 1}
     cancelled = cards.transition(OrderStatus.CANCELLED, at=AT, actor="customer:alice", reason="x")
     assert cancelled.fulfillment_status == "unfulfilled"  # only a payment delivers them
+
+
+def test_a_virtual_sku_sells_its_total_cap_and_its_levels_are_that_caps():
+    from shop.domain.money import Money
+    from shop.domain.skus import Sku, StockLevels
+
+    day = virtual.day_item(date(2026, 12, 1))
+    card = Sku(sku="CARD", name="Card", price=Money(100, "CNY"), virtual=VirtualTerms(10, 500),
+               locations=(0, virtual.VIRTUAL_LOCATION))
+    assert card.sellable_warehouses() == (virtual.VIRTUAL_LOCATION,) and card.sellable_items() == [virtual.TOTAL_ITEM]
+    read = card.with_shard_levels({virtual.TOTAL_ITEM: StockLevels(480, 470, 10, 20), day: StockLevels(10, 7, 3, 0),
+                                   0: StockLevels(5, 5, 0, 0)})
+    assert read.levels == StockLevels(480, 470, 10, 20)  # the total cap's item only: not the day's, not spot stock
+    daily_only = Sku(sku="CARD", name="Card", price=Money(100, "CNY"), virtual=VirtualTerms(10, None), locations=(0,))
+    assert daily_only.sellable_warehouses() == ()  # only its daily cap limits it
+    spot = Sku(sku="TEE", name="Tee", price=Money(100, "CNY"), locations=(0, virtual.VIRTUAL_LOCATION))
+    assert spot.sellable_warehouses() == (0,)
