@@ -241,21 +241,8 @@ def _checkpoint_from_record(record: dict[str, Any]) -> Checkpoint:
 
 
 def refund_to_record(refund: Refund) -> dict[str, Any]:
-    """A refund on the order item (the attributes written since refunds became a saga)."""
-    record: dict[str, Any] = {
-        "refund_id": refund.refund_id, "amount": refund.amount, "currency": refund.currency,
-        "lines": _lines_to_record(refund.lines), "restocked": _lines_to_record(refund.restocked),
-        "reason": refund.reason, "at": refund.at, "actor": refund.actor, "automatic": refund.automatic,
-        "status": refund.status.value, "provider": refund.provider, "provider_payment_id": refund.provider_payment_id,
-        "captured": refund.captured, "provider_refund_id": refund.provider_refund_id, "attempts": refund.attempts,
-        "last_error": refund.last_error}
-    if refund.after_sale_id is not None:
-        record["after_sale_id"] = refund.after_sale_id
-    if refund.last_attempt_at is not None:
-        record["last_attempt_at"] = refund.last_attempt_at
-    if refund.completed_at is not None:
-        record["completed_at"] = refund.completed_at
-    return record
+    """A refund on the order item (the attributes written since refunds became a saga): its fields as they are."""
+    return refund.to_dict()
 
 
 def refund_from_record(record: dict[str, Any], order_currency: str) -> Refund:

@@ -1,13 +1,14 @@
 """Value objects an order carries: units of a SKU, shipments (parcels), refunds, a held payment.
 
 One shape each, immutable. The DynamoDB record of each is mapped in adapters/items.py, the JSON
-views in services/presenters.py.
+views in services/presenters.py (a refund's record and its operator view are both Refund.to_dict()).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from shop.domain.money import Money
 from shop.domain.parcels import ParcelTracking
@@ -90,6 +91,21 @@ class Refund:
     @property
     def money(self) -> Money:
         return Money(self.amount, self.currency)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (units as {"sku", "quantity"} objects); after_sale_id and the saga's
+        last_attempt_at and completed_at only once set."""
+        shown: dict[str, Any] = {
+            "refund_id": self.refund_id, "amount": self.amount, "currency": self.currency,
+            "lines": [{"sku": line.sku, "quantity": line.quantity} for line in self.lines],
+            "restocked": [{"sku": line.sku, "quantity": line.quantity} for line in self.restocked],
+            "reason": self.reason, "at": self.at, "actor": self.actor, "automatic": self.automatic,
+            "status": self.status.value, "provider": self.provider, "provider_payment_id": self.provider_payment_id,
+            "captured": self.captured, "provider_refund_id": self.provider_refund_id, "attempts": self.attempts,
+            "last_error": self.last_error}
+        optional = {"after_sale_id": self.after_sale_id, "last_attempt_at": self.last_attempt_at,
+                    "completed_at": self.completed_at}
+        return {**shown, **{name: value for name, value in optional.items() if value is not None}}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from shop.domain.orders import HistoryEntry, Order, OrderStatus
 from shop.domain.parcels import ParcelTracking
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
-from shop.domain.values import Refund, Shipment, UnitLine
+from shop.domain.values import Refund, Shipment
 from shop.domain.virtual import is_day_item
 from shop.domain.warehouses import (
     LOCATIONS_PER_STATE,
@@ -48,25 +48,9 @@ def _customer_history_entry(entry: HistoryEntry) -> dict[str, Any]:
     return shown
 
 
-def _lines_view(lines: tuple[UnitLine, ...]) -> list[dict[str, Any]]:
-    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
-
-
 def refund_view(refund: Refund) -> dict[str, Any]:
     """A refund as operators see it: every field."""
-    shown: dict[str, Any] = {
-        "refund_id": refund.refund_id, "amount": refund.amount, "currency": refund.currency,
-        "lines": _lines_view(refund.lines), "restocked": _lines_view(refund.restocked), "reason": refund.reason,
-        "at": refund.at, "actor": refund.actor, "automatic": refund.automatic, "status": refund.status.value,
-        "provider": refund.provider, "provider_payment_id": refund.provider_payment_id, "captured": refund.captured,
-        "provider_refund_id": refund.provider_refund_id, "attempts": refund.attempts, "last_error": refund.last_error}
-    if refund.after_sale_id is not None:
-        shown["after_sale_id"] = refund.after_sale_id
-    if refund.last_attempt_at is not None:
-        shown["last_attempt_at"] = refund.last_attempt_at
-    if refund.completed_at is not None:
-        shown["completed_at"] = refund.completed_at
-    return shown
+    return refund.to_dict()
 
 
 def _customer_refund(refund: Refund) -> dict[str, Any]:
