@@ -11,9 +11,9 @@ from shop.domain.skus import MAX_STOCK_ITEMS, Sku, SkuTerms
 from shop.domain.skus import StockPolicy as StockPolicy  # callers name it catalog.StockPolicy with SkuDetails
 from shop.domain.stock import StockMovement
 from shop.domain.warehouses import shard_of, stock_item
-from shop.services import inventory, warehouses
+from shop.services import adjustments, inventory, warehouses
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
-from shop.services.records import AdjustmentApplied, KeyedRecord
+from shop.services.records import KeyedRecord
 from shop.services.retry import with_retries
 
 
@@ -153,16 +153,12 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
         sku = stock_in(ports, sku, index) if delta > 0 else sku
         movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
                      for item, units in adjustment_plan(sku, delta, index)]
-        marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + 7 * 24 * 3600)
         try:
-            ports.store.commit(Commit(movements=movements, records=[marker]))
-        except CommitRejected as rejected:
-            if AdjustmentApplied.label not in rejected.labels:
-                raise
-            done = rejected.existing.get(AdjustmentApplied.label) or ports.store.adjustment_applied(code, request)
-            return list(done.movements) if done else []
+            applied_before = adjustments.commit_once(ports, code, request, movements)
         except StockShort:
             raise StaleWrite("stock moved while adjusting") from None
+        if applied_before is not None:
+            return applied_before
         inventory.announce_stock_state(ports, movements)
         return movements
 

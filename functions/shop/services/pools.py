@@ -22,8 +22,8 @@ from shop.domain.skus import MAX_STOCK_ITEMS, Sku, StockLevels, StockPolicy
 from shop.domain.stock import StockMovement
 from shop.domain.virtual import TOTAL_ITEM, VIRTUAL_LOCATION, VirtualTerms, day_item, is_day_item, local_day
 from shop.domain.warehouses import stock_item
+from shop.services import adjustments
 from shop.services.ports import CapReached, Commit, CommitRejected, Ports, StaleWrite, StockShort
-from shop.services.records import AdjustmentApplied
 from shop.services.retry import with_retries
 
 
@@ -225,20 +225,16 @@ def release_presale(ports: Ports, code: str, quantity: int, *, reason: str, acto
         target = stock_item(terms.warehouse, shards.pick_shard(sku.stock_shards))
         movements = stock.move(code, terms.item, target, quantity, at=clock.iso(clock.now()), actor=actor,
                                reason=f"presale_release: {reason}")
-        marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + 7 * 24 * 3600)
         try:
-            ports.store.commit(Commit(movements=movements, records=[marker]))
-        except CommitRejected as rejected:
-            if AdjustmentApplied.label not in rejected.labels:
-                raise
-            done = rejected.existing.get(AdjustmentApplied.label) or ports.store.adjustment_applied(code, request)
-            return list(done.movements) if done else []
+            applied_before = adjustments.commit_once(ports, code, request, movements)
         except StockShort:
             left = ports.store.shard_levels({code: [terms.item]})[code].get(terms.item, StockLevels()).available
             if left >= quantity:
                 raise StaleWrite("the pool moved meanwhile") from None
             raise InsufficientStock(f"{code}: {quantity} to release, {left} unsold in the presale pool",
                                     {"shortages": [{"sku": code, "requested": quantity, "available": left}]}) from None
+        if applied_before is not None:
+            return applied_before
         _save_terms(ports, code, lambda s: replace(s, presale=replace(s.presale, cap=max(0, s.presale.cap - quantity)))
                     if s.presale else s)
         return movements
