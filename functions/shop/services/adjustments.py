@@ -9,7 +9,7 @@ from shop.domain.stock import StockMovement
 from shop.services.ports import Commit, CommitRejected, Ports
 from shop.services.records import AdjustmentApplied
 
-MARKER_SECONDS = 7 * 24 * 3600  # how long a retry of the same request is recognised
+MARKER_SECONDS = 7 * 24 * 3600  # how long a request id (an Idempotency-Key) is remembered
 
 
 def commit_once(ports: Ports, code: str, request: str, movements: list[StockMovement]) -> list[StockMovement] | None:

@@ -153,15 +153,22 @@ def adjust_stock(ports: Ports, code: str, delta: int, *, reason: str, actor: str
         sku = stock_in(ports, sku, index) if delta > 0 else sku
         movements = [stock.adjust(code, item, units, at=at, actor=actor, reason=reason)
                      for item, units in adjustment_plan(sku, delta, index)]
-        try:
-            applied_before = adjustments.commit_once(ports, code, request, movements)
-        except StockShort:
-            raise StaleWrite("stock moved while adjusting") from None
-        if applied_before is not None:
-            return applied_before
-        inventory.announce_stock_state(ports, movements)
-        return movements
+        return apply_once(ports, code, request, movements)
 
     movements = with_retries(attempt)
     return get_sku(ports, code), movements
+
+
+def apply_once(ports: Ports, code: str, request: str, movements: list[StockMovement]) -> list[StockMovement]:
+    """An operator's movements on SKU `code`, planned from a read, written once per request id
+    (adjustments.commit_once): a guard that failed since means read and plan again (StaleWrite). The movements
+    written now are announced (stock events); a retry of the request gets those it wrote the first time."""
+    try:
+        applied_before = adjustments.commit_once(ports, code, request, movements)
+    except StockShort:
+        raise StaleWrite("stock moved while planning") from None
+    if applied_before is not None:
+        return applied_before
+    inventory.announce_stock_state(ports, movements)
+    return movements
 

@@ -27,11 +27,9 @@ from shop.domain.stock_documents import (
 from shop.domain.warehouses import ITEMS_PER_WAREHOUSE, LOCATIONS_PER_STATE, StockState, location, stock_item
 from shop.services import catalog, inventory, warehouses
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
-from shop.services.records import AdjustmentApplied
 from shop.services.retry import with_retries
 
 T = TypeVar("T")
-KEYED_FOR_SECONDS = 7 * 24 * 3600  # how long a stock move's Idempotency-Key is remembered
 
 
 def document_id(kind: DocumentKind, request_id: str | None) -> str:
@@ -145,15 +143,7 @@ def move_state(ports: Ports, code: str, *, warehouse: str | None, from_state: St
                                                      f"{warehouse or 'main'} {from_state.name.lower()}")
                      for m in stock.move(code, item, into, units, at=at, actor=actor, reason=reason,
                                          reference=reference)]
-        marker = AdjustmentApplied(code, request, tuple(movements), expires=int(clock.now().timestamp()) + KEYED_FOR_SECONDS)
-        try:
-            _committed(ports, Commit(movements=movements, records=[marker]))
-        except CommitRejected as rejected:
-            if AdjustmentApplied.label not in rejected.labels:
-                raise
-            done = rejected.existing.get(AdjustmentApplied.label) or ports.store.adjustment_applied(code, request)
-            return list(done.movements) if done else []
-        return movements
+        return catalog.apply_once(ports, code, request, movements)
 
     movements = with_retries(attempt)
     return catalog.get_sku(ports, code), movements
