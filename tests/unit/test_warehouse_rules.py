@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from shop.domain import warehouses
 from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.skus import Sku, StockLevels
-from shop.domain.warehouses import (
-    ITEMS_PER_WAREHOUSE,
-    LOCATIONS_PER_STATE,
-    MAX_WAREHOUSES,
-    StockState,
-    Warehouse,
-    Warehouses,
-    is_sellable,
-    location,
-    stock_item,
-    validate_code,
-)
+from shop.domain.warehouses import StockState, Warehouse, Warehouses
 
 
 def test_a_shop_that_defined_no_warehouse_has_the_main_one_at_version_0():
@@ -57,7 +47,7 @@ def test_an_unprioritised_warehouse_ranks_as_priority_100_and_an_unknown_index_a
 
 
 def test_a_registry_holds_at_most_32_warehouses_main_included():
-    assert MAX_WAREHOUSES == 32
+    assert warehouses.MAX_WAREHOUSES == 32
     shop = Warehouses()
     for n in range(31):
         shop = shop.with_warehouse(Warehouse(f"w{n}", -1, "w", "CN"))
@@ -66,14 +56,14 @@ def test_a_registry_holds_at_most_32_warehouses_main_included():
         shop.with_warehouse(Warehouse("w31", -1, "w", "CN"))
     for not_text in (None, 5):
         with pytest.raises(Unprocessable):
-            validate_code(not_text)  # type: ignore[arg-type]
+            warehouses.validate_code(not_text)  # type: ignore[arg-type]
 
 
 def test_only_the_sellable_state_is_sellable_and_counts_in_a_skus_levels():
-    first_presale = stock_item(0, 0, StockState.PRESALE)
-    assert first_presale == LOCATIONS_PER_STATE * ITEMS_PER_WAREHOUSE
-    assert is_sellable(first_presale - 1) and not is_sellable(first_presale)
-    presale_main = location(0, StockState.PRESALE)
+    first_presale = warehouses.stock_item(0, 0, StockState.PRESALE)
+    assert first_presale == warehouses.LOCATIONS_PER_STATE * warehouses.ITEMS_PER_WAREHOUSE
+    assert warehouses.is_sellable(first_presale - 1) and not warehouses.is_sellable(first_presale)
+    presale_main = warehouses.location(0, StockState.PRESALE)
     sku = Sku(sku="TEE", name="Tee", price=Money(1999, "EUR"), shard_items=2, locations=(0, presale_main))
     assert sku.items_in(presale_main) == [first_presale]  # another state: one item
     assert sku.sellable_warehouses() == (0,) and sku.sellable_items() == [0, 1]
@@ -81,7 +71,7 @@ def test_only_the_sellable_state_is_sellable_and_counts_in_a_skus_levels():
     assert levels.levels == StockLevels(2, 2, 0, 0) and levels.all_levels == StockLevels(7, 7, 0, 0)
     assert Sku(sku="T", name="T", price=Money(1, "EUR")).locations == (0,)  # the main warehouse, sellable
     with pytest.raises(ValueError):
-        stock_item(0, ITEMS_PER_WAREHOUSE)
+        warehouses.stock_item(0, warehouses.ITEMS_PER_WAREHOUSE)
 
 
 def test_a_sku_keeps_to_96_stock_items_so_one_transaction_updates_them_all():
