@@ -41,6 +41,10 @@ def test_random_webhooks_are_rejected_and_change_nothing(local_server, provider)
         assert "Traceback" not in answer.text
 
     fuzz()
-    assert api.call("GET", f"/orders/{order['order_id']}").json()["status"] == "PENDING_PAYMENT"
-    assert levels(api, code) == {"on_hand": 3, "available": 2, "reserved": 1, "sold": 0}
+    after = api.call("GET", f"/orders/{order['order_id']}").json()
+    if after["status"] == "EXPIRED":  # the test server's payment window is 2 s: a slow machine outlives it
+        assert levels(api, code) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0}
+    else:
+        assert after["status"] == "PENDING_PAYMENT"
+        assert levels(api, code) == {"on_hand": 3, "available": 2, "reserved": 1, "sold": 0}
     print(f"{provider}: {len(seen)} fuzzed webhooks, statuses {sorted(set(seen))}")
