@@ -101,7 +101,10 @@ class Api(Construct):
         )
         # No gateway request validator: without models it validates nothing. Each handler validates its input
         # (pydantic) and answers RFC 9457 problems, which a gateway validator's own 400s would not be.
-        integrations = {name: apigw.LambdaIntegration(fn, proxy=True) for name, fn in functions.items()}
+        # One invoke permission per function for this API (not one per method): a stack holds 500 resources at
+        # most, and per-method permissions (one per route, ~110) pushed the stack with its optional parts past it.
+        integrations = {name: apigw.LambdaIntegration(fn, proxy=True, scope_permission_to_method=False)
+                        for name, fn in functions.items()}
         for route in ROUTES:
             resource = self.rest_api.root.resource_for_path(route.path)
             options: dict = {}
