@@ -25,6 +25,7 @@ from infra.observability import Observability
 from infra.reconciliation import DailyReconciliation
 from infra.secrets import ProviderSecrets
 from shop.domain.availability import AvailabilityDisplay
+from shop.domain.virtual import zone
 from shop.manifest import FUNCTIONS, QUEUES, ROUTES, SWEEP_INTERVAL_SECONDS
 from shop.payments.registry import PROVIDERS
 from shop.settings import function_environment
@@ -112,6 +113,8 @@ DEFAULT_CONTEXT: dict[str, object] = {
     # at or below the SKU's low_stock_threshold, else availability_only_n_left_threshold) or coarse (never a count).
     "availability_display": "exact",
     "availability_only_n_left_threshold": 5,
+    # The shop's time zone (IANA name): a virtual SKU's daily cap resets at its midnight (docs/presale-and-virtual.md).
+    "shop_time_zone": "Asia/Shanghai",
     # How long the event bus archive keeps every domain event for replay (0: for ever).
     "event_archive_retention_days": 90,
     # Lambda SnapStart for the functions behind API Gateway (README: "Cold start and SnapStart", and its cost).
@@ -249,6 +252,7 @@ class ShopStack(Stack):
             "notify_sms": "on" if sms else "off",
             "operator_locale": operator_locale,
             "availability_display": availability_display,
+            "shop_time_zone": zone(str(ctx("shop_time_zone"))).key,  # an unknown zone fails the synth, not the functions
             **{spec.setting: messaging.queues[spec.name].queue_url for spec in QUEUES},
             "payment_secret_prefix": secret_prefix,
             "payment_secrets_source": "secretsmanager",

@@ -112,7 +112,7 @@ class QueueSpec:
 # The order rules every function that loads or writes orders may apply.
 ORDER_SETTINGS = ("payment_window_seconds", "max_payment_window_seconds", "idempotency_ttl_seconds",
                   "max_unpaid_orders_per_customer", "max_unpaid_units_per_sku", "payment_providers_enabled",
-                  "default_payment_provider", "order_confirmation_seconds")
+                  "default_payment_provider", "order_confirmation_seconds", "shop_time_zone")
 HTTP_SETTINGS = (*ORDER_SETTINGS, "cors_allowed_origins")
 # Functions that call payment providers: where notifications go, what each provider takes, the risk rules of a
 # settlement, and the provider endpoints and keys (the last two set by the local run only; deployed, the keys come

@@ -5,7 +5,9 @@ sometimes twice, sometimes with a wrong amount), late redelivery of an earlier w
 expire, cancel, refund (with or without restock), shipment (partial or whole), operator
 adjustment (in the main warehouse or one of two others), delivery of queued restocks (sometimes twice),
 moves between stock states (sellable, safety, damaged, quality hold), transfers between warehouses dispatched
-and received (sometimes twice), physical counts approved (sometimes twice).
+and received (sometimes twice), physical counts approved (sometimes twice);
+presale orders of INV-P (units taken from its presale pool at payment), presale cap changes and releases of
+unsold presale units to spot stock; orders of the virtual INV-V (daily and total caps), total cap changes.
 Orders ship to addresses nearest one warehouse or another, so lines are taken per warehouse and split;
 every level is checked per stock item (warehouse and shard), per warehouse and summed. `make test` runs a bounded
 number of examples; `make soak` (SOAK=1) runs the long profile.
@@ -29,14 +31,18 @@ from shop.domain.orders import OrderStatus
 from shop.domain.stock_documents import ON_HAND_STATES, DocumentKind
 from shop.domain.warehouses import LOCATIONS_PER_STATE, StockState, Warehouse, location_of, warehouse_index_of
 from shop.payments.registry import PROVIDERS
-from shop.services import catalog, fulfilment, inventory, payments, stock_ops, warehouses
+from shop.domain.presale import PresaleTerms
+from shop.domain.virtual import VirtualTerms, is_day_item
+from shop.services import catalog, fulfilment, inventory, payments, pools, stock_ops, warehouses
 from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
 
 pytestmark = pytest.mark.ddblocal
-SKUS = ["INV-A", "INV-B", "INV-C"]
-SHARDS = {"INV-A": 3, "INV-B": 1, "INV-C": 2}  # every invariant is checked over shards too
+SKUS = ["INV-A", "INV-B", "INV-C", "INV-P", "INV-V"]
+SHARDS = {"INV-A": 3, "INV-B": 1, "INV-C": 2, "INV-P": 2, "INV-V": 1}  # every invariant is checked over shards too
+DAILY_CAP = 4  # INV-V's (the test runs within one shop day; tests/ddblocal/test_presale_virtual_races.py crosses one)
+PRESALE = PresaleTerms(3, "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "2099-02-01")
 ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
 ADDRESSES = [ADDRESS, {**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN", "region": "Shanghai"}]
 WAREHOUSES = [None, "east", "cn"]  # None: the main warehouse
@@ -77,6 +83,8 @@ def build_machine(ports_factory, fakes):
                 policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
                 catalog.upsert_sku(self.ports, code, self._details(code, SHARDS[code]), actor="admin:t")
                 catalog.adjust_stock(self.ports, code, 6, reason="initial", actor="admin:t")
+            pools.set_presale(self.ports, "INV-P", PRESALE, actor="admin:t")
+            pools.set_virtual(self.ports, "INV-V", VirtualTerms(DAILY_CAP, 6), actor="admin:t", time_zone="UTC")
 
         def _details(self, code, shards):
             policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
@@ -93,32 +101,35 @@ def build_machine(ports_factory, fakes):
         def rebalance(self, sku):
             inventory.rebalance(self.ports, sku)
 
-        def _place(self, customer, key, items, provider):
+        def _place(self, customer, key, items, provider, presale=frozenset()):
             address = ADDRESSES[int(key.removeprefix("k")) % len(ADDRESSES)]
-            request = OrderRequest(items=items, shipping_address=address, payment_provider=provider)
+            request = OrderRequest(items=items, shipping_address=address, payment_provider=provider, presale=presale)
             placing = PlaceOrder(customer, key, request, request_fingerprint({"items": items, "p": provider}))
-            return place_order(self.ports, placing, OrderPolicy(0, 3600),
+            return place_order(self.ports, placing, OrderPolicy(0, 3600, time_zone="UTC"),
                                lambda o: PROVIDERS[o.payment_provider].create_payment(o))
 
         @rule(target=orders, items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1,
                                             max_size=3, unique_by=lambda t: t[0]),
-              provider=st.sampled_from(sorted(PROVIDERS)))
-        def create(self, items, provider):
+              provider=st.sampled_from(sorted(PROVIDERS)), presale=st.booleans())
+        def create(self, items, provider, presale):
             self.n += 1
             key, customer = f"k{self.n}", f"c{self.n % 3}"
+            chosen = frozenset({"INV-P"} if presale and any(code == "INV-P" for code, _ in items) else ())
             try:
-                placed = self._place(customer, key, items, provider)
+                placed = self._place(customer, key, items, provider, chosen)
             except DomainError:
                 return None
-            self.placed[placed.order_id] = (customer, key, items, provider, placed.body)
+            CHECKS["presale_orders"] += bool(chosen)
+            CHECKS["virtual_orders"] += any(code == "INV-V" for code, _ in items)
+            self.placed[placed.order_id] = (customer, key, items, provider, placed.body, chosen)
             return placed.order_id
 
         @rule(order_id=orders)
         def duplicate_create(self, order_id):
             if order_id is None:
                 return
-            customer, key, items, provider, body = self.placed[order_id]
-            again = self._place(customer, key, items, provider)
+            customer, key, items, provider, body, chosen = self.placed[order_id]
+            again = self._place(customer, key, items, provider, chosen)
             assert again.order_id == order_id and again.body == body
 
         @rule(order_id=orders, twice=st.booleans(), wrong_amount=st.booleans())
@@ -260,6 +271,24 @@ def build_machine(ports_factory, fakes):
                 if not cursor:
                     return entries
 
+        @rule(cap=st.integers(0, 8))
+        def presale_cap(self, cap):
+            """An operator sets INV-P's presale cap (the pool becomes cap - sold, never below what is sold)."""
+            pools.set_presale(self.ports, "INV-P", PresaleTerms(cap, PRESALE.starts_at, PRESALE.ends_at,
+                                                                PRESALE.ships_on), actor="admin:t")
+
+        @rule(quantity=st.integers(1, 3))
+        def release_presale(self, quantity):
+            try:
+                pools.release_presale(self.ports, "INV-P", quantity, reason="arrived", actor="admin:t")
+                CHECKS["presale_releases"] += 1
+            except DomainError:
+                pass
+
+        @rule(total=st.integers(0, 10))
+        def virtual_total_cap(self, total):
+            pools.set_virtual(self.ports, "INV-V", VirtualTerms(DAILY_CAP, total), actor="admin:t", time_zone="UTC")
+
         @precondition(lambda self: self.queue.messages)
         @rule(twice=st.booleans())
         def deliver_restocks(self, twice):
@@ -300,7 +329,11 @@ def build_machine(ports_factory, fakes):
                 for item, levels in sku.shard_levels.items():
                     per_location[location_of(item)] += levels.on_hand
                     assert location_of(item) in sku.locations
-                assert sum(u for place, u in per_location.items() if place < LOCATIONS_PER_STATE) == sku.levels.on_hand
+                offered = set(sku.sellable_items())  # a virtual SKU's: its total cap
+                assert sum(u for place, u in per_location.items() if place in sku.sellable_warehouses()) == \
+                    sku.levels.on_hand
+                # Spot orders never take from a presale pool, nor orders of a virtual SKU from its spot stock.
+                assert all(levels.reserved == 0 for item, levels in sku.shard_levels.items() if item not in offered)
                 assert sum(per_location.values()) == sku.all_levels.on_hand
                 # In transit: exactly the units of the transfers dispatched and not yet received, per destination.
                 in_transit: Counter = Counter()
@@ -316,6 +349,7 @@ def build_machine(ports_factory, fakes):
                     {place for place, u in per_location.items() if place < LOCATIONS_PER_STATE and u}))
                 CHECKS["locations_stocked"] = max(CHECKS["locations_stocked"], len([u for u in per_location.values() if u]))
             taken = 0
+            day_items: dict[int, Counter] = {}
             for order_id in self.placed:
                 order = store.get_order(order_id)
                 moves = per_order.get(order_id, Counter())
@@ -324,9 +358,16 @@ def build_machine(ports_factory, fakes):
                 # payments it refused).
                 settled = order.payment_status in SETTLED and refunds.own_captured(order) > 0
                 for line in order.lines:
+                    days = [a for a in line.allocations if is_day_item(a.item)]
+                    if line.virtual:  # one day item, for the whole line, while it holds or sold units
+                        assert len(days) <= 1 and all(a.units == line.quantity for a in days)
+                        if days:
+                            day_items.setdefault(days[0].item, Counter())[order.status.value] += line.quantity
+                    if line.presale_ships_on:  # presale: never reserved, sold from the pool only
+                        assert all(a.item == PRESALE.item for a in line.allocations)
                     # Where the line's units are held: exactly its units, each on an item of the warehouse named.
                     if held.get(line.sku):
-                        assert sum(a.units for a in line.allocations) == line.quantity
+                        assert sum(a.units for a in line.allocations if a not in days) == line.quantity
                         registry = store.get_warehouses()
                         assert all(registry.code_of(warehouse_index_of(a.item)) == a.warehouse
                                    for a in line.allocations)
@@ -350,6 +391,16 @@ def build_machine(ports_factory, fakes):
                 taken += order.amount_paid
             # Every payment the providers delivered is on its order, automatic refunds included.
             assert self.received == taken, (self.received, taken)
+            # Each day item of the virtual SKU: the daily cap as opening levels plus its ledger, never more used.
+            for item in day_items:
+                levels = store.shard_levels({"INV-V": [item]})["INV-V"][item]
+                totals = Counter()
+                for entry in store.ledger("INV-V", 100, None, items=[item])[0]:
+                    totals.update(entry.delta.to_dict())
+                assert levels.is_consistent and levels.reserved + levels.sold <= DAILY_CAP
+                assert (levels.on_hand - totals["on_hand"], levels.available - totals["available"],
+                        levels.reserved - totals["reserved"], levels.sold - totals["sold"]) == (DAILY_CAP, DAILY_CAP, 0, 0)
+                CHECKS["day_items"] += 1
 
     return ShopMachine
 
@@ -382,4 +433,6 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
           f"{ {k: v for k, v in CHECKS.items() if k.startswith('adjust:')} }, up to {CHECKS['warehouses_stocked']} "
           f"warehouses stocked per SKU, up to {CHECKS['locations_stocked']} locations (warehouse x state); "
           f"{CHECKS['transfers_dispatched']} transfers dispatched, {CHECKS['transfers_received']} received; "
-          f"{CHECKS['counts_approved']} counts approved; moves { {k: v for k, v in CHECKS.items() if k.startswith('move:')} }")
+          f"{CHECKS['counts_approved']} counts approved; moves { {k: v for k, v in CHECKS.items() if k.startswith('move:')} }; "
+          f"{CHECKS['presale_orders']} presale orders, {CHECKS['presale_releases']} "
+          f"presale releases, {CHECKS['virtual_orders']} orders of virtual goods, {CHECKS['day_items']} day-item checks")

@@ -14,7 +14,7 @@ from typing import TypeVar
 from shop.domain import clock, shards, stock
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, availability_of
-from shop.domain.warehouses import stock_item, warehouse_index_of
+from shop.domain.warehouses import LOCATIONS_PER_STATE, stock_item, warehouse_index_of
 from shop.services import pools, warehouses
 from shop.services.allocation import StockLayout, take_units
 from shop.services.ports import CapReached, Commit, Ports, StaleWrite, StockShort
@@ -171,6 +171,8 @@ def rebalance(ports: Ports, code: str, *, actor: str = "system:rebalance") -> li
         at = clock.iso(clock.now())
         movements = []
         for index in sku.sellable_warehouses():  # units never change warehouse here: within each, over its shards
+            if index >= LOCATIONS_PER_STATE:
+                continue  # a virtual SKU's total cap: one item
             base = stock_item(index, 0)
             within = {item - base: units for item, units in available.items() if warehouse_index_of(item) == index}
             movements += [m for source, target, units in shards.plan_rebalance(within, sku.stock_shards)

@@ -24,7 +24,8 @@ def layouts_for(ports: Ports, skus: dict[str, Sku], address: dict[str, Any] | No
     registry = ports.store.get_warehouses(cached=True) if any(s.sellable_warehouses() != (0,) for s in skus.values()) \
         else Warehouses()
     country, region = (address or {}).get("country"), (address or {}).get("region")
-    return {code: StockLayout(registry.rank(sku.sellable_warehouses(), country, region), sku.stock_shards)
+    return {code: StockLayout(registry.rank(sku.sellable_warehouses(), country, region),
+                              sku.stock_shards if sku.virtual is None else 1)  # a virtual SKU's total cap: one item
             for code, sku in skus.items()}, registry
 
 
