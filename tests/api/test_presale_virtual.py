@@ -133,6 +133,7 @@ def test_virtual_goods_sell_against_the_daily_cap_per_shop_day_and_never_ship(ap
     capped = order(api, {"sku": "CARD", "quantity": 1}, key="k2")
     assert capped.status == 409 and capped.json()["type"].endswith("daily-cap-reached"), capped.text
     assert api.request("GET", "/skus/CARD").json()["availability"] == "sold_out"
+    assert admin_view(api, "CARD")["available"] == 0  # operators see today's cap too
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 11, 30, 16, 1, tzinfo=UTC))  # 00:01 the next day
     assert api.request("GET", "/skus/CARD").json()["available"] == 1  # the total cap has one left
     second = order(api, {"sku": "CARD", "quantity": 1}, key="k3")

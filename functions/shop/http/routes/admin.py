@@ -30,7 +30,7 @@ from shop.http.routes.common import (
 )
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog, exports, finding, fulfilment, payments
+from shop.services import catalog, exports, finding, fulfilment, payments, pools
 from shop.services import imports as import_service
 from shop.services import orders as order_service
 from shop.services import warehouses as warehouse_service
@@ -89,7 +89,8 @@ def adjust(sku: str, body: AdjustmentIn,
 @router.get("/admin/skus/<sku>", summary="A SKU with its stock levels, per warehouse and per shard")
 def read_sku(sku: str):
     ports = default_ports()
-    return json_response(200, admin_sku_view(catalog.get_sku(ports, checked_sku(sku)), ports.store.get_warehouses()))
+    found = pools.with_today(ports, catalog.get_sku(ports, checked_sku(sku)), get_settings().shop_time_zone)
+    return json_response(200, admin_sku_view(found, ports.store.get_warehouses()))
 
 
 @router.get("/admin/skus/<sku>/ledger", summary="The SKU's stock movements, oldest first")
