@@ -103,6 +103,9 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "risk_window_seconds": 3600,
     "max_unpaid_orders_per_customer": 50,
     "max_unpaid_units_per_sku": 200,
+    # Cart holds (docs/cart-holds.md): how long a hold lasts from placement or renewal, and at most in all.
+    "cart_hold_seconds": 900,
+    "cart_hold_max_seconds": 3600,
     # Notifications (docs/notifications.md): e-mail from this verified SES identity (empty: no e-mail), SMS through
     # SNS, the operators' topic (optionally subscribed by e-mail) in this language (zh-CN or en).
     "notification_email_from": "",
@@ -265,7 +268,8 @@ class ShopStack(Stack):
                 "max_unpaid_units_per_sku", "risk_large_amount", "risk_max_large_payments", "risk_max_payments_per_ip",
                 "risk_window_seconds", "after_sales_days_after_delivery", "after_sales_days_after_shipment",
                 "after_sales_max_photos", "after_sales_photo_max_bytes", "parcel_max_age_seconds",
-                "parcel_no_record_seconds", "order_confirmation_seconds", "availability_only_n_left_threshold")},
+                "parcel_no_record_seconds", "order_confirmation_seconds", "availability_only_n_left_threshold",
+                "cart_hold_seconds", "cart_hold_max_seconds")},
         }
         environment = {name: {**POWERTOOLS_ENVIRONMENT, **function_environment(name, deployed)} for name in FUNCTIONS}
         # SnapStart (opt-in) for the functions API Gateway invokes; queue consumers and the sweeper stay as they are.

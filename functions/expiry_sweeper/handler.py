@@ -1,4 +1,5 @@
-"""Schedule: find PENDING_PAYMENT orders past their window and queue their expiry; finish refunds left pending.
+"""Schedule: find PENDING_PAYMENT orders past their window and queue their expiry (and active cart holds past
+theirs); finish refunds left pending.
 
 This is what makes a reservation impossible to leak when the payment-window execution was
 never started (StartExecution failed, or the process died right after the order commit):
@@ -46,6 +47,13 @@ def lambda_handler(event: dict, context) -> dict:
     if overdue:
         metrics.add_metric(name="OverdueOrdersSwept", unit=MetricUnit.Count, value=len(overdue))
         logger.warning("overdue unpaid orders re-queued", extra={"count": len(overdue)})
+    holds = ports.store.overdue_cart_hold_ids(cutoff, limit=500)  # cart holds whose timer never fired
+    for hold_id in holds:
+        assert ports.release_queue is not None
+        ports.release_queue.request_hold_release(hold_id)
+    if holds:
+        metrics.add_metric(name="OverdueCartHoldsSwept", unit=MetricUnit.Count, value=len(holds))
+        logger.warning("overdue cart holds re-queued", extra={"count": len(holds)})
     stuck = ports.store.pending_refund_order_ids(cutoff, limit=100)
     finished = 0
     for order_id in stuck:
@@ -60,7 +68,7 @@ def lambda_handler(event: dict, context) -> dict:
         metrics.add_metric(name="PendingRefundsLeft", unit=MetricUnit.Count, value=len(stuck) - finished)
         logger.warning("pending refunds retried", extra={"count": len(stuck), "finished": finished})
     completed = _complete_delivered(ports)
-    return {"requeued": len(overdue), "refunds_retried": len(stuck), "refunds_finished": finished,
+    return {"requeued": len(overdue), "holds_requeued": len(holds), "refunds_retried": len(stuck), "refunds_finished": finished,
             "orders_completed": completed}
 
 

@@ -113,7 +113,9 @@ class QueueSpec:
 ORDER_SETTINGS = ("payment_window_seconds", "max_payment_window_seconds", "idempotency_ttl_seconds",
                   "max_unpaid_orders_per_customer", "max_unpaid_units_per_sku", "payment_providers_enabled",
                   "default_payment_provider", "order_confirmation_seconds", "shop_time_zone")
-HTTP_SETTINGS = (*ORDER_SETTINGS, "cors_allowed_origins")
+# Cart holds (docs/cart-holds.md): placed and renewed by orders_api, taken over by create_order.
+CART_HOLD_SETTINGS = ("cart_hold_seconds", "cart_hold_max_seconds")
+HTTP_SETTINGS = (*ORDER_SETTINGS, *CART_HOLD_SETTINGS, "cors_allowed_origins")
 # Functions that call payment providers: where notifications go, what each provider takes, the risk rules of a
 # settlement, and the provider endpoints and keys (the last two set by the local run only; deployed, the keys come
 # from the provider secrets).
@@ -174,7 +176,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                             READ_PHONE_KEY)),
         # reorder places an order (opens its window); cancel refunds a paid order (and restocks); an after-sales
         # request presigns its photo uploads (a presigned POST is only as good as its signer's s3:PutObject)
-        FunctionSpec("orders_api", 256, 20, "Customer order reads, cancel and reorder",
+        FunctionSpec("orders_api", 256, 20, "Customer order reads, cancel and reorder; cart holds",
                      settings=(*HTTP_SETTINGS, *PAYMENT_SETTINGS, *AFTER_SALES_SETTINGS, "phone_index_key"),
                      calls=(*TABLE_CALLS, PUBLISH, OPEN_PAYMENT_WINDOW, SEND_RESTOCK, READ_PROVIDER_SECRETS,
                             READ_PHONE_KEY, "s3:PutObject on evidence bucket")),
@@ -246,6 +248,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/me/notifications", "orders_api", "customer"),
     Route("GET", "/me/notification-preferences", "orders_api", "customer"),
     Route("PUT", "/me/notification-preferences", "orders_api", "customer"),
+    Route("POST", "/carts/{cart_id}/holds", "orders_api", "customer"),
+    Route("GET", "/carts/{cart_id}/holds", "orders_api", "customer"),
+    Route("POST", "/carts/{cart_id}/holds/renew", "orders_api", "customer"),
+    Route("DELETE", "/carts/{cart_id}/holds", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
     Route("POST", "/webhooks/carriers/{carrier}", "carrier_webhook", "webhook"),
     Route("PUT", "/admin/skus/{sku}", "admin_api", "admin"),

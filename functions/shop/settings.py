@@ -68,6 +68,10 @@ class Settings(BaseModel):
     max_unpaid_orders_per_customer: int = Field(50, alias="MAX_UNPAID_ORDERS_PER_CUSTOMER", ge=0)  # 0: no cap
     max_unpaid_units_per_sku: int = Field(200, alias="MAX_UNPAID_UNITS_PER_SKU", ge=0)  # per customer; 0: no cap
     sweep_grace_seconds: int = Field(30, alias="SWEEP_GRACE_SECONDS", ge=0)
+    # Cart holds (docs/cart-holds.md): how long a hold lasts from placement or renewal, and at most in all.
+    cart_hold_seconds: int = Field(900, alias="CART_HOLD_SECONDS", ge=1, le=7 * 24 * 3600)
+    cart_hold_max_seconds: int = Field(3600, alias="CART_HOLD_MAX_SECONDS", ge=1, le=7 * 24 * 3600,
+                                       validate_default=True)
     cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")  # comma-separated; empty: CORS off
     # The shop's time zone (IANA name): a virtual SKU's daily cap resets at its midnight (docs/presale-and-virtual.md).
     shop_time_zone: str = Field("Asia/Shanghai", alias="SHOP_TIME_ZONE")
@@ -171,6 +175,11 @@ class Settings(BaseModel):
         if not text:
             return AvailabilityDisplay.EXACT
         return text if text in set(AvailabilityDisplay) else AvailabilityDisplay.COARSE
+
+    @field_validator("cart_hold_max_seconds")
+    @classmethod
+    def _at_least_one_hold(cls, value: int, info: ValidationInfo) -> int:
+        return max(value, info.data.get("cart_hold_seconds", value))
 
     @field_validator("payment_secrets_source")
     @classmethod

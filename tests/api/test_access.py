@@ -13,7 +13,8 @@ from shop.manifest import ROUTES
 
 PUBLIC = {(r.method, r.path) for r in ROUTES if r.auth in ("public", "webhook")}
 SAMPLE = {"order_id": "ord_x", "sku": "TEE", "date": "2026-11-30", "provider": "sandbox", "after_sale_id": "as_x", "code": "east",
-          "delivery_id": "dlv_0123456789", "transfer_id": "trf_0123456789", "count_id": "cnt_0123456789"}
+          "delivery_id": "dlv_0123456789", "transfer_id": "trf_0123456789", "count_id": "cnt_0123456789",
+          "cart_id": "cart-x"}
 
 
 def operations():

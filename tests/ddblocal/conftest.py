@@ -30,6 +30,9 @@ class Recorder:
     def request_release(self, order_id: str, reason: str) -> None:
         self.calls.append(("release", order_id))
 
+    def request_hold_release(self, hold_id: str) -> None:
+        self.calls.append(("release_hold", hold_id))
+
 
 @pytest.fixture
 def ddb_ports(dynamodb_local, monkeypatch) -> Ports:

@@ -9,7 +9,8 @@ and received (sometimes twice), physical counts approved (sometimes twice);
 presale orders of INV-P (units taken from its presale pool at payment), presale cap changes and releases of
 unsold presale units to spot stock; orders of the virtual INV-V (daily and total caps), total cap changes.
 Orders ship to addresses nearest one warehouse or another, so lines are taken per warehouse and split;
-every level is checked per stock item (warehouse and shard), per warehouse and summed. `make test` runs a bounded
+every level is checked per stock item (warehouse and shard), per warehouse and summed. Cart holds: place or
+change, renew, release, expiry after the clock moved on, an order that takes a hold over. `make test` runs a bounded
 number of examples; `make soak` (SOAK=1) runs the long profile.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -24,7 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from localrun.fake_providers import signed_webhook
-from shop.domain import refunds
+from shop.domain import clock, refunds
+from shop.domain.cart_holds import hold_id_for
 from shop.domain.errors import DomainError
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
@@ -33,7 +36,7 @@ from shop.domain.warehouses import LOCATIONS_PER_STATE, StockState, Warehouse, l
 from shop.payments.registry import PROVIDERS
 from shop.domain.presale import PresaleTerms
 from shop.domain.virtual import VirtualTerms, is_day_item
-from shop.services import catalog, fulfilment, inventory, payments, pools, stock_ops, warehouses
+from shop.services import cart_holds, catalog, fulfilment, inventory, payments, pools, stock_ops, warehouses
 from shop.services.orders import OrderPolicy, OrderRequest, PlaceOrder, expire_order, place_order, request_fingerprint
 from shop.services.restock import RestockRequest, apply_restock
 from shop.services.risk import SETTLED, RiskRules
@@ -49,6 +52,9 @@ WAREHOUSES = [None, "east", "cn"]  # None: the main warehouse
 SOAK = bool(os.environ.get("SOAK"))
 CHECKS = Counter()  # invariant checks run, for the closing figures
 NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
+HOLD_POLICY = cart_holds.HoldPolicy(hold_seconds=900, max_seconds=1800)
+CARTS = [("c0", "cart-a"), ("c1", "cart-a"), ("c1", "cart-b")]
+SKEW = [0.0]  # seconds the shop's clock runs ahead of real time (the `later` rule moves it on)
 
 
 class QueuedRestocks:
@@ -66,10 +72,12 @@ class QueuedRestocks:
 def build_machine(ports_factory, fakes):
     class ShopMachine(RuleBasedStateMachine):
         orders = Bundle("orders")
+        held_carts = Bundle("held_carts")  # carts a `hold` step ran for (an order names one of them)
 
         @initialize()
         def setup(self):
             self.ports = ports_factory()
+            SKEW[0] = 0.0  # each example starts on time (a replay must see what the first run saw)
             self.ports.restock_queue = self.queue = QueuedRestocks()
             self.received = 0  # money the providers delivered for accepted events
             self.event_ids: set[str] = set()
@@ -296,6 +304,63 @@ def build_machine(ports_factory, fakes):
             for message in pending + (pending if twice else []):
                 apply_restock(self.ports, message)
 
+        @rule(target=held_carts, cart=st.sampled_from(CARTS),
+              items=st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 3)), min_size=1, max_size=3,
+                             unique_by=lambda t: t[0]))
+        def hold(self, cart, items):
+            try:
+                cart_holds.place_hold(self.ports, cart[0], cart[1], items, HOLD_POLICY)
+                CHECKS["holds_placed"] += 1
+            except DomainError:
+                pass
+            return cart
+
+        @rule(cart=st.sampled_from(CARTS))
+        def renew_hold(self, cart):
+            try:
+                cart_holds.renew_hold(self.ports, cart[0], cart[1], HOLD_POLICY)
+            except DomainError:
+                pass
+
+        @rule(cart=st.sampled_from(CARTS))
+        def release_hold(self, cart):
+            try:
+                cart_holds.release_hold(self.ports, cart[0], cart[1])
+            except DomainError:
+                pass
+
+        @rule(seconds=st.sampled_from([300, 1000]))
+        def later(self, seconds):
+            """Time passes; then the expiry messages (and the sweeper's) of every overdue hold arrive, some twice."""
+            SKEW[0] += seconds
+            for customer, cart in CARTS * 2:  # every hold's timer fires (twice): only overdue ones release
+                try:
+                    if cart_holds.expire_hold(self.ports, hold_id_for(customer, cart)) is not None:
+                        CHECKS["holds_expired"] += 1
+                except DomainError:  # never held, or not yet due
+                    pass
+
+        @rule(target=orders, cart=held_carts, extra=st.sampled_from([False, False, False, True]),
+              provider=st.sampled_from(sorted(PROVIDERS)))
+        def order_from_hold(self, cart, extra, provider):
+            """An order naming the cart: its lines are the hold's (or, with `extra`, one unit more: refused)."""
+            hold = self.ports.store.get_cart_hold(hold_id_for(*cart))
+            items = [(line.sku, line.quantity + (1 if extra and n == 0 else 0))
+                     for n, line in enumerate(hold.lines)] if hold else [("INV-A", 1)]
+            self.n += 1
+            key = f"k{self.n}"
+            request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider, cart_id=cart[1])
+            placing = PlaceOrder(cart[0], key, request, request_fingerprint({"items": items, "p": provider}))  # as _place
+            try:
+                placed = place_order(self.ports, placing, OrderPolicy(0, 3600),
+                                     lambda o: PROVIDERS[o.payment_provider].create_payment(o))
+            except DomainError:
+                return None
+            if placed.body.get("cart_hold", {}).get("status") == "converted":
+                CHECKS["holds_converted"] += 1
+            self.placed[placed.order_id] = (cart[0], key, items, provider, placed.body)
+            return placed.order_id
+
         @invariant()
         def stock_and_money_reconcile(self):
             if not hasattr(self, "ports"):
@@ -303,6 +368,8 @@ def build_machine(ports_factory, fakes):
             CHECKS["checks"] += 1
             store = self.ports.store
             per_order: dict[str, Counter] = {}
+            per_hold: Counter = Counter()
+            reserved: dict[str, int] = {}
             for code in SKUS:
                 sku = store.get_sku(code)
                 assert sku.levels.is_consistent, sku.levels
@@ -320,6 +387,8 @@ def build_machine(ports_factory, fakes):
                     if e.order_id:
                         per_order.setdefault(e.order_id, Counter()).update(
                             {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
+                    elif e.reference:  # a cart hold's movement
+                        per_hold[(e.reference, code)] += e.delta.reserved
                 assert {k: totals[k] for k in ("on_hand", "available", "reserved", "sold")} == sku.all_levels.to_dict()
                 # Per stock item (a warehouse's shard), hence per warehouse: its ledger sums to its levels.
                 for item, levels in sku.shard_levels.items():
@@ -348,6 +417,24 @@ def build_machine(ports_factory, fakes):
                 CHECKS["warehouses_stocked"] = max(CHECKS["warehouses_stocked"], len(
                     {place for place, u in per_location.items() if place < LOCATIONS_PER_STATE and u}))
                 CHECKS["locations_stocked"] = max(CHECKS["locations_stocked"], len([u for u in per_location.values() if u]))
+                if sku.virtual is None and sku.presale is None:
+                    reserved[code] = sku.levels.reserved
+            # Each hold's reservation is what it holds while active, nothing once converted or released (ended
+            # exactly once: a second release or a takeover after it would leave a negative sum here).
+            for customer, cart in CARTS:
+                hold = store.get_cart_hold(hold_id_for(customer, cart))
+                for code in SKUS:
+                    held = sum(a.units for line in hold.lines if line.sku == code for a in line.allocations) \
+                        if hold and hold.active else 0
+                    assert per_hold[(hold_id_for(customer, cart), code)] == held, (hold, code)
+            # Every reserved unit has exactly one owner: an active hold or an order holding its reservation.
+            owned: Counter = Counter()
+            for (_, code), units in per_hold.items():
+                owned[code] += units
+            for order_id in self.placed:
+                owned.update(store.get_order(order_id).reserved_quantities())
+            # (SKUs whose reservations are all spot stock: presale and virtual orders take other items)
+            assert {code: owned[code] for code in reserved} == reserved
             taken = 0
             day_items: dict[int, Counter] = {}
             for order_id in self.placed:
@@ -405,7 +492,7 @@ def build_machine(ports_factory, fakes):
     return ShopMachine
 
 
-def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
+def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes, monkeypatch):
     from tests.ddblocal.conftest import Recorder
     from shop.services.ports import Ports
 
@@ -423,6 +510,8 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
         recorder = Recorder()
         return Ports(store=DynamoShopStore(table), events=recorder, windows=recorder, release_queue=recorder)
 
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(seconds=SKEW[0]))
     machine = build_machine(fresh_ports, provider_fakes)
     machine.TestCase.settings = settings(
         max_examples=200 if SOAK else 12, stateful_step_count=40 if SOAK else 25, deadline=None,
@@ -435,4 +524,5 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes):
           f"{CHECKS['transfers_dispatched']} transfers dispatched, {CHECKS['transfers_received']} received; "
           f"{CHECKS['counts_approved']} counts approved; moves { {k: v for k, v in CHECKS.items() if k.startswith('move:')} }; "
           f"{CHECKS['presale_orders']} presale orders, {CHECKS['presale_releases']} "
-          f"presale releases, {CHECKS['virtual_orders']} orders of virtual goods, {CHECKS['day_items']} day-item checks")
+          f"presale releases, {CHECKS['virtual_orders']} orders of virtual goods, {CHECKS['day_items']} day-item checks" f"; cart holds: {CHECKS['holds_placed']} placed, {CHECKS['holds_converted']} converted, "
+          f"{CHECKS['holds_expired']} expired")

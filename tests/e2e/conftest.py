@@ -48,7 +48,7 @@ def start_local_server(log_dir: Path, **extra_env: str) -> tuple[subprocess.Pope
     # Fulfilment: courier polls every few seconds, a delivered order completes 3 s later (docs/fulfilment.md).
     env.update({"PORT": str(port), "PAYMENT_WINDOW_SECONDS": "5", "SWEEP_INTERVAL_SECONDS": "2",
                 "COURIER_POLL_INTERVALS": "2,4,8", "ORDER_CONFIRMATION_SECONDS": "3",
-                "LOCAL_SQS_RETRY_DELAY_SECONDS": "1", "LOCAL_LAMBDA_WORKERS": "3", **extra_env})
+                "LOCAL_SQS_RETRY_DELAY_SECONDS": "1", "LOCAL_LAMBDA_WORKERS": "3", "CART_HOLD_SECONDS": "3", **extra_env})
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "localrun"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)

@@ -39,6 +39,9 @@ class RecordingReleaseQueue:
     def request_release(self, order_id: str, reason: str) -> None:
         self.requests.append((order_id, reason))
 
+    def request_hold_release(self, hold_id: str) -> None:
+        self.requests.append((hold_id, "sweeper"))
+
 
 @dataclass
 class FakeEvidence:

@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any
 
 from shop.domain.after_sales import AfterSale
+from shop.domain.cart_holds import CartHold
 from shop.domain.errors import Unprocessable
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
@@ -79,6 +80,7 @@ class InMemoryStore:
         self._reconciliations: dict[tuple[str, date], dict[str, Any]] = {}
         self._after_sales: dict[str, AfterSale] = {}
         self._documents: dict[tuple[DocumentKind, str], StockDocument] = {}
+        self._cart_holds: dict[str, CartHold] = {}
         self.commits = 0  # commits applied (for tests that count writes)
 
     # ---- catalog and stock -------------------------------------------------
@@ -210,6 +212,16 @@ class InMemoryStore:
                          and o.complete_after <= now_iso)
         return [order_id for _, order_id in due[:max(0, limit)]]
 
+    def get_cart_hold(self, hold_id: str) -> CartHold | None:
+        with self._lock:
+            return copy.deepcopy(self._cart_holds.get(hold_id))
+
+    def overdue_cart_hold_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        with self._lock:
+            due = sorted((h.expires_at, h.hold_id) for h in self._cart_holds.values()
+                         if h.active and h.expires_at <= now_iso)
+        return [hold_id for _, hold_id in due[:max(0, limit)]]
+
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
         with self._lock:
             return copy.deepcopy(self._after_sales.get(after_sale_id))
@@ -272,7 +284,7 @@ class InMemoryStore:
             deltas = commit.shard_deltas()
             holds = commit.holdings_change()
             records = (len(deltas) + len(commit.movements) + len(commit.records) + 2 * bool(commit.new_order)
-                       + bool(commit.order_update) + bool(holds) + bool(commit.after_sale) + len(commit.documents)
+                       + bool(commit.order_update) + bool(holds) + bool(commit.after_sale) + len(commit.documents) + bool(commit.cart_hold)
                        + (1 + commit.sku_put[0].shard_items if commit.sku_put else 0))
             if records == 0:
                 return
@@ -359,6 +371,14 @@ class InMemoryStore:
             stored_document = self._documents.get((document.kind, document.doc_id))
             if expected is not None and (stored_document is None or stored_document.version != expected):
                 return True
+        if commit.cart_hold:
+            hold, expected = commit.cart_hold
+            stored_hold = self._cart_holds.get(hold.hold_id)
+            if (stored_hold is None) != (expected is None) or (stored_hold and stored_hold.version != expected):
+                return True
+            live_at = commit.cart_hold_live_at
+            if stored_hold and live_at and not (stored_hold.active and stored_hold.expires_at > live_at):
+                return True
         return any(m.movement_id in self._ledger for m in commit.movements)
 
     def _opening_levels(self, commit: Commit, key: tuple[str, int]) -> StockLevels:
@@ -418,6 +438,8 @@ class InMemoryStore:
             self._after_sales[commit.after_sale[0].after_sale_id] = copy.deepcopy(commit.after_sale[0])
         for document, _ in commit.documents:
             self._documents[(document.kind, document.doc_id)] = copy.deepcopy(document)
+        if commit.cart_hold:
+            self._cart_holds[commit.cart_hold[0].hold_id] = copy.deepcopy(commit.cart_hold[0])
 
 
 def _page(records: list[Any], *, key: Any, newest_first: bool, scope: str, limit: int,

@@ -25,6 +25,7 @@ from shop.adapters import items as it
 from shop.adapters.aws import client
 from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.after_sales import AfterSale
+from shop.domain.cart_holds import CartHold
 from shop.domain.errors import Unprocessable
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
@@ -513,8 +514,19 @@ class DynamoShopStore:
         request (sparse gsi4: only such orders carry the key), oldest first."""
         return self._due_order_ids("COMPLETION_DUE", now_iso, limit)
 
+    def overdue_cart_hold_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """Active cart holds whose expiry is <= `now_iso` (sparse gsi4: only active holds carry the key)."""
+        return [key.removeprefix("CARTHOLD#") for key in self._due_keys(it.CART_HOLDS_DUE, now_iso, limit)]
+
+    def get_cart_hold(self, hold_id: str) -> CartHold | None:
+        item = self.get_item(it.cart_hold_key(hold_id))
+        return it.cart_hold_from_item(item) if item else None
+
     def _due_order_ids(self, kind: str, before_iso: str, limit: int) -> list[str]:
-        """Order ids of gsi4's `kind` whose time is <= `before_iso`, oldest first, over all shards.
+        return [key.removeprefix("ORDER#") for key in self._due_keys(kind, before_iso, limit)]
+
+    def _due_keys(self, kind: str, before_iso: str, limit: int) -> list[str]:
+        """Partition keys of gsi4's `kind` whose time is <= `before_iso`, oldest first, over all shards.
 
         Each shard is read for its oldest `limit` (keys only), so the merge is exact.
         """
@@ -529,7 +541,7 @@ class DynamoShopStore:
         } for n in range(INDEX_SHARDS)]
         merged = sorted((item for items, _ in self._fan_out(requests, limit) for item in items),
                         key=lambda item: item["gsi4sk"])
-        return [item["pk"].removeprefix("ORDER#") for item in merged[:limit]]
+        return [item["pk"] for item in merged[:limit]]
 
     def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
                ) -> tuple[list[StockMovement], str | None]:
@@ -621,6 +633,8 @@ class DynamoShopStore:
             operations.append(("after_sale_new" if expected is None else "after_sale", {"Put": put}))
         for document, expected in commit.documents:
             operations.append(self._document_put(document, expected))
+        if commit.cart_hold:
+            operations.append(self._cart_hold_put(commit))
         holds = self._holds_update(commit)
         if holds:
             operations.append(("holds", holds))
@@ -648,6 +662,25 @@ class DynamoShopStore:
         put.update(ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
                    ExpressionAttributeValues=it.encode({":v": expected}))
         return "document", {"Put": put}
+    def _cart_hold_put(self, commit: Commit) -> tuple[str, dict[str, Any]]:
+        """The hold, conditional on the version read (or on being new); for an order taking its units over, also
+        on not having expired by `cart_hold_live_at` (no server clock in DynamoDB: the writer's time)."""
+        assert commit.cart_hold is not None
+        hold, expected = commit.cart_hold
+        put: dict[str, Any] = {"TableName": self.table, "Item": it.encode(it.cart_hold_to_item(hold))}
+        if expected is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+            return "cart_hold", {"Put": put}
+        values: dict[str, Any] = {":v": expected}
+        names = {"#v": "version"}
+        condition = "#v = :v"
+        if commit.cart_hold_live_at:
+            condition += " AND #s = :active AND expires_at > :live_at"
+            values.update({":active": "active", ":live_at": commit.cart_hold_live_at})
+            names["#s"] = "status"
+        put.update(ConditionExpression=condition, ExpressionAttributeNames=names,
+                   ExpressionAttributeValues=it.encode(values))
+        return "cart_hold", {"Put": put}
 
     def _shard_update(self, code: str, shard: int, delta: StockLevels, catalog: Sku | None, *, keep: bool = False
                       ) -> dict[str, Any]:
@@ -799,7 +832,7 @@ class DynamoShopStore:
                     capped[label.removeprefix("cap:")] = int(it.decode(reason.get("Item") or {}).get("available", 0))
                 elif label.startswith("stock:"):
                     short.add(label.removeprefix("stock:"))
-                elif label in {"sku", "order", "ledger", "shard", "after_sale", "document"}:
+                elif label in {"sku", "order", "ledger", "shard", "after_sale", "document", "cart_hold"}:
                     stale = True
                 else:
                     rejected.add(label)

@@ -12,6 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from shop.adapters.table_schema import INDEX_SHARDS
 from shop.domain.after_sales import AfterSale, AfterSaleStatus, AfterSaleType
+from shop.domain.cart_holds import CartHold, HoldLine, HoldStatus
 from shop.domain.money import Money
 from shop.domain.orders import Allocation, HistoryEntry, Order, OrderLine, OrderStatus
 from shop.domain.parcels import Checkpoint, ParcelStatus, ParcelTracking
@@ -491,6 +492,49 @@ def after_sale_from_item(item: dict[str, Any]) -> AfterSale:
         history=tuple(item.get("history") or ()),
         version=int(item["version"]),
     )
+
+
+# ---- cart holds (domain/cart_holds.py) --------------------------------------------------------------
+
+CART_HOLDS_DUE = "CART_HOLD_DUE"  # gsi4 partitions of active holds by expiry (the sweeper's backstop)
+
+
+def cart_hold_key(hold_id: str) -> dict[str, str]:
+    return {"pk": f"CARTHOLD#{hold_id}", "sk": "CARTHOLD"}
+
+
+def _allocations_to_record(allocations: tuple[Allocation, ...]) -> list[dict[str, Any]] | None:
+    """As on an order line: {shard (the stock item), quantity, warehouse}."""
+    return [{"shard": a.item, "quantity": a.units, "warehouse": a.warehouse} for a in allocations] or None
+
+
+def _allocations_from_record(record: list[dict[str, Any]] | None) -> tuple[Allocation, ...]:
+    return tuple(Allocation(int(a["shard"]), int(a["quantity"]), a.get("warehouse") or MAIN_WAREHOUSE)
+                 for a in record or ())
+
+
+def cart_hold_to_item(hold: CartHold) -> dict[str, Any]:
+    return {
+        **cart_hold_key(hold.hold_id), "entity": "CARTHOLD", "hold_id": hold.hold_id, "cart_id": hold.cart_id,
+        "customer_id": hold.customer_id, "status": hold.status.value,
+        "lines": [{"sku": line.sku, "quantity": line.quantity, "allocations": _allocations_to_record(line.allocations)}
+                  for line in hold.lines],
+        "created_at": hold.created_at, "updated_at": hold.updated_at, "expires_at": hold.expires_at,
+        "ended_by": hold.ended_by, "version": hold.version,
+        # Sparse gsi4 while active, by expiry: the sweeper finds holds whose timer never fired.
+        **({"gsi4pk": f"{CART_HOLDS_DUE}#{index_shard(hold.hold_id)}", "gsi4sk": f"{hold.expires_at}#{hold.hold_id}"}
+           if hold.active else {}),
+    }
+
+
+def cart_hold_from_item(item: dict[str, Any]) -> CartHold:
+    return CartHold(
+        hold_id=item["hold_id"], cart_id=item["cart_id"], customer_id=item["customer_id"],
+        status=HoldStatus(item["status"]),
+        lines=tuple(HoldLine(line["sku"], int(line["quantity"]), _allocations_from_record(line.get("allocations")))
+                    for line in item.get("lines") or ()),
+        created_at=item["created_at"], updated_at=item["updated_at"], expires_at=item["expires_at"],
+        ended_by=item.get("ended_by"), version=int(item["version"]))
 
 
 # ---- keyed records (services/records.py): written once each, dropped by the table's TTL ------------------

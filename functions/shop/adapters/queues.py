@@ -18,6 +18,10 @@ class SqsReleaseQueue:
             MessageBody=json.dumps({"order_id": order_id, "reason": reason}),
         )
 
+    def request_hold_release(self, hold_id: str) -> None:
+        client("sqs").send_message(QueueUrl=self.queue_url,
+                                   MessageBody=json.dumps({"hold_id": hold_id, "reason": "sweeper"}))
+
 
 class SqsRestockQueue:
     def __init__(self, queue_url: str):

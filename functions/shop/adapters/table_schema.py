@@ -34,6 +34,9 @@ Items (pk / sk):
                                          a stock document (domain/stock_documents.py): status, version, body;
                                          while open, a delivery is listed under its SKU:
                                          gsi3 OPENDELIVERY#{sku} / {expected_on}#{id}
+- CARTHOLD#{hold_id} / CARTHOLD         a cart hold (domain/cart_holds.py): lines with their shards, status, expiry,
+                                         version; hold_id derives from (sub, cart id); n = index_shard(hold_id):
+                                         gsi4 (sparse, while active) CART_HOLD_DUE#{n} / {expires_at}#{hold_id}
 - RECON#{provider}#{date} / RESULT       one provider's daily reconciliation result (a re-run replaces it)
 - CUSTOMER#{sub} / NOTIFY_PREFS          where and in which language the customer is told (adapters/notifications.py)
 - NOTIFY#{event_id}#{channel}#{recipient} / NOTIFY   one message's delivery claim: sending, sent or failed (ttl)
@@ -75,6 +78,7 @@ GLOBAL_SECONDARY_INDEXES: dict[str, tuple[str, str, str]] = {
     # reads just the overdue ones.
     "gsi4": ("gsi4pk", "gsi4sk", "KEYS_ONLY"),  # PENDING_PAYMENT#{n} / {expires_at}#{order_id}
                                                # REFUND_PENDING#{n} / {refund at}#{order_id}
+                                               # CART_HOLD_DUE#{n} / {expires_at}#{hold_id} (active holds)
     # Finding orders (admin and customer filters), each combination answered by one index exactly:
     "gsi5": ("gsi5pk", "gsi5sk", "ALL"),  # CUSTOMER#{sub}#{status} / {created_at}#{order_id}
     "gsi6": ("gsi6pk", "gsi6sk", "ALL"),  # PHONE#{keyed digest} / {created_at}#{order_id} (sparse)

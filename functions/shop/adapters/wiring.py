@@ -8,7 +8,7 @@ from shop.adapters.dynamo_store import DynamoShopStore
 from shop.adapters.events import EventBridgePublisher
 from shop.adapters.evidence import S3Evidence
 from shop.adapters.queues import SqsReleaseQueue, SqsRestockQueue
-from shop.adapters.workflows import StepFunctionsParcelTracking, StepFunctionsPaymentWindows
+from shop.adapters.workflows import StepFunctionsHoldTimers, StepFunctionsParcelTracking, StepFunctionsPaymentWindows
 from shop.services.ports import Ports
 from shop.settings import clear_cache, get_settings
 
@@ -26,6 +26,7 @@ def default_ports() -> Ports:
                             expires_seconds=settings.after_sales_upload_expires_seconds)
         if settings.evidence_bucket else None,
         tracking=StepFunctionsParcelTracking(settings.courier_poll_state_machine_arn),
+        hold_timers=StepFunctionsHoldTimers(settings.state_machine_arn),
     )
 
 

@@ -39,20 +39,39 @@ class StepFunctionsPaymentWindows:
         A failure here is logged, not raised: the order is already committed, and the
         expiry sweeper finds any overdue PENDING_PAYMENT order without an execution.
         """
-        if not self.state_machine_arn:
-            logger.warning("no payment window state machine configured; the sweeper will expire the order")
-            return
-        try:
-            client("stepfunctions").start_execution(
-                stateMachineArn=self.state_machine_arn,
-                name=order_id,
-                input=json.dumps({"order_id": order_id, "expires_at": wake_at(expires_at)}),
-            )
-        except client("stepfunctions").exceptions.ExecutionAlreadyExists:
-            pass
-        except Exception:  # noqa: BLE001 - see docstring
-            logger.exception("could not start the payment window; the sweeper will expire the order",
-                             extra={"order_id": order_id})
+        _start_timer(self.state_machine_arn, order_id, {"order_id": order_id, "expires_at": wake_at(expires_at)},
+                     "the sweeper will expire the order", {"order_id": order_id})
+
+
+class StepFunctionsHoldTimers:
+    """A cart hold's expiry on the payment-window state machine (its hold branch: the input has `hold_id`).
+
+    One execution per (hold, expiry second), named by both, so a retried request starts nothing new and a
+    renewal starts a later one; the earlier one's message finds the hold renewed and does nothing
+    (services/cart_holds.expire_hold compares its `scheduled_for`)."""
+
+    def __init__(self, state_machine_arn: str):
+        self.state_machine_arn = state_machine_arn
+
+    def open(self, hold_id: str, expires_at: str) -> None:
+        wake = wake_at(expires_at)
+        name = f"{hold_id}-{wake.replace('-', '').replace(':', '').rstrip('Z')}"
+        _start_timer(self.state_machine_arn, name, {"hold_id": hold_id, "expires_at": wake},
+                     "the sweeper will release the hold", {"hold_id": hold_id})
+
+
+def _start_timer(arn: str, name: str, given: dict, fallback: str, about: dict) -> None:
+    """Start a named execution of the window state machine; one that exists already is not an error. A failure is
+    logged, not raised: what it times is committed already, and the sweeper finds it overdue."""
+    if not arn:
+        logger.warning(f"no payment window state machine configured; {fallback}")
+        return
+    try:
+        client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(given))
+    except client("stepfunctions").exceptions.ExecutionAlreadyExists:
+        pass
+    except Exception:  # noqa: BLE001 - see docstring
+        logger.exception(f"could not start the expiry timer; {fallback}", extra=about)
 
 
 class StepFunctionsParcelTracking:

@@ -28,7 +28,7 @@ class StockMovement:
     order_id: str | None
     delta: StockLevels
     movement_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    reference: str | None = None  # the document behind it: an import file, a delivery, transfer or count
+    reference: str | None = None  # the document behind it: an import file, a delivery, transfer or count, a cart hold
     # For an item nobody creates beforehand (a virtual SKU's day: shop/domain/virtual.py): the levels it opens
     # with (on_hand = available = opening) if this movement is its first. Not part of the ledger entry.
     opening: int | None = field(default=None, compare=False)
@@ -68,6 +68,34 @@ def deallocate(sku: str, shard: int, quantity: int, *, at: str, actor: str, orde
     _require_positive(quantity)
     return _movement(sku, shard, StockLevels(0, quantity, -quantity, 0), at=at, actor=actor, reason=reason,
                      order_id=order_id)
+
+
+def hold(sku: str, shard: int, quantity: int, *, at: str, actor: str, hold_id: str,
+         reason: str = "cart_hold_placed") -> StockMovement:
+    """Reserve units for a cart hold: available -> reserved, owned by the hold (no order yet)."""
+    _require_positive(quantity)
+    return _movement(sku, shard, StockLevels(0, -quantity, quantity, 0), at=at, actor=actor, reason=reason,
+                     order_id=None, reference=hold_id)
+
+
+def unhold(sku: str, shard: int, quantity: int, *, at: str, actor: str, hold_id: str,
+           reason: str) -> StockMovement:
+    """A cart hold's reservation ends: reserved -> available (released, or handed to an order, which
+    reserves the same units in the same transaction: see `hand_over`)."""
+    _require_positive(quantity)
+    return _movement(sku, shard, StockLevels(0, quantity, -quantity, 0), at=at, actor=actor, reason=reason,
+                     order_id=None, reference=hold_id)
+
+
+def hand_over(sku: str, shard: int, quantity: int, *, at: str, actor: str, hold_id: str,
+              order_id: str) -> list[StockMovement]:
+    """A cart hold's units become an order's reservation: two ledger entries (the hold's reservation ends,
+    the order's begins) whose deltas cancel, so the shard's levels do not change and every reservation
+    still has exactly one owner and one end."""
+    reason = "cart_hold_converted"
+    return [unhold(sku, shard, quantity, at=at, actor=actor, hold_id=hold_id, reason=reason),
+            _movement(sku, shard, StockLevels(0, -quantity, quantity, 0), at=at, actor=actor, reason=reason,
+                      order_id=order_id, reference=hold_id)]
 
 
 def sell_allocated(sku: str, shard: int, quantity: int, *, at: str, actor: str, order_id: str,

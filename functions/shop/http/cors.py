@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import CORSConfig
 
 ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
 EXPOSE_HEADERS = ["Location", "Idempotent-Replayed", "Retry-After"]
-ALLOW_METHODS = ["GET", "POST", "PUT", "OPTIONS"]
+ALLOW_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
 MAX_AGE_SECONDS = 600
 
 

@@ -15,7 +15,18 @@ from pydantic import BaseModel
 from shop.http import responses as r
 from shop.http.app import API_TITLE, API_VERSION, create_app
 from shop.http.problems import PROBLEM_JSON
-from shop.http.routes import admin, after_sales, catalog, create_order, me, orders, presale, stock_ops, warehouses
+from shop.http.routes import (
+    admin,
+    after_sales,
+    carts,
+    catalog,
+    create_order,
+    me,
+    orders,
+    presale,
+    stock_ops,
+    warehouses,
+)
 
 # (method, path) -> (success status, response model)
 SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
@@ -69,6 +80,10 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/counts"): (201, r.StockDocumentOut),
     ("get", "/admin/counts/{count_id}"): (200, r.StockDocumentOut),
     ("post", "/admin/counts/{count_id}/approve"): (200, r.StockDocumentOut),
+    ("post", "/carts/{cart_id}/holds"): (201, r.CartHoldOut),
+    ("get", "/carts/{cart_id}/holds"): (200, r.CartHoldOut),
+    ("post", "/carts/{cart_id}/holds/renew"): (200, r.CartHoldOut),
+    ("delete", "/carts/{cart_id}/holds"): (200, r.CartHoldOut),
 }
 # Success bodies that are not JSON.
 CONTENT_TYPES = {("get", "/admin/orders.csv"): "text/csv", ("get", "/admin/skus.csv"): "text/csv",
@@ -81,7 +96,7 @@ FILE_BODIES = {("post", "/admin/imports/skus"): (
 # 201 when created, 200 when it existed (a replaced SKU, a retried shipment)
 ALSO_OK = {("put", "/admin/skus/{sku}"), ("post", "/admin/orders/{order_id}/shipments"),
            ("put", "/admin/warehouses/{code}"), ("post", "/admin/skus/{sku}/incoming"), ("post", "/admin/transfers"),
-           ("post", "/admin/counts")}
+           ("post", "/admin/counts"), ("post", "/carts/{cart_id}/holds")}
 ERRORS = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict",
           413: "Payload too large", 415: "Unsupported media type", 422: "Invalid request", 502: "Payment provider error",
           503: "Busy or provider unavailable, retry"}
@@ -127,7 +142,7 @@ def openapi_json() -> str:
     # Webhook routes carry provider-specific raw bodies and are documented in the README instead.
     everything = create_app(catalog.router, create_order.router, orders.router, after_sales.router, me.router,
                             admin.router, after_sales.admin_router, warehouses.router, presale.router,
-                            stock_ops.router)
+                            stock_ops.router, carts.router)
     generated = json.loads(everything.get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,

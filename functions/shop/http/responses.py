@@ -302,7 +302,7 @@ class LedgerEntryOut(BaseModel):
     order_id: str | None
     delta: LevelsOut
     movement_id: str
-    reference: str | None  # the document behind a movement without an order (an import: the file's id)
+    reference: str | None  # the document behind a movement without an order (an import file's id, a cart hold's id)
 
 
 class LedgerPage(BaseModel):
@@ -446,3 +446,21 @@ class StockDocumentOut(BaseModel):
 
 class StockDocumentList(BaseModel):
     items: list[StockDocumentOut]
+
+
+class CartHoldLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class CartHoldOut(BaseModel):
+    hold_id: str
+    cart_id: str
+    status: Literal["active", "converted", "released"]
+    lines: list[CartHoldLineOut]
+    created_at: str
+    updated_at: str
+    expires_at: str = Field(description="When the held units go back on sale unless renewed or ordered")
+    max_expires_at: str = Field(description="The latest a renewal can move expires_at to (CART_HOLD_MAX_SECONDS)")
+    ended_by: str | None = Field(description="converted: the order id; released: released_by_customer or expired")
+    version: int

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS, AfterSaleType
+from shop.domain.cart_holds import CART_ID_PATTERN
 from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
 from shop.domain.skus import MAX_STOCK_SHARDS, SKU_PATTERN, StockPolicy
 from shop.domain.warehouses import WAREHOUSE_CODE_PATTERN
@@ -55,6 +56,16 @@ class CreateOrderIn(Strict):
     payment_window_seconds: StrictInt | None = Field(
         default=None, ge=60, le=10**7, description="A different payment window; never beyond the configured maximum "
                                                    "nor a SKU's own window")
+    cart_id: Annotated[str, StringConstraints(pattern=CART_ID_PATTERN)] | None = Field(
+        default=None, description="The cart whose hold (POST /carts/{cart_id}/holds) the order takes over: its lines "
+                                  "must be exactly the hold's (else 409 cart-hold-mismatch). A cart with no active "
+                                  "hold changes nothing: the order reserves like any other")
+
+
+class CartHoldIn(Strict):
+    """The cart's lines to hold: replaces what the cart held (a SKU left out is released)."""
+
+    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
 
 
 class ReorderIn(Strict):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shop.domain import clock, stock
+from shop.domain.cart_holds import CartHold, HoldStatus, check_order_lines, hold_id_for
 from shop.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -31,9 +32,9 @@ from shop.domain.orders import (
 )
 from shop.domain.skus import Sku
 from shop.domain.statuses import PaymentStatus
-from shop.services import inventory, pools, warehouses
+from shop.services import cart_holds, inventory, pools, warehouses
 from shop.services.allocation import take_units
-from shop.services.ports import CapReached, Commit, CommitRejected, HoldLimits, Ports, StaleWrite
+from shop.services.ports import CapReached, Commit, CommitRejected, HoldLimits, Ports, StaleWrite, StockShort
 from shop.services.presenters import order_view
 from shop.services.records import IdempotentResponse, UnpaidHoldings
 from shop.services.retry import with_retries
@@ -57,6 +58,7 @@ class OrderRequest:
     payment_window_seconds: int | None = None  # asked for by the storefront; bounded by SKUs and the maximum
     phone_digest: str | None = None  # the shipping phone's keyed digest (operators find orders by phone)
     presale: frozenset[str] = frozenset()  # SKUs ordered from their presale pool (shop/domain/presale.py)
+    cart_id: str | None = None  # the cart whose hold the order takes over (services/cart_holds.py)
 
 
 @dataclass(frozen=True)
@@ -239,15 +241,30 @@ class _Placement:
         if stored:
             return _replay(stored, self.fingerprint)
         check_catalog(self.wanted, skus)
+        hold = self._cart_hold()
         created = clock.now()
         pools.check_order_lines(self.wanted, skus, self.request.presale, created)
         order = self._priced(skus, created)
         try:
-            return self._allocate_and_commit(order, skus, created)
+            takes = {line.sku: line.quantity for line in order.lines
+                     if line.reserves_stock and pools.takes_stock(line, skus[line.sku])}
+            return self._allocate_and_commit(order, skus, created, _HoldTakeover.of(hold, order, created, takes))
         except CommitRejected as rejected:
             return self._replay_or_refuse(rejected)
         except CapReached as capped:
             raise pools.daily_cap_reached(capped, self.wanted) from None
+
+    def _cart_hold(self) -> CartHold | None:
+        """The active hold of the cart the order names, if any (its lines must be the order's: else 409). A cart
+        with no active hold (never held, released, expired and released, converted) changes nothing: the order
+        reserves as any other."""
+        if not self.request.cart_id:
+            return None
+        hold = self.ports.store.get_cart_hold(hold_id_for(self.customer_id, self.request.cart_id))
+        if hold is None or hold.customer_id != self.customer_id or not hold.active:
+            return None
+        check_order_lines(hold, self.wanted)
+        return hold
 
     def _priced(self, skus: dict[str, Sku], created: datetime) -> Order:
         """The new order at the catalog's prices, its payment window set, with what the client needs to pay."""
@@ -271,25 +288,37 @@ class _Placement:
             self.payment = self.payment_details(order)
         return replace(order, payment=self.payment)
 
-    def _allocate_and_commit(self, order: Order, skus: dict[str, Sku], created: datetime) -> PlacedOrder:
+    def _allocate_and_commit(self, order: Order, skus: dict[str, Sku], created: datetime,
+                             takeover: _HoldTakeover | None = None) -> PlacedOrder:
         """Plan which stock shards the reserved units come from and commit the order with them, in one
-        transaction (with its idempotency record); a shard found short is read and the plan made again."""
+        transaction (with its idempotency record); a shard found short is read and the plan made again.
+
+        With a cart hold (`takeover`), the same transaction ends the hold at the version read: its units become
+        the order's reservation (live hold), or go back to available before the order takes its own (a hold
+        that expired unreleased); see _HoldTakeover."""
+        inherited = takeover.inherited if takeover else {}
         reserving = {line.sku: line.quantity for line in order.lines
-                     if line.reserves_stock and pools.takes_stock(line, skus[line.sku])}
+                     if line.reserves_stock and pools.takes_stock(line, skus[line.sku]) and line.sku not in inherited}
         day_caps = pools.day_cap_takes(order, skus, created, self.policy.time_zone)  # virtual SKUs' daily caps
         self.shard_counts.update({code: skus[code].stock_shards for code in reserving})
-        layouts, registry = warehouses.layouts_for(self.ports, {code: skus[code] for code in reserving},
+        # The registry names the warehouses of held units too (a hold's lines keep the items they hold).
+        layouts, registry = warehouses.layouts_for(self.ports, {code: skus[code] for code in [*reserving, *inherited]},
                                                    order.shipping_address)
         wrote = False
+        freed = cart_holds.freed_by(takeover.released) if takeover else {}
 
         def commit(plan: dict[str, list[tuple[int, int]]]) -> PlacedOrder:
             nonlocal wrote
             taken = pools.with_day_caps(plan, day_caps)
-            placed = order.with_allocations(taken, registry)
+            placed = order.with_allocations({**inherited, **taken}, registry)
             movements = [pools.opened(stock.allocate(code, shard, units, at=order.created_at, actor=self.actor,
                                                      order_id=self.order_id), day_caps)
                          for code, parts in taken.items() for shard, units in parts]
+            if takeover:
+                movements = takeover.movements(self.order_id, self.actor) + movements
             body = order_view(placed)
+            if takeover:
+                body["cart_hold"] = takeover.outcome
             record = IdempotentResponse(self.customer_id, self.idempotency_key, request_hash=self.fingerprint,
                                         status_code=201, response=json.dumps(body, separators=(",", ":")),
                                         order_id=self.order_id, created_at=order.created_at,
@@ -299,21 +328,32 @@ class _Placement:
             # sell-out goes unseen without a read after it (the last units go to a request that read them).
             blind = frozenset((code, shard) for code, parts in plan.items() if code not in self.ran_dry
                               for shard, _ in parts)
-            self.ports.store.commit(Commit(movements=movements, new_order=placed, records=[record],
-                                           hold_limits=self.policy.hold_limits,
-                                           catalog_guards={code: skus[code] for code in plan}, keep_available=blind))
+            guarded = {*plan, *inherited}
+            try:
+                self.ports.store.commit(Commit(movements=movements, new_order=placed, records=[record],
+                                               hold_limits=self.policy.hold_limits,
+                                               catalog_guards={code: skus[code] for code in guarded},
+                                               keep_available=blind, **(takeover.commit_fields() if takeover else {})))
+            except StockShort as short:
+                if short.skus & set(inherited):  # units held already: only the catalog guard can fail there
+                    self.consistent_catalog = True
+                    raise StaleWrite("catalog changed since the order was priced") from None
+                raise
             self.moved.extend(movements)
             return PlacedOrder(201, body, False, self.order_id)
 
         def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
             self.ran_dry.update(codes)
             if not wrote:  # read before any write (last seen sold out): the write will check the catalog
-                return inventory.available_by_shard(self.ports, {code: skus[code] for code in codes})
-            current = self.ports.store.get_catalog(codes)
-            if any(_priced_differently(skus[code], current.get(code)) for code in codes):
-                self.consistent_catalog = True  # the catalog changed since our read: price the order again
-                raise StaleWrite("catalog changed")
-            return inventory.available_by_shard(self.ports, {code: current[code] for code in codes})
+                levels = inventory.available_by_shard(self.ports, {code: skus[code] for code in codes})
+            else:
+                current = self.ports.store.get_catalog(codes)
+                if any(_priced_differently(skus[code], current.get(code)) for code in codes):
+                    self.consistent_catalog = True  # the catalog changed since our read: price the order again
+                    raise StaleWrite("catalog changed")
+                levels = inventory.available_by_shard(self.ports, {code: current[code] for code in codes})
+            # Units the same transaction releases from an expired hold count: the shard's guard sees the sum.
+            return {code: cart_holds.plus(levels.get(code, {}), freed.get(code, {})) for code in codes}
 
         return take_units(reserving, layouts, commit=commit,
                           read_available=read_available,
@@ -342,6 +382,58 @@ class _Placement:
         self.ports.events.publish("order.created", {
             "order_id": placed.order_id, "order_number": placed.body["order_number"], "total": placed.body["total"],
             "customer_id": self.customer_id})
+
+
+@dataclass(frozen=True)
+class _HoldTakeover:
+    """What an order does to the cart hold it names, in its own transaction, conditional on the hold's version.
+
+    A live hold (active, not expired): its units become the order's reservation where the order reserves that
+    SKU (`inherited` shards; two ledger entries per shard whose deltas cancel), the rest are released; the hold
+    ends `converted`, on condition it is still active and unexpired at commit time. A hold that expired but was
+    not yet released: every unit is released and the order takes its own through the allocation loop; the hold
+    ends `released`. Either way, if the expiry (or a DELETE, or another order) ended the hold first, this
+    commit fails on the version and the next attempt reads the hold ended and reserves like any order: exactly
+    one of them ends the hold."""
+
+    hold: CartHold
+    after: CartHold
+    live_at: str | None  # set when converting: the hold must not have expired by then
+    inherited: dict[str, list[tuple[int, int]]]
+    released: list[stock.StockMovement]
+
+    @classmethod
+    def of(cls, hold: CartHold | None, order: Order, created: datetime, reserving: dict[str, int]
+           ) -> _HoldTakeover | None:
+        """`reserving`: the units per SKU the order reserves from spot stock (the held units it can take over)."""
+        if hold is None:
+            return None
+        at = clock.iso(created)
+        if not hold.live(created):
+            return cls(hold, hold.ended(HoldStatus.RELEASED, at=created, by="expired"), None, {},
+                       cart_holds.release_movements(hold, at=at, actor=cart_holds.ACTOR_EXPIRY,
+                                                    reason="cart_hold_expired"))
+        inherited = {line.sku: line.plan for line in hold.lines
+                     if line.allocations and sum(a.units for a in line.allocations) == reserving.get(line.sku)}
+        released = cart_holds.release_movements(hold, at=at, actor=f"customer:{hold.customer_id}",
+                                                reason="cart_hold_converted", skus={line.sku for line in hold.lines
+                                                                                   if line.sku not in inherited})
+        return cls(hold, hold.ended(HoldStatus.CONVERTED, at=created, by=order.order_id), at, inherited, released)
+
+    @property
+    def outcome(self) -> dict[str, str]:
+        return {"cart_id": self.hold.cart_id, "hold_id": self.hold.hold_id, "status": self.after.status.value}
+
+    def movements(self, order_id: str, actor: str) -> list[stock.StockMovement]:
+        at = self.after.updated_at
+        return self.released + [m for sku, parts in self.inherited.items() for shard, units in parts
+                                for m in stock.hand_over(sku, shard, units, at=at, actor=actor,
+                                                         hold_id=self.hold.hold_id, order_id=order_id)]
+
+    def commit_fields(self) -> dict[str, Any]:
+        # Converting: not expired at the moment of the commit (the writer's clock; DynamoDB has none).
+        return {"cart_hold": (self.after, self.hold.version),
+                "cart_hold_live_at": clock.iso(clock.now()) if self.live_at else None}
 
 
 def _priced_differently(read: Sku, current: Sku | None) -> bool:

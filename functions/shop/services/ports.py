@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from shop.domain.after_sales import AfterSale
+from shop.domain.cart_holds import CartHold
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, StockLevels
 from shop.domain.stock import StockMovement
@@ -90,6 +91,10 @@ class Commit:
     # Stock documents (deliveries, transfers, counts) as they become, each with the version it was read at
     # (None: new, its id must not exist yet).
     documents: list[tuple[StockDocument, int | None]] = field(default_factory=list)
+    # A cart hold as it becomes, with the version it was read at (None: new, its id must not exist yet), and
+    # for an order taking its units over, the time before which it must not have expired ("live at").
+    cart_hold: tuple[CartHold, int | None] | None = None
+    cart_hold_live_at: str | None = None
 
     def shard_deltas(self) -> dict[tuple[str, int], StockLevels]:
         """The movements summed per stock shard (sku, shard number): each shard is written once."""
@@ -212,7 +217,9 @@ class Store(Protocol):
         - `StaleWrite` if what the commit was computed from changed: `order_update`'s order no longer has the
           version and status read (or is gone), the catalog entry is not at `sku_put`'s version, the after-sales
           request is not at `after_sale`'s version (or is gone), a stock document is not at the version given
-          with it (or is gone), a ledger entry's movement id was written before;
+          with it (or is gone), a ledger entry's movement id was written before,
+          the cart hold is not at `cart_hold`'s version (or exists when new), or with `cart_hold_live_at` the
+          hold as read is not active or its `expires_at` is not after that time;
         - `CapReached(skus, available)` if the guard of an item in `openings()` failed (its levels, or the opening
           levels if it did not exist yet, hold less than the movements lower);
         - `StockShort(skus)` if a SKU's stock guard failed: the movements of one shard are summed into one
@@ -296,6 +303,14 @@ class Store(Protocol):
         """DELIVERED orders with `complete_after` <= `now_iso` and no open after-sales request, earliest first."""
         ...
 
+    def get_cart_hold(self, hold_id: str) -> CartHold | None:
+        """The cart hold of this id as last committed (`Commit.cart_hold`), None if absent."""
+        ...
+
+    def overdue_cart_hold_ids(self, now_iso: str, limit: int = 100) -> list[str]:
+        """Ids of active cart holds whose `expires_at` <= `now_iso`, earliest expiry first."""
+        ...
+
     def get_after_sale(self, after_sale_id: str) -> AfterSale | None:
         """The after-sales request of this id as last committed (`Commit.after_sale`), None if absent."""
         ...
@@ -332,9 +347,21 @@ class PaymentWindows(Protocol):
         ...
 
 
+class HoldTimers(Protocol):
+    def open(self, hold_id: str, expires_at: str) -> None:
+        """Ask for the hold's expiry at `expires_at` (the payment-window state machine, its hold branch). Once per
+        (hold, expiry): a renewal asks again with the later time, and the earlier timer's message finds the hold
+        renewed and does nothing. Never raises (the sweeper releases an overdue hold whose timer never started)."""
+        ...
+
+
 class ReleaseQueue(Protocol):
     def request_release(self, order_id: str, reason: str) -> None:
         """Ask the release consumer to end the order's reservation (it re-checks the order: redelivery is safe)."""
+        ...
+
+    def request_hold_release(self, hold_id: str) -> None:
+        """Ask the release consumer to release an overdue cart hold (it re-checks the hold: redelivery is safe)."""
         ...
 
 
@@ -375,3 +402,4 @@ class Ports:
     restock_queue: RestockQueue | None = None
     evidence: EvidenceUploads | None = None
     tracking: ParcelTracking | None = None  # the courier-poll executions (None: parcels are not polled)
+    hold_timers: HoldTimers | None = None  # cart holds' expiry timers (None: the sweeper alone releases them)

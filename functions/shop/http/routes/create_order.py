@@ -43,6 +43,7 @@ def create_order(order: CreateOrderIn, idempotency_key: IdempotencyKey = None):
         payment_window_seconds=checked_window(order.payment_window_seconds),
         phone_digest=phone_digest(order.shipping_address.phone),
         presale=presale_skus(order),
+        cart_id=order.cart_id,
     )
     try:
         placed = place_order(default_ports(),
