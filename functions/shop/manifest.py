@@ -250,7 +250,6 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/me/notification-preferences", "orders_api", "customer"),
     Route("POST", "/carts/{cart_id}/holds", "orders_api", "customer"),
     Route("GET", "/carts/{cart_id}/holds", "orders_api", "customer"),
-    Route("POST", "/carts/{cart_id}/holds/renew", "orders_api", "customer"),
     Route("DELETE", "/carts/{cart_id}/holds", "orders_api", "customer"),
     Route("POST", "/webhooks/{provider}", "payment_webhook", "webhook"),
     Route("POST", "/webhooks/carriers/{carrier}", "carrier_webhook", "webhook"),

@@ -75,7 +75,7 @@ def test_validation_and_limits(api):
     assert api.request("POST", "/carts/c/holds", body={"items": [{"sku": "TEE", "quantity": 1}],
                                                        "price": 1}).status == 422
     assert api.request("POST", "/carts/c/holds", user=None, body={"items": []}).status == 401
-    assert api.request("POST", "/carts/c/holds/renew").status == 404  # never held
+    assert api.request("POST", "/carts/c/holds", body={"renew": True}).status == 404  # never held
     assert levels(api)["reserved"] == 0
 
 
@@ -85,17 +85,17 @@ def test_renew_extends_within_the_maximum_then_409_once_ended(api, monkeypatch):
     make_sku(api, "TEE", on_hand=5)
     first = hold(api, "c", ("TEE", 1)).json()
     later(monkeypatch, 500)
-    renewed = api.request("POST", "/carts/c/holds/renew").json()
+    renewed = api.request("POST", "/carts/c/holds", body={"renew": True}).json()
     assert first["expires_at"] < renewed["expires_at"] < renewed["max_expires_at"]
     assert renewed["version"] == first["version"] + 1
     later(monkeypatch, 500)  # 1000 s after placement: capped at 1500 s
-    capped = api.request("POST", "/carts/c/holds/renew").json()
+    capped = api.request("POST", "/carts/c/holds", body={"renew": True}).json()
     assert capped["expires_at"] == capped["max_expires_at"] == clock.iso(
         clock.parse_iso(first["created_at"]) + timedelta(seconds=1500))
     released = api.request("DELETE", "/carts/c/holds")
     assert released.status == 200 and released.json()["status"] == "released"
     assert released.json()["ended_by"] == "released_by_customer"
-    again = api.request("POST", "/carts/c/holds/renew")
+    again = api.request("POST", "/carts/c/holds", body={"renew": True})
     assert again.status == 409 and again.json()["type"] == "/problems/cart-hold-not-active"
     assert api.request("DELETE", "/carts/c/holds").json()["version"] == released.json()["version"]  # idempotent
     assert levels(api) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
@@ -156,7 +156,7 @@ def test_expiry_message_releases_once_and_a_renewed_hold_is_left_alone(api, queu
     early = deliver("stock_release", hold_msg(first["hold_id"], wake_at(first["expires_at"])))
     assert len(failed_ids(early)) == 1  # its own timer, early: retried later, nothing released
     later(monkeypatch, 300)
-    renewed = api.request("POST", "/carts/c/holds/renew").json()
+    renewed = api.request("POST", "/carts/c/holds", body={"renew": True}).json()
     later(monkeypatch, 650)  # past the first expiry, before the renewed one
     stale = deliver("stock_release", hold_msg(first["hold_id"], wake_at(first["expires_at"])))
     assert failed_ids(stale) == set() and levels(api)["reserved"] == 2  # renewed: the old timer does nothing

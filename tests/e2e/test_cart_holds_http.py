@@ -43,4 +43,4 @@ def test_an_unrenewed_hold_is_released_by_its_timer(local_server):
     assert levels(api, code) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0}
     hold = api.call("GET", f"/carts/{cart}/holds").json()
     assert (hold["status"], hold["ended_by"]) == ("released", "expired")
-    assert api.call("POST", f"/carts/{cart}/holds/renew").status_code == 409
+    assert api.call("POST", f"/carts/{cart}/holds", json={"renew": True}).status_code == 409

@@ -82,7 +82,6 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("post", "/admin/counts/{count_id}/approve"): (200, r.StockDocumentOut),
     ("post", "/carts/{cart_id}/holds"): (201, r.CartHoldOut),
     ("get", "/carts/{cart_id}/holds"): (200, r.CartHoldOut),
-    ("post", "/carts/{cart_id}/holds/renew"): (200, r.CartHoldOut),
     ("delete", "/carts/{cart_id}/holds"): (200, r.CartHoldOut),
 }
 # Success bodies that are not JSON.

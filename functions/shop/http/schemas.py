@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS, AfterSaleType
 from shop.domain.cart_holds import CART_ID_PATTERN
@@ -63,9 +63,18 @@ class CreateOrderIn(Strict):
 
 
 class CartHoldIn(Strict):
-    """The cart's lines to hold: replaces what the cart held (a SKU left out is released)."""
+    """Either the cart's lines to hold (they replace what the cart held: a SKU left out is released), or
+    `{"renew": true}`: the live hold's expiry moves to CART_HOLD_SECONDS from now, within CART_HOLD_MAX_SECONDS of
+    its placement (409 cart-hold-not-active once it ended or expired)."""
 
-    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
+    items: list[OrderItemIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES_PER_ORDER)
+    renew: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CartHoldIn:
+        if (self.items is None) == (self.renew is None):
+            raise ValueError("give either items (the lines to hold) or renew: true")
+        return self
 
 
 class ReorderIn(Strict):

@@ -1,5 +1,5 @@
-"""Cart holds: POST /carts/{cart_id}/holds holds the cart's lines, GET reads the hold, POST .../renew extends it,
-DELETE releases it (docs/cart-holds.md). POST /orders with the cart's id takes the held units over."""
+"""Cart holds: POST /carts/{cart_id}/holds holds the cart's lines (or, with {"renew": true}, extends the hold), GET
+reads the hold, DELETE releases it (docs/cart-holds.md). POST /orders with the cart's id takes the held units over."""
 
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ metrics = Metrics()
 
 @router.post("/carts/<cart_id>/holds",
              summary="Hold the cart's lines for CART_HOLD_SECONDS (201: a new hold; 200: the cart's live hold changed "
-                     "to these lines and renewed). Safe to retry: the hold is the cart's state")
+                     "to these lines and renewed), or with {\"renew\": true} extend the live hold within "
+                     "CART_HOLD_MAX_SECONDS (409 once ended or expired). Safe to retry: the hold is the cart's state")
 def place_hold(cart_id: str, body: CartHoldIn):
     who = caller(router)
     policy = cart_holds.HoldPolicy.from_settings(get_settings())
-    hold = cart_holds.place_hold(default_ports(), who.sub, checked_cart_id(cart_id),
+    cart_id = checked_cart_id(cart_id)
+    if body.items is None:  # {"renew": true}
+        renewed = cart_holds.renew_hold(default_ports(), who.sub, cart_id, policy)
+        return json_response(200, cart_holds.hold_view(renewed, policy))
+    hold = cart_holds.place_hold(default_ports(), who.sub, cart_id,
                                  [(line.sku, line.quantity) for line in body.items], policy)
     metrics.add_metric(name="CartHoldsPlaced", unit=MetricUnit.Count, value=1)
     status = 201 if hold.created_at == hold.updated_at else 200
@@ -37,16 +42,6 @@ def get_hold(cart_id: str):
     who = caller(router)
     hold = cart_holds.get_hold_for(default_ports(), who.sub, checked_cart_id(cart_id))
     return json_response(200, cart_holds.hold_view(hold, cart_holds.HoldPolicy.from_settings(get_settings())))
-
-
-@router.post("/carts/<cart_id>/holds/renew",
-             summary="Extend the live hold to CART_HOLD_SECONDS from now, within CART_HOLD_MAX_SECONDS of its "
-                     "placement (409 cart-hold-not-active once released, converted or expired)")
-def renew_hold(cart_id: str):
-    who = caller(router)
-    policy = cart_holds.HoldPolicy.from_settings(get_settings())
-    hold = cart_holds.renew_hold(default_ports(), who.sub, checked_cart_id(cart_id), policy)
-    return json_response(200, cart_holds.hold_view(hold, policy))
 
 
 @router.delete("/carts/<cart_id>/holds",
