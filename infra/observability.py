@@ -71,18 +71,22 @@ class Observability(Construct):
                   round(DURATION_P99_SHARE * timeout_ms),
                   f"{name}'s p99 duration is near its timeout ({timeout_ms} ms)")
             alarm(f"{name}-throttles", fn.metric_throttles(period=five_min), 1, f"{name} was throttled")
-        # Per route (the stage has detailed metrics on: dimensions ApiName, Stage, Resource, Method).
+        # Per route (the stage has detailed metrics on: dimensions ApiName, Stage, Resource, Method): one alarm for
+        # both the 5xx rate and the p99 latency (metric math), not two: CloudFormation caps a stack at 500
+        # resources, and two alarms per route would spend 120 of them.
         for route in ROUTES:
             route_id = f"{route.method}{route.path}".replace("/", "-").replace("{", "").replace("}", "")
             dims = {"ApiName": api.rest_api_name, "Stage": STAGE, "Resource": route.path, "Method": route.method}
-            alarm(f"Route{route_id}-5xx", cw.Metric(namespace="AWS/ApiGateway", metric_name="5XXError",
-                                                    statistic="Average", period=five_min, dimensions_map=dims),
-                  ERROR_RATE_PERCENT / 100, f"More than {ERROR_RATE_PERCENT}% 5xx on {route.method} {route.path}",
-                  periods=2)
-            alarm(f"Route{route_id}-latency-p99", cw.Metric(namespace="AWS/ApiGateway", metric_name="Latency",
-                                                            statistic="p99", period=five_min, dimensions_map=dims),
-                  ROUTE_LATENCY_P99_MS, f"p99 latency of {route.method} {route.path} over {ROUTE_LATENCY_P99_MS} ms",
-                  periods=2)
+            errors = cw.Metric(namespace="AWS/ApiGateway", metric_name="5XXError", statistic="Average",
+                               period=five_min, dimensions_map=dims)
+            latency = cw.Metric(namespace="AWS/ApiGateway", metric_name="Latency", statistic="p99",
+                                period=five_min, dimensions_map=dims)
+            alarm(f"Route{route_id}-health", cw.MathExpression(
+                expression=f"IF(errors >= {ERROR_RATE_PERCENT / 100} OR latency >= {ROUTE_LATENCY_P99_MS}, 1, 0)",
+                using_metrics={"errors": errors, "latency": latency}, period=five_min,
+                label=f"{route.method} {route.path} unhealthy"), 1,
+                  f"{route.method} {route.path}: more than {ERROR_RATE_PERCENT}% 5xx or p99 latency over "
+                  f"{ROUTE_LATENCY_P99_MS} ms", periods=2)
         # DynamoDB throttling, of the table and of each index (an index that cannot keep up throttles table writes).
         table = cast(ddb.ITable, Stack.of(self).node.find_child("Table"))  # infra/data.py shop_table
         table_name = table.table_name

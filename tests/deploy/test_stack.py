@@ -543,7 +543,7 @@ def test_alarms_and_dashboard(resources):
     assert len(by_metric["ApproximateNumberOfMessagesVisible"]) == len(QUEUES)  # one per dead-letter queue
     assert all(a["Threshold"] == 1 and a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
                for a in by_metric["ApproximateNumberOfMessagesVisible"])
-    assert len(by_metric["5XXError"]) == 1 + len(ROUTES) and len(by_metric["ExecutionsFailed"]) == 1
+    assert len(by_metric["5XXError"]) == 1 and len(by_metric["ExecutionsFailed"]) == 1  # routes: one math alarm each
     (lag,) = by_metric["ApproximateAgeOfOldestMessage"]
     assert lag["Threshold"] == 300
     (lost,) = [a for a in alarms if "Metrics" in a and "EventsNotPublished" in json.dumps(a["Metrics"])]
@@ -856,14 +856,21 @@ def test_rates_latency_and_throttle_alarms_and_the_event_archive(resources):
     (api_5xx,) = [a for a in alarms if a.get("MetricName") == "5XXError" and "Resource" not in dims(a)]
     assert dims(api_5xx) == {"ApiName": api_name} and api_name == "shop-dev-api"
     assert api_5xx["Statistic"] == "Average" and api_5xx["Threshold"] == ERROR_RATE_PERCENT / 100
-    routes = {(dims(a)["Method"], dims(a)["Resource"], a["MetricName"]): a for a in alarms
-              if "Resource" in dims(a) and a.get("Namespace") == "AWS/ApiGateway"}
-    for route in ROUTES:
-        five = routes[(route.method, route.path, "5XXError")]
-        assert five["Statistic"] == "Average" and five["Threshold"] == ERROR_RATE_PERCENT / 100
-        latency = routes[(route.method, route.path, "Latency")]
-        assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == ROUTE_LATENCY_P99_MS
-        assert dims(latency)["ApiName"] == api_name and dims(latency)["Stage"] == "v1"
+    # One alarm per route over its 5xx rate and p99 latency (metric math): every route has exactly one.
+    routes: dict[tuple[str, str], list[dict]] = {}
+    for a in alarms:
+        stats = {m["Id"]: m["MetricStat"] for m in a.get("Metrics", []) if "MetricStat" in m}
+        if set(stats) == {"errors", "latency"}:
+            metric_dims = {d["Name"]: d.get("Value") for d in stats["latency"]["Metric"]["Dimensions"]}
+            routes.setdefault((metric_dims["Method"], metric_dims["Resource"]), []).append(a)
+            assert stats["errors"]["Metric"]["MetricName"] == "5XXError" and stats["errors"]["Stat"] == "Average"
+            assert stats["latency"]["Metric"]["MetricName"] == "Latency" and stats["latency"]["Stat"] == "p99"
+            assert metric_dims["ApiName"] == api_name and metric_dims["Stage"] == "v1"
+            (expression,) = [m["Expression"] for m in a["Metrics"] if "Expression" in m]
+            assert expression == (f"IF(errors >= {ERROR_RATE_PERCENT / 100} OR latency >= {ROUTE_LATENCY_P99_MS}, "
+                                  "1, 0)")
+            assert a["Threshold"] == 1 and a["EvaluationPeriods"] == 2
+    assert {key: len(found) for key, found in routes.items()} == {(r.method, r.path): 1 for r in ROUTES}
     rates = [a for a in alarms if "Metrics" in a and "100 * part / whole" in json.dumps(a["Metrics"])]
     assert len(rates) == len(FUNCTIONS) and all(a["Threshold"] == ERROR_RATE_PERCENT for a in rates)
     measured = {fn_ids[m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]]
