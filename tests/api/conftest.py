@@ -16,6 +16,7 @@ from localrun.lambdas import LocalContext
 from shop.adapters import aws, wiring
 from shop.adapters.table_schema import create_table_kwargs
 from shop.payments import secrets as payment_secrets
+from shop.services import imports
 
 TABLE = "shop-api-tests"
 
@@ -62,6 +63,9 @@ def api(monkeypatch):
     monkeypatch.setenv("PAYMENT_WINDOW_SECONDS", "900")
     for var in ("PAYMENT_WINDOW_STATE_MACHINE_ARN", "EVENT_BUS_NAME", "STOCK_RELEASE_QUEUE_URL", "RESTOCK_QUEUE_URL"):
         monkeypatch.delenv(var, raising=False)
+    # Moto is not safe under concurrent writes (SPEC; a CSV import applying SKUs from a thread pool crashed it with
+    # "dictionary changed size during iteration"): one SKU at a time here; tests/ddblocal runs the pool.
+    monkeypatch.setattr(imports, "WORKERS", 1)
     with mock_aws():
         aws.reset_clients()
         wiring.reset()

@@ -136,7 +136,8 @@ def test_a_half_applied_file_is_finished_by_posting_it_again(api, monkeypatch):
     assert sku(api, "IMP-A")["levels"]["on_hand"] == 20
     assert sku(api, "IMP-B")["name"] == "Beta, mug" and sku(api, "IMP-B")["levels"]["on_hand"] == 0
     finished = post(api, GOOD).json()
-    assert [r["status"] for r in finished["results"]] == ["skipped", "applied", "skipped"]
+    # Here SKUs are applied one at a time (tests/api/conftest.py: moto), so the crash stopped the third row too.
+    assert [r["status"] for r in finished["results"]] == ["skipped", "applied", "applied"]
     assert sku(api, "IMP-B")["levels"]["on_hand"] == 7 and sku(api, "IMP-A")["levels"]["on_hand"] == 20
     assert len([e for e in api.admin("GET", "/admin/skus/IMP-A/ledger").json()["items"] if e["reason"] == "import"]) == 1
 

@@ -68,10 +68,11 @@ class ImportReport:
 
 
 def apply_rows(ports: Ports, file_id: str, rows: list[ImportRow], *, actor: str,
-               deadline: float | None = None, workers: int = WORKERS) -> ImportReport:
+               deadline: float | None = None, workers: int | None = None) -> ImportReport:
     """Apply each row not applied before, until `deadline` (time.monotonic()): rows left are `pending` (post the
     same file again to apply them). Rows of different SKUs are independent (each write is conditional on what
     it read) and run `workers` at a time; a SKU's rows (one per warehouse) run in file order."""
+    workers = workers or WORKERS
     done: set[int] = set()
     for start in range(0, len(rows), CHECK_BATCH):
         done |= ports.store.import_rows_applied(file_id, [row.line for row in rows[start:start + CHECK_BATCH]])
