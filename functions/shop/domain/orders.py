@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
+from shop.domain.backorders import is_backorder_item
 from shop.domain.errors import InvalidTransition, Unprocessable
 from shop.domain.money import Money
 from shop.domain.parcels import ParcelTracking
@@ -101,12 +102,44 @@ class OrderLine:
     def reserves_stock(self) -> bool:
         return self.stock_policy is StockPolicy.RESERVE_ON_ORDER
 
+    @property
+    def backordered(self) -> int:
+        """Units of this line waiting for stock (reserved on the SKU's backorder allowance: domain/backorders.py)."""
+        return sum(a.units for a in self.allocations if is_backorder_item(a.item))
+
     def units_by_warehouse(self) -> dict[str, int]:
-        """Where this line's units ship from: warehouse code -> units."""
+        """Where this line's units ship from: warehouse code -> units (backordered units ship from nowhere yet)."""
         found: dict[str, int] = {}
         for allocation in () if self.virtual else self.allocations:  # virtual goods: caps, nothing ships
-            found[allocation.warehouse] = found.get(allocation.warehouse, 0) + allocation.units
+            if not is_backorder_item(allocation.item):
+                found[allocation.warehouse] = found.get(allocation.warehouse, 0) + allocation.units
         return found
+
+    def with_backorder_filled(self, parts: tuple[Allocation, ...]) -> OrderLine:
+        """`parts` (units taken from sellable items) replace as many backordered units."""
+        filled = sum(a.units for a in parts)
+        if not 0 < filled <= self.backordered:
+            raise ValueError(f"{self.sku}: {filled} units cannot fill {self.backordered} backordered")
+        return replace(self, allocations=_merged(self.allocations, parts, filled))
+
+    def with_backorder_released(self, units: int) -> OrderLine:
+        """`units` backordered units no longer wanted (refunded or cancelled before stock came)."""
+        if not 0 < units <= self.backordered:
+            raise ValueError(f"{self.sku}: cannot release {units} of {self.backordered} backordered units")
+        return replace(self, allocations=_merged(self.allocations, (), units))
+
+
+def _merged(allocations: tuple[Allocation, ...], parts: tuple[Allocation, ...], off_backorder: int
+            ) -> tuple[Allocation, ...]:
+    """Allocations less `off_backorder` backordered units, plus `parts` (merged into the items already held)."""
+    kept: dict[int, Allocation] = {}
+    for allocation in (*allocations, *parts):
+        units = allocation.units
+        if is_backorder_item(allocation.item) and allocation in allocations:
+            units, off_backorder = units - min(units, off_backorder), off_backorder - min(units, off_backorder)
+        held = kept.get(allocation.item)
+        kept[allocation.item] = allocation._replace(units=units + (held.units if held else 0))
+    return tuple(a for a in kept.values() if a.units > 0)
 
 
 @dataclass(frozen=True)
@@ -211,13 +244,23 @@ class Order:
                 if not line.virtual}  # virtual goods are never shipped
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
+    def backordered_units(self) -> dict[str, int]:
+        """Units per SKU waiting for stock (domain/backorders.py): they cannot ship yet."""
+        return {line.sku: line.backordered for line in self.lines if line.backordered}
+
+    def with_line(self, line: OrderLine, *, at: str) -> Order:
+        """The order with its line of `line.sku` replaced (a new version, no transition)."""
+        return replace(self, lines=tuple(line if old.sku == line.sku else old for old in self.lines), updated_at=at,
+                       version=self.version + 1)
+
     def unshipped_by_warehouse(self) -> dict[str, dict[str, int]]:
         """Units still to ship per warehouse and SKU: held there (the lines' allocations; a line without any
         counts as the main warehouse's) less what parcels from there carried, never more than the SKU has left."""
         left = self.unshipped_units()
         found: dict[str, dict[str, int]] = {}
         for line in self.lines:
-            for code, units in (line.units_by_warehouse() or {MAIN_WAREHOUSE: line.quantity}).items():
+            held = line.units_by_warehouse() if line.allocations else {MAIN_WAREHOUSE: line.quantity}
+            for code, units in held.items():
                 found.setdefault(code, {})[line.sku] = found.get(code, {}).get(line.sku, 0) + units
         for shipment in self.shipments:
             for unit in shipment.lines:
@@ -260,15 +303,20 @@ class Order:
         if unknown:
             raise Unprocessable("these SKUs are not in the order", {"skus": unknown})
         left = self.unshipped_units()
+        waiting = self.backordered_units()
+        shippable = {sku: units - min(units, waiting.get(sku, 0)) for sku, units in left.items()}
         if units is None and warehouse is not None:
             units = self.unshipped_by_warehouse().get(warehouse, {})
-        parcel = dict(units) if units is not None else dict(left)
+        parcel = dict(units) if units is not None else {sku: q for sku, q in shippable.items() if q > 0}
         if not parcel:
-            raise InvalidTransition(f"order {self.order_id} has nothing left to ship", {"order_id": self.order_id})
-        short = [{"sku": sku, "requested": qty, "unshipped": left.get(sku, 0)}
-                 for sku, qty in parcel.items() if qty > left.get(sku, 0)]
+            raise InvalidTransition(f"order {self.order_id} has nothing left to ship" + (
+                " until its backordered units are in stock" if waiting else ""),
+                {"order_id": self.order_id, "backordered": [{"sku": s, "quantity": q} for s, q in waiting.items()]})
+        short = [{"sku": sku, "requested": qty, "unshipped": left.get(sku, 0),
+                  **({"backordered": waiting[sku]} if waiting.get(sku) else {})}
+                 for sku, qty in parcel.items() if qty > shippable.get(sku, 0)]
         if short:
-            raise InvalidTransition(f"order {self.order_id} has fewer units left to ship", {"skus": short})
+            raise InvalidTransition(f"order {self.order_id} has fewer units ready to ship", {"skus": short})
         origin = self._ships_from(parcel, warehouse)
         done = all(left[sku] == parcel.get(sku, 0) for sku in left)
         shipment = Shipment(shipment_id, unit_lines(parcel), carrier, tracking_number, at, actor, tracking, origin)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
+from shop.domain.backorders import BACKORDER_ITEM, BACKORDER_LOCATION
 from shop.domain.money import Money
 from shop.domain.presale import PresaleTerms
 from shop.domain.virtual import VIRTUAL_LOCATION, VirtualTerms
@@ -69,6 +70,7 @@ class SkuTerms:
     low_stock_threshold: int | None = None
     payment_window_seconds: int | None = None  # this SKU's own payment window (bounded by the maximum)
     stock_shards: int = 1  # shards new orders take from (a hot SKU wants more)
+    backorder_limit: int = 0  # units that may be sold beyond sellable stock, waiting for it (domain/backorders.py)
 
     def terms(self) -> dict[str, Any]:
         """These fields by name, to copy onto a Sku with dataclasses.replace."""
@@ -112,6 +114,14 @@ class Sku(SkuTerms):
         if self.virtual is not None:
             return tuple(place for place in self.locations if place == VIRTUAL_LOCATION)
         return tuple(place for place in self.locations if place < LOCATIONS_PER_STATE)
+
+    @property
+    def backorder(self) -> StockLevels | None:
+        """The backorder allowance's levels (available: may still be backordered; reserved: waiting for stock), when
+        the SKU has one (it allowed backorders once)."""
+        if BACKORDER_LOCATION not in self.locations:
+            return None
+        return self.shard_levels.get(BACKORDER_ITEM, StockLevels())
 
     @property
     def all_levels(self) -> StockLevels:

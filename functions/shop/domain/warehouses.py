@@ -49,6 +49,9 @@ class StockState(IntEnum):
     INCOMING = 5  # expected deliveries (not yet on hand in the warehouse)
     IN_TRANSIT = 6  # dispatched by a transfer, not yet received
     VIRTUAL = 7  # caps of virtual goods
+    # A SKU's backorder allowance (one item, main warehouse's location): available = units that may still be
+    # backordered, reserved = backordered units waiting for stock (shop/domain/backorders.py).
+    BACKORDER = 8
 
 
 def location(warehouse_index: int, state: StockState = StockState.SELLABLE) -> int:

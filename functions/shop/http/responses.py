@@ -30,6 +30,7 @@ class OrderLineOut(BaseModel):
     ships_from: list[ShipsFromOut]
     presale: LinePresaleOut | None = None  # a presale line: units from the presale pool, taken at payment
     virtual: bool = False  # virtual goods: sold against caps, never shipped
+    backordered: int = 0  # units sold beyond stock, waiting for it: they ship once it arrives
 
 
 class ShipmentLineOut(BaseModel):
@@ -181,6 +182,12 @@ class PresaleOut(BaseModel):
     ships_on: str  # expected ship date (YYYY-MM-DD)
 
 
+class BackorderOut(BaseModel):
+    # Units that may still be ordered beyond `available` (they ship once stock arrives); null when the shop's
+    # availability display hides counts.
+    available: int | None
+
+
 class SkuOut(BaseModel):
     sku: str
     name: str
@@ -194,6 +201,7 @@ class SkuOut(BaseModel):
     max_per_order: int | None
     kind: Literal["physical", "virtual"] = "physical"
     presale: PresaleOut | None = None  # the SKU's presale, None without one
+    backorder: BackorderOut | None = None  # None when the SKU takes no backorders
 
 
 class LevelsOut(BaseModel):
@@ -215,7 +223,8 @@ class WarehouseLevelsOut(LevelsOut):
 
 class StateLevelsOut(LevelsOut):
     warehouse: str
-    state: Literal["presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual"]
+    state: Literal["presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual",
+                   "backorder"]
 
 
 class PresaleTermsOut(BaseModel):
@@ -239,6 +248,8 @@ class AdminSkuOut(SkuOut):
     levels: LevelsOut
     stock_state: Literal["in_stock", "low_stock", "sold_out"]
     stock_shards: int
+    backorder_limit: int = 0  # units that may be sold beyond sellable stock at once
+    backordered: int = 0  # units sold and waiting for stock (reserved on the backorder allowance)
     warehouses: list[WarehouseLevelsOut]  # the SKU's sellable stock per warehouse (levels: their sum)
     other_states: list[StateLevelsOut]  # stock not for sale (presale, safety, damaged, ...) per warehouse
     shards: list[ShardOut]
@@ -295,7 +306,8 @@ class LedgerEntryOut(BaseModel):
     sku: str
     shard: int  # within its warehouse
     warehouse: str
-    state: Literal["sellable", "presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual"]
+    state: Literal["sellable", "presale", "safety", "damaged", "quality_hold", "incoming", "in_transit", "virtual",
+                   "backorder"]
     at: str
     actor: str
     reason: str

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from shop.domain.after_sales import MAX_PHOTOS_ANY_SETTING, MAX_REASON_CHARS, AfterSaleType
+from shop.domain.backorders import MAX_BACKORDER_LIMIT
 from shop.domain.cart_holds import CART_ID_PATTERN
 from shop.domain.orders import MAX_LINES_PER_ORDER, MAX_QUANTITY_PER_LINE
 from shop.domain.skus import MAX_STOCK_SHARDS, SKU_PATTERN, StockPolicy
@@ -101,6 +102,10 @@ class SkuIn(Strict):
         default=1, ge=1, le=MAX_STOCK_SHARDS,
         description="Stock items the SKU's stock is spread over, so concurrent orders do not queue on one item "
                     "(about 500 orders/s each on AWS); changeable while on sale")
+    backorder_limit: StrictInt = Field(
+        default=0, ge=0, le=MAX_BACKORDER_LIMIT,
+        description="Units that may be sold beyond sellable stock at once, reserved until stock arrives "
+                    "(the order line says how many are backordered); 0: none. Needs stock_policy reserve_on_order")
 
 
 class AdjustmentIn(Strict):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from shop.domain import shards
+from shop.domain import backorders, shards
 from shop.domain.errors import InsufficientStock, Unavailable
 from shop.services.ports import StockShort
 
@@ -32,6 +32,9 @@ class StockLayout:
 
     ranked_warehouses: tuple[int, ...] = (0,)
     live_shards: int = 1
+    # The SKU allows backorders here (placing an order): when its items read hold too few, the rest is reserved
+    # on its backorder allowance, whose available units the read includes (shop/domain/backorders.py).
+    backorders: bool = False
 
 
 def take_units(wanted: dict[str, int], layouts: dict[str, StockLayout], *, commit: Callable[[Plan], T],
@@ -78,4 +81,9 @@ def take_units(wanted: dict[str, int], layouts: dict[str, StockLayout], *, commi
 
 def _plan(sku: str, quantity: int, available: dict[int, int], layout: StockLayout,
           rng: random.Random | None) -> list[tuple[int, int]]:
-    return shards.plan_take_ranked(sku, quantity, available, layout.ranked_warehouses, layout.live_shards, rng)
+    if not layout.backorders:
+        return shards.plan_take_ranked(sku, quantity, available, layout.ranked_warehouses, layout.live_shards, rng)
+    stocked = {item: units for item, units in available.items() if not backorders.is_backorder_item(item)}
+    allowance = sum(units for item, units in available.items() if backorders.is_backorder_item(item))
+    return backorders.plan_with_backorder(sku, quantity, stocked, layout.ranked_warehouses, layout.live_shards,
+                                          allowance, rng)

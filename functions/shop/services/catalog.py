@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass, replace
 
 from shop.domain import clock, shards, stock
+from shop.domain.backorders import BACKORDER_ITEM, BACKORDER_LOCATION
 from shop.domain.errors import Conflict, InsufficientStock, NotFound, Unprocessable
 from shop.domain.skus import MAX_STOCK_ITEMS, Sku, SkuTerms
 from shop.domain.skus import StockPolicy as StockPolicy  # callers name it catalog.StockPolicy with SkuDetails
 from shop.domain.stock import StockMovement
 from shop.domain.warehouses import shard_of, stock_item
-from shop.services import adjustments, inventory, warehouses
+from shop.services import adjustments, inventory, pools, warehouses
 from shop.services.ports import Commit, CommitRejected, Ports, StaleWrite, StockShort
 from shop.services.records import KeyedRecord
 from shop.services.retry import with_retries
@@ -52,6 +53,10 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str, reas
         base = current or Sku(sku=code, name=details.name, price=details.price, created_at=at)
         updated = replace(base, **details.terms(), updated_at=at,
                           shard_items=max(base.shard_items if current else 1, details.stock_shards))
+        if details.backorder_limit:
+            _check_backorders(updated)
+            if BACKORDER_LOCATION not in updated.locations:  # the allowance item is created with the catalog entry
+                updated = replace(updated, locations=(*updated.locations, BACKORDER_LOCATION))
         if len(updated.stock_items()) > MAX_STOCK_ITEMS:
             raise Unprocessable(f"{code}: at most {MAX_STOCK_ITEMS} stock items (warehouses x shards); this SKU is "
                                 f"in {len(updated.locations)} locations", {"fields": ["stock_shards"]})
@@ -64,6 +69,8 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str, reas
         return updated, current is None
 
     saved, created = with_retries(attempt)
+    if BACKORDER_LOCATION in saved.locations:  # the allowance holds the limit (units waiting for stock included)
+        pools.set_cap(ports, code, BACKORDER_ITEM, saved.backorder_limit, actor=actor, reason="backorder_limit")
     if details.on_hand is not None or record is not None:
         _set_on_hand(ports, code, details.on_hand, actor=actor,
                      reason=reason or ("initial_stock" if created else "on_hand_set"), reference=reference,
@@ -72,6 +79,14 @@ def upsert_sku(ports: Ports, code: str, details: SkuDetails, *, actor: str, reas
         inventory.rebalance(ports, code)
     inventory.record_stock_state(ports, code)
     return get_sku(ports, code), created
+
+
+def _check_backorders(sku: Sku) -> None:
+    """Backorders are units reserved beyond stock when the order is placed, to ship later: a SKU sold at payment
+    (deduct_on_payment) or a virtual one (sold against caps) has none."""
+    if sku.stock_policy is not StockPolicy.RESERVE_ON_ORDER or sku.virtual is not None:
+        raise Unprocessable("backorders need a physical SKU with stock_policy reserve_on_order",
+                            {"fields": ["backorder_limit"], "sku": sku.sku})
 
 
 def _set_on_hand(ports: Ports, code: str, target: int | None, *, actor: str, reason: str, warehouse: int = 0,

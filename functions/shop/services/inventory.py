@@ -11,10 +11,13 @@ import random
 from collections.abc import Callable
 from typing import TypeVar
 
+from aws_lambda_powertools import Logger
+
 from shop.domain import clock, shards, stock
+from shop.domain.backorders import BACKORDER_ITEM, BACKORDER_LOCATION, is_backorder_item
 from shop.domain.orders import Order
 from shop.domain.skus import Sku, availability_of
-from shop.domain.warehouses import LOCATIONS_PER_STATE, stock_item, warehouse_index_of
+from shop.domain.warehouses import LOCATIONS_PER_STATE, is_sellable, stock_item, warehouse_index_of
 from shop.services import pools, warehouses
 from shop.services.allocation import StockLayout, take_units
 from shop.services.ports import CapReached, Commit, Ports, StaleWrite, StockShort
@@ -22,6 +25,7 @@ from shop.services.retry import with_retries
 from shop.settings import get_settings
 
 T = TypeVar("T")
+logger = Logger(child=True)
 
 
 def release_order_lines(order: Order, at: str, actor: str, reason: str) -> list[stock.StockMovement]:
@@ -35,7 +39,8 @@ def sell_reserved_lines(order: Order, at: str, actor: str) -> list[stock.StockMo
     """The order's reserved units become sales, on the shards that hold them."""
     held = order.reserved_quantities()
     return [stock.sell_allocated(line.sku, shard, units, at=at, actor=actor, order_id=order.order_id)
-            for line in order.lines if line.sku in held for shard, units, _ in line.allocations]
+            for line in order.lines if line.sku in held for shard, units, _ in line.allocations
+            if not is_backorder_item(shard)]  # backordered units stay reserved until stock comes (backorders.py)
 
 
 def sell_order(ports: Ports, order: Order, at: str, actor: str,
@@ -75,12 +80,16 @@ def sell_order(ports: Ports, order: Order, at: str, actor: str,
         raise pools.daily_cap_reached(capped, taking) from None
 
 
-def available_by_shard(ports: Ports, catalog: dict[str, Sku], *, presale: set[str] | frozenset[str] = frozenset()
-                       ) -> dict[str, dict[int, int]]:
+def available_by_shard(ports: Ports, catalog: dict[str, Sku], *, presale: set[str] | frozenset[str] = frozenset(),
+                       backorders: bool = False) -> dict[str, dict[int, int]]:
     """Available units per stock item offered to orders: sellable ones (a virtual SKU's total cap), or the presale
-    pool for the SKUs in `presale`."""
-    levels = ports.store.shard_levels({code: [sku.presale.item] if code in presale and sku.presale
-                                       else sku.sellable_items() for code, sku in catalog.items()})
+    pool for the SKUs in `presale`; with `backorders`, the backorder allowance of SKUs that allow them."""
+    def offered(code: str, sku: Sku) -> list[int]:
+        if code in presale and sku.presale:
+            return [sku.presale.item]
+        return sku.sellable_items() + ([BACKORDER_ITEM] if backorders and warehouses.allows_backorders(sku) else [])
+
+    levels = ports.store.shard_levels({code: offered(code, sku) for code, sku in catalog.items()})
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
 
 
@@ -107,6 +116,11 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
     if not codes:
         return
     catalog = {**ports.store.get_catalog(codes, consistent=False), **(catalog or {})}
+    # Sellable units came back on sale (an arrival, a release, a return): backorders waiting for them go first.
+    arrived = sorted({m.sku for m in movements if m.delta.available > 0 and is_sellable(m.shard)
+                      and (sku := catalog.get(m.sku)) is not None and BACKORDER_LOCATION in sku.locations})
+    if arrived:
+        movements = [*movements, *_fill_backorders(ports, arrived)]
     for code in codes:
         sku = catalog.get(code)
         if sku is None:
@@ -144,6 +158,20 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
                 ports.events.publish("stock.sold_out", {"sku": code})
             elif state == "low_stock" and current.stock_state == "in_stock":
                 ports.events.publish("stock.low", {"sku": code, "available": total})
+
+
+def _fill_backorders(ports: Ports, codes: list[str]) -> list[stock.StockMovement]:
+    """Fill what waits (services/backorders.py). The units' own movement is committed already: a failure here only
+    leaves the backorders waiting for the next arrival, so it is logged, never raised to the caller."""
+    from shop.services import backorders  # it takes units through this module
+
+    filled: list[stock.StockMovement] = []
+    for code in codes:
+        try:
+            filled += backorders.fill(ports, code)
+        except Exception:  # noqa: BLE001 - see above
+            logger.exception("backorders not filled", extra={"sku": code})
+    return filled
 
 
 def record_stock_state(ports: Ports, code: str) -> None:

@@ -228,7 +228,8 @@ class _Placement:
                 if isinstance(short, pools.DailyCapReached):
                     raise  # the day's cap, not the SKU's stock
                 inventory.announce_stock_state(self.ports, [], ran_short=self.ran_dry, known_available={
-                    item["sku"]: item["available"] for item in short.extra.get("shortages", [])})
+                    item["sku"]: item["available"] - item.get("backorder_available", 0)  # sellable units only
+                    for item in short.extra.get("shortages", [])})
                 raise
         raise Unprocessable("could not allocate a unique order number; retry")
 
@@ -303,7 +304,7 @@ class _Placement:
         self.shard_counts.update({code: skus[code].stock_shards for code in reserving})
         # The registry names the warehouses of held units too (a hold's lines keep the items they hold).
         layouts, registry = warehouses.layouts_for(self.ports, {code: skus[code] for code in [*reserving, *inherited]},
-                                                   order.shipping_address)
+                                                   order.shipping_address, backorders=True)
         wrote = False
         freed = cart_holds.freed_by(takeover.released) if takeover else {}
 
@@ -345,13 +346,14 @@ class _Placement:
         def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
             self.ran_dry.update(codes)
             if not wrote:  # read before any write (last seen sold out): the write will check the catalog
-                levels = inventory.available_by_shard(self.ports, {code: skus[code] for code in codes})
+                levels = inventory.available_by_shard(self.ports, {code: skus[code] for code in codes}, backorders=True)
             else:
                 current = self.ports.store.get_catalog(codes)
                 if any(_priced_differently(skus[code], current.get(code)) for code in codes):
                     self.consistent_catalog = True  # the catalog changed since our read: price the order again
                     raise StaleWrite("catalog changed")
-                levels = inventory.available_by_shard(self.ports, {code: current[code] for code in codes})
+                levels = inventory.available_by_shard(self.ports, {code: current[code] for code in codes},
+                                                      backorders=True)
             # Units the same transaction releases from an expired hold count: the shard's guard sees the sum.
             return {code: cart_holds.plus(levels.get(code, {}), freed.get(code, {})) for code in codes}
 

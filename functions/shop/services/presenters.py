@@ -168,6 +168,8 @@ def _full_order_view(order: Order) -> dict[str, Any]:
                 # Where the line's units are held and ship from (empty until stock is taken for it).
                 "ships_from": [{"warehouse": code, "quantity": units}
                                for code, units in line.units_by_warehouse().items()],
+                # Units waiting for stock (sold beyond what the shop had: they ship once it arrives).
+                "backordered": line.backordered,
                 # A presale line ships around this date; virtual goods never ship.
                 "presale": {"ships_on": line.presale_ships_on} if line.presale_ships_on else None,
                 "virtual": line.virtual,
@@ -220,6 +222,10 @@ def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
         "max_per_order": sku.max_per_order,
         "kind": "physical" if sku.virtual is None else "virtual",
         "presale": presale,  # apart from spot availability; None without a presale
+        # Units that may still be ordered beyond `available`, to ship once stock arrives (the count follows the
+        # display rule); None when the SKU takes no backorders.
+        "backorder": {"available": shown_availability(sku.backorder.available, None, display).available}
+        if sku.backorder is not None and sku.backorder_limit > 0 and sku.virtual is None else None,
     }
 
 
@@ -242,6 +248,8 @@ def admin_sku_view(sku: Sku, registry: Warehouses | None = None) -> dict[str, An
         # `availability` is computed from the levels just read.
         "stock_state": sku.stock_state,
         "stock_shards": sku.stock_shards,
+        "backorder_limit": sku.backorder_limit,
+        "backordered": sku.backorder.reserved if sku.backorder else 0,  # units sold and waiting for stock
         "warehouses": [{"warehouse": known.code_of(place), **levels.to_dict()} for place, levels in sellable],
         # Units in other states (presale, safety, damaged, quality hold, incoming, in transit): not sellable.
         "other_states": [{"warehouse": known.code_of(place % LOCATIONS_PER_STATE),

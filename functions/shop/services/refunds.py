@@ -21,6 +21,7 @@ from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus, RefundStatus
 from shop.domain.values import Refund
 from shop.payments.base import PaymentProvider, ProviderError
+from shop.services import backorders
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, Ports
 from shop.services.retry import with_retries
@@ -46,7 +47,8 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
             return order, False  # a retry: the intent is recorded, finish what is left below
         updated = with_refund_intent(order, refund_id, provider_name=provider.name, amount=amount, lines=lines,
                                      restock=restock, reason=reason, actor=actor, cancel=cancel)
-        ports.store.commit(Commit(order_update=(order, updated)))
+        updated, released = backorders.release_unwanted(order, updated, at=updated.updated_at, actor=actor)
+        ports.store.commit(Commit(movements=released, order_update=(order, updated)))
         return updated, True
 
     order, created = with_retries(attempt)

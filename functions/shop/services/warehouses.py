@@ -18,15 +18,22 @@ from shop.services.ports import Ports
 from shop.services.retry import with_retries
 
 
-def layouts_for(ports: Ports, skus: dict[str, Sku], address: dict[str, Any] | None) -> tuple[
-        dict[str, StockLayout], Warehouses]:
-    """Per SKU, its warehouses nearest to `address` first and its live shards; and the registry used."""
+def layouts_for(ports: Ports, skus: dict[str, Sku], address: dict[str, Any] | None, *, backorders: bool = False
+                ) -> tuple[dict[str, StockLayout], Warehouses]:
+    """Per SKU, its warehouses nearest to `address` first and its live shards; and the registry used. With
+    `backorders` (placing an order), SKUs that allow them may reserve the rest on their backorder allowance."""
     registry = ports.store.get_warehouses(cached=True) if any(s.sellable_warehouses() != (0,) for s in skus.values()) \
         else Warehouses()
     country, region = (address or {}).get("country"), (address or {}).get("region")
     return {code: StockLayout(registry.rank(sku.sellable_warehouses(), country, region),
-                              sku.stock_shards if sku.virtual is None else 1)  # a virtual SKU's total cap: one item
+                              sku.stock_shards if sku.virtual is None else 1,  # a virtual SKU's total cap: one item
+                              backorders=backorders and allows_backorders(sku))
             for code, sku in skus.items()}, registry
+
+
+def allows_backorders(sku: Sku) -> bool:
+    """Orders for this SKU may reserve units beyond its sellable stock (shop/domain/backorders.py)."""
+    return sku.backorder_limit > 0 and sku.virtual is None and sku.backorder is not None
 
 
 def define_warehouse(ports: Ports, warehouse: Warehouse) -> tuple[Warehouse, bool]:

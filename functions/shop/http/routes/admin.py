@@ -66,6 +66,7 @@ def put_sku(sku: str, body: SkuIn):
         on_hand=body.on_hand,
         payment_window_seconds=checked_window(body.payment_window_seconds),
         stock_shards=body.stock_shards,
+        backorder_limit=body.backorder_limit,
     )
     ports = default_ports()
     saved, created = catalog.upsert_sku(ports, checked_sku(sku), details, actor=who.actor)

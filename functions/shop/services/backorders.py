@@ -1,0 +1,130 @@
+"""Backorders: filling the units orders wait for when stock arrives, and releasing those nobody waits for.
+
+See shop/domain/backorders.py for the model. Filling runs after any movement that puts sellable units of a SKU
+with backorders back on sale (a delivery or transfer received, an adjustment, a count, a return, a reservation
+released: `inventory.announce_stock_state` calls it), oldest order first, one transaction per order: the order's
+line at the version read, the allowance's reservation released and sellable units reserved (unpaid order) or sold
+(paid order) in its place, every stock write guarded as usual. An order that finds too little stock takes what
+there is; later orders wait (first come, first filled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from aws_lambda_powertools import Logger
+
+from shop.domain import backorders, clock, stock
+from shop.domain.backorders import BACKORDER_ITEM
+from shop.domain.errors import InsufficientStock
+from shop.domain.orders import Allocation, Order, OrderStatus
+from shop.domain.values import sum_units, unit_lines
+from shop.domain.warehouses import warehouse_index_of
+from shop.services import warehouses
+from shop.services.allocation import take_units
+from shop.services.ports import Commit, Ports
+from shop.services.retry import with_retries
+
+logger = Logger(child=True)
+ACTOR = "system:backorders"
+MAX_ORDERS_PER_RUN = 50  # a run fills at most this many orders; the next arrival (or run) goes on
+LEDGER_PAGE = 500
+FILLABLE = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED})
+
+
+def fill(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
+    """Fill the SKU's waiting backorders from its sellable stock, oldest first; the movements written."""
+    sku = ports.store.get_sku(code)
+    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0:
+        return []
+    moved: list[stock.StockMovement] = []
+    waiting = backorders.waiting_orders(_allowance_ledger(ports, code))
+    for order_id in list(waiting)[:MAX_ORDERS_PER_RUN]:
+        try:
+            moved += fill_order(ports, order_id, code, actor=actor)
+        except InsufficientStock:
+            break  # no sellable unit left: the others wait for the next arrival
+    return moved
+
+
+def _allowance_ledger(ports: Ports, code: str) -> Iterator[stock.StockMovement]:
+    cursor: str | None = None
+    while True:
+        page, cursor = ports.store.ledger(code, LEDGER_PAGE, cursor, items=[BACKORDER_ITEM])
+        yield from page
+        if not cursor:
+            return
+
+
+def fill_order(ports: Ports, order_id: str, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
+    """As many of the order's backordered units of `code` as sellable stock has, handed over in one transaction
+    with the order (conditional on its version). InsufficientStock when none is left."""
+
+    def attempt() -> list[stock.StockMovement]:
+        order = ports.store.get_order(order_id)
+        line = next((line for line in order.lines if line.sku == code), None) if order else None
+        if order is None or line is None or not line.backordered or order.status not in FILLABLE:
+            return []
+        catalog = ports.store.get_catalog([code])
+        if code not in catalog:
+            return []
+        layouts, registry = warehouses.layouts_for(ports, catalog, order.shipping_address)
+        unpaid = code in order.reserved_quantities()
+        at = clock.iso(clock.now())
+
+        def read_available(codes: list[str]) -> dict[str, dict[int, int]]:
+            from shop.services import inventory  # inventory calls this module after arrivals
+
+            return inventory.available_by_shard(ports, {c: catalog[c] for c in codes})
+
+        def commit(plan: dict[str, list[tuple[int, int]]]) -> list[stock.StockMovement]:
+            parts = tuple(Allocation(item, units, registry.code_of(warehouse_index_of(item))) for item, units in plan[code])
+            filled = sum(part.units for part in parts)
+            take = stock.allocate if unpaid else stock.sell_unallocated
+            movements = [stock.deallocate(code, BACKORDER_ITEM, filled, at=at, actor=actor, order_id=order_id,
+                                          reason="backorder_filled"),
+                         *(take(code, part.item, part.units, at=at, actor=actor, order_id=order_id,
+                                reason="backorder_filled") for part in parts)]
+            updated = order.with_line(line.with_backorder_filled(parts), at=at)
+            ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            return movements
+
+        have = sum(max(0, units) for units in read_available([code])[code].values())
+        if have <= 0:
+            raise InsufficientStock(f"{code}: no sellable unit to fill backorders",
+                                    {"shortages": [{"sku": code, "requested": line.backordered, "available": 0}]})
+        return take_units({code: min(line.backordered, have)}, layouts, commit=commit, read_available=read_available,
+                          read_first={code})
+
+    movements = with_retries(attempt)
+    if movements:
+        filled = sum(m.delta.reserved for m in movements if m.shard == BACKORDER_ITEM) * -1
+        logger.info("backorder filled", extra={"order_id": order_id, "sku": code, "units": filled})
+        ports.events.publish("order.backorder_filled", {"order_id": order_id, "sku": code, "quantity": filled})
+    return movements
+
+
+def release_unwanted(before: Order, after: Order, *, at: str, actor: str
+                     ) -> tuple[Order, list[stock.StockMovement]]:
+    """After a refund by line or a cancel (`after`, not committed yet): the backordered units nobody waits for any
+    more (beyond what is left to ship) are released from the allowance in the same write, and taken out of the
+    refund's restocked units (they were never sold: nothing comes back on sale)."""
+    waiting = after.backordered_units()
+    if not waiting:
+        return after, []
+    left = {} if after.status is OrderStatus.CANCELLED else after.unshipped_units()
+    released = {sku: units - left.get(sku, 0) for sku, units in waiting.items() if units > left.get(sku, 0)}
+    if not released:
+        return after, []
+    lines = tuple(line.with_backorder_released(released[line.sku]) if line.sku in released else line
+                  for line in after.lines)
+    refunds = after.refunds
+    if len(after.refunds) > len(before.refunds):  # this write's refund restocks only units that were sold
+        entry = after.refunds[-1]
+        restocked = sum_units(entry.restocked)
+        kept = {sku: units - released.get(sku, 0) for sku, units in restocked.items()}
+        refunds = (*after.refunds[:-1], replace(entry, restocked=unit_lines({s: q for s, q in kept.items() if q > 0})))
+    movements = [stock.deallocate(sku, BACKORDER_ITEM, units, at=at, actor=actor, order_id=after.order_id,
+                                  reason="backorder_cancelled") for sku, units in released.items()]
+    return replace(after, lines=lines, refunds=refunds), movements

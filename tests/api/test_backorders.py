@@ -1,0 +1,164 @@
+"""Backorders (issue 16) through the HTTP handlers: a SKU sells up to its backorder_limit beyond its stock, the
+order line says how many units are backordered, those units wait (reserved on the allowance, paid or not) until
+stock arrives, which fills them oldest order first; a cancel or refund releases them without restocking."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from shop.adapters import wiring
+from shop.domain import clock
+from shop.domain.values import sum_units
+from shop.services import orders as order_service
+from tests.api.test_expiry_and_restock import deliver, failed_ids
+from tests.api.test_orders_api import make_sku, place
+from tests.api.test_payment_webhooks import get, pay
+
+pytestmark = pytest.mark.usefixtures("provider_env")
+
+
+def admin_view(api, code="TEE"):
+    return api.admin("GET", f"/admin/skus/{code}").json()
+
+
+def allowance(api, code="TEE"):
+    found = [s for s in admin_view(api, code)["other_states"] if s["state"] == "backorder"]
+    return {k: found[0][k] for k in ("on_hand", "available", "reserved", "sold")} if found else None
+
+
+def ledger_matches_levels(api, code="TEE"):
+    entries = api.admin("GET", f"/admin/skus/{code}/ledger?limit=100").json()["items"]
+    total = {k: sum(e["delta"][k] for e in entries) for k in ("on_hand", "available", "reserved", "sold")}
+    view = admin_view(api, code)
+    every = {k: sum(s[k] for s in view["warehouses"] + view["other_states"]) for k in total}
+    return total == every
+
+
+def line(order, code="TEE"):
+    return next(item for item in order["lines"] if item["sku"] == code)
+
+
+def ship(api, order, **body):
+    return api.admin("POST", f"/admin/orders/{order['order_id']}/shipments",
+                     body={"carrier": "manual", "tracking_number": "T1", **body})
+
+
+def test_orders_take_stock_then_backorder_up_to_the_limit_and_say_which_units_wait(api):
+    make_sku(api, "TEE", on_hand=2, backorder_limit=3)
+    public = api.request("GET", "/skus/TEE").json()
+    assert public["available"] == 2 and public["backorder"] == {"available": 3}
+    first = place(api, ("TEE", 4))
+    assert first.status == 201, first.text
+    assert line(first.json())["backordered"] == 2  # two in stock, two waiting
+    assert line(first.json())["ships_from"] == [{"warehouse": "main", "quantity": 2}]
+    assert allowance(api) == {"on_hand": 3, "available": 1, "reserved": 2, "sold": 0}
+    refused = place(api, ("TEE", 2), key="k2")
+    assert refused.status == 409
+    assert refused.json()["shortages"] == [{"sku": "TEE", "requested": 2, "available": 1, "backorder_available": 1}]
+    assert line(place(api, ("TEE", 1), key="k3").json())["backordered"] == 1
+    assert api.request("GET", "/skus/TEE").json()["backorder"] == {"available": 0}
+    view = admin_view(api)
+    assert view["backorder_limit"] == 3 and view["backordered"] == 3 and view["levels"]["available"] == 0
+    assert ledger_matches_levels(api)
+
+
+def test_a_sku_without_a_limit_takes_no_backorders(api):
+    make_sku(api, "TEE", on_hand=1)
+    assert api.request("GET", "/skus/TEE").json()["backorder"] is None
+    assert place(api, ("TEE", 2)).status == 409
+    assert allowance(api) is None
+
+
+def test_backorders_need_a_reserving_physical_sku(api):
+    refused = api.admin("PUT", "/admin/skus/TEE", body={"name": "Tee", "price": {"amount": 100, "currency": "USD"},
+                                                         "stock_policy": "deduct_on_payment", "backorder_limit": 2})
+    assert refused.status == 422 and "backorder_limit" in refused.text
+    too_big = api.admin("PUT", "/admin/skus/TEE", body={"name": "Tee", "price": {"amount": 100, "currency": "USD"},
+                                                        "backorder_limit": -1})
+    assert too_big.status == 422
+
+
+def test_paid_backordered_units_wait_then_arriving_stock_fills_them_oldest_first(api):
+    make_sku(api, "TEE", on_hand=0, backorder_limit=5)
+    older = place(api, ("TEE", 2)).json()
+    newer = place(api, ("TEE", 2), key="k2", user="bob").json()
+    assert pay(api, older).status == 200
+    paid = get(api, older)
+    assert paid["status"] == "PAID" and line(paid)["backordered"] == 2
+    assert allowance(api)["reserved"] == 4  # paid or not, they wait reserved on the allowance
+    refused = ship(api, paid)
+    assert refused.status == 409 and "backordered" in refused.text  # nothing is in stock to ship yet
+
+    received = api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 3, "reason": "goods in"})
+    assert received.status == 201, received.text
+    filled = get(api, older)
+    assert line(filled)["backordered"] == 0 and line(filled)["ships_from"] == [{"warehouse": "main", "quantity": 2}]
+    waiting = api.request("GET", f"/orders/{newer['order_id']}", user="bob").json()
+    assert line(waiting)["backordered"] == 1  # the one unit left went to the next order in line
+    view = admin_view(api)
+    assert view["levels"] == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 2}  # paid: sold; unpaid: reserved
+    assert allowance(api) == {"on_hand": 5, "available": 4, "reserved": 1, "sold": 0}
+    shipped = ship(api, filled)
+    assert shipped.status == 201, shipped.text
+    assert ledger_matches_levels(api)
+
+
+def test_a_partly_backordered_paid_order_ships_what_is_in_stock_first(api):
+    make_sku(api, "TEE", on_hand=1, backorder_limit=5)
+    order = place(api, ("TEE", 3)).json()
+    assert pay(api, order).status == 200
+    first = ship(api, get(api, order))
+    assert first.status == 201, first.text
+    assert get(api, order)["status"] == "PARTIALLY_SHIPPED" and line(get(api, order))["backordered"] == 2
+    assert ship(api, get(api, order), tracking_number="T2").status == 409
+    api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 2, "reason": "goods in"})
+    assert ship(api, get(api, order), tracking_number="T3").status == 201
+    assert get(api, order)["status"] == "SHIPPED"
+
+
+def test_expiry_and_cancel_release_backordered_units_and_a_paid_cancel_restocks_only_sold_units(api, queues,
+                                                                                              monkeypatch):
+    make_sku(api, "TEE", on_hand=1, backorder_limit=4)
+    unpaid = place(api, ("TEE", 2)).json()
+    cancelled = api.request("POST", f"/orders/{unpaid['order_id']}/cancel")
+    assert cancelled.status == 200, cancelled.text
+    assert allowance(api) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 0}
+    assert admin_view(api)["levels"]["available"] == 1
+
+    expiring = place(api, ("TEE", 2), key="k-exp").json()
+    real_now, late = clock.now, clock.parse_iso(expiring["expires_at"]) + timedelta(seconds=1)
+    monkeypatch.setattr(clock, "now", lambda: late)
+    order_service.expire_order(wiring.default_ports(), expiring["order_id"])
+    monkeypatch.setattr(clock, "now", real_now)
+    assert get(api, expiring)["status"] == "EXPIRED"
+    assert allowance(api) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 0}
+
+    paid = place(api, ("TEE", 3), key="k2").json()
+    assert pay(api, paid).status == 200
+    assert api.request("POST", f"/orders/{paid['order_id']}/cancel").status == 200
+    after = get(api, paid)
+    assert after["status"] == "CANCELLED" and line(after)["backordered"] == 0
+    stored = wiring.default_ports().store.get_order(paid["order_id"])
+    assert sum_units(stored.refunds[0].restocked) == {"TEE": 1}  # only the one unit that was sold comes back
+    assert allowance(api) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 0}
+    sent = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["quantity"] for m in sent] == [1]
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
+    assert admin_view(api)["levels"] == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 0}
+    assert ledger_matches_levels(api)
+
+
+def test_lowering_the_limit_keeps_what_waits_and_stops_new_backorders(api):
+    make_sku(api, "TEE", on_hand=0, backorder_limit=3)
+    place(api, ("TEE", 2))
+    make_sku(api, "TEE", on_hand=0, backorder_limit=1)
+    assert allowance(api) == {"on_hand": 2, "available": 0, "reserved": 2, "sold": 0}
+    assert place(api, ("TEE", 1), key="k2").status == 409
+    make_sku(api, "TEE", on_hand=0, backorder_limit=0)
+    assert api.request("GET", "/skus/TEE").json()["backorder"] is None
+    assert allowance(api)["reserved"] == 2
+    assert ledger_matches_levels(api)
