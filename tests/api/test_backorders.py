@@ -162,3 +162,20 @@ def test_lowering_the_limit_keeps_what_waits_and_stops_new_backorders(api):
     assert api.request("GET", "/skus/TEE").json()["backorder"] is None
     assert allowance(api)["reserved"] == 2
     assert ledger_matches_levels(api)
+
+
+def test_csv_import_sets_and_export_shows_the_backorder_limit(api):
+    from tests.api.test_csv_import_export import post, rows
+
+    done = post(api, "sku,name,price,currency,backorder_limit,on_hand\r\nTEE,Tee,1999,USD,4,1\r\n"
+                     "MUG,Mug,850,USD,,2\r\n")
+    assert done.status == 200, done.text
+    assert admin_view(api)["backorder_limit"] == 4 and allowance(api)["available"] == 4
+    assert admin_view(api, "MUG")["backorder_limit"] == 0 and allowance(api, "MUG") is None
+    assert line(place(api, ("TEE", 3)).json())["backordered"] == 2
+    exported = {row["sku"]: row for row in rows(api.admin("GET", "/admin/skus.csv").text)}
+    assert (exported["TEE"]["backorder_limit"], exported["MUG"]["backorder_limit"]) == ("4", "0")
+    refused = post(api, "sku,stock_policy,backorder_limit\r\nTEE,deduct_on_payment,4\r\n")
+    assert refused.json()["results"][0]["status"] == "failed"  # the catalog refuses it, the row fails alone
+    kept = post(api, "sku,low_stock_threshold\r\nTEE,1\r\n")  # a file without the column keeps the limit
+    assert kept.status == 200 and admin_view(api)["backorder_limit"] == 4

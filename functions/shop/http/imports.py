@@ -7,9 +7,9 @@ Columns (header row, names case-insensitive, any order):
 - `warehouse`: the warehouse (code) whose sellable stock `on_hand` sets; empty or absent: the main one. A SKU
   may be on several rows, one per warehouse, with the same terms on each;
 - optional terms: active, stock_policy, low_stock_threshold, max_per_order, payment_window_seconds,
-  stock_shards. A column the file does not have keeps each SKU's current value (a new SKU: the default of
+  stock_shards, backorder_limit. A column the file does not have keeps each SKU's current value (a new SKU: the default of
   PUT /admin/skus/{sku}); an empty cell sets the default (no threshold, no per-order limit, active,
-  reserve_on_order, one shard);
+  reserve_on_order, one shard, no backorders);
 - `on_hand`: the warehouse's sellable stock to set (a ledgered adjustment); empty or absent: stock untouched;
 - `state`, if present, must be `sellable` (or empty) on every row: other stock states move only by their own
   ledgered movements;
@@ -46,10 +46,11 @@ MAX_ERRORS = 1000  # listed in the answer (each bad row once per bad field; `err
 REQUIRED = ("sku",)
 NEW_SKU = ("name", "price", "currency")  # required for a SKU that does not exist yet
 OPTIONAL = (*NEW_SKU, "warehouse", "active", "stock_policy", "low_stock_threshold", "max_per_order",
-            "payment_window_seconds", "stock_shards", "on_hand", "state")
+            "payment_window_seconds", "stock_shards", "backorder_limit", "on_hand", "state")
 IGNORED = ("available", "reserved", "sold", "availability", "stock_state", "created_at", "updated_at",
            "total_on_hand", "total_available", "total_reserved", "total_sold")
-INTEGERS = ("price", "low_stock_threshold", "max_per_order", "payment_window_seconds", "stock_shards", "on_hand")
+INTEGERS = ("price", "low_stock_threshold", "max_per_order", "payment_window_seconds", "stock_shards",
+            "backorder_limit", "on_hand")
 _INTEGER = re.compile(r"^[+-]?\d{1,15}$")
 _TRUE, _FALSE = ("true", "1", "yes", "y"), ("false", "0", "no", "n")
 

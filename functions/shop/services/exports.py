@@ -26,7 +26,7 @@ LEDGER_EXPORT_MAX_SKUS = 1000
 # skus.csv: the terms (importable) and read-only totals over the SKU's sellable stock in every warehouse (the
 # import ignores them: stock is set per warehouse, from stock.csv's columns).
 SKU_COLUMNS = ("sku", "name", "price", "currency", "active", "stock_policy", "low_stock_threshold", "max_per_order",
-               "payment_window_seconds", "stock_shards", "total_on_hand", "total_available", "total_reserved",
+               "payment_window_seconds", "stock_shards", "backorder_limit", "total_on_hand", "total_available", "total_reserved",
                "total_sold", "availability", "stock_state", "created_at", "updated_at")
 STOCK_COLUMNS = ("sku", "warehouse", "state", "on_hand", "available", "reserved", "sold")
 LEDGER_COLUMNS = ("at", "sku", "warehouse", "state", "shard", "movement_id", "actor", "reason", "order_id", "reference",
@@ -51,8 +51,8 @@ def skus_csv(ports: Ports, max_rows: int) -> CsvExport:
     """One row per SKU: its terms (the import's columns) and its sellable levels summed over its warehouses."""
     rows = ([s.sku, s.name, s.price.amount, s.price.currency, "true" if s.active else "false", s.stock_policy.value,
              _blank(s.low_stock_threshold), _blank(s.max_per_order), _blank(s.payment_window_seconds), s.stock_shards,
-             s.levels.on_hand, s.levels.available, s.levels.reserved, s.levels.sold, s.availability(), s.stock_state,
-             s.created_at, s.updated_at] for s in all_skus(ports))
+             s.backorder_limit, s.levels.on_hand, s.levels.available, s.levels.reserved, s.levels.sold, s.availability(),
+             s.stock_state, s.created_at, s.updated_at] for s in all_skus(ports))
     return write_csv(SKU_COLUMNS, rows, max_rows, f"more SKUs than the export limit of {max_rows} rows")
 
 
