@@ -649,6 +649,10 @@ def _reimport_and_run(m: Mutant, code: types.CodeType) -> int:
         if any((getattr(module, "__file__", None) or "").startswith(d) for d in mine):
             del sys.modules[name]
     sys.meta_path.insert(0, _MutantFinder(module_name(m.path), SOURCE_ROOT / m.path, code))
+    try:  # with its imports as they are (a circular import the mutant makes fails only here, not in _patch_values)
+        importlib.import_module(module_name(m.path))
+    except Exception:  # noqa: BLE001 - the mutant does not import: every test of it fails
+        return 2
     # Parameter ids may hold a mutated value: every parametrization of the chosen test functions runs.
     return int(pytest.main(["-x", *_pytest_args(list(dict.fromkeys(t.split("[")[0] for t in m.tests)))]))
 

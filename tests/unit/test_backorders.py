@@ -1,0 +1,258 @@
+"""Backorders without AWS (shop/domain/backorders.py): how an order line takes every sellable unit and then the
+SKU's allowance, which orders wait for stock (first come, first filled), and what order lines and orders do with
+backordered units (they wait on the allowance, never ship from a warehouse, are filled or released)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from shop.domain import stock
+from shop.domain.backorders import (
+    BACKORDER_ITEM,
+    BACKORDER_LOCATION,
+    MAX_BACKORDER_LIMIT,
+    is_backorder_item,
+    plan_with_backorder,
+    waiting_orders,
+)
+from shop.domain.errors import InsufficientStock, InvalidTransition
+from shop.domain.money import Money
+from shop.domain.orders import Allocation, Order, OrderLine, OrderStatus
+from shop.domain.skus import Sku, SkuTerms, StockLevels, StockPolicy
+from shop.domain.values import sum_units
+from shop.domain.warehouses import StockState, location, stock_item
+from shop.http.schemas import SkuIn
+
+AT = "2026-11-30T10:00:00.000Z"
+SH, BJ = stock_item(1, 0), stock_item(2, 0)  # sellable items of two more warehouses (indexes 1 and 2)
+ON_BACKORDER = Allocation(BACKORDER_ITEM, 2)
+
+
+def plan(quantity: int, available: dict[int, int], allowance: int | None, ranked: tuple[int, ...] = (0,),
+         shards: int = 1) -> list[tuple[int, int]]:
+    return plan_with_backorder("TEE", quantity, available, ranked, shards, allowance, random.Random(7))
+
+
+def shortage(quantity: int, available: dict[int, int], allowance: int | None) -> list[dict]:
+    with pytest.raises(InsufficientStock) as refused:
+        plan(quantity, available, allowance)
+    assert refused.value.status == 409
+    return refused.value.extra["shortages"]
+
+
+def line(*allocations: Allocation, quantity: int | None = None, code: str = "TEE", **extra) -> OrderLine:
+    units = sum(a.units for a in allocations)
+    return OrderLine(code, code.title(), units if quantity is None else quantity, Money(1000, "EUR"),
+                     allocations=allocations, **extra)
+
+
+def order(*lines: OrderLine, status: OrderStatus = OrderStatus.PAID) -> Order:
+    return Order("ord_b", "20261130-AAAA-BBBBBB", "alice", status, lines, "EUR", "sandbox", {}, AT, AT, AT)
+
+
+def ship(placed: Order, units: dict[str, int] | None = None, warehouse: str | None = None) -> Order:
+    return placed.ship("shp_1", units, carrier="manual", tracking_number="T1", at=AT, actor="admin:ops",
+                       warehouse=warehouse)
+
+
+# --- the allowance item ------------------------------------------------------------------------------
+
+def test_the_allowance_is_one_stock_item_of_the_main_warehouse_in_the_backorder_state():
+    assert BACKORDER_LOCATION == location(0, StockState.BACKORDER)
+    assert BACKORDER_ITEM == stock_item(0, 0, StockState.BACKORDER) == 8 * 1024 * 64  # its key in the store
+    assert is_backorder_item(BACKORDER_ITEM)
+    for other in (0, 5, SH, stock_item(0, 0, StockState.INCOMING), stock_item(0, 0, StockState.PRESALE),
+                  stock_item(1, 0, StockState.BACKORDER)):
+        assert not is_backorder_item(other), other
+
+
+def test_a_sku_has_an_allowance_once_it_allowed_backorders_and_the_limit_is_bounded():
+    tee = Sku(sku="TEE", name="Tee", price=Money(1000, "EUR"))
+    assert tee.backorder is None  # never allowed backorders: no allowance item
+    # SkuTerms' default: a SKU created without a limit (PUT, or a CSV import without the column) takes none.
+    assert tee.backorder_limit == 0 and SkuTerms("Tee", Money(1000, "EUR")).terms()["backorder_limit"] == 0
+    allowing = Sku(sku="TEE", name="Tee", price=Money(1000, "EUR"), backorder_limit=3,
+                   locations=(0, BACKORDER_LOCATION))
+    assert allowing.backorder == StockLevels()  # not read yet
+    levels = StockLevels(3, 1, 2, 0)
+    assert allowing.with_shard_levels({0: StockLevels(), BACKORDER_ITEM: levels}).backorder == levels
+    body = {"name": "Tee", "price": {"amount": 1000, "currency": "EUR"}}
+    assert SkuIn.model_validate(body).backorder_limit == 0  # none unless asked for
+    assert SkuIn.model_validate({**body, "backorder_limit": 1_000_000}).backorder_limit == MAX_BACKORDER_LIMIT
+    for bad in (-1, 1_000_001, True, "3", 2.0):
+        with pytest.raises(ValidationError):
+            SkuIn.model_validate({**body, "backorder_limit": bad})
+
+
+# --- plan_with_backorder -----------------------------------------------------------------------------
+
+def test_enough_sellable_stock_takes_nothing_from_the_allowance():
+    assert plan(2, {0: 3}, 5) == [(0, 2)]
+    assert plan(3, {0: 3}, 5) == [(0, 3)]
+    assert plan(2, {0: 3}, None) == [(0, 2)]
+
+
+def test_short_stock_takes_every_sellable_unit_and_the_rest_from_the_allowance():
+    assert plan(5, {0: 1, 1: 2, 2: 0}, 4, shards=3) == [(1, 2), (0, 1), (BACKORDER_ITEM, 2)]
+    assert plan(7, {0: 1, 1: 2, 2: 0}, 4, shards=3) == [(1, 2), (0, 1), (BACKORDER_ITEM, 4)]  # the whole allowance
+    assert plan(4, {0: 3, 1: -1}, 2, shards=2) == [(0, 3), (BACKORDER_ITEM, 1)]  # a negative read counts as none
+
+
+def test_without_sellable_stock_the_whole_line_is_backordered():
+    assert plan(3, {0: 0}, 3) == [(BACKORDER_ITEM, 3)]
+    assert plan(1, {}, 1) == [(BACKORDER_ITEM, 1)]
+    assert plan(2, {0: -2, 1: 0}, 5, shards=2) == [(BACKORDER_ITEM, 2)]
+
+
+def test_an_allowance_too_small_refuses_naming_all_that_could_be_had():
+    assert shortage(6, {0: 2, 1: 0}, 3) == [{"sku": "TEE", "requested": 6, "available": 5, "backorder_available": 3}]
+    assert shortage(3, {0: 2}, 0) == [{"sku": "TEE", "requested": 3, "available": 2, "backorder_available": 0}]
+    # An allowance read below zero (the limit lowered under waiting units) offers nothing.
+    assert shortage(3, {0: 2}, -4) == [{"sku": "TEE", "requested": 3, "available": 2, "backorder_available": 0}]
+    assert shortage(1, {}, 0) == [{"sku": "TEE", "requested": 1, "available": 0, "backorder_available": 0}]
+
+
+def test_a_sku_without_backorders_gets_the_plain_shortage():
+    assert shortage(3, {0: 2}, None) == [{"sku": "TEE", "requested": 3, "available": 2}]
+    with pytest.raises(ValueError):
+        plan(0, {0: 2}, 5)  # a line takes at least one unit
+
+
+def test_the_sellable_part_follows_the_warehouse_ranking():
+    available = {0: 0, SH: 2, BJ: 3}
+    assert plan(3, available, 5, ranked=(1, 2, 0)) == [(BJ, 3)]  # the nearest holding the whole line
+    assert plan(4, available, 5, ranked=(2, 1, 0)) == [(BJ, 3), (SH, 1)]  # split, nearest first: no backorder
+    assert plan(7, available, 5, ranked=(2, 1, 0)) == [(BJ, 3), (SH, 2), (BACKORDER_ITEM, 2)]
+    assert plan(7, available, 5, ranked=(1, 2, 0)) == [(SH, 2), (BJ, 3), (BACKORDER_ITEM, 2)]
+
+
+# --- waiting_orders ----------------------------------------------------------------------------------
+
+def reserve(order_id: str, units: int, item: int = BACKORDER_ITEM) -> stock.StockMovement:
+    return stock.allocate("TEE", item, units, at=AT, actor="customer:x", order_id=order_id)
+
+
+def release(order_id: str, units: int, reason: str = "backorder_filled") -> stock.StockMovement:
+    return stock.deallocate("TEE", BACKORDER_ITEM, units, at=AT, actor="system:backorders", order_id=order_id,
+                            reason=reason)
+
+
+def test_waiting_orders_are_read_from_the_allowance_ledger_first_come_first_filled():
+    ledger = [
+        stock.adjust("TEE", BACKORDER_ITEM, 5, at=AT, actor="admin:ops", reason="backorder_limit"),
+        reserve("ord_b", 3),
+        reserve("ord_a", 4, item=0),  # its units in stock: not waiting
+        reserve("ord_a", 1),
+        reserve("ord_c", 2),
+        stock.hold("TEE", BACKORDER_ITEM, 2, at=AT, actor="customer:x", hold_id="hold_1"),  # no order
+        release("ord_b", 2),  # partly filled
+        release("ord_c", 2, reason="backorder_cancelled"),  # nothing left: no longer waits
+        release("ord_d", 1),  # released more than this part of the ledger reserved
+        reserve("ord_e", 2),
+        stock.deallocate("TEE", 0, 4, at=AT, actor="system:expiry", order_id="ord_e", reason="expired"),  # elsewhere
+    ]
+    waiting = waiting_orders(ledger)
+    assert waiting == {"ord_b": 1, "ord_a": 1, "ord_e": 2}
+    assert list(waiting) == ["ord_b", "ord_a", "ord_e"]  # by first backorder, not by id or size
+    assert waiting_orders(iter(ledger)) == waiting  # one pass over a page iterator
+    assert waiting_orders([]) == {}
+    assert waiting_orders([reserve("ord_f", 1), reserve("ord_f", 1)]) == {"ord_f": 2}
+
+
+# --- order lines -------------------------------------------------------------------------------------
+
+def test_a_line_says_how_many_units_wait_and_ships_only_the_others():
+    partly = line(Allocation(0, 1), Allocation(SH, 2, "sh"), Allocation(BACKORDER_ITEM, 3))
+    assert partly.backordered == 3 and partly.quantity == 6
+    assert partly.units_by_warehouse() == {"main": 1, "sh": 2}  # the allowance is in no warehouse's hands
+    assert line(Allocation(0, 2), Allocation(1, 1)).backordered == 0
+    assert line(ON_BACKORDER).units_by_warehouse() == {}
+    assert line(Allocation(0, 2)).units_by_warehouse() == {"main": 2}
+
+
+def test_filling_replaces_backordered_units_by_sellable_ones_merged_into_the_items_held():
+    partly = line(Allocation(0, 1), Allocation(SH, 2, "sh"), Allocation(BACKORDER_ITEM, 3))
+    whole = partly.with_backorder_filled((Allocation(0, 2), Allocation(BJ, 1, "bj")))
+    assert whole.allocations == (Allocation(0, 3), Allocation(SH, 2, "sh"), Allocation(BJ, 1, "bj"))
+    assert whole.backordered == 0 and whole.units_by_warehouse() == {"main": 3, "sh": 2, "bj": 1}
+    some = partly.with_backorder_filled((Allocation(SH, 1, "sh"),))
+    assert some.allocations == (Allocation(0, 1), Allocation(SH, 3, "sh"), Allocation(BACKORDER_ITEM, 2))
+    assert some.backordered == 2 and some.quantity == partly.quantity
+    assert line(ON_BACKORDER).with_backorder_filled((Allocation(1, 1),)).allocations == (
+        Allocation(BACKORDER_ITEM, 1), Allocation(1, 1))
+    for bad in ((), (Allocation(0, 4),), (Allocation(0, 2), Allocation(1, 2))):
+        with pytest.raises(ValueError):
+            partly.with_backorder_filled(bad)
+    with pytest.raises(ValueError):
+        line(Allocation(0, 2)).with_backorder_filled((Allocation(0, 1),))  # nothing is backordered
+
+
+def test_releasing_backordered_units_leaves_the_units_in_stock():
+    partly = line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 3))
+    assert partly.with_backorder_released(1).allocations == (Allocation(0, 1), Allocation(BACKORDER_ITEM, 2))
+    assert partly.with_backorder_released(3).allocations == (Allocation(0, 1),)
+    assert partly.with_backorder_released(3).quantity == 4  # the line's quantity is the refund's business
+    for bad in (0, -1, 4):
+        with pytest.raises(ValueError):
+            partly.with_backorder_released(bad)
+
+
+# --- orders ------------------------------------------------------------------------------------------
+
+def test_an_order_lists_its_backordered_units_and_replaces_a_filled_line_in_a_new_version():
+    tee, hat = line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 2)), line(Allocation(0, 1), code="HAT")
+    placed = order(tee, hat)
+    assert placed.backordered_units() == {"TEE": 2}
+    filled = placed.with_line(tee.with_backorder_filled((Allocation(0, 2),)), at="2026-12-01T00:00:00.000Z")
+    assert filled.backordered_units() == {} and filled.lines[1] == hat
+    assert filled.lines[0].allocations == (Allocation(0, 3),)
+    assert (filled.version, filled.updated_at, filled.status) == (2, "2026-12-01T00:00:00.000Z", OrderStatus.PAID)
+    assert filled.history == placed.history  # no transition
+
+
+def test_a_default_parcel_carries_only_the_units_in_stock():
+    placed = order(line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 2)), line(Allocation(0, 1), code="HAT"))
+    shipped = ship(placed)
+    assert sum_units(shipped.shipments[0].lines) == {"TEE": 1, "HAT": 1}
+    assert shipped.status is OrderStatus.PARTIALLY_SHIPPED and shipped.backordered_units() == {"TEE": 2}
+    assert shipped.unshipped_units() == {"TEE": 2} and shipped.unshipped_by_warehouse() == {}
+    filled = shipped.with_line(shipped.lines[0].with_backorder_filled((Allocation(0, 2),)), at=AT)
+    assert filled.unshipped_by_warehouse() == {"main": {"TEE": 2}}
+    done = ship(filled)
+    assert done.status is OrderStatus.SHIPPED and sum_units(done.shipments[-1].lines) == {"TEE": 2}
+
+
+def test_a_parcel_asking_for_backordered_units_is_refused():
+    placed = order(line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 2)))
+    with pytest.raises(InvalidTransition) as refused:
+        ship(placed, {"TEE": 2})
+    assert refused.value.status == 409
+    assert refused.value.extra == {"skus": [{"sku": "TEE", "requested": 2, "unshipped": 3, "backordered": 2}]}
+    assert sum_units(ship(placed, {"TEE": 1}).shipments[0].lines) == {"TEE": 1}
+    with pytest.raises(InvalidTransition) as beyond:  # more than ordered: no backordered units named
+        ship(order(line(Allocation(0, 1), code="HAT"), line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 1))),
+             {"HAT": 2})
+    assert beyond.value.extra == {"skus": [{"sku": "HAT", "requested": 2, "unshipped": 1}]}
+
+
+def test_nothing_ships_while_every_unit_left_is_backordered():
+    waiting = order(line(ON_BACKORDER), line(Allocation(0, 1), Allocation(BACKORDER_ITEM, 1), code="HAT"))
+    assert waiting.unshipped_by_warehouse() == {"main": {"HAT": 1}}
+    partly = ship(waiting)
+    for attempt in ({}, {"warehouse": "main"}):
+        with pytest.raises(InvalidTransition) as refused:
+            ship(partly, **attempt)
+        assert refused.value.status == 409 and "backordered" in refused.value.detail
+        assert refused.value.extra == {"order_id": "ord_b", "backordered": [{"sku": "TEE", "quantity": 2},
+                                                                            {"sku": "HAT", "quantity": 1}]}
+
+
+def test_a_fully_backordered_line_is_held_by_no_warehouse():
+    waiting = order(line(ON_BACKORDER))
+    assert waiting.unshipped_units() == {"TEE": 2}
+    assert waiting.unshipped_by_warehouse() == {}  # not "main holds 2": nothing is there to pack
+    no_allocations = order(line(quantity=2, stock_policy=StockPolicy.DEDUCT_ON_PAYMENT))
+    assert no_allocations.unshipped_by_warehouse() == {"main": {"TEE": 2}}  # taken at payment, in main
