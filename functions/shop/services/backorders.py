@@ -36,8 +36,8 @@ FILLABLE = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderSta
 def fill(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
     """Fill the SKU's waiting backorders from its sellable stock, oldest first; the movements written."""
     sku = ports.store.get_sku(code)
-    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0:
-        return []
+    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0 or sku.levels.available <= 0:
+        return []  # nothing waits, or nothing is on the shelf to fill it with
     moved: list[stock.StockMovement] = []
     waiting = backorders.waiting_orders(_allowance_ledger(ports, code))
     for order_id in list(waiting)[:MAX_ORDERS_PER_RUN]:

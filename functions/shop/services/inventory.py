@@ -116,8 +116,11 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
     if not codes:
         return
     catalog = {**ports.store.get_catalog(codes, consistent=False), **(catalog or {})}
-    # Sellable units came back on sale (an arrival, a release, a return): backorders waiting for them go first.
-    arrived = sorted({m.sku for m in movements if m.delta.available > 0 and is_sellable(m.shard)
+    # Sellable units came back on sale (an arrival, a release, a return): backorders waiting for them go first. So
+    # does an order that just backordered units: stock may have arrived (and its fill found no one waiting) after
+    # the order read none; fill reads the SKU's levels first and stops there when nothing is on the shelf.
+    arrived = sorted({m.sku for m in movements if (m.delta.available > 0 and is_sellable(m.shard)
+                                                   or m.delta.reserved > 0 and is_backorder_item(m.shard))
                       and (sku := catalog.get(m.sku)) is not None and BACKORDER_LOCATION in sku.locations})
     if arrived:
         movements = [*movements, *_fill_backorders(ports, arrived)]

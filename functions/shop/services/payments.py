@@ -214,6 +214,7 @@ def _refuse(ports: Ports, event: PaymentEvent, order: Order, why: str,
     except CommitRejected:
         return PaymentOutcome.DUPLICATE, None
     if ends:
+        inventory.announce_stock_state(ports, movements)  # units back on sale: waiting backorders are filled
         ports.events.publish("order.cancelled", {"order_id": order.order_id, "reason": f"refunded: {why}"})
     return PaymentOutcome.REFUNDED, refund_id
 
@@ -311,12 +312,15 @@ def reject_held(ports: Ports, provider: PaymentProvider, order_id: str, *, actor
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason, **changes)
         movements = release_order_lines(order, at, actor, "cancelled_by_operator")
         ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+        released[:] = movements
         return updated, "rejected"
 
+    released: list[StockMovement] = []
     order, how = with_retries(attempt)
     if how == "refund":
         return refund_order(ports, provider, order_id, amount=None, lines=None, restock=True, reason=reason,
                             key="reject", actor=actor, cancel=True)
     if how == "rejected":
+        inventory.announce_stock_state(ports, released)  # units back on sale: waiting backorders are filled
         ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason})
     return complete_pending_refunds(ports, _providers(provider), order_id) if refunds.pending(order) else order

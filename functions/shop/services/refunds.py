@@ -19,9 +19,10 @@ from shop.domain.errors import InvalidTransition
 from shop.domain.money import Money
 from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus, RefundStatus
+from shop.domain.stock import StockMovement
 from shop.domain.values import Refund
 from shop.payments.base import PaymentProvider, ProviderError
-from shop.services import backorders
+from shop.services import backorders, inventory
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, Ports
 from shop.services.retry import with_retries
@@ -157,6 +158,8 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
     """Cancel before shipment: an unpaid order releases its stock at once; a paid one is cancelled
     with a refund of what is left and every unit back on sale. Decided on the version committed to."""
 
+    released: list[StockMovement] = []
+
     def attempt() -> tuple[Order, str]:
         order = get_order_for(ports, order_id, customer_id)
         if order.done_by(OrderStatus.CANCELLED, actor):
@@ -166,6 +169,7 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
             updated = order.transition(OrderStatus.CANCELLED, at=at, actor=actor, reason=reason)
             movements = release_order_lines(order, at, actor, reason)
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
+            released[:] = movements
             return updated, "released"
         if order.payment_status in ACCEPTED_PAYMENT and order.status is not OrderStatus.CANCELLED:
             refunds.plan(order, amount=None, lines=None, restock=True, cancel=True)  # 409 if shipped
@@ -180,6 +184,7 @@ def cancel(ports: Ports, provider_for: ProviderFor, order_id: str, *, actor: str
                             customer_id=customer_id)
     if how == "done":
         return complete_pending_refunds(ports, provider_for, order_id) if refunds.pending(order) else order
+    inventory.announce_stock_state(ports, released)  # units back on sale: stock events, waiting backorders filled
     ports.events.publish("order.cancelled", {"order_id": order_id, "reason": reason, "released": [
         {"sku": line.sku, "quantity": line.quantity} for line in order.lines if line.reserves_stock]})
     return order
