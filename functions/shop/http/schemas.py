@@ -134,7 +134,8 @@ class RefundLineIn(Strict):
 
 
 class ShipmentIn(Strict):
-    """One parcel. Without lines, every unit not yet shipped (nor refunded by line) goes in it."""
+    """One parcel. Without lines, every unit in stock not yet shipped (nor refunded by line) goes in it:
+    backordered units ship once stock has filled them (asking for them is 409)."""
 
     lines: list[RefundLineIn] | None = Field(default=None, min_length=1, max_length=MAX_LINES_PER_ORDER)
     carrier: Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None = None
