@@ -37,6 +37,7 @@ from tests.ddblocal.money_checks import (
     pay,
     place,
     race,
+    restocked_units,
 )
 from tests.ddblocal.test_contention import assert_ledger_matches, ledger_entries
 
@@ -84,6 +85,11 @@ class Shop:
     def cancel(self, order_id, customer):
         return payments.cancel(self.ports, self.books.provider_for, order_id, actor=f"customer:{customer}",
                                reason="cancelled_by_customer", customer_id=customer)
+
+    def refund_line(self, order_id, units):
+        return payments.refund_order(self.ports, self.books.provider("sandbox"), order_id, amount=None,
+                                     lines=[(CODE, units)], restock=True, reason="operator refund", key="line",
+                                     actor="admin:ops")
 
     def expire(self, order_id):
         return end_reservation(self.ports, order_id, to=OrderStatus.EXPIRED, actor="system:payment_window",
@@ -133,14 +139,17 @@ def check(shop: Shop, order_ids) -> dict[str, Counter]:
     orders = [shop.get(o) for o in order_ids]
     lines = [(o, line) for o in orders for line in o.lines if line.sku == CODE]
     for order, line in lines:  # an open order's units are on the shelf or wait; a refund took its waiting ones back
-        held = line.backordered + on_shelf(line)
-        assert line.backordered >= 0 and (held == line.quantity if order.status in OPEN else held <= line.quantity), \
-            (order.order_id, order.status, line)
+        held, refunded = line.backordered + on_shelf(line), order.refunded_units().get(CODE, 0)
+        least = line.quantity - refunded if order.status in OPEN else 0
+        assert 0 <= line.backordered and least <= held <= line.quantity, (order.order_id, order.status, line)
+        if order.status in OPEN:
+            assert line.backordered <= order.unshipped_units().get(CODE, 0), (order.order_id, line)
     waiting = sum(line.backordered for o, line in lines if o.status in OPEN)
     assert (allowance.on_hand, allowance.available, allowance.reserved, allowance.sold) == (
         shop.limit, shop.limit - waiting, waiting, 0)
     unpaid = sum(on_shelf(line) for o, line in lines if o.reserved_quantities())
-    sold = sum(on_shelf(line) for o, line in lines if o.status in OPEN and o.payment_status is PaymentStatus.PAID)
+    sold = sum(on_shelf(line) - restocked_units(o)[CODE] for o, line in lines
+               if o.status in OPEN and o.payment_status in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED))
     assert sellable.reserved == unpaid  # each reserved unit belongs to one unpaid order
     assert sellable.sold == sold  # each sold unit to one live paid order (cancelled ones were restocked)
     assert sellable.on_hand + sellable.sold == shop.stocked  # nothing appeared or vanished
@@ -316,6 +325,37 @@ def test_a_cancel_or_payment_paused_while_a_fill_commits_acts_on_the_filled_orde
         assert sku.levels.to_dict() == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0}
     else:
         assert order.status is OrderStatus.PAID
+        assert sku.levels.to_dict() == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 2}
+    assert sku.backorder.to_dict() == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+
+
+@pytest.mark.parametrize("first", ["fill", "refund"])
+def test_a_refund_by_line_racing_a_fill_leaves_each_unit_filled_or_released_once(shop, first):
+    """A paid order of 3 units, all backordered; 1 unit is refunded (restock asked) while 3 units arrive.
+    fill first (paused before its commit, the refund commits): the refund releases 1 waiting unit from the
+    allowance (nothing was sold: nothing restocked); the fill redone on the new version fills the 2 still wanted.
+    refund first (paused, the fill commits all 3 as sales): the refund redone finds nothing waiting and restocks
+    the refunded unit, which was sold by then."""
+    shop.sku(on_hand=0, limit=5)
+    order_id = shop.order(1, 3)
+    assert shop.pay(order_id) == "paid"
+    shop.gate.order_id = order_id
+    arrive, refund = (lambda: shop.arrive(3)), (lambda: shop.refund_line(order_id, 1))
+    outcomes = race(shop.gate, arrive, refund) if first == "fill" else race(shop.gate, refund, arrive)
+    assert all(allowed(box) for box in outcomes), outcomes
+    deliver_restocks(shop.ports, shop.queue)
+    shop.stocked += 3
+    counts = check(shop, [order_id])
+    order, c = shop.get(order_id), counts[order_id]
+    assert order.status is OrderStatus.PAID and order.lines[0].backordered == 0
+    sku = shop.real.get_sku(CODE)
+    if first == "fill":
+        assert (c["backordered"], c["filled"], c["released"]) == (3, 2, 1) and on_shelf(order.lines[0]) == 2
+        assert not restocked_units(order)
+        assert sku.levels.to_dict() == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 2}
+    else:
+        assert (c["backordered"], c["filled"], c["released"]) == (3, 3, 0) and on_shelf(order.lines[0]) == 3
+        assert restocked_units(order) == {CODE: 1}
         assert sku.levels.to_dict() == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 2}
     assert sku.backorder.to_dict() == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
 
