@@ -1,5 +1,6 @@
 """SQS: apply stock returns (refunds with restock, customer returns) exactly once per message id, and
-rebalance a SKU's shards when an order found one dry."""
+rebalance a SKU's shards when an order found one dry (and run the next round of a backorder fill that stopped at
+its cap)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shop.adapters.sqs_batch import PoisonMessage, consume, parse_message
 from shop.adapters.wiring import default_ports
 from shop.domain.errors import Conflict, NotFound
 from shop.domain.skus import SKU_PATTERN
-from shop.services import inventory
+from shop.services import backorders, inventory
 from shop.services.restock import RestockRequest, apply_restock
 
 logger = Logger()
@@ -42,7 +43,9 @@ def restock(record: SQSRecord) -> None:
     if '"rebalance"' in (record.body or ""):
         rebalance = parse_message(record, RebalanceMessage)
         moved = inventory.rebalance(default_ports(), rebalance.sku)
-        logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved)})
+        # Also the next run of a backorder fill that stopped at its cap (services/backorders.py).
+        filled = backorders.fill(default_ports(), rebalance.sku)
+        logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved), "backorder_fills": len(filled)})
         return
     message = parse_message(record, RestockMessage)
     try:

@@ -126,6 +126,7 @@ def test_expiry_and_cancel_release_backordered_units_and_a_paid_cancel_restocks_
     unpaid = place(api, ("TEE", 2)).json()
     cancelled = api.request("POST", f"/orders/{unpaid['order_id']}/cancel")
     assert cancelled.status == 200, cancelled.text
+    assert line(cancelled.json())["backordered"] == 0 and line(get(api, unpaid))["backordered"] == 0  # none waits
     assert allowance(api) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 0}
     assert admin_view(api)["levels"]["available"] == 1
 
@@ -179,3 +180,19 @@ def test_csv_import_sets_and_export_shows_the_backorder_limit(api):
     assert refused.json()["results"][0]["status"] == "failed"  # the catalog refuses it, the row fails alone
     kept = post(api, "sku,low_stock_threshold\r\nTEE,1\r\n")  # a file without the column keeps the limit
     assert kept.status == 200 and admin_view(api)["backorder_limit"] == 4
+
+
+def test_a_fill_that_reaches_its_cap_queues_the_next_round(api, queues, monkeypatch):
+    from shop.services import backorders
+
+    monkeypatch.setattr(backorders, "MAX_ORDERS_PER_RUN", 2)
+    make_sku(api, "TEE", on_hand=0, backorder_limit=10)
+    placed = [place(api, ("TEE", 1), key=f"k{n}").json() for n in range(3)]
+    api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 5, "reason": "goods in"})
+    assert [line(get(api, order))["backordered"] for order in placed] == [0, 0, 1]  # two per round
+    sent = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["kind"] for m in sent] == ["rebalance"]
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
+    assert [line(get(api, order))["backordered"] for order in placed] == [0, 0, 0]
+    assert allowance(api)["reserved"] == 0 and admin_view(api)["levels"]["available"] == 2
+    assert ledger_matches_levels(api)

@@ -245,7 +245,10 @@ class Order:
         return {sku: qty for sku, qty in left.items() if qty > 0}
 
     def backordered_units(self) -> dict[str, int]:
-        """Units per SKU waiting for stock (domain/backorders.py): they cannot ship yet."""
+        """Units per SKU waiting for stock (domain/backorders.py): they cannot ship yet. An order that ended unpaid
+        (cancelled, expired) waits for nothing: its reservations were released, its lines keep them as history."""
+        if self.status in (S.CANCELLED, S.EXPIRED):
+            return {}
         return {line.sku: line.backordered for line in self.lines if line.backordered}
 
     def with_line(self, line: OrderLine, *, at: str) -> Order:

@@ -28,7 +28,7 @@ from shop.services.retry import with_retries
 
 logger = Logger(child=True)
 ACTOR = "system:backorders"
-MAX_ORDERS_PER_RUN = 50  # a run fills at most this many orders; the next arrival (or run) goes on
+MAX_ORDERS_PER_RUN = 50  # a run fills at most this many orders, then asks the restock queue for another run
 LEDGER_PAGE = 500
 FILLABLE = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED})
 
@@ -39,12 +39,15 @@ def fill(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMove
     if sku is None or sku.backorder is None or sku.backorder.reserved <= 0 or sku.levels.available <= 0:
         return []  # nothing waits, or nothing is on the shelf to fill it with
     moved: list[stock.StockMovement] = []
-    waiting = backorders.waiting_orders(_allowance_ledger(ports, code))
-    for order_id in list(waiting)[:MAX_ORDERS_PER_RUN]:
+    waiting = list(backorders.waiting_orders(_allowance_ledger(ports, code)))
+    for order_id in waiting[:MAX_ORDERS_PER_RUN]:
         try:
             moved += fill_order(ports, order_id, code, actor=actor)
         except InsufficientStock:
-            break  # no sellable unit left: the others wait for the next arrival
+            return moved  # no sellable unit left: the others wait for the next arrival
+    if len(waiting) > MAX_ORDERS_PER_RUN and ports.restock_queue is not None:
+        # More wait than one run fills: the restock worker's rebalance message runs the next one (restock/handler.py).
+        ports.restock_queue.request_rebalance(code)
     return moved
 
 
@@ -110,7 +113,7 @@ def release_unwanted(before: Order, after: Order, *, at: str, actor: str
     """After a refund by line or a cancel (`after`, not committed yet): the backordered units nobody waits for any
     more (beyond what is left to ship) are released from the allowance in the same write, and taken out of the
     refund's restocked units (they were never sold: nothing comes back on sale)."""
-    waiting = after.backordered_units()
+    waiting = {line.sku: line.backordered for line in after.lines if line.backordered}  # a cancel's too
     if not waiting:
         return after, []
     left = {} if after.status is OrderStatus.CANCELLED else after.unshipped_units()

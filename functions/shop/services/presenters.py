@@ -169,7 +169,7 @@ def _full_order_view(order: Order) -> dict[str, Any]:
                 "ships_from": [{"warehouse": code, "quantity": units}
                                for code, units in line.units_by_warehouse().items()],
                 # Units waiting for stock (sold beyond what the shop had: they ship once it arrives).
-                "backordered": line.backordered,
+                "backordered": order.backordered_units().get(line.sku, 0),
                 # A presale line ships around this date; virtual goods never ship.
                 "presale": {"ships_on": line.presale_ships_on} if line.presale_ships_on else None,
                 "virtual": line.virtual,
