@@ -195,4 +195,26 @@ def test_a_fill_that_reaches_its_cap_queues_the_next_round(api, queues, monkeypa
     assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
     assert [line(get(api, order))["backordered"] for order in placed] == [0, 0, 0]
     assert allowance(api)["reserved"] == 0 and admin_view(api)["levels"]["available"] == 2
+
+
+def test_units_leaving_an_allowance_above_a_lowered_limit_make_room_only_up_to_the_limit(api):
+    # Lowered from 4 to 1 while 3 units wait: the allowance keeps them (on_hand 3); as they leave (filled,
+    # cancelled unpaid, cancelled paid), it goes down to the limit instead of offering the freed units again.
+    make_sku(api, "TEE", on_hand=0, backorder_limit=4)
+    filled = place(api, ("TEE", 1)).json()
+    unpaid = place(api, ("TEE", 1), key="k2").json()
+    paid = place(api, ("TEE", 1), key="k3").json()
+    assert pay(api, paid).status == 200
+    make_sku(api, "TEE", on_hand=0, backorder_limit=1)
+    assert allowance(api) == {"on_hand": 3, "available": 0, "reserved": 3, "sold": 0}
+    assert api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 1, "reason": "goods in"}).status == 201
+    assert line(get(api, filled))["backordered"] == 0
+    assert allowance(api) == {"on_hand": 2, "available": 0, "reserved": 2, "sold": 0}
+    assert api.request("POST", f"/orders/{unpaid['order_id']}/cancel").status == 200
+    assert allowance(api) == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 0}
+    assert api.request("POST", f"/orders/{paid['order_id']}/cancel").status == 200
+    assert allowance(api) == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 0}  # the limit, no more
+    assert api.request("GET", "/skus/TEE").json()["backorder"] == {"available": 1}
+    refused = place(api, ("TEE", 2), key="k4")
+    assert refused.status == 409 and refused.json()["shortages"][0]["backorder_available"] == 1
     assert ledger_matches_levels(api)

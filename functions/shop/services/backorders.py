@@ -21,7 +21,7 @@ from shop.domain.errors import InsufficientStock
 from shop.domain.orders import Allocation, Order, OrderStatus
 from shop.domain.values import sum_units, unit_lines
 from shop.domain.warehouses import warehouse_index_of
-from shop.services import warehouses
+from shop.services import pools, warehouses
 from shop.services.allocation import take_units
 from shop.services.ports import Commit, Ports
 from shop.services.retry import with_retries
@@ -106,6 +106,17 @@ def fill_order(ports: Ports, order_id: str, code: str, *, actor: str = ACTOR) ->
         logger.info("backorder filled", extra={"order_id": order_id, "sku": code, "units": filled})
         ports.events.publish("order.backorder_filled", {"order_id": order_id, "sku": code, "quantity": filled})
     return movements
+
+
+def trim(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
+    """After backordered units left the allowance (filled or released): an allowance kept above its limit (lowered
+    while more units waited: a cap takes back only available units) goes down to the limit, so the units freed
+    beyond it are not offered again. Guarded like any cap change (pools.set_cap): it never takes waiting units."""
+    sku = ports.store.get_catalog([code]).get(code)
+    levels = ports.store.shard_levels({code: [BACKORDER_ITEM]})[code].get(BACKORDER_ITEM)
+    if sku is None or levels is None or levels.on_hand <= sku.backorder_limit:
+        return []
+    return pools.set_cap(ports, code, BACKORDER_ITEM, sku.backorder_limit, actor=actor, reason="backorder_limit")
 
 
 def release_unwanted(before: Order, after: Order, *, at: str, actor: str

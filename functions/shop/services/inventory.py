@@ -124,6 +124,10 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
                       and (sku := catalog.get(m.sku)) is not None and BACKORDER_LOCATION in sku.locations})
     if arrived:
         movements = [*movements, *_fill_backorders(ports, arrived)]
+    # Backordered units left an allowance (filled, released): one kept above a lowered limit goes down to it.
+    left = sorted({m.sku for m in movements if m.delta.available > 0 and is_backorder_item(m.shard)})
+    if left:
+        _fill_backorders(ports, left, trim=True)
     for code in codes:
         sku = catalog.get(code)
         if sku is None:
@@ -163,18 +167,19 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
                 ports.events.publish("stock.low", {"sku": code, "available": total})
 
 
-def _fill_backorders(ports: Ports, codes: list[str]) -> list[stock.StockMovement]:
-    """Fill what waits (services/backorders.py). The units' own movement is committed already: a failure here only
-    leaves the backorders waiting for the next arrival, so it is logged, never raised to the caller."""
+def _fill_backorders(ports: Ports, codes: list[str], *, trim: bool = False) -> list[stock.StockMovement]:
+    """Fill what waits (services/backorders.py), or with `trim` bring allowances back to their limits. The units' own
+    movement is committed already: a failure here only leaves the backorders waiting for the next arrival (or an
+    allowance above a lowered limit until the next units leave it), so it is logged, never raised to the caller."""
     from shop.services import backorders  # it takes units through this module
 
-    filled: list[stock.StockMovement] = []
+    done: list[stock.StockMovement] = []
     for code in codes:
         try:
-            filled += backorders.fill(ports, code)
+            done += backorders.trim(ports, code) if trim else backorders.fill(ports, code)
         except Exception:  # noqa: BLE001 - see above
-            logger.exception("backorders not filled", extra={"sku": code})
-    return filled
+            logger.exception("backorders not trimmed" if trim else "backorders not filled", extra={"sku": code})
+    return done
 
 
 def record_stock_state(ports: Ports, code: str) -> None:

@@ -50,9 +50,13 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
                                      restock=restock, reason=reason, actor=actor, cancel=cancel)
         updated, released = backorders.release_unwanted(order, updated, at=updated.updated_at, actor=actor)
         ports.store.commit(Commit(movements=released, order_update=(order, updated)))
+        unwanted[:] = released
         return updated, True
 
+    unwanted: list[StockMovement] = []
     order, created = with_retries(attempt)
+    if created and unwanted:
+        inventory.announce_stock_state(ports, unwanted)  # backordered units left the allowance: see backorders.trim
     entry = refunds.find(order, refund_id)
     assert entry is not None
     if created and cancel:
