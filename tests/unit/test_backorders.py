@@ -211,6 +211,10 @@ def test_an_order_lists_its_backordered_units_and_replaces_a_filled_line_in_a_ne
     assert filled.lines[0].allocations == (Allocation(0, 3),)
     assert (filled.version, filled.updated_at, filled.status) == (2, "2026-12-01T00:00:00.000Z", OrderStatus.PAID)
     assert filled.history == placed.history  # no transition
+    for ended in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):  # released: the lines keep them as history only
+        assert order(tee, status=ended).backordered_units() == {}
+    for waiting in (OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderStatus.PARTIALLY_SHIPPED):
+        assert order(tee, status=waiting).backordered_units() == {"TEE": 2}
 
 
 def test_a_default_parcel_carries_only_the_units_in_stock():

@@ -34,7 +34,13 @@ FILLABLE = frozenset({OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderSta
 
 
 def fill(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
-    """Fill the SKU's waiting backorders from its sellable stock, oldest first; the movements written."""
+    """Fill the SKU's waiting backorders from its sellable stock, oldest first (then `trim` the allowance they
+    left); the movements written."""
+    moved = _fill(ports, code, actor=actor)
+    return [*moved, *trim(ports, code, actor=actor)] if moved else []
+
+
+def _fill(ports: Ports, code: str, *, actor: str) -> list[stock.StockMovement]:
     sku = ports.store.get_sku(code)
     if sku is None or sku.backorder is None or sku.backorder.reserved <= 0 or sku.levels.available <= 0:
         return []  # nothing waits, or nothing is on the shelf to fill it with

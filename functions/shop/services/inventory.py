@@ -122,10 +122,11 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
     arrived = sorted({m.sku for m in movements if (m.delta.available > 0 and is_sellable(m.shard)
                                                    or m.delta.reserved > 0 and is_backorder_item(m.shard))
                       and (sku := catalog.get(m.sku)) is not None and BACKORDER_LOCATION in sku.locations})
+    # Backordered units released from an allowance (an order cancelled or expired, a refund): one kept above a
+    # lowered limit goes down to it (fill does so after filling).
+    left = sorted({m.sku for m in movements if m.delta.available > 0 and is_backorder_item(m.shard)})
     if arrived:
         movements = [*movements, *_fill_backorders(ports, arrived)]
-    # Backordered units left an allowance (filled, released): one kept above a lowered limit goes down to it.
-    left = sorted({m.sku for m in movements if m.delta.available > 0 and is_backorder_item(m.shard)})
     if left:
         _fill_backorders(ports, left, trim=True)
     for code in codes:
