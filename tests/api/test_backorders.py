@@ -218,3 +218,25 @@ def test_units_leaving_an_allowance_above_a_lowered_limit_make_room_only_up_to_t
     refused = place(api, ("TEE", 2), key="k4")
     assert refused.status == 409 and refused.json()["shortages"][0]["backorder_available"] == 1
     assert ledger_matches_levels(api)
+
+
+@pytest.mark.parametrize("restock", [False, True])
+def test_a_refund_by_line_takes_back_backordered_units_first_and_the_units_in_stock_still_ship(api, queues, restock):
+    # 3 paid units: 1 in stock, 2 backordered. Refunding 2 releases the 2 that wait (never sold, nothing to
+    # restock): the unit in stock stays the order's and ships now; no arrival is needed, none is consumed.
+    make_sku(api, "TEE", on_hand=1, backorder_limit=5)
+    order = place(api, ("TEE", 3)).json()
+    assert pay(api, order).status == 200
+    refunded = api.admin("POST", f"/admin/orders/{order['order_id']}/refunds", headers={"Idempotency-Key": "rf"},
+                         body={"lines": [{"sku": "TEE", "quantity": 2}], "restock": restock})
+    assert refunded.status in (200, 201), refunded.text
+    after = get(api, order)
+    assert line(after)["backordered"] == 0 and line(after)["ships_from"] == [{"warehouse": "main", "quantity": 1}]
+    stored = wiring.default_ports().store.get_order(order["order_id"])
+    assert not stored.refunds[0].restocked  # the sold unit is still to ship: nothing comes back on sale
+    assert allowance(api) == {"on_hand": 5, "available": 5, "reserved": 0, "sold": 0}
+    assert admin_view(api)["levels"] == {"on_hand": 0, "available": 0, "reserved": 0, "sold": 1}
+    shipped = ship(api, get(api, order))
+    assert shipped.status == 201, shipped.text
+    assert get(api, order)["status"] == "SHIPPED"
+    assert ledger_matches_levels(api)

@@ -128,19 +128,23 @@ def trim(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMove
 def release_unwanted(before: Order, after: Order, *, at: str, actor: str
                      ) -> tuple[Order, list[stock.StockMovement]]:
     """After a refund by line or a cancel (`after`, not committed yet): the backordered units nobody waits for any
-    more (beyond what is left to ship) are released from the allowance in the same write, and taken out of the
-    refund's restocked units (they were never sold: nothing comes back on sale)."""
+    more are released from the allowance in the same write, and taken out of the refund's restocked units (they
+    were never sold: nothing comes back on sale). A refund by line takes back waiting units first: the units in
+    stock stay the order's, to ship (never more wait than is left to ship)."""
     waiting = {line.sku: line.backordered for line in after.lines if line.backordered}  # a cancel's too
     if not waiting:
         return after, []
+    new_refund = len(after.refunds) > len(before.refunds)
+    refunded = sum_units(after.refunds[-1].lines) if new_refund else {}
     left = {} if after.status is OrderStatus.CANCELLED else after.unshipped_units()
-    released = {sku: units - left.get(sku, 0) for sku, units in waiting.items() if units > left.get(sku, 0)}
+    wanted = {sku: max(min(units, refunded.get(sku, 0)), units - left.get(sku, 0)) for sku, units in waiting.items()}
+    released = {sku: units for sku, units in wanted.items() if units > 0}
     if not released:
         return after, []
     lines = tuple(line.with_backorder_released(released[line.sku]) if line.sku in released else line
                   for line in after.lines)
     refunds = after.refunds
-    if len(after.refunds) > len(before.refunds):  # this write's refund restocks only units that were sold
+    if new_refund:  # this write's refund restocks only units that were sold
         entry = after.refunds[-1]
         restocked = sum_units(entry.restocked)
         kept = {sku: units - released.get(sku, 0) for sku, units in restocked.items()}
