@@ -124,3 +124,42 @@ def test_poison_message_reaches_the_dead_letter_queue(local_server):
             assert got[0]["Body"] == "{not json"
             break
         assert time.monotonic() < deadline, "poison message never reached the DLQ"
+
+
+def test_backorders_over_http(local_server):
+    """README "Backorders": 1 in stock and a limit of 5; 3 ordered and paid, 2 wait; a parcel asking for them is
+    refused; stock received (an adjustment, then a delivery) fills the oldest order first; then it ships whole."""
+    api = local_server
+    code = new_sku(api, on_hand=1, backorder_limit=5)
+    assert api.call("GET", f"/skus/{code}").json()["backorder"] == {"available": 5}
+    first, second = place(api, code, quantity=3).json(), place(api, code, quantity=1, user="bob").json()
+    assert (first["lines"][0]["backordered"], second["lines"][0]["backordered"]) == (2, 1)
+    assert first["lines"][0]["ships_from"] == [{"warehouse": "main", "quantity": 1}]
+    assert api.call("POST", f"/_local/pay/{first['order_id']}", user=None).status_code == 200
+    deadline = time.monotonic() + 30
+    while api.call("GET", f"/orders/{first['order_id']}").json()["status"] != "PAID":
+        assert time.monotonic() < deadline, "the order was not paid"
+        time.sleep(0.2)
+    parcel = {"carrier": "DHL", "tracking_number": "JD0002", "lines": [{"sku": code, "quantity": 3}]}
+    refused = api.admin("POST", f"/admin/orders/{first['order_id']}/shipments", json=parcel,
+                        headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert refused.status_code == 409 and refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["skus"] == [{"sku": code, "requested": 3, "unshipped": 3, "backordered": 2}]
+
+    assert api.admin("POST", f"/admin/skus/{code}/adjustments", json={"delta": 1, "reason": "PO-1"}).status_code == 201
+    assert api.call("GET", f"/orders/{first['order_id']}").json()["lines"][0]["backordered"] == 1  # oldest first
+    delivery = api.admin("POST", f"/admin/skus/{code}/incoming",
+                         json={"warehouse": "main", "quantity": 2, "expected_on": "2099-01-01", "reference": "PO-2"})
+    assert delivery.status_code == 201, delivery.text
+    assert api.call("GET", f"/orders/{first['order_id']}").json()["lines"][0]["backordered"] == 1  # not yet
+    assert api.admin("POST", f"/admin/deliveries/{delivery.json()['id']}/receive", json={}).status_code == 200
+    filled = [api.call("GET", f"/orders/{o['order_id']}", user=u).json() for o, u in ((first, "alice"),
+                                                                                      (second, "bob"))]
+    assert [o["lines"][0]["backordered"] for o in filled] == [0, 0]
+    view = api.admin("GET", f"/admin/skus/{code}").json()
+    assert (view["backorder_limit"], view["backordered"]) == (5, 0)
+    assert view["levels"] == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 3}  # bob's unpaid unit reserved
+    shipped = api.admin("POST", f"/admin/orders/{first['order_id']}/shipments", json={"carrier": "DHL"},
+                        headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert shipped.status_code == 201, shipped.text
+    assert api.call("GET", f"/orders/{first['order_id']}").json()["status"] == "SHIPPED"
