@@ -135,7 +135,7 @@ def test_expiry_and_cancel_release_backordered_units_and_a_paid_cancel_restocks_
     monkeypatch.setattr(clock, "now", lambda: late)
     order_service.expire_order(wiring.default_ports(), expiring["order_id"])
     monkeypatch.setattr(clock, "now", real_now)
-    assert get(api, expiring)["status"] == "EXPIRED"
+    assert get(api, expiring)["status"] == "EXPIRED" and line(get(api, expiring))["backordered"] == 0
     assert allowance(api) == {"on_hand": 4, "available": 4, "reserved": 0, "sold": 0}
 
     paid = place(api, ("TEE", 3), key="k2").json()
@@ -239,4 +239,24 @@ def test_a_refund_by_line_takes_back_backordered_units_first_and_the_units_in_st
     shipped = ship(api, get(api, order))
     assert shipped.status == 201, shipped.text
     assert get(api, order)["status"] == "SHIPPED"
+    assert ledger_matches_levels(api)
+
+
+def test_a_cancel_after_a_refund_released_backordered_units_restocks_only_the_units_sold(api, queues):
+    make_sku(api, "TEE", on_hand=1, backorder_limit=3)
+    make_sku(api, "MUG", on_hand=5)
+    order = place(api, ("TEE", 3), ("MUG", 1)).json()  # one TEE in stock, two backordered
+    assert pay(api, order).status == 200
+    refunded = api.admin("POST", f"/admin/orders/{order['order_id']}/refunds", headers={"Idempotency-Key": "r1"},
+                         body={"lines": [{"sku": "TEE", "quantity": 2}], "restock": False})
+    assert refunded.status == 201, refunded.text
+    assert line(get(api, order))["backordered"] == 0  # the two waiting units released, never sold
+    assert api.request("POST", f"/orders/{order['order_id']}/cancel").status == 200
+    stored = wiring.default_ports().store.get_order(order["order_id"])
+    # The TEE sold comes back (the refund by line restocked nothing); the two released before, never sold, do not.
+    assert sum_units(stored.refunds[-1].restocked) == {"TEE": 1, "MUG": 1}
+    sent = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
+    assert admin_view(api)["levels"] == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 0}
+    assert allowance(api) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0}
     assert ledger_matches_levels(api)

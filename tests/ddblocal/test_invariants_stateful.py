@@ -7,7 +7,9 @@ adjustment (in the main warehouse or one of two others), delivery of queued rest
 moves between stock states (sellable, safety, damaged, quality hold), transfers between warehouses dispatched
 and received (sometimes twice), physical counts approved (sometimes twice);
 presale orders of INV-P (units taken from its presale pool at payment), presale cap changes and releases of
-unsold presale units to spot stock; orders of the virtual INV-V (daily and total caps), total cap changes.
+unsold presale units to spot stock; orders of the virtual INV-V (daily and total caps), total cap changes;
+backorders of INV-A (orders beyond its sellable stock up to its backorder_limit, raised and lowered, below what waits
+too; arrivals fill them, cancels and refunds release them, shipments never carry them).
 Orders ship to addresses nearest one warehouse or another, so lines are taken per warehouse and split;
 every level is checked per stock item (warehouse and shard), per warehouse and summed. Cart holds: place or
 change, renew, release, expiry after the clock moved on, an order that takes a hold over. `make test` runs a bounded
@@ -27,8 +29,9 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from localrun.fake_providers import signed_webhook
 from shop.domain import clock, refunds
+from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.cart_holds import hold_id_for
-from shop.domain.errors import DomainError
+from shop.domain.errors import DomainError, InvalidTransition
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.domain.stock_documents import ON_HAND_STATES, DocumentKind
@@ -44,6 +47,9 @@ from shop.services.risk import SETTLED, RiskRules
 pytestmark = pytest.mark.ddblocal
 SKUS = ["INV-A", "INV-B", "INV-C", "INV-P", "INV-V"]
 SHARDS = {"INV-A": 3, "INV-B": 1, "INV-C": 2, "INV-P": 2, "INV-V": 1}  # every invariant is checked over shards too
+BACKORDERED = "INV-A"  # takes backorders: starts with fewer units than the others, so orders soon exceed them
+OPENING = {BACKORDERED: 2}  # units each SKU starts with (6 unless named)
+LIMITS = [3, 1, 0, 2, 5]  # INV-A's backorder_limit (3 at first): raised, lowered, below what waits, 0
 DAILY_CAP = 4  # INV-V's (the test runs within one shop day; tests/ddblocal/test_presale_virtual_races.py crosses one)
 PRESALE = PresaleTerms(3, "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "2099-02-01")
 ADDRESS = {"name": "P", "line1": "1", "city": "C", "postal_code": "1", "country": "US"}
@@ -51,9 +57,11 @@ ADDRESSES = [ADDRESS, {**ADDRESS, "region": "East"}, {**ADDRESS, "country": "CN"
 WAREHOUSES = [None, "east", "cn"]  # None: the main warehouse
 SOAK = bool(os.environ.get("SOAK"))
 CHECKS = Counter()  # invariant checks run, for the closing figures
+FILLED: set[str] = set()  # ledger entries of backorder fills seen
 NO_RISK = RiskRules(large_amount=10**12, max_large_payments=99, window_seconds=1)
 HOLD_POLICY = cart_holds.HoldPolicy(hold_seconds=900, max_seconds=1800)
 CARTS = [("c0", "cart-a"), ("c1", "cart-a"), ("c1", "cart-b")]
+OPEN = (OrderStatus.PENDING_PAYMENT, OrderStatus.ON_HOLD, OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED)
 SKEW = [0.0]  # seconds the shop's clock runs ahead of real time (the `later` rule moves it on)
 
 
@@ -85,25 +93,56 @@ def build_machine(ports_factory, fakes):
             self.sent: list[tuple] = []  # every webhook delivered so far, for late redelivery
             self.n = 0
             self.transfers: list[str] = []  # dispatched transfers, some received since
+            self.shards = dict(SHARDS)
+            self.limit = self.max_limit = 3  # INV-A's backorder_limit now, and the highest it ever was
             warehouses.define_warehouse(self.ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
             warehouses.define_warehouse(self.ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
             for code in SKUS:
                 policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
                 catalog.upsert_sku(self.ports, code, self._details(code, SHARDS[code]), actor="admin:t")
-                catalog.adjust_stock(self.ports, code, 6, reason="initial", actor="admin:t")
+                catalog.adjust_stock(self.ports, code, OPENING.get(code, 6), reason="initial", actor="admin:t")
             pools.set_presale(self.ports, "INV-P", PRESALE, actor="admin:t")
             pools.set_virtual(self.ports, "INV-V", VirtualTerms(DAILY_CAP, 6), actor="admin:t", time_zone="UTC")
 
         def _details(self, code, shards):
             policy = "deduct_on_payment" if code == "INV-C" else "reserve_on_order"
             return catalog.SkuDetails(name=code, price=Money(700, "USD"), stock_policy=catalog.StockPolicy(policy),
-                                      stock_shards=shards)
+                                      stock_shards=shards, backorder_limit=self.limit if code == BACKORDERED else 0)
 
         @rule(sku=st.sampled_from(SKUS), shards=st.integers(1, 4))
         def change_shards(self, sku, shards):
             """An operator changes how many stock items a SKU spreads over, while it is on sale."""
             catalog.upsert_sku(self.ports, sku, self._details(sku, shards), actor="admin:t")
+            self.shards[sku] = shards
             CHECKS["shard_changes"] += 1
+
+        @rule(limit=st.sampled_from(LIMITS))
+        def set_backorder_limit(self, limit):
+            """An operator raises or lowers INV-A's backorder_limit (below what waits too, or to 0: no new ones)."""
+            waiting = self._allowance().reserved
+            self.limit, self.max_limit = limit, max(self.max_limit, limit)
+            catalog.upsert_sku(self.ports, BACKORDERED, self._details(BACKORDERED, self.shards[BACKORDERED]),
+                               actor="admin:t")
+            after = self._allowance()
+            assert after.reserved == waiting  # what waits keeps waiting
+            CHECKS["limits_below_waiting" if limit < waiting else "limit_changes"] += 1
+
+        def _allowance(self):
+            return self.ports.store.get_sku(BACKORDERED).shard_levels[BACKORDER_ITEM]
+
+        def _levels_before(self):
+            sku = self.ports.store.get_sku(BACKORDERED)
+            return sku.levels.available, sku.shard_levels[BACKORDER_ITEM].reserved
+
+        def _within_limit(self, before, order_id, *, from_hold=False):
+            """An order backorders units only after taking every unit on sale, and only while the limit has room for
+            them (what waited before + its own)."""
+            line = next((line for line in self.ports.store.get_order(order_id).lines if line.sku == BACKORDERED), None)
+            if line is not None and line.backordered:
+                on_sale, waiting = before
+                assert waiting + line.backordered <= self.limit, (before, line, self.limit)
+                assert from_hold or line.quantity - line.backordered == on_sale, (before, line)
+                CHECKS["backorders_placed"] += 1
 
         @rule(sku=st.sampled_from(SKUS))
         def rebalance(self, sku):
@@ -123,14 +162,33 @@ def build_machine(ports_factory, fakes):
             self.n += 1
             key, customer = f"k{self.n}", f"c{self.n % 3}"
             chosen = frozenset({"INV-P"} if presale and any(code == "INV-P" for code, _ in items) else ())
+            before = self._levels_before()
             try:
                 placed = self._place(customer, key, items, provider, chosen)
             except DomainError:
                 return None
+            self._within_limit(before, placed.order_id)
             CHECKS["presale_orders"] += bool(chosen)
             CHECKS["virtual_orders"] += any(code == "INV-V" for code, _ in items)
             self.placed[placed.order_id] = (customer, key, items, provider, placed.body, chosen)
             return placed.order_id
+
+        @rule(target=orders, beyond=st.integers(1, 3), paid=st.booleans(), arriving=st.integers(0, 3),
+              warehouse=st.sampled_from(WAREHOUSES), parcel=st.sampled_from(["rest", "every"]),
+              provider=st.sampled_from(sorted(PROVIDERS)))
+        def backorder(self, beyond, paid, arriving, warehouse, parcel, provider):
+            """An order of INV-A for more units than are on sale (the rest backordered while the limit allows),
+            often paid at once; units may arrive (filling what waits, oldest first); then a parcel of what is ready
+            or of every unit (refused while some wait)."""
+            order_id = self.create([(BACKORDERED, self.ports.store.get_sku(BACKORDERED).levels.available + beyond)],
+                                   provider, presale=False)
+            if order_id is not None and paid:
+                self.pay(order_id, twice=False, wrong_amount=False)
+            if arriving:
+                self.adjust(BACKORDERED, arriving, warehouse)
+            if order_id is not None and paid:
+                self.ship(order_id, parcel)
+            return order_id
 
         @rule(order_id=orders)
         def duplicate_create(self, order_id):
@@ -168,19 +226,30 @@ def build_machine(ports_factory, fakes):
             self._deliver(*self.sent[pick % len(self.sent)])
             CHECKS["redeliveries"] += 1
 
-        @rule(order_id=orders, partial=st.booleans())
-        def ship(self, order_id, partial):
+        @rule(order_id=orders, parcel=st.sampled_from(["one", "rest", "every"]))
+        def ship(self, order_id, parcel):
+            """A shipment of one unit, of what is ready (no units named), or of every unit left by name."""
             if order_id is None:
                 return
             order = self.ports.store.get_order(order_id)
             self.n += 1
-            units = {order.lines[0].sku: 1} if partial else None
+            left, waiting = order.unshipped_units(), order.backordered_units()
+            units = {"one": {order.lines[0].sku: 1}, "rest": None, "every": left}[parcel]
             try:
                 fulfilment.ship_order(self.ports, order_id, units=units, carrier=None, tracking_number=None,
                                       key=f"sh{self.n}", actor="admin:t")
                 CHECKS["shipments"] += 1
-            except DomainError:
-                pass
+            except DomainError as refused:
+                if parcel == "every" and waiting and order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED):
+                    assert isinstance(refused, InvalidTransition) and refused.status == 409, refused
+                    CHECKS["backordered_shipments_refused"] += 1
+                return
+            # Backordered units never ship: naming them is refused above, the rest ships only what is in stock.
+            assert parcel != "every" or not waiting, (order, waiting)
+            shipment = self.ports.store.get_order(order_id).shipments[-1]
+            for unit in shipment.lines:
+                assert unit.quantity <= left.get(unit.sku, 0) - waiting.get(unit.sku, 0), (unit, left, waiting)
+            CHECKS["shipments_beside_backorders"] += bool(waiting)
 
         @rule(order_id=orders)
         def expire(self, order_id):
@@ -348,7 +417,7 @@ def build_machine(ports_factory, fakes):
             items = [(line.sku, line.quantity + (1 if extra and n == 0 else 0))
                      for n, line in enumerate(hold.lines)] if hold else [("INV-A", 1)]
             self.n += 1
-            key = f"k{self.n}"
+            key, before = f"k{self.n}", self._levels_before()
             request = OrderRequest(items=items, shipping_address=ADDRESS, payment_provider=provider, cart_id=cart[1])
             placing = PlaceOrder(cart[0], key, request, request_fingerprint({"items": items, "p": provider}))  # as _place
             try:
@@ -356,9 +425,10 @@ def build_machine(ports_factory, fakes):
                                      lambda o: PROVIDERS[o.payment_provider].create_payment(o))
             except DomainError:
                 return None
+            self._within_limit(before, placed.order_id, from_hold=True)
             if placed.body.get("cart_hold", {}).get("status") == "converted":
                 CHECKS["holds_converted"] += 1
-            self.placed[placed.order_id] = (cart[0], key, items, provider, placed.body)
+            self.placed[placed.order_id] = (cart[0], key, items, provider, placed.body, frozenset())
             return placed.order_id
 
         @invariant()
@@ -384,7 +454,14 @@ def build_machine(ports_factory, fakes):
                 for e in entries:
                     totals.update(e.delta.to_dict())
                     per_item.setdefault(e.shard, Counter()).update(e.delta.to_dict())
-                    if e.order_id:
+                    if e.reason == "backorder_filled":
+                        FILLED.add(e.movement_id)
+                    if e.order_id and e.shard == BACKORDER_ITEM:  # backordered units reserved, filled or released
+                        per_order.setdefault(e.order_id, Counter()).update(
+                            {f"{code}.backordered": e.delta.reserved, f"{code}.sold": e.delta.sold,
+                             # released while the order wanted them no more (refund, paid cancel): never sold
+                             f"{code}.unwanted": -e.delta.reserved if e.reason == "backorder_cancelled" else 0})
+                    elif e.order_id:
                         per_order.setdefault(e.order_id, Counter()).update(
                             {f"{code}.reserved": e.delta.reserved, f"{code}.sold": e.delta.sold})
                     elif e.reference:  # a cart hold's movement
@@ -401,8 +478,20 @@ def build_machine(ports_factory, fakes):
                 offered = set(sku.sellable_items())  # a virtual SKU's: its total cap
                 assert sum(u for place, u in per_location.items() if place in sku.sellable_warehouses()) == \
                     sku.levels.on_hand
-                # Spot orders never take from a presale pool, nor orders of a virtual SKU from its spot stock.
-                assert all(levels.reserved == 0 for item, levels in sku.shard_levels.items() if item not in offered)
+                # Spot orders never take from a presale pool, nor orders of a virtual SKU from its spot stock; only
+                # the backorder allowance holds reservations beside the items offered.
+                assert all(levels.reserved == 0 for item, levels in sku.shard_levels.items()
+                           if item not in offered and item != BACKORDER_ITEM)
+                if code == BACKORDERED:
+                    # The allowance: on_hand = the limit (or what waits, when lowered below it), never sells.
+                    allowance = sku.shard_levels[BACKORDER_ITEM]
+                    assert allowance.is_consistent and allowance.sold == 0, allowance
+                    assert allowance.on_hand == max(self.limit, allowance.reserved), (allowance, self.limit)
+                    assert allowance.reserved <= self.max_limit
+                    assert sku.backorder_limit == self.limit
+                    CHECKS["most_waiting"] = max(CHECKS["most_waiting"], allowance.reserved)
+                else:
+                    assert BACKORDER_ITEM not in sku.shard_levels
                 assert sum(per_location.values()) == sku.all_levels.on_hand
                 # In transit: exactly the units of the transfers dispatched and not yet received, per destination.
                 in_transit: Counter = Counter()
@@ -431,14 +520,16 @@ def build_machine(ports_factory, fakes):
             owned: Counter = Counter()
             for (_, code), units in per_hold.items():
                 owned[code] += units
-            for order_id in self.placed:
-                owned.update(store.get_order(order_id).reserved_quantities())
+            orders = {order_id: store.get_order(order_id) for order_id in self.placed}
+            for order in orders.values():  # (backordered units are reserved on the allowance, checked below)
+                owned.update({line.sku: units - line.backordered for line in order.lines
+                              if (units := order.reserved_quantities().get(line.sku))})
             # (SKUs whose reservations are all spot stock: presale and virtual orders take other items)
             assert {code: owned[code] for code in reserved} == reserved
             taken = 0
+            backordered = 0
             day_items: dict[int, Counter] = {}
-            for order_id in self.placed:
-                order = store.get_order(order_id)
+            for order_id, order in orders.items():
                 moves = per_order.get(order_id, Counter())
                 held = order.reserved_quantities()
                 # Units were sold iff the order accepted a payment of its own (automatic refunds give back
@@ -458,12 +549,28 @@ def build_machine(ports_factory, fakes):
                         registry = store.get_warehouses()
                         assert all(registry.code_of(warehouse_index_of(a.item)) == a.warehouse
                                    for a in line.allocations)
-                    # Each reservation ends exactly once; expired or cancelled orders hold none.
-                    assert moves[f"{line.sku}.reserved"] == held.get(line.sku, 0), (order.status, line)
+                    # Each reservation ends exactly once; expired or cancelled orders hold none. Backordered units
+                    # stay reserved on the allowance, paid or not, until filled or no longer wanted.
+                    # (an ended order's lines keep the record of what they held; it waits for nothing: shown as 0)
+                    ended = order.status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED)
+                    waits, unwanted = 0 if ended else line.backordered, moves[f"{line.sku}.unwanted"]
+                    assert moves[f"{line.sku}.reserved"] == (held[line.sku] - waits if line.sku in held else 0), \
+                        (order.status, line)
+                    assert moves[f"{line.sku}.backordered"] == waits, (order.status, line, moves)
+                    backordered += waits
+                    if waits:
+                        assert line.sku == BACKORDERED, line
+                        # Units waiting are still to ship (and never shipped: ship_order refuses them).
+                        assert waits <= order.unshipped_units().get(line.sku, 0), (order, line)
+                        CHECKS["orders_waiting"] += 1
+                    if line.reserves_stock and not (line.virtual or line.presale_ships_on) and order.status in OPEN:
+                        # Each unit wanted is on exactly one item: a sellable one or the allowance.
+                        assert sum(a.units for a in line.allocations) + unwanted == line.quantity, (order, line)
                     returned = sum(u.quantity for r in order.refunds for u in r.restocked if u.sku == line.sku)
-                    assert returned <= (line.quantity if settled else 0)  # never more back than sold
+                    never_sold = waits + unwanted  # backordered units still waiting or released unsold
+                    assert returned <= (line.quantity - never_sold if settled else 0)  # never more back than sold
                     delivered = not any(m.order_id == order_id for m in self.queue.messages)
-                    expected_sold = (line.quantity if settled else 0) - (returned if delivered else 0)
+                    expected_sold = (line.quantity - never_sold if settled else 0) - (returned if delivered else 0)
                     if delivered:
                         assert moves[f"{line.sku}.sold"] == expected_sold, (order.status, line, moves)
                 if order.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED):
@@ -478,6 +585,8 @@ def build_machine(ports_factory, fakes):
                 taken += order.amount_paid
             # Every payment the providers delivered is on its order, automatic refunds included.
             assert self.received == taken, (self.received, taken)
+            # The allowance's reservations are exactly the units orders wait for (each released once).
+            assert allowance.reserved == backordered
             # Each day item of the virtual SKU: the daily cap as opening levels plus its ledger, never more used.
             for item in day_items:
                 levels = store.shard_levels({"INV-V": [item]})["INV-V"][item]
@@ -525,4 +634,9 @@ def test_invariants_hold_under_random_operations(ddb_ports, provider_fakes, monk
           f"{CHECKS['counts_approved']} counts approved; moves { {k: v for k, v in CHECKS.items() if k.startswith('move:')} }; "
           f"{CHECKS['presale_orders']} presale orders, {CHECKS['presale_releases']} "
           f"presale releases, {CHECKS['virtual_orders']} orders of virtual goods, {CHECKS['day_items']} day-item checks" f"; cart holds: {CHECKS['holds_placed']} placed, {CHECKS['holds_converted']} converted, "
-          f"{CHECKS['holds_expired']} expired")
+          f"{CHECKS['holds_expired']} expired; backorders: {CHECKS['backorders_placed']} orders placed with some, "
+          f"{len(FILLED)} fill movements, "
+          f"up to {CHECKS['most_waiting']} units waiting, {CHECKS['orders_waiting']} waiting order checks, "
+          f"{CHECKS['limit_changes']} limit changes and {CHECKS['limits_below_waiting']} below what waited, "
+          f"{CHECKS['shipments_beside_backorders']} shipments beside backordered units, "
+          f"{CHECKS['backordered_shipments_refused']} refused for them")
