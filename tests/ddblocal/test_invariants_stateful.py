@@ -31,7 +31,7 @@ from localrun.fake_providers import signed_webhook
 from shop.domain import clock, refunds
 from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.cart_holds import hold_id_for
-from shop.domain.errors import DomainError, InvalidTransition
+from shop.domain.errors import DomainError, InsufficientStock, InvalidTransition
 from shop.domain.money import Money
 from shop.domain.orders import OrderStatus
 from shop.domain.stock_documents import ON_HAND_STATES, DocumentKind
@@ -95,6 +95,7 @@ def build_machine(ports_factory, fakes):
             self.transfers: list[str] = []  # dispatched transfers, some received since
             self.shards = dict(SHARDS)
             self.limit = self.max_limit = 3  # INV-A's backorder_limit now, and the highest it ever was
+            self.refused = None  # why the last create was refused
             warehouses.define_warehouse(self.ports, Warehouse("east", -1, "East", "US", serves=("US:East",)))
             warehouses.define_warehouse(self.ports, Warehouse("cn", -1, "Shanghai", "CN", serves=("CN",)))
             for code in SKUS:
@@ -165,7 +166,8 @@ def build_machine(ports_factory, fakes):
             before = self._levels_before()
             try:
                 placed = self._place(customer, key, items, provider, chosen)
-            except DomainError:
+            except DomainError as refused:
+                self.refused = refused
                 return None
             self._within_limit(before, placed.order_id)
             CHECKS["presale_orders"] += bool(chosen)
@@ -180,8 +182,10 @@ def build_machine(ports_factory, fakes):
             """An order of INV-A for more units than are on sale (the rest backordered while the limit allows),
             often paid at once; units may arrive (filling what waits, oldest first); then a parcel of what is ready
             or of every unit (refused while some wait)."""
-            order_id = self.create([(BACKORDERED, self.ports.store.get_sku(BACKORDERED).levels.available + beyond)],
-                                   provider, presale=False)
+            on_sale, waiting = self._levels_before()
+            order_id = self.create([(BACKORDERED, on_sale + beyond)], provider, presale=False)
+            if order_id is None and isinstance(self.refused, InsufficientStock):  # never refused while the limit had room
+                assert self.limit - waiting < beyond, (self.refused, self.limit, waiting, beyond)
             if order_id is not None and paid:
                 self.pay(order_id, twice=False, wrong_amount=False)
             if arriving:
