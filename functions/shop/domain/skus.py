@@ -124,6 +124,12 @@ class Sku(SkuTerms):
         return self.shard_levels.get(BACKORDER_ITEM, StockLevels())
 
     @property
+    def takes_backorders(self) -> bool:
+        """Orders may reserve units beyond its sellable stock (shop/domain/backorders.py): a limit, an allowance
+        item, and physical goods."""
+        return self.backorder_limit > 0 and self.virtual is None and self.backorder is not None
+
+    @property
     def all_levels(self) -> StockLevels:
         """Levels summed over every item read, whatever its state (what the whole ledger sums to)."""
         total = StockLevels()

@@ -100,12 +100,14 @@ def fill_order(ports: Ports, order_id: str, code: str, *, actor: str = ACTOR) ->
             ports.store.commit(Commit(movements=movements, order_update=(order, updated)))
             return movements
 
-        have = sum(max(0, units) for units in read_available([code])[code].values())
+        first_read = read_available([code])  # sizes the fill, and is the allocation loop's first read
+        have = sum(max(0, units) for units in first_read[code].values())
         if have <= 0:
             raise InsufficientStock(f"{code}: no sellable unit to fill backorders",
                                     {"shortages": [{"sku": code, "requested": line.backordered, "available": 0}]})
-        return take_units({code: min(line.backordered, have)}, layouts, commit=commit, read_available=read_available,
-                          read_first={code})
+        reads = iter([first_read])
+        return take_units({code: min(line.backordered, have)}, layouts, commit=commit, read_first={code},
+                          read_available=lambda codes: next(reads, None) or read_available(codes))
 
     movements = with_retries(attempt)
     if movements:
@@ -118,12 +120,13 @@ def fill_order(ports: Ports, order_id: str, code: str, *, actor: str = ACTOR) ->
 def trim(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:
     """After backordered units left the allowance (filled or released): an allowance kept above its limit (lowered
     while more units waited: a cap takes back only available units) goes down to the limit, so the units freed
-    beyond it are not offered again. Guarded like any cap change (pools.set_cap): it never takes waiting units."""
+    beyond it are not offered again. Guarded like any cap change (pools.set_cap: one read of the allowance, no write
+    when it holds the limit already): it never takes waiting units."""
     sku = ports.store.get_catalog([code]).get(code)
-    levels = ports.store.shard_levels({code: [BACKORDER_ITEM]})[code].get(BACKORDER_ITEM)
-    if sku is None or levels is None or levels.on_hand <= sku.backorder_limit:
+    if sku is None or sku.backorder is None:
         return []
-    return pools.set_cap(ports, code, BACKORDER_ITEM, sku.backorder_limit, actor=actor, reason="backorder_limit")
+    return pools.set_cap(ports, code, BACKORDER_ITEM, sku.backorder_limit, actor=actor, reason="backorder_limit",
+                         only_if_exists=True)
 
 
 def release_unwanted(before: Order, after: Order, *, at: str, actor: str

@@ -87,7 +87,7 @@ def available_by_shard(ports: Ports, catalog: dict[str, Sku], *, presale: set[st
     def offered(code: str, sku: Sku) -> list[int]:
         if code in presale and sku.presale:
             return [sku.presale.item]
-        return sku.sellable_items() + ([BACKORDER_ITEM] if backorders and warehouses.allows_backorders(sku) else [])
+        return sku.sellable_items() + ([BACKORDER_ITEM] if backorders and sku.takes_backorders else [])
 
     levels = ports.store.shard_levels({code: offered(code, sku) for code, sku in catalog.items()})
     return {code: {n: level.available for n, level in per_shard.items()} for code, per_shard in levels.items()}
@@ -125,10 +125,8 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
     # Backordered units released from an allowance (an order cancelled or expired, a refund): one kept above a
     # lowered limit goes down to it (fill does so after filling).
     left = sorted({m.sku for m in movements if m.delta.available > 0 and is_backorder_item(m.shard)})
-    if arrived:
-        movements = [*movements, *_fill_backorders(ports, arrived)]
-    if left:
-        _fill_backorders(ports, left, trim=True)
+    if arrived or left:
+        movements = [*movements, *_fill_backorders(ports, arrived, left)]
     for code in codes:
         sku = catalog.get(code)
         if sku is None:
@@ -168,18 +166,20 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
                 ports.events.publish("stock.low", {"sku": code, "available": total})
 
 
-def _fill_backorders(ports: Ports, codes: list[str], *, trim: bool = False) -> list[stock.StockMovement]:
-    """Fill what waits (services/backorders.py), or with `trim` bring allowances back to their limits. The units' own
-    movement is committed already: a failure here only leaves the backorders waiting for the next arrival (or an
-    allowance above a lowered limit until the next units leave it), so it is logged, never raised to the caller."""
+def _fill_backorders(ports: Ports, arrived: list[str], left: list[str]) -> list[stock.StockMovement]:
+    """Fill what waits for the `arrived` SKUs (services/backorders.py: a fill that moved units trims after itself);
+    bring the allowances of the others in `left` back to their limits. The units' own movement is committed already:
+    a failure here only leaves the backorders waiting for the next arrival (or an allowance above a lowered limit
+    until the next units leave it), so it is logged, never raised to the caller."""
     from shop.services import backorders  # it takes units through this module
 
     done: list[stock.StockMovement] = []
-    for code in codes:
+    for code in sorted({*arrived, *left}):
         try:
-            done += backorders.trim(ports, code) if trim else backorders.fill(ports, code)
+            filled = backorders.fill(ports, code) if code in arrived else []
+            done += filled or (backorders.trim(ports, code) if code in left else [])
         except Exception:  # noqa: BLE001 - see above
-            logger.exception("backorders not trimmed" if trim else "backorders not filled", extra={"sku": code})
+            logger.exception("backorders not filled or trimmed", extra={"sku": code})
     return done
 
 

@@ -224,8 +224,8 @@ def public_sku_view(sku: Sku, display: DisplayRule = EXACT) -> dict[str, Any]:
         "presale": presale,  # apart from spot availability; None without a presale
         # Units that may still be ordered beyond `available`, to ship once stock arrives (the count follows the
         # display rule); None when the SKU takes no backorders.
-        "backorder": {"available": shown_availability(sku.backorder.available, None, display).available}
-        if sku.backorder is not None and sku.backorder_limit > 0 and sku.virtual is None else None,
+        "backorder": {"available": shown_availability(allowance.available, None, display).available}
+        if sku.takes_backorders and (allowance := sku.backorder) is not None else None,
     }
 
 

@@ -27,13 +27,8 @@ def layouts_for(ports: Ports, skus: dict[str, Sku], address: dict[str, Any] | No
     country, region = (address or {}).get("country"), (address or {}).get("region")
     return {code: StockLayout(registry.rank(sku.sellable_warehouses(), country, region),
                               sku.stock_shards if sku.virtual is None else 1,  # a virtual SKU's total cap: one item
-                              backorders=backorders and allows_backorders(sku))
+                              backorders=backorders and sku.takes_backorders)
             for code, sku in skus.items()}, registry
-
-
-def allows_backorders(sku: Sku) -> bool:
-    """Orders for this SKU may reserve units beyond its sellable stock (shop/domain/backorders.py)."""
-    return sku.backorder_limit > 0 and sku.virtual is None and sku.backorder is not None
 
 
 def define_warehouse(ports: Ports, warehouse: Warehouse) -> tuple[Warehouse, bool]:
