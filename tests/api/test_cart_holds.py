@@ -4,6 +4,7 @@ POST /orders taking a hold over (docs/cart-holds.md)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import boto3
@@ -212,3 +213,9 @@ def test_the_hold_timer_runs_on_the_payment_window_state_machine(api, queues, mo
                                               MaxNumberOfMessages=1).get("Messages", [])
     assert got and json.loads(got[0]["Body"]) == {"hold_id": held["hold_id"], "scheduled_for": given["expires_at"],
                                                   "reason": "cart_hold_expired"}
+    # Moto runs each execution on its own thread, which outlives the test unless waited for: a Wait still running
+    # would send its message into the next test's queue (same name, fresh moto state).
+    deadline = time.monotonic() + 15
+    while any(e["status"] == "RUNNING" for e in sfn.list_executions(stateMachineArn=machine)["executions"]):
+        assert time.monotonic() < deadline, "a payment-window execution never finished"
+        time.sleep(0.2)
