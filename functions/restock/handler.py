@@ -1,6 +1,6 @@
 """SQS: apply stock returns (refunds with restock, customer returns) exactly once per message id, and
 rebalance a SKU's shards when an order found one dry (and run the next round of a backorder fill that stopped at
-its cap)."""
+its cap, or failed after an arrival)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,11 @@ def restock(record: SQSRecord) -> None:
     if '"rebalance"' in (record.body or ""):
         rebalance = parse_message(record, RebalanceMessage)
         moved = inventory.rebalance(default_ports(), rebalance.sku)
-        # Also the next run of a backorder fill that stopped at its cap (services/backorders.py).
-        filled = backorders.fill(default_ports(), rebalance.sku)
-        logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved), "backorder_fills": len(filled)})
+        # Also the next run of a backorder fill that stopped at its cap, or one that failed after an arrival
+        # (services/backorders.py, inventory._fill_backorders); trim brings an allowance kept above a lowered limit
+        # down to it (one read, no write when it is there already).
+        filled = backorders.fill(default_ports(), rebalance.sku) or backorders.trim(default_ports(), rebalance.sku)
+        logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved), "backorder_movements": len(filled)})
         return
     message = parse_message(record, RestockMessage)
     try:

@@ -260,3 +260,72 @@ def test_a_cancel_after_a_refund_released_backordered_units_restocks_only_the_un
     assert admin_view(api)["levels"] == {"on_hand": 1, "available": 1, "reserved": 0, "sold": 0}
     assert allowance(api) == {"on_hand": 3, "available": 3, "reserved": 0, "sold": 0}
     assert ledger_matches_levels(api)
+
+
+def test_a_fill_that_fails_after_an_arrival_is_queued_and_the_restock_worker_fills_it(api, queues, monkeypatch):
+    from shop.services import backorders
+
+    make_sku(api, "TEE", on_hand=0, backorder_limit=3)
+    waiting = place(api, ("TEE", 2)).json()
+    real_fill = backorders.fill
+
+    def throttled(ports, code, **kwargs):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(backorders, "fill", throttled)
+    received = api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 2, "reason": "goods in"})
+    assert received.status == 201, received.text  # the arrival itself is committed and answered
+    assert line(get(api, waiting))["backordered"] == 2
+    sent = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"]) | {"message_id": None} for m in sent] == [
+        {"kind": "rebalance", "sku": "TEE", "message_id": None}]
+    monkeypatch.setattr(backorders, "fill", real_fill)
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
+    assert line(get(api, waiting))["backordered"] == 0
+    assert allowance(api)["reserved"] == 0 and admin_view(api)["levels"]["available"] == 0
+    assert ledger_matches_levels(api)
+
+
+def test_a_trim_that_fails_is_queued_and_the_restock_worker_brings_the_allowance_down(api, queues, monkeypatch):
+    from shop.services import backorders
+
+    make_sku(api, "TEE", on_hand=0, backorder_limit=3)
+    waiting = place(api, ("TEE", 2)).json()
+    make_sku(api, "TEE", on_hand=0, backorder_limit=0)  # lowered below what waits: the two stay
+    assert allowance(api)["reserved"] == 2
+    real_trim = backorders.trim
+
+    def throttled(ports, code, **kwargs):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(backorders, "trim", throttled)
+    cancelled = api.request("POST", f"/orders/{waiting['order_id']}/cancel")
+    assert cancelled.status == 200, cancelled.text
+    assert allowance(api) == {"on_hand": 2, "available": 2, "reserved": 0, "sold": 0}  # above the limit of 0
+    sent = boto3.client("sqs").receive_message(QueueUrl=queues["restock"], MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["kind"] for m in sent] == ["rebalance"]
+    monkeypatch.setattr(backorders, "trim", real_trim)
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()
+    assert allowance(api)["on_hand"] == 0
+    assert api.request("GET", "/skus/TEE").json()["backorder"] is None  # a limit of 0: no backorders offered
+    assert failed_ids(deliver("restock", *(m["Body"] for m in sent))) == set()  # redelivered: nothing more moves
+    assert allowance(api)["on_hand"] == 0 and ledger_matches_levels(api)
+
+
+def test_a_fill_that_cannot_be_queued_either_is_logged_and_the_arrival_still_stands(api, monkeypatch):
+    from shop.services import backorders
+
+    make_sku(api, "TEE", on_hand=0, backorder_limit=3)
+    waiting = place(api, ("TEE", 1)).json()
+    real_fill = backorders.fill
+
+    def throttled(ports, code, **kwargs):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(backorders, "fill", throttled)  # and no restock queue is configured here
+    received = api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 1, "reason": "goods in"})
+    assert received.status == 201, received.text
+    assert admin_view(api)["levels"]["available"] == 1 and line(get(api, waiting))["backordered"] == 1
+    monkeypatch.setattr(backorders, "fill", real_fill)
+    assert api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 1, "reason": "goods in"}).status == 201
+    assert line(get(api, waiting))["backordered"] == 0  # the next movement of the SKU fills it

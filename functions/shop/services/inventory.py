@@ -168,9 +168,10 @@ def announce_stock_state(ports: Ports, movements: list[stock.StockMovement], cat
 
 def _fill_backorders(ports: Ports, arrived: list[str], left: list[str]) -> list[stock.StockMovement]:
     """Fill what waits for the `arrived` SKUs (services/backorders.py: a fill that moved units trims after itself);
-    bring the allowances of the others in `left` back to their limits. The units' own movement is committed already:
-    a failure here only leaves the backorders waiting for the next arrival (or an allowance above a lowered limit
-    until the next units leave it), so it is logged, never raised to the caller."""
+    bring the allowances of the others in `left` back to their limits. The units' own movement is committed already,
+    so a failure here is never raised to the caller: the SKU is handed to the restock queue, whose rebalance message
+    fills and trims again (SQS redelivers it until it succeeds, then dead-letters it). Only if that send fails too do
+    the backorders wait for the next movement of the SKU (logged)."""
     from shop.services import backorders  # it takes units through this module
 
     done: list[stock.StockMovement] = []
@@ -179,8 +180,18 @@ def _fill_backorders(ports: Ports, arrived: list[str], left: list[str]) -> list[
             filled = backorders.fill(ports, code) if code in arrived else []
             done += filled or (backorders.trim(ports, code) if code in left else [])
         except Exception:  # noqa: BLE001 - see above
-            logger.exception("backorders not filled or trimmed", extra={"sku": code})
+            logger.exception("backorders not filled or trimmed; queued for the restock worker", extra={"sku": code})
+            _queue_backorder_retry(ports, code)
     return done
+
+
+def _queue_backorder_retry(ports: Ports, code: str) -> None:
+    try:
+        if ports.restock_queue is None:
+            raise RuntimeError("no restock queue configured")
+        ports.restock_queue.request_rebalance(code)
+    except Exception:  # noqa: BLE001 - the caller's movement is committed; the next one of this SKU tries again
+        logger.exception("backorder retry not queued; waiting for the next movement", extra={"sku": code})
 
 
 def record_stock_state(ports: Ports, code: str) -> None:
