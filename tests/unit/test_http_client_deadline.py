@@ -47,7 +47,9 @@ def test_a_silent_provider_costs_at_most_the_deadline(silent_server, monkeypatch
     with pytest.raises(ProviderError):
         http_client.request("POST", silent_server, body=b"{}")
     elapsed = time.monotonic() - started
-    assert elapsed <= 1.2 + 0.3, elapsed  # without the deadline: 3 attempts x TIMEOUT_S (5 s) and the pauses
+    # Without the deadline: 3 attempts x TIMEOUT_S (5 s) and the pauses, over 15 s. The slack is wide so that a
+    # loaded CI machine (scheduling delays, not the client) cannot fail it.
+    assert elapsed <= 1.2 + 2.5, elapsed
 
 
 def test_the_deadline_bounds_the_worst_case_below_the_attempts_timeouts():
