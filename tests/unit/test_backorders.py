@@ -9,7 +9,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from shop.domain import stock
+from shop.domain import refunds, stock
 from shop.domain.backorders import (
     BACKORDER_ITEM,
     BACKORDER_LOCATION,
@@ -25,6 +25,7 @@ from shop.domain.skus import Sku, SkuTerms, StockLevels, StockPolicy
 from shop.domain.values import sum_units
 from shop.domain.warehouses import StockState, location, stock_item
 from shop.http.schemas import SkuIn
+from tests.unit.test_money_and_stock_rules import paid, refunded
 
 AT = "2026-11-30T10:00:00.000Z"
 SH, BJ = stock_item(1, 0), stock_item(2, 0)  # sellable items of two more warehouses (indexes 1 and 2)
@@ -260,3 +261,50 @@ def test_a_fully_backordered_line_is_held_by_no_warehouse():
     assert waiting.unshipped_by_warehouse() == {}  # not "main holds 2": nothing is there to pack
     no_allocations = order(line(quantity=2, stock_policy=StockPolicy.DEDUCT_ON_PAYMENT))
     assert no_allocations.unshipped_by_warehouse() == {"main": {"TEE": 2}}  # taken at payment, in main
+
+
+# ---- a refund releases the backordered units nobody waits for, and restocks only units that were sold ----
+
+def _one_in_stock_two_waiting():
+    return paid(lines=(("TEE", 3),)).with_allocations({"TEE": [(0, 1), (BACKORDER_ITEM, 2)]})
+
+
+def _refund(placed, **kwargs):
+    return refunds.release_backorders(placed, refunded(placed, **kwargs), at=AT, actor="ops")
+
+
+def test_a_refund_by_line_releases_waiting_units_first_and_restocks_none_of_them():
+    placed = _one_in_stock_two_waiting()
+    assert placed.lines[0].backordered == 2
+    after, movements = _refund(placed, lines=[("TEE", 2)], restock=True)
+    assert [(m.shard, m.delta.available, m.delta.reserved, m.reason) for m in movements] == [
+        (BACKORDER_ITEM, 2, -2, "backorder_cancelled")]
+    assert after.lines[0].backordered == 0 and after.unshipped_units() == {"TEE": 1}  # the unit in stock ships
+    assert after.refunds[-1].restocked == ()  # the released units were never sold
+
+
+def test_a_refund_that_cancels_releases_every_waiting_unit_and_restocks_only_the_sold_one():
+    after, movements = _refund(_one_in_stock_two_waiting(), lines=[("TEE", 3)], restock=True, cancel=True)
+    assert after.status is OrderStatus.CANCELLED
+    assert [(m.shard, m.delta.reserved) for m in movements] == [(BACKORDER_ITEM, -2)]
+    assert sum_units(after.refunds[-1].restocked) == {"TEE": 1}
+
+
+def test_a_refund_by_amount_leaves_the_waiting_units_waiting():
+    placed = _one_in_stock_two_waiting()
+    after, movements = _refund(placed, amount=100)
+    assert movements == [] and after.lines[0].backordered == 2
+
+
+def test_a_cancel_after_a_refund_released_waiting_units_restocks_only_what_was_sold_and_not_yet_restocked():
+    first, _ = _refund(_one_in_stock_two_waiting(), lines=[("TEE", 2)], restock=True)
+    after, movements = _refund(first, lines=[("TEE", 1)], restock=True, cancel=True, key="r2")
+    assert movements == []  # nothing waits any more
+    assert sum_units(after.refunds[-1].restocked) == {"TEE": 1}
+
+
+def test_an_order_without_backorders_is_left_as_the_refund_made_it():
+    placed = paid()
+    intent = refunded(placed, lines=[("TEE", 1)], restock=True)
+    after, movements = refunds.release_backorders(placed, intent, at=AT, actor="ops")
+    assert after is intent and movements == []

@@ -11,16 +11,13 @@ there is; later orders wait (first come, first filled).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 from aws_lambda_powertools import Logger
 
 from shop.domain import backorders, clock, stock
 from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.errors import InsufficientStock
-from shop.domain.orders import Allocation, Order, OrderLine, OrderStatus
-from shop.domain.refunds import restocked_units
-from shop.domain.values import sum_units, unit_lines
+from shop.domain.orders import Allocation, OrderStatus
 from shop.domain.warehouses import warehouse_index_of
 from shop.services import pools, warehouses
 from shop.services.allocation import take_units
@@ -127,40 +124,3 @@ def trim(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMove
         return []
     return pools.set_cap(ports, code, BACKORDER_ITEM, sku.backorder_limit, actor=actor, reason="backorder_limit",
                          only_if_exists=True)
-
-
-def release_unwanted(before: Order, after: Order, *, at: str, actor: str
-                     ) -> tuple[Order, list[stock.StockMovement]]:
-    """After a refund by line or a cancel (`after`, not committed yet): the backordered units nobody waits for any
-    more are released from the allowance in the same write, and taken out of the refund's restocked units (they
-    were never sold: nothing comes back on sale). A refund by line takes back waiting units first: the units in
-    stock stay the order's, to ship (never more wait than is left to ship). Nor does a refund restock units
-    released by an earlier one: never more than the line sold (units on stock items) less what came back before."""
-    waiting = {line.sku: line.backordered for line in after.lines if line.backordered}  # a cancel's too
-    new_refund = len(after.refunds) > len(before.refunds)
-    refunded = sum_units(after.refunds[-1].lines) if new_refund else {}
-    left = {} if after.status is OrderStatus.CANCELLED else after.unshipped_units()
-    wanted = {sku: max(min(units, refunded.get(sku, 0)), units - left.get(sku, 0)) for sku, units in waiting.items()}
-    released = {sku: units for sku, units in wanted.items() if units > 0}
-    lines = tuple(line.with_backorder_released(released[line.sku]) if line.sku in released else line
-                  for line in after.lines)
-    refunds = after.refunds
-    if new_refund and after.refunds[-1].restocked:  # this write's refund restocks only units that were sold
-        entry = after.refunds[-1]
-        restocked = sum_units(entry.restocked)
-        room = {line.sku: _sold(line) - restocked_units(before).get(line.sku, 0) for line in lines
-                if line.reserves_stock and not (line.virtual or line.presale_ships_on)}
-        kept = {sku: min(units - released.get(sku, 0), room.get(sku, units)) for sku, units in restocked.items()}
-        if kept != restocked:
-            refunds = (*after.refunds[:-1], replace(entry, restocked=unit_lines({s: q for s, q in kept.items() if q > 0})))
-    if not released and refunds == after.refunds:
-        return after, []
-    movements = [stock.deallocate(sku, BACKORDER_ITEM, units, at=at, actor=actor, order_id=after.order_id,
-                                  reason="backorder_cancelled") for sku, units in released.items()]
-    return replace(after, lines=lines, refunds=refunds), movements
-
-
-def _sold(line: OrderLine) -> int:
-    """Units of a paid line sold from stock: those on stock items (its backordered ones, waiting or released, never
-    were sold)."""
-    return sum(a.units for a in line.allocations if not backorders.is_backorder_item(a.item))

@@ -22,7 +22,7 @@ from shop.domain.statuses import ACCEPTED_PAYMENT, PaymentStatus, RefundStatus
 from shop.domain.stock import StockMovement
 from shop.domain.values import Refund
 from shop.payments.base import PaymentProvider, ProviderError
-from shop.services import backorders, inventory
+from shop.services import inventory
 from shop.services.orders import get_order_for, release_order_lines
 from shop.services.ports import Commit, Ports
 from shop.services.retry import with_retries
@@ -48,7 +48,7 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
             return order, False  # a retry: the intent is recorded, finish what is left below
         updated = with_refund_intent(order, refund_id, provider_name=provider.name, amount=amount, lines=lines,
                                      restock=restock, reason=reason, actor=actor, cancel=cancel)
-        updated, released = backorders.release_unwanted(order, updated, at=updated.updated_at, actor=actor)
+        updated, released = refunds.release_backorders(order, updated, at=updated.updated_at, actor=actor)
         ports.store.commit(Commit(movements=released, order_update=(order, updated)))
         unwanted[:] = released
         return updated, True
