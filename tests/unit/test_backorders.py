@@ -5,6 +5,7 @@ backordered units (they wait on the allowance, never ship from a warehouse, are 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -270,7 +271,7 @@ def _one_in_stock_two_waiting():
 
 
 def _refund(placed, **kwargs):
-    return refunds.release_backorders(placed, refunded(placed, **kwargs), at=AT, actor="ops")
+    return refunds.release_backorders(refunded(placed, **kwargs), at=AT, actor="ops")
 
 
 def test_a_refund_by_line_releases_waiting_units_first_and_restocks_none_of_them():
@@ -306,5 +307,46 @@ def test_a_cancel_after_a_refund_released_waiting_units_restocks_only_what_was_s
 def test_an_order_without_backorders_is_left_as_the_refund_made_it():
     placed = paid()
     intent = refunded(placed, lines=[("TEE", 1)], restock=True)
-    after, movements = refunds.release_backorders(placed, intent, at=AT, actor="ops")
+    after, movements = refunds.release_backorders(intent, at=AT, actor="ops")
     assert after is intent and movements == []
+
+
+def test_a_refund_by_line_without_restock_releases_the_waiting_units_too():
+    after, movements = _refund(_one_in_stock_two_waiting(), lines=[("TEE", 1)])
+    assert [(m.shard, m.delta.reserved) for m in movements] == [(BACKORDER_ITEM, -1)]  # one of the two
+    assert after.lines[0].backordered == 1 and after.refunds[-1].restocked == ()
+
+
+def test_a_second_refund_releases_by_its_own_lines():
+    by_amount, released = _refund(_one_in_stock_two_waiting(), amount=100)
+    assert released == []
+    after, movements = _refund(by_amount, lines=[("TEE", 1)], key="r2")
+    assert [(m.shard, m.delta.reserved) for m in movements] == [(BACKORDER_ITEM, -1)]
+    assert after.lines[0].backordered == 1
+
+
+def test_a_cancel_restocks_only_sold_units_that_earlier_refunds_did_not_restock():
+    two_in_stock_one_waiting = paid(lines=(("TEE", 3),)).with_allocations({"TEE": [(0, 2), (BACKORDER_ITEM, 1)]})
+    first, released = _refund(two_in_stock_one_waiting, lines=[("TEE", 2)], restock=True)
+    assert [m.delta.reserved for m in released] == [-1] and sum_units(first.refunds[-1].restocked) == {"TEE": 1}
+    after, movements = _refund(first, restock=True, cancel=True, key="r2")  # the plan asks 2 back: 1 is left sold
+    assert movements == []
+    assert [sum_units(r.restocked) for r in after.refunds] == [{"TEE": 1}, {"TEE": 1}]  # the first one untouched
+
+
+def test_lines_that_hold_no_stock_keep_the_units_their_refund_restocks():
+    placed = _one_in_stock_two_waiting()
+    mug = replace(placed.lines[0], sku="MUG", quantity=2, allocations=(), stock_policy=StockPolicy.DEDUCT_ON_PAYMENT)
+    placed = replace(placed, lines=(placed.lines[0], mug), amount_paid=placed.amount_paid + 2000)
+    after, movements = _refund(placed, lines=[("TEE", 2), ("MUG", 2)], restock=True)
+    assert [(m.sku, m.delta.reserved) for m in movements] == [("TEE", -2)]
+    assert sum_units(after.refunds[-1].restocked) == {"MUG": 2}  # the released tees were never sold
+
+
+def test_a_virtual_line_without_stock_items_keeps_the_units_its_refund_restocks():
+    placed = _one_in_stock_two_waiting()
+    card = replace(placed.lines[0], sku="CARD", quantity=2, allocations=(), virtual=True)  # uncapped: no stock item
+    placed = replace(placed, lines=(placed.lines[0], card), amount_paid=placed.amount_paid + 2000)
+    after, movements = _refund(placed, lines=[("TEE", 2), ("CARD", 2)], restock=True)
+    assert [(m.sku, m.delta.reserved) for m in movements] == [("TEE", -2)]
+    assert sum_units(after.refunds[-1].restocked) == {"CARD": 2}

@@ -172,35 +172,31 @@ def with_failed_attempt(order: Order, refund_id: str, *, error: str, at: str) ->
     return replace(order, refunds=refunds, updated_at=at, version=order.version + 1)
 
 
-def release_backorders(before: Order, after: Order, *, at: str, actor: str) -> tuple[Order, list[stock.StockMovement]]:
-    """After a refund by line or a refund that cancels (`after`, not committed yet): the backordered units nobody
-    waits for any more are released from the allowance (domain/backorders.py) in the same write, and taken out of
-    the refund's restocked units (they were never sold: nothing comes back on sale). A refund by line takes back
-    waiting units first: the units in stock stay the order's, to ship (never more wait than is left to ship). Nor
-    does a refund restock units released by an earlier one: never more than the line sold (units on stock items)
-    less what came back before."""
-    waiting = {line.sku: line.backordered for line in after.lines if line.backordered}  # a cancel's too
-    new_refund = len(after.refunds) > len(before.refunds)
-    refunded = sum_units(after.refunds[-1].lines) if new_refund else {}
-    left = {} if after.status is OrderStatus.CANCELLED else after.unshipped_units()
+def release_backorders(order: Order, *, at: str, actor: str) -> tuple[Order, list[stock.StockMovement]]:
+    """`order` with a refund just planned as its last entry (not committed yet: a refund by line or one that
+    cancels): the backordered units nobody waits for any more are released from the allowance
+    (domain/backorders.py) in the same write, and taken out of the refund's restocked units (they were never sold:
+    nothing comes back on sale). A refund by line takes back waiting units first: the units in stock stay the
+    order's, to ship (never more wait than is left to ship). Nor does a refund restock units released by an earlier
+    one: never more than the line sold (units on stock items) less what earlier refunds restocked."""
+    *earlier, entry = order.refunds
+    refunded = sum_units(entry.lines)
+    left = {} if order.status is OrderStatus.CANCELLED else order.unshipped_units()
+    waiting = {line.sku: line.backordered for line in order.lines if line.backordered}  # a cancel's too
     wanted = {sku: max(min(units, refunded.get(sku, 0)), units - left.get(sku, 0)) for sku, units in waiting.items()}
     released = {sku: units for sku, units in wanted.items() if units > 0}
     lines = tuple(line.with_backorder_released(released[line.sku]) if line.sku in released else line
-                  for line in after.lines)
-    refunds = after.refunds
-    if new_refund and after.refunds[-1].restocked:  # this write's refund restocks only units that were sold
-        entry = after.refunds[-1]
-        restocked = sum_units(entry.restocked)
-        room = {line.sku: _sold(line) - restocked_units(before).get(line.sku, 0) for line in lines
-                if line.reserves_stock and not (line.virtual or line.presale_ships_on)}
-        kept = {sku: min(units - released.get(sku, 0), room.get(sku, units)) for sku, units in restocked.items()}
-        if kept != restocked:
-            refunds = (*after.refunds[:-1], replace(entry, restocked=unit_lines({s: q for s, q in kept.items() if q > 0})))
-    if not released and refunds == after.refunds:
-        return after, []
-    movements = [stock.deallocate(sku, BACKORDER_ITEM, units, at=at, actor=actor, order_id=after.order_id,
+                  for line in order.lines)
+    restocked, restocked_before = sum_units(entry.restocked), sum_units(r for e in earlier for r in e.restocked)
+    room = {line.sku: _sold(line) - restocked_before.get(line.sku, 0) for line in lines
+            if line.reserves_stock and not (line.virtual or line.presale_ships_on)}
+    kept = {sku: min(units - released.get(sku, 0), room.get(sku, units)) for sku, units in restocked.items()}
+    if not released and kept == restocked:
+        return order, []
+    entry = replace(entry, restocked=unit_lines({sku: units for sku, units in kept.items() if units > 0}))
+    movements = [stock.deallocate(sku, BACKORDER_ITEM, units, at=at, actor=actor, order_id=order.order_id,
                                   reason="backorder_cancelled") for sku, units in released.items()]
-    return replace(after, lines=lines, refunds=refunds), movements
+    return replace(order, lines=lines, refunds=(*earlier, entry)), movements
 
 
 def _sold(line: OrderLine) -> int:

@@ -48,7 +48,7 @@ def refund_order(ports: Ports, provider: PaymentProvider, order_id: str, *, amou
             return order, False  # a retry: the intent is recorded, finish what is left below
         updated = with_refund_intent(order, refund_id, provider_name=provider.name, amount=amount, lines=lines,
                                      restock=restock, reason=reason, actor=actor, cancel=cancel)
-        updated, released = refunds.release_backorders(order, updated, at=updated.updated_at, actor=actor)
+        updated, released = refunds.release_backorders(updated, at=updated.updated_at, actor=actor)
         ports.store.commit(Commit(movements=released, order_update=(order, updated)))
         unwanted[:] = released
         return updated, True
