@@ -18,6 +18,7 @@ import pytest
 
 from shop.adapters import phones
 from shop.domain import clock
+from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.errors import (
     IdempotencyKeyReused,
     InsufficientStock,
@@ -379,6 +380,29 @@ class ServiceContract:
         with pytest.raises(Unprocessable):
             shop.place([("A", 1)])
         assert shop.ledger_matches_levels("A")
+
+    def test_a_backorder_fill_reads_the_allowance_ledger_from_where_every_order_before_is_settled(self, shop: Shop
+                                                                                                  ) -> None:
+        shop.sku("B", 0, backorder_limit=10)
+        settled = shop.place([("B", 2)]).order_id  # backordered, then cancelled: settled
+        refunds.cancel(shop.ports, shop.provider_for, settled, actor="customer:cus_1", reason="x", customer_id="cus_1")
+        shop.later(2 * 3600)  # beyond READ_MARGIN
+        waiting = shop.place([("B", 3)], customer="cus_2").order_id
+        catalog.adjust_stock(shop.ports, "B", 1, reason="delivery", actor=ADMIN, request_id="d1")  # fills 1 of 3
+        sku = shop.store.get_sku("B")
+        # An hour before the fill (READ_MARGIN), after everything the settled order left, before the waiting one.
+        assert sku is not None and sku.backorder_read_from is not None
+        assert max(m.at for m in shop.ledger("B") if m.order_id == settled) < sku.backorder_read_from
+        assert sku.backorder_read_from <= shop.order(waiting).created_at
+        page, _ = shop.store.ledger("B", 100, None, items=[BACKORDER_ITEM], since=sku.backorder_read_from)
+        assert {m.order_id for m in page} == {waiting}  # the settled order's entries are skipped
+        shop.store.advance_backorder_read_from("B", "2000-01-01T00:00:00.000Z")  # never moves back
+        assert shop.store.get_sku("B").backorder_read_from == sku.backorder_read_from
+        catalog.adjust_stock(shop.ports, "B", 2, reason="delivery", actor=ADMIN, request_id="d2")
+        assert shop.order(waiting).lines[0].backordered == 0
+        assert shop.levels("B") == StockLevels(on_hand=3, available=0, reserved=3, sold=0)
+        allowance = shop.store.get_sku("B").backorder
+        assert allowance == StockLevels(on_hand=10, available=10, reserved=0, sold=0)
 
     # ---- fulfilment ----------------------------------------------------------
 

@@ -127,17 +127,25 @@ class InMemoryStore:
             self._catalog[code] = (replace(sku, stock_state=state), version)
             return True
 
+    def advance_backorder_read_from(self, code: str, at: str) -> None:
+        with self._lock:
+            if code in self._catalog:
+                sku, version = self._catalog[code]
+                if sku.backorder_read_from is None or sku.backorder_read_from < at:
+                    self._catalog[code] = (replace(sku, backorder_read_from=at), version)
+
     def catalog_version(self, code: str) -> int | None:
         with self._lock:
             return self._catalog[code][1] if code in self._catalog else None
 
-    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
-               ) -> tuple[list[StockMovement], str | None]:
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None,
+               since: str | None = None) -> tuple[list[StockMovement], str | None]:
         with self._lock:
             if items is None:
                 items = self._catalog[code][0].stock_items() if code in self._catalog else [0]
             wanted = set(items)
-            movements = [m for m in self._ledger.values() if m.sku == code and m.shard in wanted]
+            movements = [m for m in self._ledger.values()
+                         if m.sku == code and m.shard in wanted and (since is None or m.at >= since)]
         return _page(movements, key=lambda m: f"{m.at}#{m.movement_id}", newest_first=False,
                      scope=f"ledger:{code}:{sorted(wanted)}", limit=limit, cursor=cursor)
 

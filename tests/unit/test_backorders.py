@@ -10,12 +10,13 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
-from shop.domain import refunds, stock
+from shop.domain import clock, refunds, stock
 from shop.domain.backorders import (
     BACKORDER_ITEM,
     BACKORDER_LOCATION,
     MAX_BACKORDER_LIMIT,
     is_backorder_item,
+    next_read_from,
     plan_with_backorder,
     waiting_orders,
 )
@@ -162,6 +163,30 @@ def test_waiting_orders_are_read_from_the_allowance_ledger_first_come_first_fill
     assert waiting_orders(iter(ledger)) == waiting  # one pass over a page iterator
     assert waiting_orders([]) == {}
     assert waiting_orders([reserve("ord_f", 1), reserve("ord_f", 1)]) == {"ord_f": 2}
+
+
+def test_the_next_fill_reads_from_the_first_backorder_of_the_oldest_order_that_waits_at_most_an_hour_back():
+    def at(minute: int) -> str:
+        return f"2026-11-30T{8 + minute // 60:02d}:{minute % 60:02d}:00.000Z"
+
+    def entry(movement: stock.StockMovement, minute: int) -> stock.StockMovement:
+        return replace(movement, at=at(minute))
+
+    ledger = [entry(stock.adjust("TEE", BACKORDER_ITEM, 5, at=AT, actor="admin:ops", reason="backorder_limit"), 0),
+              entry(reserve("ord_a", 2), 10), entry(reserve("ord_b", 1), 20), entry(reserve("ord_b", 1), 30),
+              entry(release("ord_a", 2), 40), entry(reserve("ord_c", 1), 50)]
+    now = clock.parse_iso(at(240))
+    waiting = waiting_orders(ledger)
+    assert list(waiting) == ["ord_b", "ord_c"]
+    assert next_read_from(ledger, waiting, now) == at(20)  # ord_b's first backorder; ord_a is settled
+    assert next_read_from(ledger, ["ord_c"], now) == at(50)
+    assert next_read_from(ledger, [], now) == at(180)  # nothing waits: an hour before now (READ_MARGIN)
+    assert next_read_from(ledger, waiting, clock.parse_iso(at(70))) == at(10)  # never later than an hour back
+    assert next_read_from(ledger, ["ord_z"], now) == at(180)  # an order not in what was read sets no point
+    # Read from that point, the ledger finds the same waiting orders: ord_a's entries before it are all skipped,
+    # and a settled order's release after it counts for nothing.
+    assert waiting_orders(m for m in ledger if m.at >= at(20)) == waiting
+    assert waiting_orders(m for m in ledger if m.at >= at(40)) == {"ord_c": 1}  # (too late a point would lose ord_b)
 
 
 # --- order lines -------------------------------------------------------------------------------------

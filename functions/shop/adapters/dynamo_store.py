@@ -220,6 +220,20 @@ class DynamoShopStore:
             raise
         return True
 
+    def advance_backorder_read_from(self, code: str, at: str) -> None:
+        """Move the SKU's backorder read point forward to `at`; never back (a later one recorded meanwhile stays)."""
+        self._catalog_cache.pop(code, None)
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=it.encode(it.sku_key(code)),
+                UpdateExpression="SET backorder_read_from = :at",
+                ConditionExpression="attribute_exists(pk) AND "
+                                    "(attribute_not_exists(backorder_read_from) OR backorder_read_from < :at)",
+                ExpressionAttributeValues=it.encode({":at": at}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     def get_warehouses(self, *, cached: bool = False) -> Warehouses:
         now = time.monotonic()
         if cached and self._warehouses_cache and now - self._warehouses_cache[0] < WAREHOUSES_CACHE_SECONDS:
@@ -543,10 +557,11 @@ class DynamoShopStore:
                         key=lambda item: item["gsi4sk"])
         return [item["pk"] for item in merged[:limit]]
 
-    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
-               ) -> tuple[list[StockMovement], str | None]:
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None,
+               since: str | None = None) -> tuple[list[StockMovement], str | None]:
         """A SKU's stock movements, oldest first, merged over its shards' ledgers (each sorted by
-        "{at}#{movement_id}"); the cursor is the last sort key emitted."""
+        "{at}#{movement_id}"), from `since` (an `at`, included) when given; the cursor is the last sort key
+        emitted."""
         scope = listing_scope("ledger", code if items is None else code + "#" + ",".join(map(str, items)))
         if items is None:
             catalog = self.get_catalog([code]).get(code)
@@ -555,9 +570,10 @@ class DynamoShopStore:
         want = max(1, min(limit, MAX_PAGE))
         requests = [{
             "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": True,
-            "KeyConditionExpression": "pk = :pk" + (" AND sk > :last" if last else ""),
+            # "{at}#{movement_id}" >= since holds exactly when at >= since; a cursor is always past `since`.
+            "KeyConditionExpression": "pk = :pk" + (" AND sk > :last" if last else " AND sk >= :since" if since else ""),
             "ExpressionAttributeValues": it.encode({":pk": it.ledger_partition(code, n),
-                                                    **({":last": last} if last else {})}),
+                                                    **({":last": last} if last else {":since": since} if since else {})}),
         } for n in items]
         results = self._fan_out(requests, want)
         merged = sorted((item for items, _ in results for item in items), key=lambda item: item["sk"])

@@ -124,6 +124,7 @@ def sku_to_item(sku: Sku) -> dict[str, Any]:
         "presale": sku.presale.to_dict() if sku.presale else None,
         "virtual": sku.virtual.to_dict() if sku.virtual else None,
         "stock_state": sku.stock_state,
+        "backorder_read_from": sku.backorder_read_from,
         "created_at": sku.created_at,
         "updated_at": sku.updated_at,
         **sku_state_index(sku.sku, sku.stock_state),
@@ -147,6 +148,7 @@ def sku_from_item(item: dict[str, Any]) -> Sku:
         presale=PresaleTerms.from_dict(item["presale"]) if item.get("presale") else None,
         virtual=VirtualTerms.from_dict(item["virtual"]) if item.get("virtual") else None,
         stock_state=item.get("stock_state", "in_stock"),
+        backorder_read_from=item.get("backorder_read_from"),
         created_at=item.get("created_at", ""),
         updated_at=item.get("updated_at", ""),
     )

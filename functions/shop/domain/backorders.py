@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shop.domain import clock
 from shop.domain.errors import InsufficientStock
 from shop.domain.shards import plan_take_ranked
 from shop.domain.warehouses import StockState, location, location_of, stock_item
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 BACKORDER_LOCATION = location(0, StockState.BACKORDER)
 BACKORDER_ITEM = stock_item(0, 0, StockState.BACKORDER)
 MAX_BACKORDER_LIMIT = 1_000_000
+# Longer than any write can stay in flight (a Lambda runs 15 minutes at most): a movement's `at` is taken before its
+# commit, so one committed after a fill read the ledger is never older than this when the read began.
+READ_MARGIN = timedelta(hours=1)
 
 
 def is_backorder_item(item: int) -> bool:
@@ -66,3 +71,18 @@ def waiting_orders(movements: Iterable[StockMovement]) -> dict[str, int]:
             continue
         waiting[movement.order_id] = waiting.get(movement.order_id, 0) + movement.delta.reserved
     return {order_id: units for order_id, units in waiting.items() if units > 0}
+
+
+def next_read_from(movements: Iterable[StockMovement], waiting: Iterable[str], now: datetime) -> str:
+    """Where the next fill may start reading the allowance's ledger (`movements`, oldest first, from which the
+    orders `waiting` were found): the first backorder of the oldest order that waits, never later than READ_MARGIN
+    before `now`. Every order first backordered before that point is settled (filled or released), and a settled
+    order never touches the allowance again, so what it left in the ledger can be skipped: a fill's read then grows
+    with what waits and what the last hour did, not with the SKU's whole backorder history. Entries of settled
+    orders after that point only sum to a release (never a positive count), which `waiting_orders` leaves out."""
+    first: dict[str, str] = {}
+    for movement in movements:
+        if movement.order_id is not None:
+            first.setdefault(movement.order_id, movement.at)
+    floor = clock.iso(now - READ_MARGIN)
+    return min([floor, *(first[order_id] for order_id in waiting if order_id in first)])

@@ -89,6 +89,8 @@ class Sku(SkuTerms):
     # A sellable location has `shard_items` items; any other one item.
     locations: tuple[int, ...] = (0,)
     stock_state: str = "in_stock"  # last state announced by a stock event: in_stock, low_stock, sold_out
+    # Where a backorder fill starts reading the allowance's ledger (backorders.next_read_from); None: its start.
+    backorder_read_from: str | None = None
     presale: PresaleTerms | None = None  # a presale pool apart from spot stock (shop/domain/presale.py)
     virtual: VirtualTerms | None = None  # virtual goods: caps instead of stock (shop/domain/virtual.py)
     levels: StockLevels = StockLevels()

@@ -43,7 +43,12 @@ def _fill(ports: Ports, code: str, *, actor: str) -> list[stock.StockMovement]:
     if sku is None or sku.backorder is None or sku.backorder.reserved <= 0 or sku.levels.available <= 0:
         return []  # nothing waits, or nothing is on the shelf to fill it with
     moved: list[stock.StockMovement] = []
-    waiting = list(backorders.waiting_orders(_allowance_ledger(ports, code)))
+    began = clock.now()
+    read = list(_allowance_ledger(ports, code, since=sku.backorder_read_from))
+    waiting = list(backorders.waiting_orders(read))
+    read_from = backorders.next_read_from(read, waiting, began)
+    if read_from > (sku.backorder_read_from or ""):  # the next run skips what only settled orders left
+        ports.store.advance_backorder_read_from(code, read_from)
     for order_id in waiting[:MAX_ORDERS_PER_RUN]:
         try:
             moved += fill_order(ports, order_id, code, actor=actor)
@@ -55,10 +60,10 @@ def _fill(ports: Ports, code: str, *, actor: str) -> list[stock.StockMovement]:
     return moved
 
 
-def _allowance_ledger(ports: Ports, code: str) -> Iterator[stock.StockMovement]:
+def _allowance_ledger(ports: Ports, code: str, *, since: str | None) -> Iterator[stock.StockMovement]:
     cursor: str | None = None
     while True:
-        page, cursor = ports.store.ledger(code, LEDGER_PAGE, cursor, items=[BACKORDER_ITEM])
+        page, cursor = ports.store.ledger(code, LEDGER_PAGE, cursor, items=[BACKORDER_ITEM], since=since)
         yield from page
         if not cursor:
             return

@@ -173,6 +173,11 @@ class Store(Protocol):
         or if the SKU does not exist."""
         ...
 
+    def advance_backorder_read_from(self, code: str, at: str) -> None:
+        """Record where the SKU's next backorder fill starts reading its allowance's ledger (Sku.backorder_read_from),
+        if that moves it forward: never back. Nothing if the SKU does not exist."""
+        ...
+
     def catalog_version(self, code: str) -> int | None:
         """The version of the catalog entry (what `Commit.sku_put` is conditional on), None if it does not exist."""
         ...
@@ -278,10 +283,10 @@ class Store(Protocol):
         `stock_state` is one of `states` when given."""
         ...
 
-    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None
-               ) -> tuple[list[StockMovement], str | None]:
+    def ledger(self, code: str, limit: int, cursor: str | None, *, items: list[int] | None = None,
+               since: str | None = None) -> tuple[list[StockMovement], str | None]:
         """A SKU's stock movements over all its shards (`Sku.stock_items`, or only these `items`: a virtual
-        SKU's day item), oldest first by (at, movement_id)."""
+        SKU's day item), oldest first by (at, movement_id); only those with `at` >= `since` when given."""
         ...
 
     def ledger_between(self, code: str, at_from: str | None, at_to: str | None) -> Iterable[StockMovement]:
