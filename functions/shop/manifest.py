@@ -257,6 +257,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/skus/{sku}/adjustments", "admin_api", "admin"),
     Route("GET", "/admin/skus/{sku}", "admin_api", "admin"),
     Route("GET", "/admin/skus/{sku}/ledger", "admin_api", "admin"),
+    Route("GET", "/admin/skus/{sku}/backorders", "admin_api", "admin"),
     Route("GET", "/admin/orders", "admin_api", "admin"),
     Route("GET", "/admin/orders.csv", "admin_api", "admin"),
     Route("GET", "/admin/skus", "admin_api", "admin"),

@@ -329,3 +329,33 @@ def test_a_fill_that_cannot_be_queued_either_is_logged_and_the_arrival_still_sta
     monkeypatch.setattr(backorders, "fill", real_fill)
     assert api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 1, "reason": "goods in"}).status == 201
     assert line(get(api, waiting))["backordered"] == 0  # the next movement of the SKU fills it
+
+
+def test_operators_list_the_orders_waiting_for_a_sku_in_the_order_they_will_be_filled(api):
+    make_sku(api, "TEE", on_hand=1, backorder_limit=10)
+    first = place(api, ("TEE", 3)).json()  # one in stock, two waiting
+    second = place(api, ("TEE", 4), key="k2", user="bob").json()
+    third = place(api, ("TEE", 1), key="k3", user="carol").json()
+    listed = api.admin("GET", "/admin/skus/TEE/backorders")
+    assert listed.status == 200, listed.text
+    body = listed.json()
+    assert (body["sku"], body["backorder_limit"], body["waiting_orders"], body["waiting_units"]) == ("TEE", 10, 3, 7)
+    assert [(o["order_id"], o["units"]) for o in body["items"]] == [
+        (first["order_id"], 2), (second["order_id"], 4), (third["order_id"], 1)]
+    assert body["items"][0]["backordered_at"] == first["created_at"]
+    assert [o["order_id"] for o in api.admin("GET", "/admin/skus/TEE/backorders?limit=2").json()["items"]] == [
+        first["order_id"], second["order_id"]]
+    api.admin("POST", "/admin/skus/TEE/adjustments", body={"delta": 3, "reason": "goods in"})  # first, then 1 of 4
+    after = api.admin("GET", "/admin/skus/TEE/backorders").json()
+    assert [(o["order_id"], o["units"]) for o in after["items"]] == [(second["order_id"], 3), (third["order_id"], 1)]
+    assert after["waiting_units"] == 4 == admin_view(api)["backordered"]
+
+
+def test_the_waiting_list_answers_clearly_for_other_skus_and_bad_input(api):
+    make_sku(api, "CAP", on_hand=1)
+    empty = api.admin("GET", "/admin/skus/CAP/backorders").json()
+    assert (empty["backorder_limit"], empty["waiting_orders"], empty["items"]) == (0, 0, [])
+    assert api.admin("GET", "/admin/skus/NOPE/backorders").status == 404
+    assert api.admin("GET", "/admin/skus/CAP/backorders?limit=0").status == 422
+    assert api.admin("GET", "/admin/skus/CAP/backorders?cursor=x").status == 422  # undeclared parameter
+    assert api.request("GET", "/admin/skus/CAP/backorders").status == 403  # operators only

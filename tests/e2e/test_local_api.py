@@ -145,6 +145,8 @@ def test_backorders_over_http(local_server):
                         headers={"Idempotency-Key": uuid.uuid4().hex})
     assert refused.status_code == 409 and refused.headers["Content-Type"] == "application/problem+json"
     assert refused.json()["skus"] == [{"sku": code, "requested": 3, "unshipped": 3, "backordered": 2}]
+    waiting = api.admin("GET", f"/admin/skus/{code}/backorders").json()
+    assert [(o["order_id"], o["units"]) for o in waiting["items"]] == [(first["order_id"], 2), (second["order_id"], 1)]
 
     assert api.admin("POST", f"/admin/skus/{code}/adjustments", json={"delta": 1, "reason": "PO-1"}).status_code == 201
     assert api.call("GET", f"/orders/{first['order_id']}").json()["lines"][0]["backordered"] == 1  # oldest first
@@ -158,6 +160,7 @@ def test_backorders_over_http(local_server):
     assert [o["lines"][0]["backordered"] for o in filled] == [0, 0]
     view = api.admin("GET", f"/admin/skus/{code}").json()
     assert (view["backorder_limit"], view["backordered"]) == (5, 0)
+    assert api.admin("GET", f"/admin/skus/{code}/backorders").json()["items"] == []
     assert view["levels"] == {"on_hand": 1, "available": 0, "reserved": 1, "sold": 3}  # bob's unpaid unit reserved
     shipped = api.admin("POST", f"/admin/orders/{first['order_id']}/shipments", json={"carrier": "DHL"},
                         headers={"Idempotency-Key": uuid.uuid4().hex})

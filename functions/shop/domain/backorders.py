@@ -73,6 +73,16 @@ def waiting_orders(movements: Iterable[StockMovement]) -> dict[str, int]:
     return {order_id: units for order_id, units in waiting.items() if units > 0}
 
 
+def first_backordered(movements: Iterable[StockMovement]) -> dict[str, str]:
+    """When each order in the allowance's ledger (`movements`, oldest first) first touched it: its first backorder
+    when the ledger is read from before it."""
+    first: dict[str, str] = {}
+    for movement in movements:
+        if movement.order_id is not None:
+            first.setdefault(movement.order_id, movement.at)
+    return first
+
+
 def next_read_from(movements: Iterable[StockMovement], waiting: Iterable[str], now: datetime) -> str:
     """Where the next fill may start reading the allowance's ledger (`movements`, oldest first, from which the
     orders `waiting` were found): the first backorder of the oldest order that waits, never later than READ_MARGIN
@@ -80,9 +90,6 @@ def next_read_from(movements: Iterable[StockMovement], waiting: Iterable[str], n
     order never touches the allowance again, so what it left in the ledger can be skipped: a fill's read then grows
     with what waits and what the last hour did, not with the SKU's whole backorder history. Entries of settled
     orders after that point only sum to a release (never a positive count), which `waiting_orders` leaves out."""
-    first: dict[str, str] = {}
-    for movement in movements:
-        if movement.order_id is not None:
-            first.setdefault(movement.order_id, movement.at)
+    first = first_backordered(movements)
     floor = clock.iso(now - READ_MARGIN)
     return min([floor, *(first[order_id] for order_id in waiting if order_id in first)])

@@ -41,6 +41,7 @@ SUCCESS: dict[tuple[str, str], tuple[int, type[BaseModel]]] = {
     ("get", "/admin/skus/{sku}"): (200, r.AdminSkuOut),
     ("post", "/admin/skus/{sku}/adjustments"): (201, r.AdjustmentOut),
     ("get", "/admin/skus/{sku}/ledger"): (200, r.LedgerPage),
+    ("get", "/admin/skus/{sku}/backorders"): (200, r.BackorderWaitingOut),
     ("get", "/admin/orders"): (200, r.AdminOrderPage),
     ("get", "/admin/orders.csv"): (200, r.OrdersCsv),
     ("get", "/admin/skus"): (200, r.AdminSkuPage),

@@ -322,6 +322,20 @@ class LedgerPage(BaseModel):
     next_cursor: str | None
 
 
+class WaitingOrderOut(BaseModel):
+    order_id: str
+    units: int  # backordered units of this SKU still waiting
+    backordered_at: str  # when it first backordered the SKU: the fill order
+
+
+class BackorderWaitingOut(BaseModel):
+    sku: str
+    backorder_limit: int
+    waiting_orders: int  # all of them
+    waiting_units: int
+    items: list[WaitingOrderOut]  # the first `limit`, in the order they will be filled
+
+
 class PresaleReleaseOut(BaseModel):
     sku: AdminSkuOut
     ledger_entries: list[LedgerEntryOut]  # out of the pool, into spot stock (one transaction)

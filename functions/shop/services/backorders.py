@@ -11,6 +11,7 @@ there is; later orders wait (first come, first filled).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
@@ -58,6 +59,24 @@ def _fill(ports: Ports, code: str, *, actor: str) -> list[stock.StockMovement]:
         # More wait than one run fills: the restock worker's rebalance message runs the next one (restock/handler.py).
         ports.restock_queue.request_rebalance(code)
     return moved
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    order_id: str
+    units: int  # backordered units of the SKU still waiting
+    since: str  # its first backorder of the SKU
+
+
+def waiting(ports: Ports, code: str) -> list[WaitingOrder]:
+    """The orders waiting for the SKU's stock, in the order they will be filled (first come, first filled): read
+    from the allowance's ledger as a fill reads it (from the SKU's read point); [] for a SKU without backorders."""
+    sku = ports.store.get_sku(code)
+    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0:
+        return []
+    read = list(_allowance_ledger(ports, code, since=sku.backorder_read_from))
+    first = backorders.first_backordered(read)
+    return [WaitingOrder(order_id, units, first[order_id]) for order_id, units in backorders.waiting_orders(read).items()]
 
 
 def _allowance_ledger(ports: Ports, code: str, *, since: str | None) -> Iterator[stock.StockMovement]:

@@ -30,7 +30,7 @@ from shop.http.routes.common import (
 )
 from shop.http.schemas import AdjustmentIn, RefundIn, ShipmentIn, SkuIn
 from shop.payments import registry
-from shop.services import catalog, exports, finding, fulfilment, payments, pools
+from shop.services import backorders, catalog, exports, finding, fulfilment, payments, pools
 from shop.services import imports as import_service
 from shop.services import orders as order_service
 from shop.services import warehouses as warehouse_service
@@ -102,6 +102,20 @@ def ledger(sku: str, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None):
     entries, next_cursor = ports.store.ledger(sku, limit, cursor)
     registry = ports.store.get_warehouses(cached=True)
     return json_response(200, page([movement_view(e, registry) for e in entries], next_cursor))
+
+
+@router.get("/admin/skus/<sku>/backorders", summary="The orders waiting for the SKU's backordered units, first come "
+                                                    "first (the order they will be filled in)")
+def waiting_backorders(sku: str, limit: Limit = DEFAULT_PAGE):
+    declared_query_only(router, {"limit"})
+    ports = default_ports()
+    found = catalog.get_sku(ports, checked_sku(sku))
+    waiting = backorders.waiting(ports, found.sku)
+    return json_response(200, {
+        "sku": found.sku, "backorder_limit": found.backorder_limit, "waiting_orders": len(waiting),
+        "waiting_units": sum(order.units for order in waiting),
+        "items": [{"order_id": order.order_id, "units": order.units, "backordered_at": order.since}
+                  for order in waiting[:limit]]})
 
 
 # The filters of the operators' order list and CSV export (combine freely; each answered by an index).
