@@ -42,11 +42,12 @@ class RebalanceMessage(BaseModel):
 def restock(record: SQSRecord) -> None:
     if '"rebalance"' in (record.body or ""):
         rebalance = parse_message(record, RebalanceMessage)
-        moved = inventory.rebalance(default_ports(), rebalance.sku)
+        ports = default_ports()
+        moved = inventory.rebalance(ports, rebalance.sku)
         # Also the next run of a backorder fill that stopped at its cap, or one that failed after an arrival
         # (services/backorders.py, inventory._fill_backorders); trim brings an allowance kept above a lowered limit
         # down to it (one read, no write when it is there already).
-        filled = backorders.fill(default_ports(), rebalance.sku) or backorders.trim(default_ports(), rebalance.sku)
+        filled = backorders.fill(ports, rebalance.sku) or backorders.trim(ports, rebalance.sku)
         logger.info("rebalance", extra={"sku": rebalance.sku, "movements": len(moved), "backorder_movements": len(filled)})
         return
     message = parse_message(record, RestockMessage)

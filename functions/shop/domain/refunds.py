@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shop.domain import stock
-from shop.domain.backorders import BACKORDER_ITEM, is_backorder_item
+from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.errors import InvalidTransition, Unprocessable
-from shop.domain.orders import Order, OrderLine, OrderStatus
+from shop.domain.orders import Order, OrderStatus
 from shop.domain.statuses import HOLDS_MONEY, PaymentStatus, RefundStatus
 from shop.domain.values import Refund, UnitLine, sum_units, unit_lines
 
@@ -188,7 +188,8 @@ def release_backorders(order: Order, *, at: str, actor: str) -> tuple[Order, lis
     lines = tuple(line.with_backorder_released(released[line.sku]) if line.sku in released else line
                   for line in order.lines)
     restocked, restocked_before = sum_units(entry.restocked), sum_units(r for e in earlier for r in e.restocked)
-    room = {line.sku: _sold(line) - restocked_before.get(line.sku, 0) for line in lines
+    # A line sold the units its warehouses hold (backordered ones, waiting or released, never were sold).
+    room = {line.sku: sum(line.units_by_warehouse().values()) - restocked_before.get(line.sku, 0) for line in lines
             if line.reserves_stock and not (line.virtual or line.presale_ships_on)}
     kept = {sku: min(units - released.get(sku, 0), room.get(sku, units)) for sku, units in restocked.items()}
     if not released and kept == restocked:
@@ -197,9 +198,3 @@ def release_backorders(order: Order, *, at: str, actor: str) -> tuple[Order, lis
     movements = [stock.deallocate(sku, BACKORDER_ITEM, units, at=at, actor=actor, order_id=order.order_id,
                                   reason="backorder_cancelled") for sku, units in released.items()]
     return replace(order, lines=lines, refunds=(*earlier, entry)), movements
-
-
-def _sold(line: OrderLine) -> int:
-    """Units of a paid line sold from stock: those on stock items (its backordered ones, waiting or released, never
-    were sold)."""
-    return sum(a.units for a in line.allocations if not is_backorder_item(a.item))

@@ -10,7 +10,6 @@ there is; later orders wait (first come, first filled).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
@@ -19,6 +18,7 @@ from shop.domain import backorders, clock, stock
 from shop.domain.backorders import BACKORDER_ITEM
 from shop.domain.errors import InsufficientStock
 from shop.domain.orders import Allocation, OrderStatus
+from shop.domain.skus import Sku
 from shop.domain.warehouses import warehouse_index_of
 from shop.services import pools, warehouses
 from shop.services.allocation import take_units
@@ -41,11 +41,13 @@ def fill(ports: Ports, code: str, *, actor: str = ACTOR) -> list[stock.StockMove
 
 def _fill(ports: Ports, code: str, *, actor: str) -> list[stock.StockMovement]:
     sku = ports.store.get_sku(code)
-    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0 or sku.levels.available <= 0:
-        return []  # nothing waits, or nothing is on the shelf to fill it with
+    if sku is None or sku.levels.available <= 0:
+        return []  # nothing is on the shelf to fill backorders with
     moved: list[stock.StockMovement] = []
     began = clock.now()
-    read = list(_allowance_ledger(ports, code, since=sku.backorder_read_from))
+    read = _waiting_ledger(ports, sku)
+    if not read:
+        return []
     waiting = list(backorders.waiting_orders(read))
     read_from = backorders.next_read_from(read, waiting, began)
     if read_from > (sku.backorder_read_from or ""):  # the next run skips what only settled orders left
@@ -68,24 +70,26 @@ class WaitingOrder:
     since: str  # its first backorder of the SKU
 
 
-def waiting(ports: Ports, code: str) -> list[WaitingOrder]:
-    """The orders waiting for the SKU's stock, in the order they will be filled (first come, first filled): read
-    from the allowance's ledger as a fill reads it (from the SKU's read point); [] for a SKU without backorders."""
-    sku = ports.store.get_sku(code)
-    if sku is None or sku.backorder is None or sku.backorder.reserved <= 0:
-        return []
-    read = list(_allowance_ledger(ports, code, since=sku.backorder_read_from))
+def waiting(ports: Ports, sku: Sku) -> list[WaitingOrder]:
+    """The orders waiting for the SKU's stock (`sku` as just read), in the order they will be filled (first come,
+    first filled): the ledger a fill reads; [] for a SKU without backorders."""
+    read = _waiting_ledger(ports, sku)
     first = backorders.first_backordered(read)
     return [WaitingOrder(order_id, units, first[order_id]) for order_id, units in backorders.waiting_orders(read).items()]
 
 
-def _allowance_ledger(ports: Ports, code: str, *, since: str | None) -> Iterator[stock.StockMovement]:
+def _waiting_ledger(ports: Ports, sku: Sku) -> list[stock.StockMovement]:
+    """The allowance's ledger from the SKU's read point, oldest first; nothing to read when no unit waits."""
+    if sku.backorder is None or sku.backorder.reserved <= 0:
+        return []
+    read: list[stock.StockMovement] = []
     cursor: str | None = None
     while True:
-        page, cursor = ports.store.ledger(code, LEDGER_PAGE, cursor, items=[BACKORDER_ITEM], since=since)
-        yield from page
+        page, cursor = ports.store.ledger(sku.sku, LEDGER_PAGE, cursor, items=[BACKORDER_ITEM],
+                                          since=sku.backorder_read_from)
+        read += page
         if not cursor:
-            return
+            return read
 
 
 def fill_order(ports: Ports, order_id: str, code: str, *, actor: str = ACTOR) -> list[stock.StockMovement]:

@@ -110,7 +110,7 @@ def waiting_backorders(sku: str, limit: Limit = DEFAULT_PAGE):
     declared_query_only(router, {"limit"})
     ports = default_ports()
     found = catalog.get_sku(ports, checked_sku(sku))
-    waiting = backorders.waiting(ports, found.sku)
+    waiting = backorders.waiting(ports, found)
     return json_response(200, {
         "sku": found.sku, "backorder_limit": found.backorder_limit, "waiting_orders": len(waiting),
         "waiting_units": sum(order.units for order in waiting),
